@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from engine.errors import EvbtError
+from engine.errors import EvbtError, EvbtWarning
 
 try:
     __version__ = version("evbt")
@@ -94,9 +95,16 @@ def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool,
 # ---------------------------------------------------------------- run / runs / compare (issue 4)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    if issubclass(category, EvbtWarning):
+        click.echo(f"warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: the single error boundary."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("always", EvbtWarning)
     try:
         rv = cli.main(args=argv, prog_name="evbt", standalone_mode=False)
     except click.exceptions.Abort:

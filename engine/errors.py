@@ -25,3 +25,7 @@ class DataError(EvbtError):
 
 class RunError(EvbtError):
     """A backtest could not be completed (exit code 1)."""
+
+
+class EvbtWarning(UserWarning):
+    """Something the user must see but that does not stop the command (e.g. stale cache served)."""

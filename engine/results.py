@@ -1,0 +1,70 @@
+"""Plain-data results of a backtest run (no backtrader types escape the runner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class TradeRecord:
+    """One round trip (entry and exit) on one symbol, explainable from the price bars.
+
+    Prices are in the listing's own currency (raw bar open/close, before slippage); ``fx_*`` is the
+    local-currency units per one base-currency unit used to convert (1.0 for USD listings in a USD run).
+    Money fields (``fees``, ``pnl``, ``entry_value``) are in the run's base currency.
+    """
+
+    trade_id: int
+    symbol: str
+    side: str  # "long" | "short"
+    event_id: str
+    event_type: str
+    entry_date: str  # session date, ISO
+    entry_fill: str  # "open" | "close"
+    entry_price: float
+    exit_date: str | None
+    exit_fill: str | None
+    exit_price: float | None
+    size: int  # shares, always positive; direction is ``side``
+    fx_entry: float
+    fx_exit: float | None
+    entry_fees: float
+    exit_fees: float
+    fees: float  # entry_fees + exit_fees (commission + slippage + stamp duty)
+    entry_value: float  # size * entry_price / fx_entry
+    pnl: float  # net of fees, base currency
+    ret: float  # pnl / entry_value
+    exit_reason: str  # hold | stop_loss | take_profit | signal | end_of_data | open
+    holding_sessions: int
+    benchmark_return: float | None = None  # benchmark close-to-close return over the same window
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """Every order the strategy wanted, including the ones that did not fill."""
+
+    date: str
+    symbol: str
+    action: str  # "buy" | "sell"
+    size: int
+    status: str  # "filled" | "refused" | "skipped"
+    reason: str  # why refused/skipped (e.g. "insufficient cash", "size rounds to 0 lots", "no bar")
+    event_id: str | None = None
+    price: float | None = None
+    fees: float | None = None
+
+
+@dataclass
+class RunResult:
+    """What ``engine.runner.run_backtest`` returns."""
+
+    equity: pd.Series  # base-currency portfolio value at each bar close (index: tz-naive dates, union of sessions)
+    cash: pd.Series  # base-currency cash at each bar close
+    exposure: pd.Series  # gross position value / equity at each bar close
+    trades: list[TradeRecord]
+    orders: list[OrderRecord]
+    benchmark: pd.Series | None  # benchmark close prices on the same index (ffilled), or None
+    fx_source: str  # "HKD=X series" | "7.80 peg" | "none needed"
+    warnings: list[str] = field(default_factory=list)
