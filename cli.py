@@ -90,6 +90,232 @@ def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool,
 
 # ---------------------------------------------------------------- data commands (issue 2)
 
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _data_store(ctx: click.Context) -> Any:
+    from engine.cache import PriceStore
+
+    obj: AppContext = ctx.obj
+    return PriceStore(obj.cache_dir, offline=obj.offline)
+
+
+def _data_day(value: Any) -> Any:
+    return value.date() if value is not None else None
+
+
+def _data_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> None:
+    """Aligned plain-text table (numbers right-aligned)."""
+    right = right or set()
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs]
+        return "  ".join(out).rstrip()
+
+    click.echo(line(headers))
+    for row in rows:
+        click.echo(line(row))
+
+
+def _data_source_label(meta: dict) -> str:
+    return "sample (SYNTHETIC)" if meta.get("source") == "sample" else str(meta.get("source", "?"))
+
+
+def _data_size(size: int) -> str:
+    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
+
+@cli.group("data")
+def data_group() -> None:
+    """Manage the parquet price cache.
+
+    \b
+    Example:
+      evbt data import prices/BABA.csv prices/HSI.csv
+      evbt data ls
+    """
+
+
+@data_group.command("fetch")
+@click.argument("symbols", nargs=-1, required=True)
+@click.option("--start", type=_DATE, default=None, help="First date (YYYY-MM-DD); default: full history.")
+@click.option("--end", type=_DATE, default=None, help="Last date, inclusive (YYYY-MM-DD); default: today.")
+@click.pass_context
+def data_fetch(ctx: click.Context, symbols: tuple[str, ...], start: Any, end: Any) -> None:
+    """Download daily prices from Yahoo Finance into the cache (only the missing part).
+
+    \b
+    Example:
+      evbt data fetch BABA 700 ^HSI --start 2021-01-01 --end 2022-12-31
+    """
+    from engine.errors import MissingDataError
+    from engine.symbols import parse_symbol_list
+
+    syms = parse_symbol_list(list(symbols))
+    if ctx.obj.offline:
+        raise MissingDataError(
+            "data fetch needs the network but evbt is offline (--offline/--sample/EVBT_OFFLINE)"
+        )
+    store = _data_store(ctx)
+    for sym in syms:
+        store.update(sym, _data_day(start), _data_day(end), refresh=True)
+        meta = store.read_meta(sym)
+        span = f"{meta['first_date']} .. {meta['last_date']}"
+        click.echo(f"{sym}: {meta['rows']} bars {span} ({meta['source']})")
+
+
+@data_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--symbol", default=None, help="Symbol for a single file (default: from the file name).")
+@click.pass_context
+def data_import(ctx: click.Context, files: tuple[Path, ...], symbol: str | None) -> None:
+    """Import Yahoo Finance CSV files (Date,Open,High,Low,Close,Adj Close,Volume).
+
+    Every file is checked before anything is written. HSI.csv is stored as ^HSI.
+
+    \b
+    Example:
+      evbt data import prices/BABA.csv prices/0700.HK.csv
+      evbt data import tencent.csv --symbol 700
+    """
+    from engine.csv_import import read_yahoo_csv
+    from engine.errors import ConfigError
+
+    if symbol and len(files) > 1:
+        raise ConfigError("--symbol works with one FILE only")
+    parsed = [read_yahoo_csv(f, symbol) for f in files]
+    store = _data_store(ctx)
+    for item in parsed:
+        meta = store.write(item.symbol, item.frame, "csv", item.adjustment)
+        click.echo(f"{item.symbol}: {meta['rows']} bars {meta['first_date']} .. {meta['last_date']} "
+                   f"from {item.path.name}")
+
+
+@data_group.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def data_ls(ctx: click.Context, as_json: bool) -> None:
+    """List cached symbols with range, rows, source, fetch time and file size.
+
+    \b
+    Example:
+      evbt data ls --json
+    """
+    entries = _data_store(ctx).entries()
+    if as_json:
+        emit_json(entries)
+        return
+    if not entries:
+        click.echo(f"cache {ctx.obj.cache_dir} is empty (try `evbt data sample` or `evbt data import FILE`)")
+        return
+    rows = [[e["symbol"], e.get("first_date", "?"), e.get("last_date", "?"), str(e.get("rows", "?")),
+             _data_source_label(e) if "error" not in e else "DAMAGED", e.get("fetched_at", "?"),
+             _data_size(e["size"])] for e in entries]
+    _data_table(["symbol", "first", "last", "rows", "source", "fetched at", "size"], rows, right={3, 6})
+
+
+@data_group.command("verify")
+@click.argument("symbols", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def data_verify(ctx: click.Context, symbols: tuple[str, ...], as_json: bool) -> None:
+    """Re-validate cache files; exit 1 if any is damaged or invalid.
+
+    \b
+    Example:
+      evbt data verify            # every file
+      evbt data verify BABA 700
+    """
+    from engine.symbols import parse_symbol_list
+
+    results = _data_store(ctx).verify(parse_symbol_list(list(symbols)) if symbols else None)
+    bad = [r for r in results if not r.ok]
+    if as_json:
+        emit_json([{"symbol": r.symbol, "path": str(r.path), "ok": r.ok, "problem": r.problem}
+                   for r in results])
+    else:
+        for r in results:
+            click.echo(f"{r.symbol}: ok" if r.ok else f"{r.symbol}: DAMAGED: {r.problem}")
+        click.echo(f"{len(results)} file(s) checked, {len(bad)} damaged")
+    if bad:
+        ctx.exit(1)
+
+
+@data_group.command("rm")
+@click.argument("symbols", nargs=-1, required=True)
+@click.pass_context
+def data_rm(ctx: click.Context, symbols: tuple[str, ...]) -> None:
+    """Remove symbols from the cache (nothing is removed if one is not cached).
+
+    \b
+    Example:
+      evbt data rm BABA 0700.HK
+    """
+    from engine.errors import MissingDataError
+    from engine.symbols import parse_symbol_list
+
+    store = _data_store(ctx)
+    syms = parse_symbol_list(list(symbols))
+    missing = [s for s in syms if not store.has(s)]
+    if missing:
+        raise MissingDataError(f"not in the cache {ctx.obj.cache_dir}: {', '.join(missing)}")
+    for sym in syms:
+        store.remove(sym)
+        click.echo(f"{sym}: removed")
+
+
+@data_group.command("sample")
+@click.pass_context
+def data_sample(ctx: click.Context) -> None:
+    """Write the SYNTHETIC offline sample (not real prices) into the cache.
+
+    With the global --sample flag this is data_cache/sample.
+
+    \b
+    Example:
+      evbt --sample data sample && evbt --sample data ls
+    """
+    from engine.sample import write_sample
+
+    for meta in write_sample(_data_store(ctx)):
+        span = f"{meta['first_date']} .. {meta['last_date']}"
+        click.echo(f"{meta['symbol']}: {meta['rows']} SYNTHETIC bars {span}")
+    click.echo(f"sample written to {ctx.obj.cache_dir} (synthetic data, for demos and tests only)")
+
+
+@data_group.command("show")
+@click.argument("symbol")
+@click.option("--start", type=_DATE, default=None, help="First date (YYYY-MM-DD).")
+@click.option("--end", type=_DATE, default=None, help="Last date, inclusive (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def data_show(ctx: click.Context, symbol: str, start: Any, end: Any, as_json: bool) -> None:
+    """Summarise one symbol's prices: first/last close, return, min/max, rows, stale bars.
+
+    \b
+    Example:
+      evbt data show 9988.HK --start 2022-03-01 --end 2022-03-31
+    """
+    from engine.cache import price_summary
+    from engine.symbols import normalize_symbol
+
+    store = _data_store(ctx)
+    sym = normalize_symbol(symbol)
+    summary = price_summary(store.load(sym, _data_day(start), _data_day(end)), sym)
+    meta = store.read_meta(sym)
+    summary.update(source=meta["source"], currency=meta["currency"], synthetic=meta["source"] == "sample")
+    if as_json:
+        emit_json(summary)
+        return
+    s = summary
+    click.echo(f"{sym} ({_data_source_label(meta)}, {s['currency']})  {s['first_date']} .. {s['last_date']}, "
+               f"{s['rows']} bars, {s['stale_bars']} stale")
+    click.echo(f"  close {s['first_close']:.4g} -> {s['last_close']:.4g}  return {s['return']:+.2%}")
+    click.echo(f"  min {s['min_close']:.4g} on {s['min_date']}, max {s['max_close']:.4g} on {s['max_date']}")
+
+
 # ---------------------------------------------------------------- events commands (issue 3)
 
 # ---------------------------------------------------------------- run / runs / compare (issue 4)

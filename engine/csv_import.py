@@ -1,0 +1,186 @@
+"""Yahoo Finance CSV (``Date,Open,High,Low,Close,Adj Close,Volume``) -> normalised price frame.
+
+Every problem is a ``ConfigError`` naming the file, line and column, e.g.
+``BABA.csv line 17, column Close: 'abc' is not a number``. Nothing is written here; the caller stores the
+frame only after the whole file parsed and validated.
+
+Decisions:
+- Header names are matched case-insensitively after trimming; extra columns are ignored. ``Adj Close`` may
+  be absent (then ``adj_close`` = ``close`` and the adjustment note says so); the other six are required.
+- Dates must be ISO ``YYYY-MM-DD`` (a time/zone suffix after the date is ignored: daily bars only).
+- Rows whose price fields are all ``null`` (Yahoo's placeholder for a day without data) are skipped; a row
+  with only some fields ``null``/empty is an error.
+- Duplicate dates are an error (which row is right is unknowable). Rows out of order are sorted: the order
+  of lines carries no information.
+- Encoding: UTF-8 (a BOM is accepted); anything else is reported with the line of the first bad byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import ConfigError, DataError
+from engine.symbols import normalize_symbol
+from engine.validate import validate_prices
+
+REQUIRED = {
+    "date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume",
+}
+OPTIONAL = {"adj_close": "Adj Close"}
+_FIELDS = ["open", "high", "low", "close", "adj_close", "volume"]
+
+
+@dataclass(frozen=True)
+class ImportedPrices:
+    """A parsed and validated CSV, ready for ``PriceStore.write``."""
+
+    symbol: str
+    frame: pd.DataFrame
+    adjustment: str
+    path: Path
+
+
+def symbol_from_path(path: Path) -> str:
+    """``HSI.csv`` -> ``^HSI``, ``0700.HK.csv`` -> ``0700.HK``; the name is never used as a path again."""
+    return normalize_symbol(Path(path).name.removesuffix(".csv").removesuffix(".CSV"))
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path.name} line {line}: not UTF-8 text (bad byte at offset {exc.start})"
+        ) from exc
+
+
+def _header_map(path: Path, header: list[str]) -> dict[str, int]:
+    names = {h.strip().lower(): i for i, h in enumerate(header)}
+    cols: dict[str, int] = {}
+    for key, label in {**REQUIRED, **OPTIONAL}.items():
+        if label.lower() in names:
+            cols[key] = names[label.lower()]
+    missing = [label for key, label in REQUIRED.items() if key not in cols]
+    if missing:
+        raise ConfigError(
+            f"{path.name} line 1: missing column(s) {', '.join(missing)}; expected a Yahoo CSV header "
+            "Date,Open,High,Low,Close,Adj Close,Volume"
+        )
+    return cols
+
+
+def _parse_date(path: Path, line: int, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        raise ConfigError(
+            f"{path.name} line {line}, column Date: {text!r} is not a YYYY-MM-DD date"
+        ) from None
+
+
+def _parse_number(path: Path, line: int, label: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{path.name} line {line}, column {label}: {text!r} is not a number") from None
+    if math.isnan(value) or math.isinf(value):
+        raise ConfigError(f"{path.name} line {line}, column {label}: {text!r} is not a finite number")
+    return value
+
+
+def _parse_rows(path: Path, text: str) -> tuple[list[dt.date], np.ndarray, list[int], bool]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or not any(h.strip() for h in header):
+        raise ConfigError(f"{path.name}: empty file (expected a Yahoo CSV header and price rows)")
+    cols = _header_map(path, header)
+    labels = {**REQUIRED, **OPTIONAL}
+    has_adj = "adj_close" in cols
+    width = max(cols.values()) + 1
+    dates: list[dt.date] = []
+    lines: list[int] = []
+    values: list[list[float]] = []
+    for row in reader:
+        line = reader.line_num
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) < width:
+            raise ConfigError(f"{path.name} line {line}: expected {width} fields, found {len(row)}")
+        fields = [f for f in _FIELDS if f in cols]
+        cells = {f: row[cols[f]].strip() for f in fields}
+        if all(cells[f].lower() == "null" for f in fields if f != "volume"):
+            continue
+        day = _parse_date(path, line, row[cols["date"]])
+        nums = [_parse_number(path, line, labels[f], cells[f]) for f in fields]
+        if not has_adj:
+            nums.insert(4, nums[3])
+        dates.append(day)
+        lines.append(line)
+        values.append(nums)
+    if not values:
+        raise ConfigError(f"{path.name}: no price rows after the header")
+    return dates, np.asarray(values, dtype="float64"), lines, has_adj
+
+
+def _check_duplicates(path: Path, dates: list[dt.date], lines: list[int]) -> None:
+    seen: dict[dt.date, int] = {}
+    for day, line in zip(dates, lines, strict=True):
+        if day in seen:
+            raise ConfigError(
+                f"{path.name} line {line}, column Date: duplicate date {day.isoformat()} "
+                f"(first on line {seen[day]})"
+            )
+        seen[day] = line
+
+
+def _adjustment_note(frame: pd.DataFrame, has_adj: bool) -> str:
+    if not has_adj:
+        return "csv without Adj Close: adj_close = close"
+    if np.array_equal(frame["adj_close"].to_numpy(), frame["close"].to_numpy()):
+        return "adj_close equals close: OHLC may already be dividend-adjusted (or no distributions)"
+    return "raw OHLC; adj_close dividend/split adjusted (as in the CSV)"
+
+
+def read_yahoo_csv(path: Path | str, symbol: str | None = None) -> ImportedPrices:
+    """Parse and validate one Yahoo CSV. ``symbol`` overrides the one derived from the file name."""
+    path = Path(path)
+    sym = normalize_symbol(symbol) if symbol else symbol_from_path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
+    dates, values, lines, has_adj = _parse_rows(path, _decode(path, raw))
+    _check_duplicates(path, dates, lines)
+    index = pd.DatetimeIndex(pd.to_datetime(dates), name="date")
+    frame = pd.DataFrame(values, index=index, columns=_FIELDS)
+    order = np.argsort(index.asi8, kind="stable")
+    frame = frame.iloc[order]
+    line_of = dict(zip(index.asi8.tolist(), lines, strict=True))
+    try:
+        frame = validate_prices(frame, sym)
+    except DataError as exc:
+        raise ConfigError(f"{path.name} line {_line_for(exc, line_of)}: {exc}") from exc
+    return ImportedPrices(sym, frame, _adjustment_note(frame, has_adj), path)
+
+
+def _line_for(exc: DataError, line_of: dict[int, int]) -> str:
+    """Map the date a validation error names back to its CSV line (best effort)."""
+    text = str(exc)
+    for token in text.replace(":", " ").split():
+        try:
+            stamp = pd.Timestamp(dt.date.fromisoformat(token))
+        except ValueError:
+            continue
+        line = line_of.get(pd.DatetimeIndex([stamp]).asi8[0])
+        if line is not None:
+            return str(line)
+    return "?"
