@@ -318,6 +318,121 @@ def data_show(ctx: click.Context, symbol: str, start: Any, end: Any, as_json: bo
 
 # ---------------------------------------------------------------- events commands (issue 3)
 
+
+def _event_day(value: str | None, flag: str) -> Any:
+    import datetime as _dt
+
+    from engine.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        return _dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: bad date {value!r} (expected YYYY-MM-DD)") from None
+
+
+@cli.group("events")
+def events_group() -> None:
+    """The event calendar: list, validate user files, fetch analyst ratings.
+
+    \b
+    Example:
+      evbt events ls --type official_reassurance --symbol BABA --symbol 0700.HK
+    """
+
+
+@events_group.command("ls")
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--symbol", "symbols", multiple=True, help="Only events for this symbol; shows entry sessions.")
+@click.option("--from", "start", default=None, help="First event date (YYYY-MM-DD).")
+@click.option("--to", "end", default=None, help="Last event date (YYYY-MM-DD).")
+@click.option("--events", "files", multiple=True, type=click.Path(path_type=Path), help="User event CSV.")
+@click.option("--replace", is_flag=True, default=False, help="Only the --events files.")
+@click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True,
+              help="Entry rule used for the entry sessions shown with --symbol.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+def events_ls(types: tuple[str, ...], symbols: tuple[str, ...], start: str | None, end: str | None,
+              files: tuple[Path, ...], replace: bool, fill: str, as_json: bool) -> None:
+    """List the merged event calendar with the instant each event is known (UTC).
+
+    \b
+    Example:
+      evbt events ls --from 2022-03-01 --to 2022-05-31 --symbol BABA --symbol 9988.HK --fill close
+    """
+    from engine.events import calendar_hash, event_to_dict, filter_events, load_calendar, symbols_for
+    from engine.symbols import parse_symbol_list
+    from engine.timing import entry_session, known_at
+
+    syms = parse_symbol_list(list(symbols))
+    events = filter_events(load_calendar(files, replace=replace), types=types, symbols=syms,
+                           start=_event_day(start, "--from"), end=_event_day(end, "--to"))
+    rows = []
+    for ev in events:
+        row = event_to_dict(ev)
+        row["known_at"] = known_at(ev).isoformat()
+        if syms:
+            row["entry"] = {s: entry_session(ev, s, fill).date().isoformat() for s in symbols_for(ev, syms)}
+        rows.append(row)
+    if as_json:
+        emit_json({"count": len(rows), "fill": fill, "calendar_hash": calendar_hash(events), "events": rows})
+        return
+    for row in rows:
+        line = f"{row['id']:<44} {row['known_at'][:19]}Z  {row['type']:<20}"
+        if syms:
+            line += "  " + " ".join(f"{s}->{d}" for s, d in row["entry"].items())
+        else:
+            line += "  " + (" ".join(row["symbols"][:6]) + (" ..." if len(row["symbols"]) > 6 else "")
+                            or "(universe)")
+        click.echo(line)
+    click.echo(f"{len(rows)} event(s)" + (f", entry on the {fill}" if syms else ""))
+
+
+@events_group.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+@click.pass_context
+def events_validate(ctx: click.Context, file: Path, as_json: bool) -> int:
+    """Check a user event CSV; print every problem with its line number (exit 2 if any).
+
+    \b
+    Example:
+      evbt events validate my_events.csv
+    """
+    from engine.events import check_events_file
+
+    events, problems = check_events_file(file)
+    if as_json:
+        emit_json({"file": str(file), "ok": not problems, "events": len(events), "problems": problems})
+    elif problems:
+        for p in problems:
+            click.echo(p, err=True)
+        click.echo(f"error: {len(problems)} problem(s) in {file}", err=True)
+    else:
+        click.echo(f"ok: {len(events)} events")
+    return 2 if problems else 0
+
+
+@events_group.command("fetch-ratings")
+@click.argument("symbols", nargs=-1, required=True)
+@click.option("--refresh", is_flag=True, default=False, help="Download again even when cached.")
+@click.pass_obj
+def events_fetch_ratings(app: AppContext, symbols: tuple[str, ...], refresh: bool) -> None:
+    """Fetch analyst upgrades/downgrades from Yahoo and cache them (cache/ratings/SYMBOL.parquet).
+
+    \b
+    Example:
+      evbt events fetch-ratings BABA PDD 0700.HK
+    """
+    from engine.ratings import fetch_ratings, ratings_to_events
+    from engine.symbols import parse_symbol_list
+
+    for sym in parse_symbol_list(list(symbols)):  # all symbols checked before anything is fetched
+        frame = fetch_ratings(sym, app.cache_dir, offline=app.offline, refresh=refresh)
+        moves = len(ratings_to_events(sym, frame))
+        click.echo(f"{sym}: {len(frame)} rating change(s), {moves} up/downgrade(s) on the grade scale")
+
+
 # ---------------------------------------------------------------- run / runs / compare (issue 4)
 
 
