@@ -436,7 +436,267 @@ def events_fetch_ratings(app: AppContext, symbols: tuple[str, ...], refresh: boo
 # ---------------------------------------------------------------- run / runs / compare (issue 4)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _run_options(func):
+    options = [
+        click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+                     help="Strategy parameter (repeatable), e.g. -p hold=10."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="TOML run configuration; command-line options override it."),
+        click.option("--symbols", help="Universe, comma separated (default: the strategy's universe)."),
+        click.option("--start", help="First date, YYYY-MM-DD (default 2021-01-01)."),
+        click.option("--end", help="Last date, YYYY-MM-DD (default 2023-06-30)."),
+        click.option("--events", "events_file", type=click.Path(dir_okay=False),
+                     help="Extra event CSV merged with the curated calendar."),
+        click.option("--replace-events", is_flag=True, default=None,
+                     help="Use only --events, not the curated calendar."),
+        click.option("--cash", type=str, help="Starting cash in USD (default 100000)."),
+        click.option("--commission", type=str, help="Commission as a fraction of value (default 0.001)."),
+        click.option("--min-commission", type=str, help="Minimum commission per order in USD (default 0)."),
+        click.option("--slippage-bps", type=str, help="Slippage in basis points per fill (default 5)."),
+        click.option("--stamp-duty", type=str, help="HK stamp duty rate per side (default 0.0013)."),
+        click.option("--fill", type=click.Choice(["open", "close"]), help="Fill point (default open)."),
+        click.option("--benchmark", help="Benchmark symbol (default KWEB; 'none' to disable)."),
+        click.option("--sizing", type=click.Choice(["percent", "cash", "equal"]), help="Position sizing."),
+        click.option("--size", type=str, help="Fraction of equity (percent/equal) or USD amount (cash)."),
+        click.option("--overlap", type=click.Choice(["extend", "ignore", "add"]),
+                     help="A new signal on a held symbol (default extend)."),
+        click.option("--allow-short", is_flag=True, default=None, help="Allow short entries."),
+        click.option("--allow-margin", is_flag=True, default=None, help="Allow cash to go negative."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _build_config(strategy: str, params: tuple[str, ...], config_file: Path | None, options: dict,
+                  app: AppContext):
+    from engine.config import make_run_config
+    from strategies.registry import get_strategy
+
+    cls = get_strategy(strategy)
+    defaults = cls.default_symbols
+    if app.sample and options.get("symbols") is None:
+        from engine.cache import PriceStore
+
+        cached = set(PriceStore(app.cache_dir, offline=True).symbols())
+        defaults = tuple(s for s in defaults if s in cached)
+    return make_run_config(strategy, params, options, config_file, defaults, cls.Params)
+
+
+def _execute_run(config, app: AppContext, save: bool = True):
+    from engine import backtest, runs
+    from engine.cache import PriceStore
+
+    store = PriceStore(app.cache_dir, offline=app.offline)
+    outcome = backtest.run(config, store)
+    path = None
+    if save:
+        manifest = runs.build_manifest(run_id=outcome.report["run_id"], data_fingerprints=outcome.fingerprints,
+                                       calendar_hash=outcome.calendar_hash,
+                                       repo_dir=Path(__file__).resolve().parent)
+        path = runs.save_run(runs.default_runs_dir(), outcome.report, outcome.result, manifest)
+    return outcome, path
+
+
+def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None) -> None:
+    from engine.report import dumps_report, render_text, trades_csv
+
+    if as_json:
+        click.echo(dumps_report(report))
+    elif as_csv:
+        click.echo(trades_csv(report), nl=False)
+    else:
+        click.echo(render_text(report))
+        if saved is not None:
+            click.echo(f"\nsaved: {saved}")
+
+
+@cli.command("run")
+@click.argument("strategy")
+@_run_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
+@click.option("--no-save", is_flag=True, help="Do not save the run under the runs folder.")
+@click.pass_obj
+def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file: Path | None, as_json: bool,
+            as_csv: bool, no_save: bool, events_file: str | None, **options) -> None:
+    """Backtest STRATEGY on cached prices and print metrics and trades.
+
+    \b
+    Examples:
+      evbt run reassurance                           # the seed scenario
+      evbt run reassurance -p hold=10 --fill close
+      evbt run analyst_follow -p firms=JPMorgan --json
+      evbt run event_hold -p types=policy_support --symbols BABA,0700.HK
+    """
+    options["events"] = events_file
+    config = _build_config(strategy, params, config_file, options, app)
+    outcome, saved = _execute_run(config, app, save=not no_save)
+    _print_report(outcome.report, as_json, as_csv, saved)
+
+
+@cli.command("demo")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def demo_cmd(app: AppContext, as_json: bool) -> None:
+    """Run the seed scenario offline on the bundled SYNTHETIC sample (no network needed).
+
+    Writes the sample into <cache-dir>/sample if it is not there, then runs `reassurance`
+    on the sample's symbols. The report is labelled SYNTHETIC.
+
+    \b
+    Example:
+      evbt demo
+    """
+    from engine.cache import PriceStore
+    from engine.sample import SAMPLE_SYMBOLS, write_sample
+
+    sample_app = app if app.sample else AppContext(app.cache_dir / "sample", True, app.debug, True)
+    store = PriceStore(sample_app.cache_dir, offline=True)
+    if any(not store.has(s) for s in SAMPLE_SYMBOLS):
+        write_sample(store)
+        click.echo(f"wrote the synthetic sample to {sample_app.cache_dir}", err=True)
+    config = _build_config("reassurance", (), None, {}, sample_app)
+    outcome, saved = _execute_run(config, sample_app)
+    _print_report(outcome.report, as_json, False, saved)
+
+
+@cli.command("strategies")
+@click.option("--json", "as_json", is_flag=True)
+def strategies_cmd(as_json: bool) -> None:
+    """List strategies and their parameters with defaults.
+
+    \b
+    Example:
+      evbt strategies
+    """
+    import dataclasses
+
+    from strategies.registry import available
+
+    rows = []
+    for name, cls in available().items():
+        params = {f.name: f.default for f in dataclasses.fields(cls.Params)}
+        rows.append({"name": name, "description": cls.description, "params": params})
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']}: {row['description']}")
+        for key, value in row["params"].items():
+            click.echo(f"    {key} = {value!r}")
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Saved runs (folder: $EVBT_RUNS_DIR, default ./runs)."""
+
+
+@runs_group.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+def runs_ls(as_json: bool) -> None:
+    """List saved runs, newest first.
+
+    \b
+    Example:
+      evbt runs ls
+    """
+    import dataclasses
+
+    from engine.report import render_table
+    from engine.runs import list_runs
+
+    summaries = list_runs()
+    if as_json:
+        emit_json([dataclasses.asdict(s) for s in summaries])
+        return
+    if not summaries:
+        click.echo("no saved runs")
+        return
+    rows = [[s.run_id, s.strategy, s.created_at or "", f"{s.start} .. {s.end}",
+             "" if s.total_return is None else f"{s.total_return:.2%}",
+             "" if s.sharpe is None else f"{s.sharpe:.2f}", str(s.trades)] for s in summaries]
+    click.echo(render_table(["run", "strategy", "created", "period", "return", "sharpe", "trades"], rows))
+
+
+@runs_group.command("show")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
+def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
+    """Show a saved run (id, unique id prefix, folder or report.json path).
+
+    \b
+    Example:
+      evbt runs show reassurance-3f2a
+    """
+    from engine.runs import load_report
+
+    _print_report(load_report(run), as_json, as_csv, None)
+
+
+@cli.command("rerun")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def rerun_cmd(app: AppContext, run: str, as_json: bool) -> None:
+    """Run a saved run again and say whether it reproduced exactly, or what changed.
+
+    \b
+    Example:
+      evbt rerun reassurance-3f2a
+    """
+    from engine.config import run_config_from_dict
+    from engine.report import dumps_report
+    from engine.runs import diff_manifests, load_config, load_manifest, load_report
+
+    old_report = load_report(run)
+    old_manifest = load_manifest(run)
+    config = run_config_from_dict(load_config(run))
+    outcome, saved = _execute_run(config, app)
+    new_manifest = load_manifest(str(saved)) if saved else {}
+    same = dumps_report(outcome.report) == dumps_report(old_report)
+    changes = [] if same else diff_manifests(old_manifest, new_manifest)
+    summary = {"run_id": old_report["run_id"], "new_run_id": outcome.report["run_id"], "reproduced": same,
+               "changes": changes, "saved": str(saved) if saved else None}
+    if as_json:
+        emit_json(summary)
+        return
+    if same:
+        click.echo(f"reproduced exactly: {old_report['run_id']} (byte-identical report)")
+        return
+    click.echo(f"not reproduced: {old_report['run_id']} -> {outcome.report['run_id']}")
+    for line in changes or ["report differs but data, calendar and code fingerprints are unchanged"]:
+        click.echo(f"  - {line}")
+
+
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+def compare_cmd(runs: tuple[str, ...], as_json: bool) -> None:
+    """Compare saved runs (ids, prefixes, folders or report.json files) side by side.
+
+    Metrics with deltas against the first, parameter differences, and which event trades
+    one run made and the other did not.
+
+    \b
+    Example:
+      evbt compare reassurance-3f2a reassurance-9b1c
+    """
+    from engine.compare import compare_reports, render_compare_text
+    from engine.errors import ConfigError
+    from engine.runs import load_report
+
+    if len(runs) < 2:
+        raise ConfigError("compare needs at least two runs")
+    comparison = compare_reports([load_report(r) for r in runs])
+    if as_json:
+        emit_json(comparison)
+    else:
+        click.echo(render_compare_text(comparison))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, EvbtWarning):
         click.echo(f"warning: {message}", err=True)
 

@@ -1,0 +1,179 @@
+"""From events and a strategy to a plan: which bar of which symbol each signal enters or exits on.
+
+Everything here depends only on events, calendars and the bar dates (plus, for the ``fade`` rule, closes
+strictly before the entry session), never on fills or cash. The runner executes the plan bar by bar;
+sweeps can reuse it across parameter points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from engine import timing
+from engine.events import Event, symbols_for
+from engine.results import OrderRecord
+from strategies.base import Signal, Strategy
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """A signal resolved to a bar index of its symbol's price frame (the fill bar)."""
+
+    symbol: str
+    bar: int
+    date: pd.Timestamp
+    action: str  # enter | exit
+    side: str  # long | short
+    hold: int | None
+    event_id: str
+    event_type: str
+    group: str | None
+    group_size: int
+    weight: float | None
+    seq: int  # signal order, for deterministic tie-breaking
+
+
+@dataclass
+class Plan:
+    actions: dict[str, list[PlannedAction]]  # symbol -> actions sorted by (bar, seq)
+    skipped: list[OrderRecord]
+    events_used: list[str]
+
+
+class RunContext:
+    """The StrategyContext the engine hands to ``Strategy.signals`` (read-only views, no lookahead)."""
+
+    def __init__(
+        self,
+        universe: Sequence[str],
+        events: Sequence[Event],
+        frames: dict[str, pd.DataFrame],
+        fill: str,
+        start: dt.date,
+        end: dt.date,
+    ) -> None:
+        self.universe = tuple(universe)
+        self.fill = fill
+        self._frames = frames
+        self._start = pd.Timestamp(start)
+        self._end = pd.Timestamp(end)
+        self._events = list(events)
+        self._session_cache: dict[tuple[str, str], pd.Timestamp | None] = {}
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return self._events
+
+    def events_of(self, *types: str) -> list[Event]:
+        wanted = set(types)
+        return [e for e in self._events if not wanted or e.type in wanted]
+
+    def symbols_for(self, event: Event) -> list[str]:
+        return [s for s in symbols_for(event, self.universe) if s in self._frames]
+
+    def entry_session(self, event: Event, symbol: str) -> pd.Timestamp | None:
+        key = (event.id, symbol)
+        if key not in self._session_cache:
+            session = timing.entry_session(event, symbol, self.fill)
+            self._session_cache[key] = pd.Timestamp(session).normalize() if session is not None else None
+        return self._session_cache[key]
+
+    def first_session(self, symbol: str) -> pd.Timestamp | None:
+        frame = self._frames.get(symbol)
+        if frame is None or frame.empty:
+            return None
+        tradable = frame.index[~frame["stale"].to_numpy()]
+        return pd.Timestamp(tradable[0]) if len(tradable) else None
+
+    def trailing_return(self, symbol: str, session: pd.Timestamp, sessions: int) -> float | None:
+        """Close-to-close return over ``sessions`` bars ending at the last close strictly before ``session``."""
+        frame = self._frames.get(symbol)
+        if frame is None:
+            return None
+        end = int(frame.index.searchsorted(pd.Timestamp(session), side="left")) - 1
+        begin = end - sessions
+        if begin < 0 or end < 0:
+            return None
+        closes = frame["close"].to_numpy()
+        return float(closes[end] / closes[begin] - 1.0)
+
+
+def fill_bar(frame: pd.DataFrame, session: pd.Timestamp) -> int | None:
+    """Index of the first non-stale bar dated on or after ``session`` (None if there is none)."""
+    stale = frame["stale"].to_numpy()
+    pos = int(frame.index.searchsorted(pd.Timestamp(session), side="left"))
+    while pos < len(frame) and stale[pos]:
+        pos += 1
+    return pos if pos < len(frame) else None
+
+
+def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame]) -> Plan:
+    """Resolve the strategy's signals to fill bars; signals that cannot be placed become skipped orders."""
+    signals = list(strategy.signals(ctx))
+    group_sizes: dict[str, int] = {}
+    for sig in signals:
+        if sig.group is not None and sig.action == "enter":
+            group_sizes[sig.group] = group_sizes.get(sig.group, 0) + 1
+    actions: dict[str, list[PlannedAction]] = {}
+    skipped: list[OrderRecord] = []
+    used: list[str] = []
+    for seq, sig in enumerate(signals):
+        planned = _place(sig, seq, ctx, frames, group_sizes, skipped)
+        if planned is not None:
+            actions.setdefault(sig.symbol, []).append(planned)
+            if sig.event is not None and sig.event.id not in used:
+                used.append(sig.event.id)
+    for symbol_actions in actions.values():
+        symbol_actions.sort(key=lambda a: (a.bar, a.seq))
+    return Plan(actions=actions, skipped=skipped, events_used=used)
+
+
+def _place(
+    sig: Signal,
+    seq: int,
+    ctx: RunContext,
+    frames: dict[str, pd.DataFrame],
+    group_sizes: dict[str, int],
+    skipped: list[OrderRecord],
+) -> PlannedAction | None:
+    frame = frames.get(sig.symbol)
+    verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
+    if frame is None or frame.empty:
+        skipped.append(OrderRecord("", sig.symbol, verb, 0, "skipped", "no price data in the run period", sig.event_id))
+        return None
+    session = sig.session
+    if session is None and sig.event is not None:
+        session = ctx.entry_session(sig.event, sig.symbol)
+    if session is None:
+        skipped.append(OrderRecord("", sig.symbol, verb, 0, "skipped", "no session after the event", sig.event_id))
+        return None
+    bar = fill_bar(frame, session)
+    if bar is None:
+        reason = "entry session after the last bar of the run"
+        skipped.append(OrderRecord(str(pd.Timestamp(session).date()), sig.symbol, verb, 0, "skipped", reason,
+                                   sig.event_id))
+        return None
+    if pd.Timestamp(session) < frame.index[0]:
+        # The event's fill point is before this symbol's first bar in the run: it belongs to an earlier period
+        # (or the listing did not exist yet) and must not be moved forward to the first available bar.
+        skipped.append(OrderRecord(str(pd.Timestamp(session).date()), sig.symbol, verb, 0, "skipped",
+                                   "fill session before the symbol's first bar in the run", sig.event_id))
+        return None
+    return PlannedAction(
+        symbol=sig.symbol,
+        bar=bar,
+        date=pd.Timestamp(frame.index[bar]),
+        action=sig.action,
+        side=sig.side,
+        hold=sig.hold,
+        event_id=sig.event_id,
+        event_type=sig.event_type,
+        group=sig.group,
+        group_size=group_sizes.get(sig.group, 1) if sig.group else 1,
+        weight=sig.weight,
+        seq=seq,
+    )

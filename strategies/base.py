@@ -1,0 +1,111 @@
+"""The strategy API: a typed Params dataclass and a ``signals(ctx)`` method that turns events into signals.
+
+A strategy author writes which events, which side, and the exit rule::
+
+    @dataclass(frozen=True)
+    class Params(BaseParams):
+        hold: int = 5
+
+    class MyRule(Strategy):
+        name = "my_rule"
+        Params = Params
+
+        def signals(self, ctx):
+            for event in ctx.events_of("official_reassurance"):
+                for symbol in ctx.symbols_for(event):
+                    yield Signal(symbol=symbol, event=event, hold=self.params.hold)
+
+The engine decides the fill (first price a trader could get after the event, on the symbol's own exchange),
+sizes the order, applies costs and exits after ``hold`` sessions of the symbol's exchange.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.events import Event
+
+# The seed scenario's China-internet universe: US ADRs and Hong Kong lines.
+CHINA_INTERNET: tuple[str, ...] = (
+    "BABA", "JD", "NTES", "BIDU", "TCEHY", "PDD", "BILI",
+    "0700.HK", "9988.HK", "3690.HK", "9618.HK", "9999.HK", "9888.HK", "1024.HK",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    """Exit guards every strategy accepts (fractions; None = off), checked on closes."""
+
+    stop_loss: float | None = None
+    take_profit: float | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One wish of the strategy: enter (or exit) ``symbol`` because of ``event``.
+
+    - ``hold``: sessions of the symbol's own exchange to hold after the entry bar (None = to the end).
+    - ``session``: explicit entry session (tz-naive date); default: the event's no-lookahead entry session.
+    - ``group``: signals sharing a group split one allotment when sizing is ``equal``.
+    - ``weight``: fraction of equity for this entry, overriding the run's sizing (used by buy_hold).
+    """
+
+    symbol: str
+    event: Event | None = None
+    side: str = "long"  # long | short
+    action: str = "enter"  # enter | exit
+    hold: int | None = 5
+    session: pd.Timestamp | None = None
+    group: str | None = None
+    weight: float | None = None
+    label: str | None = None  # event id to report when there is no event (e.g. "buy_hold")
+
+    @property
+    def event_id(self) -> str:
+        if self.event is not None:
+            return self.event.id
+        return self.label or "none"
+
+    @property
+    def event_type(self) -> str:
+        return self.event.type if self.event is not None else (self.label or "none")
+
+
+class StrategyContext(Protocol):
+    """What the engine gives a strategy: events of the run's period, the universe, and safe price views."""
+
+    universe: tuple[str, ...]
+    fill: str
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+
+    def events_of(self, *types: str) -> list[Event]: ...
+
+    def symbols_for(self, event: Event) -> list[str]: ...
+
+    def entry_session(self, event: Event, symbol: str) -> pd.Timestamp | None: ...
+
+    def first_session(self, symbol: str) -> pd.Timestamp | None: ...
+
+    def trailing_return(self, symbol: str, session: pd.Timestamp, sessions: int) -> float | None: ...
+
+
+class Strategy:
+    """Base class. Subclasses set ``name``, ``Params`` (a frozen dataclass) and implement ``signals``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = BaseParams
+    default_symbols: ClassVar[tuple[str, ...]] = CHINA_INTERNET
+
+    def __init__(self, params: BaseParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
+        raise NotImplementedError
