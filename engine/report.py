@@ -212,7 +212,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _looks_numeric(cell: str) -> bool:
-    stripped = cell.replace(",", "").replace("%", "").replace(" bars", "").strip()
+    stripped = cell.replace(",", "").replace("%", "").replace("pp", "").replace(" bars", "").strip()
     if stripped in ("n/a", "-", ""):
         return True
     try:
