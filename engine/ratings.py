@@ -72,23 +72,27 @@ def ratings_path(cache_dir: Path, symbol: str) -> Path:
 def normalise_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """yfinance frame (index GradeDate; Firm, ToGrade, FromGrade, Action) -> our columns, sorted by date."""
     if raw is None or raw.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in RATINGS_COLUMNS}).astype(
-            {"date": "datetime64[us]"}
-        )
+        return _coerce(pd.DataFrame({c: [] for c in RATINGS_COLUMNS}))
     frame = raw.reset_index()
     date_col = "GradeDate" if "GradeDate" in frame.columns else frame.columns[0]
     missing = [c for c in ("Firm", "ToGrade", "FromGrade", "Action") if c not in frame.columns]
     if missing:
         raise DataError(f"unexpected upgrades_downgrades layout: missing column(s) {', '.join(missing)}")
     dates = pd.to_datetime(frame[date_col], utc=True).dt.tz_localize(None).astype("datetime64[us]")
-    out = pd.DataFrame({
-        "date": dates,
-        "firm": frame["Firm"].astype("string").fillna("").astype(object),
-        "from_grade": frame["FromGrade"].astype("string").fillna("").astype(object),
-        "to_grade": frame["ToGrade"].astype("string").fillna("").astype(object),
-        "action": frame["Action"].astype("string").fillna("").astype(object),
-    })
+    out = _coerce(pd.DataFrame({
+        "date": dates, "firm": frame["Firm"], "from_grade": frame["FromGrade"],
+        "to_grade": frame["ToGrade"], "action": frame["Action"],
+    }))
     return out.sort_values(["date", "firm"], kind="stable").reset_index(drop=True)
+
+
+def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
+    """One dtype layout for fresh and cached frames: date datetime64[us], text columns pandas str."""
+    out = frame.copy()
+    out["date"] = pd.to_datetime(out["date"]).astype("datetime64[us]")
+    for col in RATINGS_COLUMNS[1:]:
+        out[col] = out[col].astype(object).where(out[col].notna(), "").astype(str)
+    return out
 
 
 def _call_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:
@@ -184,7 +188,7 @@ def read_cached(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot read cached ratings {path}: {exc}") from None
     if list(frame.columns) != list(RATINGS_COLUMNS):
         raise DataError(f"cached ratings {path} have unexpected columns {list(frame.columns)}")
-    return frame
+    return _coerce(frame)
 
 
 # ---------------------------------------------------------------- rows -> events
