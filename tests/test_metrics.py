@@ -158,3 +158,11 @@ def test_one_bar() -> None:
     m = compute_metrics(pd.Series([100.0], index=DATES[:1]))
     assert m.final_value == 100.0 and m.total_return == 0.0
     assert m.cagr is None and m.annual_volatility is None and m.sharpe is None
+
+
+def test_benchmark_on_another_calendar_and_unit() -> None:
+    # benchmark dated on other days (and in ns while equity is in us): last close on or before each date
+    idx = pd.to_datetime(["2022-01-03", "2022-01-04", "2022-01-05"]).as_unit("us")
+    bench_idx = pd.to_datetime(["2021-12-31", "2022-01-04", "2022-01-06"]).as_unit("ns")
+    m = compute_metrics(pd.Series([100.0, 101.0, 103.0], index=idx), benchmark=pd.Series([10.0, 11.0, 12.0], bench_idx))
+    assert m.benchmark_return == pytest.approx(0.1)  # 10 (Dec 31) -> 11 (Jan 4, carried to Jan 5)
