@@ -1,0 +1,100 @@
+"""Builders for engine tests: synthetic frames on real exchange sessions, events, and an independent
+trade recomputation (written separately from engine.costs / engine.runner on purpose)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from engine import timing
+from engine.events import Event
+
+COLUMNS = ["open", "high", "low", "close", "adj_close", "volume", "stale"]
+
+
+def frame_on_sessions(exchange: str, start: str, end: str, seed: int = 0, base: float = 100.0,
+                      opens: Sequence[float] | None = None, closes: Sequence[float] | None = None) -> pd.DataFrame:
+    """Random-walk bars on the exchange's real sessions (or the given opens/closes)."""
+    dates = pd.DatetimeIndex(timing.sessions(exchange, start, end))
+    n = len(dates)
+    rng = np.random.default_rng(seed)
+    if closes is None:
+        closes = base * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    if opens is None:
+        opens = np.asarray(closes) * np.exp(rng.normal(0, 0.01, n))
+    closes = np.asarray(closes, dtype=float)[:n]
+    opens = np.asarray(opens, dtype=float)[:n]
+    frame = pd.DataFrame(
+        {
+            "open": opens,
+            "high": np.maximum(opens, closes) * 1.01,
+            "low": np.minimum(opens, closes) * 0.99,
+            "close": closes,
+            "adj_close": closes,
+            "volume": np.full(n, 1_000_000.0),
+            "stale": np.zeros(n, dtype=bool),
+        },
+        index=pd.DatetimeIndex(dates, name="date"),
+    )
+    return frame[COLUMNS]
+
+
+def event(eid: str, date: str, *, symbols: Sequence[str] = (), etype: str = "official_reassurance",
+          scope: str = "sector", tz: str = "Asia/Shanghai", time: str | None = None,
+          firm: str | None = None) -> Event:
+    return Event(
+        id=eid,
+        date=dt.date.fromisoformat(date),
+        tz=tz,
+        time=dt.time.fromisoformat(time) if time else None,
+        session_hint=None,
+        market=None,
+        type=etype,
+        scope=scope,
+        symbols=tuple(symbols),
+        description="test event",
+        source="https://example.com",
+        firm=firm,
+    )
+
+
+def expected_fees(value: float, *, pct: float, minimum: float, bps: float, stamp: float, hk: bool,
+                  fx: float) -> float:
+    """Fees recomputed by hand: commission with minimum, slippage, HK stamp duty rounded up in HKD."""
+    fee = max(pct * value, minimum) + bps / 10_000 * value
+    if hk and stamp:
+        fee += math.ceil(stamp * value * fx - 1e-9) / fx
+    return fee
+
+
+def recompute_trade(trade: dict, frame: pd.DataFrame, fx: float | pd.Series, *, pct: float, minimum: float,
+                    bps: float, stamp: float, hk: bool) -> dict:
+    """Entry/exit prices from the raw bars and the fill rule; fees and PnL from the formulas."""
+    fill = trade["entry_fill"]
+    entry_px = float(frame.loc[pd.Timestamp(trade["entry_date"]), fill])
+    if trade["exit_date"] is None:
+        exit_px = float(frame["close"].iloc[-1])
+        exit_date = frame.index[-1]
+    else:
+        exit_date = pd.Timestamp(trade["exit_date"])
+        exit_px = float(frame.loc[exit_date, trade["exit_fill"]])
+
+    def rate(date: pd.Timestamp) -> float:
+        if isinstance(fx, pd.Series):
+            return float(fx.loc[:date].iloc[-1])
+        return float(fx)
+
+    fx_in, fx_out = rate(pd.Timestamp(trade["entry_date"])), rate(exit_date)
+    size = trade["size"]
+    entry_value = size * (entry_px / fx_in)
+    exit_value = size * (exit_px / fx_out)
+    fees = expected_fees(entry_value, pct=pct, minimum=minimum, bps=bps, stamp=stamp, hk=hk, fx=fx_in)
+    if trade["exit_date"] is not None:
+        fees += expected_fees(exit_value, pct=pct, minimum=minimum, bps=bps, stamp=stamp, hk=hk, fx=fx_out)
+    sign = 1 if trade["side"] == "long" else -1
+    pnl = sign * (exit_value - entry_value) - fees
+    return {"entry_price": entry_px, "exit_price": exit_px, "fees": fees, "pnl": pnl}
