@@ -111,11 +111,14 @@ def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
     if exchange == "FX" or len(days) == 0:
         return len(days) > 0
     try:
-        cal = _calendar(exchange)
-        lo, hi = max(days[0], cal.first_session), min(days[-1], cal.last_session)
-        if lo > hi:
-            return True
-        return len(cal.sessions_in_range(lo, hi)) > 0
+        with warnings.catch_warnings():  # exchange_calendars emits pandas deprecation warnings
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            cal = _calendar(exchange)
+            lo, hi = max(days[0], cal.first_session), min(days[-1], cal.last_session)
+            if lo > hi:
+                return True
+            return len(cal.sessions_in_range(lo, hi)) > 0
     except Exception:  # calendar trouble must not block data access: assume a session
         return True
 
@@ -301,8 +304,14 @@ class PriceStore:
             return self.read_all(sym)
         if meta is not None and all(self._covered(meta, lo, hi)):
             return self.read_all(sym)
+        if self.offline and meta is None:
+            raise MissingDataError(
+                f"{sym}: prices for {_fmt(lo)} .. {_fmt(hi)} are not in the cache "
+                f"({sym} is not in the price cache {self.root}) and evbt is offline; "
+                f"run `evbt data fetch {sym}` online or `evbt data import FILE`"
+            )
         if self.offline:
-            have = "" if meta is None else f" (cache has {meta['first_date']} .. {meta['last_date']})"
+            have = f" (cache has {meta['first_date']} .. {meta['last_date']})"
             raise MissingDataError(
                 f"{sym}: prices for {_fmt(lo)} .. {_fmt(hi)} are not in the cache{have} and evbt is offline; "
                 f"run `evbt data fetch {sym}` online or `evbt data import FILE`"

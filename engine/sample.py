@@ -10,6 +10,7 @@ as stale bars (zero volume, O=H=L=C) like Yahoo does. Files are stored with ``so
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -58,9 +59,12 @@ def _sessions(symbol: str) -> tuple[pd.DatetimeIndex, set[pd.Timestamp]]:
         return pd.bdate_range(SAMPLE_START, SAMPLE_END), set()
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar(exchange, start="2020-06-01", end="2023-06-30")
-    sessions = cal.sessions_in_range(pd.Timestamp(SAMPLE_START), pd.Timestamp(SAMPLE_END))
-    half_days = set(cal.early_closes) if exchange == "XHKG" else set()
+    with warnings.catch_warnings():  # exchange_calendars emits pandas deprecation warnings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        cal = xcals.get_calendar(exchange, start="2020-06-01", end="2023-06-30")
+        sessions = cal.sessions_in_range(pd.Timestamp(SAMPLE_START), pd.Timestamp(SAMPLE_END))
+        half_days = set(cal.early_closes) if exchange == "XHKG" else set()
     return pd.DatetimeIndex(sessions).tz_localize(None), half_days
 
 
