@@ -449,7 +449,7 @@ def _run_options(func):
                      help="Extra event CSV merged with the curated calendar."),
         click.option("--replace-events", is_flag=True, default=None,
                      help="Use only --events, not the curated calendar."),
-        click.option("--cash", type=str, help="Starting cash in USD (default 100000)."),
+        click.option("--cash", type=str, help="Starting cash in USD (default 1000000)."),
         click.option("--commission", type=str, help="Commission as a fraction of value (default 0.001)."),
         click.option("--min-commission", type=str, help="Minimum commission per order in USD (default 0)."),
         click.option("--slippage-bps", type=str, help="Slippage in basis points per fill (default 5)."),
@@ -457,7 +457,8 @@ def _run_options(func):
         click.option("--fill", type=click.Choice(["open", "close"]), help="Fill point (default open)."),
         click.option("--benchmark", help="Benchmark symbol (default KWEB; 'none' to disable)."),
         click.option("--sizing", type=click.Choice(["percent", "cash", "equal"]), help="Position sizing."),
-        click.option("--size", type=str, help="Fraction of equity (percent/equal) or USD amount (cash)."),
+        click.option("--size", type=str,
+                     help="Fraction of equity (percent/equal; default 0.05) or USD amount (cash)."),
         click.option("--overlap", type=click.Choice(["extend", "ignore", "add"]),
                      help="A new signal on a held symbol (default extend)."),
         click.option("--allow-short", is_flag=True, default=None, help="Allow short entries."),
@@ -652,7 +653,7 @@ def rerun_cmd(app: AppContext, run: str, as_json: bool) -> None:
 
     old_report = load_report(run)
     old_manifest = load_manifest(run)
-    config = run_config_from_dict(load_config(run))
+    config = run_config_from_dict(load_config(run)["config"])
     outcome, saved = _execute_run(config, app)
     new_manifest = load_manifest(str(saved)) if saved else {}
     same = dumps_report(outcome.report) == dumps_report(old_report)

@@ -31,13 +31,13 @@ class RunConfig:
     symbols: tuple[str, ...]
     start: dt.date
     end: dt.date
-    cash: float = 100_000.0
+    cash: float = 1_000_000.0
     costs: CostModel = field(default_factory=CostModel)
     fill: str = "open"
     benchmark: str | None = "KWEB"
     base_currency: str = "USD"
     sizing: str = "percent"  # percent of equity per entry | fixed cash per entry | equal split per event
-    size: float = 0.10  # fraction of equity (percent/equal) or base-currency amount (cash)
+    size: float = 0.05  # fraction of equity (percent/equal) or base-currency amount (cash)
     overlap: str = "extend"  # a new signal on a held symbol: restart the hold clock | ignore | add a position
     allow_short: bool = False
     allow_margin: bool = False

@@ -72,13 +72,16 @@ def expected_fees(value: float, *, pct: float, minimum: float, bps: float, stamp
 
 
 def recompute_trade(trade: dict, frame: pd.DataFrame, fx: float | pd.Series, *, pct: float, minimum: float,
-                    bps: float, stamp: float, hk: bool) -> dict:
-    """Entry/exit prices from the raw bars and the fill rule; fees and PnL from the formulas."""
+                    bps: float, stamp: float, hk: bool, end: str | None = None) -> dict:
+    """Entry/exit prices from the raw bars and the fill rule; fees and PnL from the formulas.
+
+    An open trade is marked at the last close on or before the run's ``end``."""
     fill = trade["entry_fill"]
     entry_px = float(frame.loc[pd.Timestamp(trade["entry_date"]), fill])
     if trade["exit_date"] is None:
-        exit_px = float(frame["close"].iloc[-1])
-        exit_date = frame.index[-1]
+        marks = frame.loc[: pd.Timestamp(end)] if end else frame
+        exit_px = float(marks["close"].iloc[-1])
+        exit_date = marks.index[-1]
     else:
         exit_date = pd.Timestamp(trade["exit_date"])
         exit_px = float(frame.loc[exit_date, trade["exit_fill"]])

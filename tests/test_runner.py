@@ -33,6 +33,7 @@ def store(tmp_path: Path) -> PriceStore:
 
 def config(**kw) -> RunConfig:
     base = dict(strategy="event_hold", params={"hold": 5}, symbols=("BABA", "0700.HK"), start=START, end=END,
+                cash=100_000.0,
                 costs=CostModel(commission_pct=0.001, min_commission=1.0, slippage_bps=5, stamp_duty_rate=0.0013))
     base.update(kw)
     return RunConfig(**base)
@@ -101,7 +102,7 @@ def test_every_trade_recomputes_from_raw_prices_fees_and_fill_rule(store):
 
 
 def test_board_lots_and_stamp_duty(store):
-    out = backtest.run(config(symbols=("0700.HK",)), store, events=[FSDC])
+    out = backtest.run(config(symbols=("0700.HK",), size=0.1), store, events=[FSDC])
     t = out.report["trades"][0]
     assert t["size"] % 100 == 0 and t["size"] > 0
     value_hkd = t["size"] * t["entry_price"]

@@ -1,0 +1,141 @@
+"""`evbt run/demo/strategies/runs/rerun/compare` via cli.main: exit codes, outputs, no writes on errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Run = Callable[..., tuple[int, str, str]]
+SAMPLE_SYMBOLS = "BABA,JD,PDD,0700.HK,9988.HK,3690.HK"
+
+
+def runs_dir() -> Path:
+    return Path(os.environ["EVBT_RUNS_DIR"])
+
+
+def saved_runs() -> list[str]:
+    root = runs_dir()
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
+
+
+def test_demo_runs_offline_and_labels_synthetic(run_cli: Run) -> None:
+    code, out, err = run_cli("demo")
+    assert code == 0, err
+    assert "SYNTHETIC" in out and "Total return" in out and "2022-03-16-fsdc-liu-he" in out
+    assert len(saved_runs()) == 1
+
+
+def test_run_json_schema_and_saved_run(run_cli: Run, sample_cache: Path) -> None:
+    code, out, err = run_cli("--offline", "run", "reassurance", "--symbols", SAMPLE_SYMBOLS, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    for key in ("run_id", "strategy", "params", "metrics", "trades", "data", "config", "orders"):
+        assert key in report
+    assert report["data"]["synthetic"] is True
+    assert report["params"]["hold"] == 5
+    assert saved_runs() == [report["run_id"]]
+    folder = runs_dir() / report["run_id"]
+    assert {"report.json", "manifest.json", "config.json", "equity.parquet", "trades.parquet"} <= {
+        p.name for p in folder.iterdir()}
+
+
+def test_run_csv_and_params(run_cli: Run, sample_cache: Path) -> None:
+    code, out, err = run_cli("--offline", "run", "event_hold", "-p", "hold=3", "-p", "types=official_reassurance",
+                             "--symbols", "BABA", "--csv", "--no-save")
+    assert code == 0, err
+    header = out.splitlines()[0]
+    assert header.startswith("trade_id") or "symbol" in header
+    assert saved_runs() == []
+
+
+def test_runs_ls_show_rerun_compare(run_cli: Run, sample_cache: Path) -> None:
+    code, out, _ = run_cli("--offline", "run", "reassurance", "--symbols", SAMPLE_SYMBOLS, "--json")
+    first = json.loads(out)["run_id"]
+    code, out, _ = run_cli("--offline", "run", "reassurance", "--symbols", SAMPLE_SYMBOLS, "-p", "hold=10", "--json")
+    second = json.loads(out)["run_id"]
+    assert first != second
+    code, out, _ = run_cli("runs", "ls")
+    assert code == 0 and first in out and second in out
+    code, out, _ = run_cli("runs", "ls", "--json")
+    assert {r["run_id"] for r in json.loads(out)} == {first, second}
+    code, out, _ = run_cli("runs", "show", first[:18])
+    assert code == 0 and "Total return" in out
+    code, out, _ = run_cli("--offline", "rerun", first)
+    assert code == 0 and "reproduced exactly" in out
+    code, out, _ = run_cli("compare", first, second)
+    assert code == 0 and "hold" in out
+    code, out, _ = run_cli("compare", first, second, "--json")
+    assert code == 0 and json.loads(out)
+
+
+def test_rerun_reports_changed_data(run_cli: Run, sample_cache: Path) -> None:
+    from engine.cache import PriceStore
+
+    code, out, _ = run_cli("--offline", "run", "reassurance", "--symbols", "BABA", "--json")
+    run_id = json.loads(out)["run_id"]
+    store = PriceStore(sample_cache)
+    frame = store.read_all("BABA")
+    frame.loc[frame.index[-1], ["open", "high", "low", "close", "adj_close"]] *= 1.01
+    store.write("BABA", frame, source="sample")
+    code, out, _ = run_cli("--offline", "rerun", run_id)
+    assert code == 0 and "not reproduced" in out and "BABA" in out
+
+
+def test_strategies_listed(run_cli: Run) -> None:
+    code, out, _ = run_cli("strategies")
+    assert code == 0
+    for name in ("event_hold", "reassurance", "analyst_follow", "fade", "buy_hold"):
+        assert name in out
+    _code, out, _ = run_cli("strategies", "--json")
+    assert {r["name"] for r in json.loads(out)} >= {"fade", "buy_hold"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("run", "reasurance"), "did you mean 'reassurance'"),
+    (("run", "reassurance", "-p", "hodl=3"), "did you mean 'hold'"),
+    (("run", "reassurance", "-p", "hold=abc"), "not an integer"),
+    (("run", "reassurance", "-p", "hold"), "expected KEY=VALUE"),
+    (("run", "reassurance", "-p", "hold=0"), "hold must be"),
+    (("run", "reassurance", "--start", "2022-13-01"), "not a date"),
+    (("run", "reassurance", "--start", "2023-01-01", "--end", "2022-01-01"), "must be before"),
+    (("run", "reassurance", "--symbols", "../../etc/x"), "invalid symbol"),
+    (("run", "reassurance", "--symbols", "NOSUCH"), "NOSUCH"),
+    (("run", "reassurance", "--cash", "-5"), "cash must be"),
+    (("run", "reassurance", "--commission", "abc"), "not a number"),
+    (("run", "reassurance", "--size", "3"), "fraction of equity"),
+    (("run", "reassurance", "--fill", "noon"), "noon"),
+    (("run", "reassurance", "--events", "/nonexistent/events.csv"), "events.csv"),
+    (("runs", "show", "nosuchrun"), "nosuchrun"),
+    (("compare", "onlyone"), ""),
+])
+def test_bad_input_exit_2_nothing_saved(run_cli: Run, sample_cache: Path, argv: tuple[str, ...],
+                                        message: str) -> None:
+    code, out, err = run_cli("--offline", *argv)
+    assert code == 2, (out, err)
+    assert message in err
+    assert "Traceback" not in err
+    assert saved_runs() == []
+
+
+def test_config_file_unknown_key_and_override(run_cli: Run, sample_cache: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('strategy = "reassurance"\nholdd = 3\n')
+    code, _, err = run_cli("--offline", "run", "reassurance", "--config", str(bad))
+    assert code == 2 and "unknown key 'holdd'" in err
+    good = tmp_path / "good.toml"
+    good.write_text('symbols = ["BABA", "JD"]\nfill = "close"\n[params]\nhold = 3\n')
+    code, out, err = run_cli("--offline", "run", "reassurance", "--config", str(good), "-p", "hold=4", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["params"]["hold"] == 4 and report["config"]["fill"] == "close"
+    assert report["config"]["symbols"] == ["BABA", "JD"]
+
+
+def test_offline_missing_symbol_names_it(run_cli: Run, sample_cache: Path) -> None:
+    code, _, err = run_cli("--offline", "run", "reassurance", "--symbols", "BABA,NTES")
+    assert code == 2 and "NTES" in err
+    assert saved_runs() == []
