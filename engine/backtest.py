@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from engine import events as events_mod
+from engine import timing
 from engine.cache import PriceStore
 from engine.config import RunConfig, build_params, params_to_dict
 from engine.errors import ConfigError, EvbtWarning, MissingDataError
@@ -113,6 +114,7 @@ def run(
     """Run one backtest. ``events`` defaults to the calendar named by the config (curated + files)."""
     strategy_cls = get_strategy(config.strategy)
     params = build_params(strategy_cls.Params, config.params, config.strategy)
+    timing.use_schedule_cache(store.root / ".calendars")
     if events is None:
         events = events_mod.load_calendar([Path(p) for p in config.events_files], config.replace_events)
     with warnings.catch_warnings(record=True) as caught:
