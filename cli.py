@@ -463,6 +463,8 @@ def _run_options(func):
                      help="A new signal on a held symbol (default extend)."),
         click.option("--allow-short", is_flag=True, default=None, help="Allow short entries."),
         click.option("--allow-margin", is_flag=True, default=None, help="Allow cash to go negative."),
+        click.option("--ratings", is_flag=True, default=None,
+                     help="Merge yfinance analyst rating changes for the universe (see `evbt events fetch-ratings`)."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -117,6 +117,11 @@ def run(
     timing.use_schedule_cache(store.root / ".calendars")
     if events is None:
         events = events_mod.load_calendar([Path(p) for p in config.events_files], config.replace_events)
+        if config.ratings:
+            from engine.ratings import rating_events
+
+            events = sorted([*events, *rating_events(config.symbols, store.root, offline=store.offline)],
+                            key=lambda e: (e.date, e.id))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvbtWarning)
         frames, history = _load_frames(store, config)

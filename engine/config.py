@@ -43,6 +43,7 @@ class RunConfig:
     allow_margin: bool = False
     events_files: tuple[str, ...] = ()
     replace_events: bool = False
+    ratings: bool = False  # merge yfinance analyst rating changes (cached) for the universe into the calendar
 
     def __post_init__(self) -> None:
         if self.start >= self.end:
@@ -176,7 +177,7 @@ def params_to_dict(params: Any) -> dict[str, Any]:
 CONFIG_KEYS = {
     "strategy", "params", "symbols", "start", "end", "cash", "commission", "min_commission", "slippage_bps",
     "stamp_duty", "fill", "benchmark", "sizing", "size", "overlap", "allow_short", "allow_margin", "events",
-    "replace_events",
+    "replace_events", "ratings",
 }  # fmt: skip
 
 
@@ -265,7 +266,7 @@ def make_run_config(
     for key in ("cash", "size"):
         if key in merged:
             kwargs[key] = _number(key, merged.pop(key))
-    for key in ("allow_short", "allow_margin", "replace_events"):
+    for key in ("allow_short", "allow_margin", "replace_events", "ratings"):
         if key in merged:
             kwargs[key] = coerce(merged.pop(key), bool, key)
     for key in ("fill", "sizing", "overlap"):

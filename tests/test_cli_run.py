@@ -139,3 +139,35 @@ def test_offline_missing_symbol_names_it(run_cli: Run, sample_cache: Path) -> No
     code, _, err = run_cli("--offline", "run", "reassurance", "--symbols", "BABA,NTES")
     assert code == 2 and "NTES" in err
     assert saved_runs() == []
+
+
+def test_run_with_cached_ratings(run_cli: Run, sample_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+    import yfinance
+
+    class FakeTicker:
+        def __init__(self, symbol: str) -> None:
+            self.symbol = symbol
+
+        @property
+        def upgrades_downgrades(self) -> pd.DataFrame:
+            frame = pd.DataFrame({
+                "GradeDate": pd.to_datetime(["2022-05-16", "2022-06-15"]),
+                "Firm": ["Acme Research", "Acme Research"],
+                "ToGrade": ["Overweight", "Underweight"],
+                "FromGrade": ["Underweight", "Overweight"],
+                "Action": ["up", "down"],
+            })
+            return frame.set_index("GradeDate")
+
+    monkeypatch.setattr(yfinance, "Ticker", FakeTicker)
+    code, _, err = run_cli("events", "fetch-ratings", "BABA")
+    assert code == 0, err
+    code, out, err = run_cli("--offline", "run", "analyst_follow", "--symbols", "BABA", "--ratings",
+                             "-p", "firms=Acme Research", "-p", "hold=40", "--json")
+    assert code == 0, err
+    trades = json.loads(out)["trades"]
+    assert len(trades) == 1 and trades[0]["exit_reason"] == "signal"
+    assert trades[0]["entry_date"] == "2022-05-17"  # date-only NY event -> next US open
+    code, _, err = run_cli("--offline", "run", "analyst_follow", "--symbols", "JD", "--ratings")
+    assert code == 2 and "JD" in err  # offline, no cached ratings: names the symbol
