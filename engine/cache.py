@@ -364,6 +364,8 @@ class PriceStore:
             return old if old is not None else self.read_all(sym)
         try:
             parts = [self._fetch(sym, a, b) for a, b in ranges]
+            if old is not None and not all(len(p) for p in parts):  # every range overlaps cached bars
+                raise DataError("yfinance returned no bars for dates it had served before")
         except DataError as exc:
             if old is None:
                 raise
