@@ -379,14 +379,18 @@ def _iso(value: object) -> str:
 
 
 def fx_for(frame: pd.DataFrame, fx_series: pd.Series | None, hk: bool) -> np.ndarray:
-    """Local units per base unit at each bar: 1 for USD listings; HKD=X close on or before the bar for HKD
-    listings (the first quote for bars before the series starts), else the 7.80 peg."""
+    """Local units per base unit at each bar: 1 for USD listings; for HKD listings the last HKD=X close dated
+    strictly before the bar (a HK session ends before that day's FX close, so the same day's quote would be
+    lookahead; bars before the series starts use its first quote), else the 7.80 peg."""
     if not hk:
         return np.ones(len(frame))
     if fx_series is None or fx_series.empty:
         return np.full(len(frame), HKD_PEG)
-    aligned = fx_series.reindex(fx_series.index.union(frame.index)).ffill().bfill()
-    return aligned.reindex(frame.index).to_numpy(dtype=float)
+    fx_dates = pd.DatetimeIndex(fx_series.index).as_unit("ns")
+    bar_dates = pd.DatetimeIndex(frame.index).as_unit("ns")
+    pos = fx_dates.searchsorted(bar_dates, side="left") - 1
+    values = fx_series.to_numpy(dtype=float)
+    return values[np.clip(pos, 0, len(values) - 1)]
 
 
 def _feed(frame: pd.DataFrame, fx: np.ndarray, name: str) -> bt.feeds.PandasDirectData:

@@ -228,3 +228,30 @@ def test_cash_sizing(store):
     out = backtest.run(config(symbols=("BABA",), sizing="cash", size=5000), store, events=[FSDC])
     t = out.report["trades"][0]
     assert t["size"] == math.floor(5000 / t["entry_price"])
+
+
+def test_fx_uses_the_last_quote_strictly_before_the_bar():
+    from engine.runner import HKD_PEG, fx_for
+
+    bars = pd.DataFrame(index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-04"]))
+    fx = pd.Series([7.81, 7.82, 7.83], index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-03"]))
+    assert list(fx_for(bars, fx, hk=True)) == [7.81, 7.81, 7.83]  # first bar: the series' first quote
+    assert list(fx_for(bars, None, hk=True)) == [HKD_PEG] * 3
+    assert list(fx_for(bars, fx, hk=False)) == [1.0] * 3
+
+
+def test_hkd_series_used_and_reported(store):
+    fx_dates = pd.bdate_range("2021-10-01", "2022-06-30")
+    fx_frame = pd.DataFrame({"open": 7.8, "high": 7.9, "low": 7.7, "close": np.linspace(7.75, 7.85, len(fx_dates)),
+                             "adj_close": 7.8, "volume": 0.0, "stale": False}, index=fx_dates.rename("date"))
+    fx_frame["adj_close"] = fx_frame["close"]
+    fx_frame["volume"] = 1.0
+    store.write("HKD=X", fx_frame, source="csv")
+    out = backtest.run(config(symbols=("0700.HK",)), store, events=[FSDC])
+    assert out.report["fx_source"] == "HKD=X series"
+    t = out.report["trades"][0]
+    prior = fx_frame["close"].loc[: pd.Timestamp(t["entry_date"]) - pd.Timedelta(days=1)].iloc[-1]
+    assert t["fx_entry"] == prior
+    want = recompute_trade(t, store.load("0700.HK"), fx_frame["close"].shift(1).dropna(), pct=0.001, minimum=1.0,
+                           bps=5, stamp=0.0013, hk=True)
+    assert t["pnl"] == pytest.approx(want["pnl"], rel=1e-9)
