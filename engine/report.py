@@ -257,13 +257,13 @@ def _metrics_block(metrics: Mapping[str, Any]) -> str:
     return render_table(["Metric", "Value"], rows)
 
 
-TRADE_HEADERS = ["symbol", "event", "type", "entry", "entry px", "exit", "exit px", "size", "fees", "pnl",
+TRADE_HEADERS = ["symbol", "side", "event", "type", "entry", "entry px", "exit", "exit px", "size", "fees", "pnl",
                  "return", "bench", "reason"]
 
 
 def _trade_row(t: Mapping[str, Any]) -> list[str]:
     return [
-        str(t.get("symbol")), str(t.get("event_id")), str(t.get("event_type")),
+        str(t.get("symbol")), str(t.get("side")), str(t.get("event_id")), str(t.get("event_type")),
         str(t.get("entry_date")), _num(t.get("entry_price"), ".2f"),
         str(t.get("exit_date") or "-"), _num(t.get("exit_price"), ".2f"),
         str(t.get("size")), _num(t.get("fees"), ",.2f"), _num(t.get("pnl"), ",.2f"),
