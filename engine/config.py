@@ -185,7 +185,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML run configuration (safe loader: tomllib); unknown keys are rejected."""
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            data = tomllib.loads(handle.read().decode("utf-8-sig"))  # a UTF-8 BOM (Windows editors) is fine
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
@@ -197,9 +197,19 @@ def load_config_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: unknown key {key!r}{suggest(key, sorted(CONFIG_KEYS))}")
     if "params" in data and not isinstance(data["params"], dict):
         raise ConfigError(f"config file {path}: 'params' must be a table ([params])")
+    for key, value in data.items():
+        texts = value if key in ("symbols", "events") and isinstance(value, list) else [value]
+        if key in _TEXT_KEYS and not all(isinstance(v, str) for v in texts):
+            raise ConfigError(f"config file {path}: {key!r} must be text, got {value!r}")
     if "symbols" in data:
-        data["symbols"] = parse_symbol_list(data["symbols"] if isinstance(data["symbols"], list | str) else [])
+        try:
+            data["symbols"] = parse_symbol_list(data["symbols"])
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: symbols: {exc}") from None
     return data
+
+
+_TEXT_KEYS = ("strategy", "symbols", "events", "fill", "benchmark", "sizing", "overlap")
 
 
 # ----------------------------------------------------------------------------- assembling a run
