@@ -483,7 +483,12 @@ def _build_config(strategy: str, params: tuple[str, ...], config_file: Path | No
 
         cached = set(PriceStore(app.cache_dir, offline=True).symbols())
         defaults = tuple(s for s in defaults if s in cached)
-    return make_run_config(strategy, params, options, config_file, defaults, cls.Params)
+    try:
+        return make_run_config(strategy, params, options, config_file, defaults, cls.Params)
+    except EvbtError as exc:  # name the config file as the place to look (values may also come from options)
+        if config_file is None or str(config_file) in str(exc):
+            raise
+        raise type(exc)(f"{exc} (in {config_file} or the command-line options)") from None
 
 
 def _execute_run(config, app: AppContext, save: bool = True):
