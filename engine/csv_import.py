@@ -50,7 +50,10 @@ class ImportedPrices:
 
 def symbol_from_path(path: Path) -> str:
     """``HSI.csv`` -> ``^HSI``, ``0700.HK.csv`` -> ``0700.HK``; the name is never used as a path again."""
-    return normalize_symbol(Path(path).name.removesuffix(".csv").removesuffix(".CSV"))
+    try:
+        return normalize_symbol(Path(path).name.removesuffix(".csv").removesuffix(".CSV"))
+    except ConfigError as exc:
+        raise ConfigError(f"{Path(path).name}: the file name is not a symbol ({exc}); use --symbol") from None
 
 
 def _decode(path: Path, raw: bytes) -> str:
