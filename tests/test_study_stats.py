@@ -1,0 +1,281 @@
+"""Event-study statistics: hand computations on tiny datasets, and a second implementation written with plain
+Python loops and the textbook closed forms (MacKinlay 1997) instead of engine.study's matrix algebra."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import study
+from engine.errors import ConfigError
+
+# ---------------------------------------------------------------- Student t
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 1.0, 2.5, 12.0])
+def test_t_pvalue_closed_forms(t: float) -> None:
+    # df = 1 is the Cauchy distribution, df = 2 has a closed form too.
+    assert study.t_pvalue(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
+    assert study.t_pvalue(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
+    # very many degrees of freedom: the normal distribution
+    assert study.t_pvalue(t, 1e7) == pytest.approx(math.erfc(t / math.sqrt(2)), abs=1e-6)
+    assert study.t_pvalue(-t, 7) == study.t_pvalue(t, 7)
+
+
+def test_t_table_values() -> None:
+    # printed t tables (two-sided 5% and 1%)
+    assert study.t_critical(10) == pytest.approx(2.228, abs=5e-4)
+    assert study.t_critical(1) == pytest.approx(12.706, abs=5e-4)
+    assert study.t_critical(30) == pytest.approx(2.042, abs=5e-4)
+    assert study.t_critical(5, 0.99) == pytest.approx(4.032, abs=5e-4)
+    assert study.t_pvalue(2.0, 10) == pytest.approx(0.07339, abs=1e-5)
+    assert study.t_pvalue(None, 10) is None
+    assert study.t_pvalue(float("nan"), 10) is None
+
+
+# ---------------------------------------------------------------- one event by hand
+
+# Estimation window built so that OLS is known exactly: y = 0.001 + 0.5 m + e, with e orthogonal to [1, m].
+M_EST = np.array([-0.02, -0.01, 0.0, 0.01, 0.02])
+E_EST = np.array([0.001, -0.002, 0.0, 0.002, -0.001])
+Y_EST = 0.001 + 0.5 * M_EST + E_EST
+M_WIN = np.array([0.01, 0.02])
+Y_WIN = np.array([0.03, -0.01])
+
+
+def test_market_model_by_hand() -> None:
+    fit = study.fit_model("market", Y_EST, M_EST)
+    assert fit.params == pytest.approx([0.001, 0.5], abs=1e-12)
+    sigma2 = 1e-5 / 3  # SSR = 1e-6 * (1 + 4 + 0 + 4 + 1), T - k = 3
+    assert fit.sigma2 == pytest.approx(sigma2, rel=1e-9)
+    assert fit.dof == 3
+    ab = study.abnormal_returns(fit, Y_WIN, M_WIN)
+    assert ab.ar == pytest.approx([0.024, -0.021], abs=1e-12)  # 0.03 - 0.001 - 0.005; -0.01 - 0.001 - 0.01
+    assert ab.car == pytest.approx([0.024, 0.003], abs=1e-12)
+    # (X'X)^-1 = diag(1/5, 1/0.001) because mean(m) = 0 and sum(m^2) = 0.001
+    assert ab.ar_var == pytest.approx([sigma2 * 1.3, sigma2 * 1.6], rel=1e-9)  # 1 + 1/5 + m^2 / 0.001
+    assert ab.car_var == pytest.approx([sigma2 * 1.3, sigma2 * 3.7], rel=1e-9)  # 2 + 2^2/5 + 0.03^2/0.001
+
+
+def test_mean_and_raw_models_by_hand() -> None:
+    fit = study.fit_model("mean", Y_EST, M_EST)
+    assert fit.params == pytest.approx([0.001])
+    sigma2 = 2 * (0.009**2 + 0.007**2) / 4  # residuals -0.009 -0.007 0 0.007 0.009, T - 1 = 4
+    assert fit.sigma2 == pytest.approx(sigma2, rel=1e-9)
+    ab = study.abnormal_returns(fit, Y_WIN, M_WIN)
+    assert ab.ar == pytest.approx([0.029, -0.011], abs=1e-12)
+    assert ab.car_var[-1] == pytest.approx(sigma2 * (2 + 4 / 5), rel=1e-9)
+    raw = study.fit_model("raw", Y_EST, M_EST)
+    assert raw.dof == 5
+    assert raw.sigma2 == pytest.approx(float(np.sum(Y_EST**2)) / 5, rel=1e-12)
+    ab_raw = study.abnormal_returns(raw, Y_WIN, M_WIN)
+    assert ab_raw.ar == pytest.approx(Y_WIN)
+    assert ab_raw.car_var == pytest.approx([raw.sigma2, 2 * raw.sigma2])
+
+
+def test_cross_section_by_hand() -> None:
+    res = study.cross_sectional_t(np.array([0.01, 0.03, 0.02]))
+    assert res.stat == pytest.approx(2 * math.sqrt(3))  # mean 0.02, sd 0.01, N = 3
+    assert res.df == 2
+    assert res.p == pytest.approx(1 - 2 * math.sqrt(3) / math.sqrt(2 + 12))  # closed form for df = 2
+    assert study.cross_sectional_t(np.array([0.01])).stat is None
+    assert study.cross_sectional_t(np.array([0.01, 0.01])).stat is None
+    assert study.kp_factor(0.1, 11) == pytest.approx(math.sqrt(0.9 / 2.0))
+    assert study.kp_factor(0.0, 5) == 1.0
+
+
+def test_windows_are_validated() -> None:
+    assert study.parse_window("-5:10", "--window") == (-5, 10)
+    for bad in ("5", "a:b", "3:1", "-1:2:3"):
+        with pytest.raises(ConfigError, match="--window"):
+            study.parse_window(bad, "--window")
+    with pytest.raises(ConfigError, match="must end before"):
+        study.StudyConfig(window=(-5, 10), estimation=(-100, -5))
+    with pytest.raises(ConfigError, match="at least"):
+        study.StudyConfig(estimation=(-40, -30))
+    with pytest.raises(ConfigError, match="model"):
+        study.StudyConfig(model="capm")
+
+
+# ---------------------------------------------------------------- independent implementation (loops)
+
+
+def ref_event(model: str, y_est: list[float], m_est: list[float], y_win: list[float], m_win: list[float]) -> dict:
+    """Textbook formulas with plain loops: OLS by sums, MacKinlay's closed-form CAR variance."""
+    t_len, l_len = len(y_est), len(y_win)
+    if model == "market":
+        m_bar = sum(m_est) / t_len
+        y_bar = sum(y_est) / t_len
+        sxx = sum((m - m_bar) ** 2 for m in m_est)
+        sxy = sum((m - m_bar) * (y - y_bar) for m, y in zip(m_est, y_est, strict=True))
+        beta = sxy / sxx
+        alpha = y_bar - beta * m_bar
+        resid = [y - alpha - beta * m for y, m in zip(y_est, m_est, strict=True)]
+        s2 = sum(e * e for e in resid) / (t_len - 2)
+        ar = [y - alpha - beta * m for y, m in zip(y_win, m_win, strict=True)]
+        ar_var = [s2 * (1 + 1 / t_len + (m - m_bar) ** 2 / sxx) for m in m_win]
+        car_var = []
+        for tau in range(1, l_len + 1):
+            sum_m = sum(m_win[:tau])
+            car_var.append(s2 * (tau + tau * tau / t_len + (sum_m - tau * m_bar) ** 2 / sxx))
+        dof = t_len - 2
+    elif model == "mean":
+        mu = sum(y_est) / t_len
+        resid = [y - mu for y in y_est]
+        s2 = sum(e * e for e in resid) / (t_len - 1)
+        ar = [y - mu for y in y_win]
+        ar_var = [s2 * (1 + 1 / t_len)] * l_len
+        car_var = [s2 * (tau + tau * tau / t_len) for tau in range(1, l_len + 1)]
+        dof = t_len - 1
+    else:
+        resid = list(y_est)
+        s2 = sum(e * e for e in resid) / t_len
+        ar = list(y_win)
+        ar_var = [s2] * l_len
+        car_var = [s2 * tau for tau in range(1, l_len + 1)]
+        dof = t_len
+    car, running = [], 0.0
+    for a in ar:
+        running += a
+        car.append(running)
+    return {"ar": ar, "ar_var": ar_var, "car": car, "car_var": car_var, "resid": resid, "dof": dof}
+
+
+def ref_corr(a: dict, b: dict) -> float | None:
+    common = sorted(set(a) & set(b))
+    if len(common) < study.MIN_COMMON:
+        return None
+    xs, ys = [a[d] for d in common], [b[d] for d in common]
+    return statistics.correlation(xs, ys)
+
+
+def ref_aggregate(events: list[dict]) -> dict:
+    """Cross-sectional t, BMP and Kolari-Pynnonen with the statistics module."""
+    n = len(events)
+    pair_sum = 0.0
+    clustered = False
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = events[i], events[j]
+            if a["dates"][0] <= b["dates"][-1] and b["dates"][0] <= a["dates"][-1]:
+                clustered = True
+                r = ref_corr(a["resid_by_date"], b["resid_by_date"])
+                pair_sum += r or 0.0
+    rbar = pair_sum / (n * (n - 1) / 2)
+    factor = math.sqrt((1 - rbar) / (1 + (n - 1) * rbar))
+    out: dict[str, list[float]] = {"aar": [], "aar_t": [], "aar_bmp": [], "caar": [], "caar_t": [], "caar_bmp": []}
+    for col in range(len(events[0]["ar"])):
+        ars = [e["ar"][col] for e in events]
+        sars = [e["ar"][col] / math.sqrt(e["ar_var"][col]) for e in events]
+        cars = [e["car"][col] for e in events]
+        scars = [e["car"][col] / math.sqrt(e["car_var"][col]) for e in events]
+        for key, vals in (("aar", ars), ("caar", cars)):
+            out[key].append(statistics.fmean(vals))
+        for key, vals in (("aar_t", ars), ("aar_bmp", sars), ("caar_t", cars), ("caar_bmp", scars)):
+            out[key].append(statistics.fmean(vals) * math.sqrt(n) / statistics.stdev(vals))
+    out["rbar"] = rbar
+    out["factor"] = factor
+    out["clustered"] = clustered
+    return out
+
+
+def _synthetic_events(seed: int, n: int, model: str) -> tuple[list[study.Sample], list[dict]]:
+    """n events on a common business-day calendar; half of them share day 0 (clustering)."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2020-01-01", periods=900)
+    market = rng.normal(0, 0.012, len(dates))
+    common = rng.normal(0, 0.01, len(dates))  # a shared shock: residuals of clustered events correlate
+    est, win = (-120, -11), (-3, 5)
+    samples, refs = [], []
+    for k in range(n):
+        pos = 300 if k % 2 == 0 else 300 + 60 * k
+        beta = 0.6 + 0.1 * k
+        rets = 0.0002 * k + beta * market + 0.7 * common + rng.normal(0, 0.015, len(dates))
+        rets[pos : pos + 3] += 0.02  # an event effect
+        returns = pd.Series(rets, index=dates)
+        prepared = study.prepare_sample(returns, pd.Series(market, index=dates), dates[pos], win, est)
+        assert not isinstance(prepared, str)
+        _, sample = study.study_sample(prepared, model)
+        samples.append(sample)
+        ref = ref_event(model, list(prepared.est_returns), list(prepared.est_market),
+                        list(prepared.win_returns), list(prepared.win_market))
+        ref["dates"] = list(prepared.win_dates)
+        ref["resid_by_date"] = dict(zip(prepared.est_dates, ref["resid"], strict=True))
+        refs.append(ref)
+    return samples, refs
+
+
+@pytest.mark.parametrize("model", study.MODELS)
+def test_against_independent_implementation(model: str) -> None:
+    samples, refs = _synthetic_events(seed=7, n=8, model=model)
+    for sample, ref in zip(samples, refs, strict=True):
+        assert sample.abnormal.ar == pytest.approx(ref["ar"], rel=1e-9, abs=1e-14)
+        assert sample.abnormal.ar_var == pytest.approx(ref["ar_var"], rel=1e-9)
+        assert sample.abnormal.car == pytest.approx(ref["car"], rel=1e-9, abs=1e-14)
+        assert sample.abnormal.car_var == pytest.approx(ref["car_var"], rel=1e-9)
+    days, clustering = study.aggregate(samples, (-3, 5))
+    expected = ref_aggregate(refs)
+    assert clustering.clustered is expected["clustered"] is True
+    assert clustering.mean_correlation == pytest.approx(expected["rbar"], rel=1e-9)
+    assert clustering.kp_factor == pytest.approx(expected["factor"], rel=1e-9)
+    assert clustering.shared_day0 == ((samples[0].day0.date().isoformat(), 4),)
+    for col, day in enumerate(days):
+        assert day.aar == pytest.approx(expected["aar"][col], rel=1e-9)
+        assert day.caar == pytest.approx(expected["caar"][col], rel=1e-9)
+        assert day.aar_t.stat == pytest.approx(expected["aar_t"][col], rel=1e-9)
+        assert day.aar_bmp.stat == pytest.approx(expected["aar_bmp"][col], rel=1e-9)
+        assert day.caar_t.stat == pytest.approx(expected["caar_t"][col], rel=1e-9)
+        assert day.caar_bmp.stat == pytest.approx(expected["caar_bmp"][col], rel=1e-9)
+        assert day.caar_bmp_kp is not None
+        assert day.caar_bmp_kp.stat == pytest.approx(expected["caar_bmp"][col] * expected["factor"], rel=1e-9)
+        assert day.caar_t_kp is not None
+        assert day.caar_t_kp.stat == pytest.approx(expected["caar_t"][col] * expected["factor"], rel=1e-9)
+        assert day.band_low is not None and day.band_high is not None
+        half = study.t_critical(len(samples) - 1) * statistics.stdev(
+            [r["car"][col] for r in refs]) / math.sqrt(len(refs)) / expected["factor"]
+        assert day.band_high - day.caar == pytest.approx(half, rel=1e-9)
+        assert day.caar - day.band_low == pytest.approx(half, rel=1e-9)
+
+
+def test_no_clustering_no_adjustment() -> None:
+    samples, _ = _synthetic_events(seed=3, n=8, model="market")
+    apart = samples[1::2]  # the events 60 bars apart: windows never overlap
+    days, clustering = study.aggregate(apart, (-3, 5))
+    assert clustering.clustered is False
+    assert clustering.overlapping_pairs == 0
+    assert clustering.kp_factor is None
+    assert all(d.caar_bmp_kp is None and d.caar_t_kp is None for d in days)
+
+
+def test_clustered_correlation_is_positive_and_shrinks_statistics() -> None:
+    samples, _ = _synthetic_events(seed=11, n=8, model="market")
+    days, clustering = study.aggregate(samples, (-3, 5))
+    assert clustering.mean_correlation > 0  # the shared shock
+    assert 0 < clustering.kp_factor < 1
+    assert abs(days[-1].caar_bmp_kp.stat) < abs(days[-1].caar_bmp.stat)
+
+
+def test_prepare_sample_skip_reasons() -> None:
+    dates = pd.bdate_range("2021-01-01", periods=300)
+    rets = pd.Series(np.random.default_rng(0).normal(0, 0.01, 300), index=dates)
+    rets.iloc[0] = np.nan
+    market = rets * 0.5
+    ok = study.prepare_sample(rets, market, dates[260], (-5, 10), (-250, -30))
+    assert not isinstance(ok, str) and ok.day0 == dates[260]
+    assert "not enough history" in study.prepare_sample(rets, market, dates[100], (-5, 10), (-250, -30))
+    assert "bars after day 0" in study.prepare_sample(rets, market, dates[295], (-5, 10), (-250, -30))
+    assert "no price bar on or after" in study.prepare_sample(
+        rets, market, dates[-1] + pd.Timedelta(days=5), (-5, 10), (-250, -30))
+    gap = rets.drop(dates[261:280])  # a suspension: the next bar is weeks later
+    assert "within" in study.prepare_sample(gap, market.reindex(gap.index), dates[262], (-5, 10), (-250, -30))
+    holes = market.copy()
+    holes.iloc[100] = np.nan
+    assert "benchmark" in study.prepare_sample(rets, holes, dates[260], (-5, 10), (-250, -30))
+    # day 0 is the first bar on or after the entry session (a Saturday entry maps to Monday)
+    saturday = pd.Timestamp("2021-12-18")
+    mapped = study.prepare_sample(rets, market, saturday, (-5, 10), (-250, -30))
+    assert not isinstance(mapped, str) and mapped.day0 == pd.Timestamp("2021-12-20")
