@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.errors import ConfigError, EvbtWarning
+from engine.errors import ConfigError, DataError, EvbtWarning
 from engine.report import dumps_report, to_jsonable, trades_to_frame
 from engine.results import RunResult, TradeRecord
 
@@ -269,7 +269,19 @@ def _check_run_id(run_id: Any) -> str:
 def save_run(
     runs_dir: Path, report: Mapping[str, Any], result: RunResult, manifest: Mapping[str, Any]
 ) -> Path:
-    """Write the run folder atomically and return its path; an existing run with the id is replaced."""
+    """Write the run folder atomically and return its path; an existing run with the id is replaced.
+
+    A full disk or an unwritable runs folder is a DataError (exit 1); no partial run folder is left.
+    """
+    try:
+        return _save_run(runs_dir, report, result, manifest)
+    except OSError as exc:
+        raise DataError(f"cannot save the run in {runs_dir}: {exc.strerror or exc} (nothing was saved)") from exc
+
+
+def _save_run(
+    runs_dir: Path, report: Mapping[str, Any], result: RunResult, manifest: Mapping[str, Any]
+) -> Path:
     run_id = _check_run_id(report.get("run_id"))
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
