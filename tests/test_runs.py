@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine import runs
-from engine.errors import ConfigError
+from engine.errors import ConfigError, DataError
 from engine.metrics import compute_metrics
 from engine.report import build_report, dumps_report
 from engine.results import OrderRecord, RunResult, TradeRecord
@@ -100,7 +100,7 @@ def test_crash_mid_save_leaves_no_run(tmp_path: Path, monkeypatch: pytest.Monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(runs, "_write_parquet", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match="disk full"):
         save(tmp_path, "reassurance-aaa111")
     assert runs.list_runs(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
