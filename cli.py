@@ -525,9 +525,12 @@ def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
 @click.option("--no-save", is_flag=True, help="Do not save the run under the runs folder.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
 @click.pass_obj
 def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file: Path | None, as_json: bool,
-            as_csv: bool, no_save: bool, events_file: str | None, **options) -> None:
+            as_csv: bool, no_save: bool, events_file: str | None, html_path: Path | None = None,
+            plot_path: Path | None = None, **options) -> None:
     """Backtest STRATEGY on cached prices and print metrics and trades.
 
     \b
@@ -541,6 +544,7 @@ def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file
     config = _build_config(strategy, params, config_file, options, app)
     outcome, saved = _execute_run(config, app, save=not no_save)
     _print_report(outcome.report, as_json, as_csv, saved)
+    _write_run_outcome_visuals(app, outcome, html_path, plot_path)
 
 
 @cli.command("demo")
@@ -681,7 +685,10 @@ def rerun_cmd(app: AppContext, run: str, as_json: bool) -> None:
 @cli.command("compare")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True)
-def compare_cmd(runs: tuple[str, ...], as_json: bool) -> None:
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
+def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = None,
+                plot_path: Path | None = None) -> None:
     """Compare saved runs (ids, prefixes, folders or report.json files) side by side.
 
     Metrics with deltas against the first, parameter differences, and which event trades
@@ -702,6 +709,186 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool) -> None:
         emit_json(comparison)
     else:
         click.echo(render_compare_text(comparison))
+    _write_compare_visuals(runs, comparison, html_path, plot_path)
+
+
+# ---- study and visual reports (issue 6)
+
+_HTML_OPTION = click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                            help="Also write a self-contained HTML report (charts inline, no network needed).")
+_PLOT_OPTION = click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                            help="Also write the charts as one PNG file.")
+
+
+def _wrote(path: Path, size: int) -> None:
+    click.echo(f"wrote {path} ({size / 1024:.0f} KB)", err=True)
+
+
+def _run_events(report: dict) -> list:
+    """The run's calendar (for event dates and descriptions on charts); empty if it cannot be loaded."""
+    from engine.errors import EvbtError
+    from engine.events import load_calendar
+
+    config = report.get("config") or {}
+    try:
+        return load_calendar([Path(p) for p in config.get("events_files") or []],
+                             replace=bool(config.get("replace_events")))
+    except EvbtError as exc:
+        warn(f"event calendar unavailable for the charts: {exc}")
+        return []
+
+
+def _write_run_visuals(app: AppContext, report: dict, equity: Any, html_path: Path | None,
+                       plot_path: Path | None) -> None:
+    """HTML and/or PNG of one run; prices for the charts come from the cache only (never the network)."""
+    if html_path is None and plot_path is None:
+        return
+    from engine import html
+    from engine.cache import PriceStore
+
+    events = _run_events(report)
+    panels, notes = html.price_panels(report, PriceStore(app.cache_dir, offline=True), events)
+    if html_path is not None:
+        _wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes)))
+    if plot_path is not None:
+        from engine.charts import write_png
+
+        _wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels)))
+
+
+def _write_run_outcome_visuals(app: AppContext, outcome: Any, html_path: Path | None,
+                               plot_path: Path | None) -> None:
+    if html_path is None and plot_path is None:
+        return
+    from engine.html import equity_frame
+
+    _write_run_visuals(app, outcome.report, equity_frame(outcome.result), html_path, plot_path)
+
+
+def _write_compare_visuals(runs: tuple[str, ...], comparison: dict, html_path: Path | None,
+                           plot_path: Path | None) -> None:
+    if html_path is None and plot_path is None:
+        return
+    from engine import html
+    from engine.runs import load_equity
+
+    curves = {str(info["run_id"]): load_equity(run)["equity"] for run, info in zip(runs, comparison["runs"],
+                                                                                     strict=True)}
+    if html_path is not None:
+        _wrote(html_path, html.write_html(html_path, html.compare_document(comparison, curves)))
+    if plot_path is not None:
+        from engine.charts import write_png
+
+        _wrote(plot_path, write_png(plot_path, html.compare_charts(curves), height=3.2))
+
+
+@cli.command("report")
+@click.argument("run")
+@_HTML_OPTION
+@_PLOT_OPTION
+@click.pass_obj
+def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Path | None) -> None:
+    """Visual report of a saved run (id, unique id prefix, folder or report.json path).
+
+    Without --html/--plot it prints the text report.
+
+    \b
+    Examples:
+      evbt report reassurance-3f2a --html report.html
+      evbt report runs/reassurance-3f2a --plot equity.png
+    """
+    from engine.runs import load_equity, load_report
+
+    report = load_report(run)
+    if html_path is None and plot_path is None:
+        _print_report(report, False, False, None)
+        return
+    _write_run_visuals(app, report, load_equity(run), html_path, plot_path)
+
+
+def _study_universe(app: AppContext, symbols: tuple[str, ...]) -> list[str]:
+    from engine.symbols import parse_symbol_list
+    from strategies.base import CHINA_INTERNET
+
+    if symbols:
+        return parse_symbol_list(list(symbols))
+    if app.sample:
+        from engine.cache import PriceStore
+
+        cached = set(PriceStore(app.cache_dir, offline=True).symbols())
+        return [s for s in CHINA_INTERNET if s in cached]
+    return list(CHINA_INTERNET)
+
+
+@cli.command("study")
+@click.option("--type", "types", multiple=True, help="Event type (repeatable; default: all types).")
+@click.option("--symbol", "symbols", multiple=True, help="Symbol (repeatable; default: the China-internet universe).")
+@click.option("--from", "start", default=None, help="First event date (YYYY-MM-DD).")
+@click.option("--to", "end", default=None, help="Last event date (YYYY-MM-DD).")
+@click.option("--window", default="-5:10", show_default=True, help="Event window in trading days around day 0.")
+@click.option("--estimation", default="-250:-30", show_default=True, help="Estimation window in trading days.")
+@click.option("--model", type=click.Choice(["market", "mean", "raw"]), default="market", show_default=True,
+              help="Normal-return model: market model (OLS on the benchmark), constant mean, or raw returns.")
+@click.option("--benchmark", default=None, help="Market index for every symbol (default: ^HSI for HK, KWEB for US).")
+@click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True,
+              help="Entry rule defining day 0 (as in `evbt run`).")
+@click.option("--events", "files", multiple=True, type=click.Path(path_type=Path), help="User event CSV.")
+@click.option("--replace", is_flag=True, default=False, help="Only the --events files, not the curated calendar.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+@_HTML_OPTION
+@_PLOT_OPTION
+@click.pass_obj
+def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...], start: str | None,
+              end: str | None, window: str, estimation: str, model: str, benchmark: str | None, fill: str,
+              files: tuple[Path, ...], replace: bool, as_json: bool, html_path: Path | None,
+              plot_path: Path | None) -> None:
+    """Event study: abnormal returns around events, CAR per event, AAR/CAAR with t, BMP and Kolari-Pynnonen tests.
+
+    Day 0 is each event's entry session on the symbol's exchange (no lookahead). Events whose windows
+    lack data are listed as skipped with the reason.
+
+    \b
+    Examples:
+      evbt study --type official_reassurance
+      evbt study --type analyst_upgrade --symbol BABA --window -1:5 --model mean --json
+      evbt study --type policy_support --html study.html --plot caar.png
+    """
+    from engine.cache import PriceStore
+    from engine.errors import ConfigError
+    from engine.events import EVENT_TYPES, load_calendar
+    from engine.study import StudyConfig, parse_window, render_study_text, run_study
+    from engine.symbols import normalize_symbol
+
+    bad = sorted(set(types) - set(EVENT_TYPES))
+    if bad:
+        raise ConfigError(f"unknown event type(s) {', '.join(bad)} (expected: {', '.join(EVENT_TYPES)})")
+    config = StudyConfig(
+        types=tuple(types), symbols=tuple(_study_universe(app, symbols)) if symbols else (),
+        start=_event_day(start, "--from"), end=_event_day(end, "--to"),
+        window=parse_window(window, "--window"), estimation=parse_window(estimation, "--estimation"),
+        model=model, benchmark=normalize_symbol(benchmark) if benchmark else None, fill=fill,
+    )
+    events = load_calendar(files, replace=replace)
+    result = run_study(config, PriceStore(app.cache_dir, offline=app.offline), events,
+                       _study_universe(app, symbols))
+    if not result.events and not result.skipped:
+        raise ConfigError("no event matches the filters for the chosen symbols")
+    if as_json:
+        from engine.report import dumps_report
+
+        click.echo(dumps_report(result.to_dict()), nl=False)
+    else:
+        click.echo(render_study_text(result), nl=False)
+    if (html_path is not None or plot_path is not None) and not result.events:
+        raise ConfigError("nothing to chart: every event was skipped")
+    from engine import html
+
+    if html_path is not None:
+        _wrote(html_path, html.write_html(html_path, html.study_document(result)))
+    if plot_path is not None:
+        from engine.charts import write_png
+
+        _wrote(plot_path, write_png(plot_path, html.study_charts(result), height=3.2))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -649,3 +649,63 @@ def _event_result(ev: Any, sym: str, prepared: PreparedSample, fit: ModelFit,
 
 def _day(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).date().isoformat()
+
+
+# ---------------------------------------------------------------- text
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value * 100:.3f}%"
+
+
+def _test_text(test: TestResult | None) -> str:
+    if test is None or test.stat is None:
+        return "n/a"
+    return f"t={test.stat:.3f} (p={_fmt(test.p, '.4f')}, df={test.df})"
+
+
+def clustering_text(cl: Clustering) -> str:
+    if not cl.clustered:
+        return "no clustering: no two event windows overlap in calendar time"
+    shared = ", ".join(f"{d} x{n}" for d, n in cl.shared_day0) or "none"
+    return (f"CLUSTERED: {cl.overlapping_pairs} of {cl.pairs} sample pairs have overlapping event windows "
+            f"(shared day 0: {shared}); average cross-correlation {cl.mean_correlation:.4f}, "
+            f"Kolari-Pynnonen factor {_fmt(cl.kp_factor, '.4f')} applied")
+
+
+def render_study_text(result: StudyResult) -> str:
+    """Readable study report: setup, per-day table, window tests, clustering, events, skipped."""
+    from engine.report import render_table
+
+    c = result.config
+    lines = ["SYNTHETIC DATA: sample prices, not real market history", ""] if result.synthetic else []
+    bench = ", ".join(result.benchmarks) if c.model == "market" else "none"
+    lines.append(f"Event study: types {', '.join(c.types) or 'all'}; model {c.model} (benchmark {bench}); "
+                 f"window {c.window[0]}:{c.window[1]}, estimation {c.estimation[0]}:{c.estimation[1]}; "
+                 f"day 0 = entry session (fill {c.fill})")
+    lines.append(f"{len(result.events)} event-symbol sample(s), {len(result.skipped)} skipped")
+    if result.days:
+        rows = [[str(d.day), str(d.n), _pct(d.aar), _fmt(d.aar_t.stat, ".2f"), _fmt(d.aar_bmp.stat, ".2f"),
+                 _pct(d.caar), _fmt(d.caar_t.stat, ".2f"), _fmt(d.caar_t.p, ".4f"), _fmt(d.caar_bmp.stat, ".2f"),
+                 _fmt(d.caar_bmp_kp.stat if d.caar_bmp_kp else None, ".2f")] for d in result.days]
+        lines += ["", render_table(["day", "N", "AAR", "t", "BMP", "CAAR", "t", "p", "BMP", "BMP-KP"], rows)]
+        s = result.days[-1]
+        lines += ["", f"CAAR {c.window[0]}:{c.window[1]} = {_pct(s.caar)}",
+                  f"  cross-sectional {_test_text(s.caar_t)}", f"  BMP             {_test_text(s.caar_bmp)}"]
+        if s.caar_t_kp is not None:
+            lines += [f"  cross-sectional, Kolari-Pynnonen {_test_text(s.caar_t_kp)}",
+                      f"  BMP, Kolari-Pynnonen (adj-BMP)   {_test_text(s.caar_bmp_kp)}"]
+        if s.band_low is not None:
+            lines.append(f"  {result.confidence:.0%} band [{_pct(s.band_low)}, {_pct(s.band_high)}]")
+        lines += ["", clustering_text(result.clustering)]
+        ev_rows = [[e.event_id, e.symbol, e.day0, _pct(e.car), _fmt(e.car_t, ".2f"), _fmt(e.car_p, ".4f")]
+                   for e in result.events]
+        lines += ["", "Events", render_table(["event", "symbol", "day 0", "CAR", "t", "p"], ev_rows)]
+    if result.skipped:
+        lines += ["", f"Skipped ({len(result.skipped)})"]
+        lines += [f"- {s.event_id} {s.symbol}: {s.reason}" for s in result.skipped]
+    return "\n".join(lines) + "\n"
