@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -305,13 +306,17 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
     if final.exists():
         if old.exists():
             shutil.rmtree(old)
-        os.replace(final, old)
+        with contextlib.suppress(FileNotFoundError):  # a concurrent save may have moved it first
+            os.replace(final, old)
     try:
         os.replace(tmp, final)
-    except BaseException:
-        if old.exists() and not final.exists():
-            os.replace(old, final)
-        raise
+    except BaseException as exc:
+        raced = isinstance(exc, OSError) and exc.errno in (errno.ENOTEMPTY, errno.EEXIST)
+        if not (raced and (final / "report.json").is_file()):
+            if old.exists() and not final.exists():
+                os.replace(old, final)
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # a concurrent save of the same run id (same inputs) won: keep it
     _fsync_path(final.parent)
     shutil.rmtree(old, ignore_errors=True)
 
