@@ -116,8 +116,11 @@ def svg(panel: Panel, height: float = PANEL_HEIGHT_IN) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     start = text.find("<svg")
-    return _round_paths(text[start:] if start >= 0 else text)
+    text = _METADATA.sub("", text[start:] if start >= 0 else text)  # RDF namespace URIs: noise for a report
+    return _round_paths(text)
 
+
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
 
 _PATH_DATA = re.compile(r'(?<= d=")[^"]*')
 _NUMBER = re.compile(r"-?\d+\.\d+")
