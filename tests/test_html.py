@@ -10,8 +10,9 @@ import io
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,7 +121,7 @@ def test_png_files(reports: dict[str, Path], name: str) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
-def test_plot_only_report(run_cli, sample_cache: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_plot_only_report(run_cli: Callable[..., tuple[int, str, str]], sample_cache: Path, tmp_path: Path) -> None:
     code, out, err = run_cli("--offline", "run", "reassurance", "--symbols", SYMBOLS, "--json")
     assert code == 0, err
     run_id = json.loads(out)["run_id"]
@@ -158,13 +159,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         driver.quit()
 
 
-def _open(driver, path: Path) -> None:  # noqa: ANN001
+def _open(driver: Any, path: Path) -> None:
     driver.get_log("browser")  # drop entries from earlier pages
     driver.get_log("performance")
     driver.get(path.resolve().as_uri())
 
 
-def _requests(driver) -> list[tuple[str, str]]:  # noqa: ANN001
+def _requests(driver: Any) -> list[tuple[str, str]]:
     """(document URL, requested URL) of every request in the performance log since the last drain."""
     out = []
     for entry in driver.get_log("performance"):
@@ -176,7 +177,7 @@ def _requests(driver) -> list[tuple[str, str]]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("name", ["run.html", "compare.html", "study.html"])
-def test_renders_in_chromium(browser, reports: dict[str, Path], name: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_renders_in_chromium(browser: Any, reports: dict[str, Path], name: str, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     _open(browser, reports[name])
@@ -203,7 +204,7 @@ def test_renders_in_chromium(browser, reports: dict[str, Path], name: str, tmp_p
 
 
 @pytest.mark.parametrize("name", ["run.html", "study.html"])
-def test_script_in_event_description_renders_as_text(browser, reports: dict[str, Path], name: str) -> None:  # noqa: ANN001
+def test_script_in_event_description_renders_as_text(browser: Any, reports: dict[str, Path], name: str) -> None:
     _open(browser, reports[name])
     assert browser.execute_script("return document.scripts.length") == 0
     assert browser.execute_script("return typeof window.pwned") == "undefined"
