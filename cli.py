@@ -643,8 +643,9 @@ def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
       evbt runs show reassurance-3f2a
     """
     from engine.runs import load_report
+    from engine.sweep import load_sweep_report  # issue 5: a sweep id shows its best point (SWEEP_ID:RANK)
 
-    _print_report(load_report(run), as_json, as_csv, None)
+    _print_report(load_sweep_report(run) or load_report(run), as_json, as_csv, None)
 
 
 @cli.command("rerun")
@@ -889,6 +890,174 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
         from engine.charts import write_png
 
         _wrote(plot_path, write_png(plot_path, html.study_charts(result), height=3.2))
+
+
+# ---- sweep (issue 5)
+
+
+def _sweep_progress(quiet: bool):
+    """A rich progress bar on stderr (None when quiet or stderr is not a terminal) and its closer."""
+    if quiet or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("points", total=None)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar.stop
+
+
+def _sweep_table(summary: dict, top: int) -> str:
+    from engine.report import METRIC_FORMATS, format_value, render_table
+
+    metric = summary["metric"]
+    label, kind = METRIC_FORMATS.get(metric, (metric, "ratio"))
+    keys = list(summary["grid"])
+    split = any("oos_metrics" in r for r in summary["ranking"])
+    headers = ["rank", *keys, f"IS {label}" if split else label]
+    if split:
+        headers.append(f"OOS {label}")
+    headers += ["Return", "Max DD", "Trades"]
+    rows = []
+    for n, entry in enumerate(summary["ranking"][: top or None], start=1):
+        m = entry["metrics"]
+        cells = [str(n), *(str(entry["values"][k]) for k in keys), format_value(m.get(metric), kind)]
+        if split:
+            cells.append(format_value((entry.get("oos_metrics") or {}).get(metric), kind))
+        cells += [format_value(m.get("total_return"), "pct"), format_value(m.get("max_drawdown"), "pct"),
+                  str(m.get("trade_count"))]
+        rows.append(cells)
+    return render_table(headers, rows)
+
+
+def _walk_forward_text(summary: dict) -> str:
+    from engine.report import render_table
+
+    rows = [[s["train"]["start"] + ".." + s["train"]["end"], s["test"]["start"] + ".." + s["test"]["end"],
+             " ".join(f"{k}={v}" for k, v in s["values"].items()), _fmt_num(s["train_metric"]),
+             _fmt_num(s["test_metric"])] for s in summary["walk_forward"]]
+    metric = summary["metric"]
+    table = render_table(["train", "test", "chosen point", f"train {metric}", f"test {metric}"], rows)
+    wf = summary["walk_forward_summary"]
+    return (f"{table}\n\nWalk-forward: {wf['steps']} step(s); mean out-of-sample {metric} "
+            f"{_fmt_num(wf['mean_test_metric'])}; chained out-of-sample return {_fmt_pct(wf['chained_test_return'])}")
+
+
+def _fmt_num(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _fmt_pct(value) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def _best_command(strategy: str, best: dict) -> str:
+    run_keys = {"fill", "sizing", "overlap", "size", "cash", "commission", "min_commission", "slippage_bps",
+                "stamp_duty"}
+    parts = [f"evbt run {strategy}"]
+    for key, value in best["values"].items():
+        text = ",".join(value) if isinstance(value, list) else str(value)
+        parts.append(f"--{key.replace('_', '-')} {text}" if key in run_keys else f"-p {key}={text}")
+    return " ".join(parts)
+
+
+@cli.command("sweep")
+@click.argument("strategy")
+@click.option("-g", "--grid", "grid_specs", multiple=True, metavar="KEY=SPEC",
+              help="Swept key: a list (0.05,0.1 / open,close), a range 1..30 or 1..30:5 (repeatable).")
+@_run_options
+@click.option("--metric", default="sharpe", show_default=True, help="Ranking metric (any report metric).")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Rows shown (0 = all).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: CPU count).")
+@click.option("--cluster", default=None, metavar="ADDR|local",
+              help="Run on a Dask cluster (tcp://host:8786) or a LocalCluster on loopback ('local').")
+@click.option("--split", default=None, metavar="DATE", help="In-sample before DATE, out-of-sample from DATE.")
+@click.option("--walk-forward", "walk_forward", default=None, metavar="TRAIN:TEST",
+              help="Rolling windows in months: choose on TRAIN, report the next TEST months.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (all metrics) as JSON.")
+@click.option("--heatmap", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG heatmap of the metric over two grid keys.")
+@click.option("--heatmap-keys", default=None, metavar="X,Y", help="Grid keys of the heatmap (default: first two).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], params: tuple[str, ...],
+              config_file: Path | None, metric: str, top: int, workers: int | None, cluster: str | None,
+              split: str | None, walk_forward: str | None, as_json: bool, heatmap: Path | None,
+              heatmap_keys: str | None, quiet: bool, events_file: str | None, **options) -> None:
+    """Backtest STRATEGY over a parameter grid: ranked table, best point, saved sweep folder.
+
+    Points already computed for the same configuration, data and calendar are reused (an interrupted
+    sweep continues; a widened grid computes only the new points).
+
+    \b
+    Examples:
+      evbt sweep reassurance -g hold=1..30 -g fill=open,close
+      evbt sweep reassurance -g hold=1..30:5 -g size=0.02,0.05 --metric total_return --top 5
+      evbt sweep reassurance -g hold=1..20 --split 2022-07-01
+      evbt sweep reassurance -g hold=1..20 --walk-forward 12:3 --heatmap hold.png
+      evbt sweep reassurance -g hold=1..30 --cluster local
+    """
+    from engine.cache import PriceStore
+    from engine.config import parse_date
+    from engine.grid import parse_grid
+    from engine.sweep import SweepRequest, check_metric, heatmap_keys_for, parse_walk_forward, run_sweep
+    from strategies.registry import get_strategy
+
+    check_metric(metric)
+    grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
+    options["events"] = events_file
+    config = _build_config(strategy, params, config_file, options, app)
+    request = SweepRequest(
+        strategy=strategy, base=config, grid=grid, metric=metric, top=top,
+        workers=workers or min(os.cpu_count() or 1, 8), cluster=cluster,
+        split=parse_date(split, "--split") if split else None,
+        walk_forward=parse_walk_forward(walk_forward) if walk_forward else None,
+    )
+    hm_keys = heatmap_keys_for(grid, heatmap_keys) if heatmap is not None else None
+    update, stop = _sweep_progress(quiet or as_json)
+    try:
+        outcome = run_sweep(request, PriceStore(app.cache_dir, offline=app.offline), progress=update)
+    finally:
+        stop()
+    summary = outcome.summary
+    if heatmap is not None and hm_keys is not None:
+        from engine.sweep import write_heatmap
+
+        write_heatmap(heatmap, outcome.path, hm_keys, metric)
+    if as_json:
+        doc = dict(summary)
+        doc["ranking"] = summary["ranking"][: top or None]
+        doc.update({"saved": str(outcome.path), "elapsed_s": round(outcome.elapsed, 3)})
+        emit_json(doc)
+        return
+    counts = summary["counts"]
+    click.echo(f"Sweep {outcome.sweep_id}: {strategy}, {counts['points']} point(s) x {len(summary['windows'])} "
+               f"window(s), metric {metric}{' (lower is better)' if not summary['higher_is_better'] else ''}")
+    click.echo(f"computed {counts['computed']}, reused {counts['reused']}, {outcome.elapsed:.2f} s")
+    click.echo("")
+    if summary.get("walk_forward") is not None:
+        click.echo(_walk_forward_text(summary))
+    else:
+        click.echo(_sweep_table(summary, top))
+        best = summary.get("best")
+        if best:
+            click.echo("")
+            click.echo("Best: " + ", ".join(f"{k}={v}" for k, v in best["values"].items())
+                       + f"  (run id {best['key']})")
+            click.echo(f"  {_best_command(strategy, best)}")
+    click.echo("")
+    click.echo("Multiple testing: " + summary["multiple_testing"].get("note", "")
+               if summary.get("walk_forward") is None else
+               f"Multiple testing: {counts['points']} points tried in each train window.")
+    if heatmap is not None:
+        click.echo(f"heatmap: {heatmap}")
+    click.echo(f"saved: {outcome.path}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -38,7 +38,6 @@ from engine.metrics import (
     _finite,
     _ratio,
     annual_volatility,
-    cagr,
     daily_returns,
     max_drawdown,
     sharpe_ratio,
@@ -71,6 +70,11 @@ class Book:
     lot_size: int
     hk: bool
     cycle: np.ndarray  # bar -> position in the union index
+    open_l: list[float] = field(default_factory=list)  # python copies: faster scalar access in the replay
+    close_l: list[float] = field(default_factory=list)
+    fx_l: list[float] = field(default_factory=list)
+    stale_l: list[bool] = field(default_factory=list)
+    cycle_l: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Market:
     close_u: np.ndarray  # (books, cycles): last base-currency close on or before the cycle (0 before the first)
     bench_aligned: np.ndarray | None  # benchmark close on the index (ffilled, NaN before its first quote)
     years: float  # calendar years between the first and last date (CAGR)
+    advanced: list[list[tuple[int, int]]] = field(default_factory=list)  # cycle -> [(book, bar)] in book order
 
     @property
     def n_cycles(self) -> int:
@@ -112,7 +117,9 @@ def build_market(
         book = Book(
             symbol=symbol, dates=[str(d.date()) for d in frame.index], open=open_, close=close,
             stale=frame["stale"].to_numpy(dtype=bool), fx=fx, open_base=open_ / fx, close_base=close / fx,
-            lot_size=info.lot_size, hk=info.is_hk, cycle=cycle,
+            lot_size=info.lot_size, hk=info.is_hk, cycle=cycle, open_l=open_.tolist(), close_l=close.tolist(),
+            fx_l=np.asarray(fx, dtype=float).tolist(), stale_l=frame["stale"].to_numpy(dtype=bool).tolist(),
+            cycle_l=cycle.tolist(),
         )
         books.append(book)
         bar_at[k, cycle] = np.arange(len(frame))
@@ -127,7 +134,9 @@ def build_market(
         series = align_benchmark(bench_close, index)
         aligned = None if series is None else series.to_numpy(dtype=float)
     years = (index[-1] - index[0]).days / 365.25 if n else 0.0
-    return Market(index=index, books=books, bar_at=bar_at, close_u=close_u, bench_aligned=aligned, years=years)
+    advanced = [[(k, int(bar_at[k, t])) for k in range(len(used)) if bar_at[k, t] >= 0] for t in range(n)]
+    return Market(index=index, books=books, bar_at=bar_at, close_u=close_u, bench_aligned=aligned, years=years,
+                  advanced=advanced)
 
 
 def unsupported_reason(config: RunConfig) -> str | None:
@@ -218,7 +227,7 @@ def simulate(
             per_bar.setdefault(action.bar, []).append(action)
         state.actions.append(per_bar)
         for bar in per_bar:
-            heapq.heappush(state.heap, int(book.cycle[bar]))
+            heapq.heappush(state.heap, book.cycle_l[bar])
     done = -1
     while state.heap:
         t = heapq.heappop(state.heap)
@@ -232,7 +241,7 @@ def simulate(
 def _schedule(state: _State, k: int, bar: int | None) -> None:
     book = state.market.books[k]
     if bar is not None and 0 <= bar < len(book.dates):
-        heapq.heappush(state.heap, int(book.cycle[bar]))
+        heapq.heappush(state.heap, book.cycle_l[bar])
 
 
 def _value(state: _State, t: int) -> float:
@@ -247,10 +256,9 @@ def _cycle(state: _State, t: int) -> None:
     fill_open = cfg.fill == "open"
     equity = _value(state, t - 1 if fill_open else t)
     cash = state.cash
-    advanced = [(k, int(market.bar_at[k, t])) for k in range(len(market.books)) if market.bar_at[k, t] >= 0]
     tradable = []
-    for k, i in advanced:
-        if market.books[k].stale[i]:
+    for k, i in market.advanced[t]:
+        if market.books[k].stale_l[i]:
             for lot in state.lots[k]:
                 if lot.exit_due is not None and lot.exit_due <= i:
                     lot.exit_due = i + 1
@@ -277,7 +285,7 @@ def _cycle(state: _State, t: int) -> None:
 
 
 def _price(book: Book, i: int, fill_open: bool) -> float:
-    return float(book.open[i] if fill_open else book.close[i])
+    return book.open_l[i] if fill_open else book.close_l[i]
 
 
 def _exec_cycle(state: _State, t: int) -> int:
@@ -310,7 +318,7 @@ def _enter(state: _State, k: int, action: PlannedAction, i: int, t: int, price: 
     opposite = [lot for lot in lots if lot.side != action.side and lot.entry_cycle < t and not lot.exiting]
     released = sum(_exit(state, lot, i, t, price, "signal") for lot in opposite)
     cash += released
-    fx = float(book.fx[i])
+    fx = book.fx_l[i]
     price_base = price / fx
     if action.weight is not None:
         target = equity * action.weight
@@ -360,7 +368,7 @@ def _exit(state: _State, lot: _Lot, i: int, t: int, price: float, reason: str) -
     book = state.market.books[lot.book]
     lot.exiting = True
     lot.exit_reason = reason
-    fx = float(book.fx[i])
+    fx = book.fx_l[i]
     price_base = price / fx
     fees = order_fees(state.config.costs, lot.size, price_base, hk=book.hk, fx=fx).total
     value = lot.size * price_base
@@ -436,7 +444,7 @@ def _trade(state: _State, lot: _Lot, i: int, price: float, exec_price: float, ex
         event_type=lot.event_type, entry_date=book.dates[lot.entry_bar], entry_fill=fill,
         entry_price=lot.entry_price, exit_date=None if is_open else book.dates[i],
         exit_fill=None if is_open else fill, exit_price=price, size=lot.size, fx_entry=lot.fx_entry,
-        fx_exit=float(book.fx[i]), entry_fees=lot.entry_fees, exit_fees=exit_fees,
+        fx_exit=book.fx_l[i], entry_fees=lot.entry_fees, exit_fees=exit_fees,
         fees=lot.entry_fees + exit_fees, entry_value=entry_value, pnl=pnl,
         ret=pnl / entry_value if entry_value else 0.0, exit_reason=reason, holding_sessions=i - lot.entry_bar,
     )
@@ -532,6 +540,13 @@ def _alpha_beta(equity: np.ndarray, bench: np.ndarray | None) -> tuple[float | N
     return _finite(alpha), _finite(beta)
 
 
+def _cagr(start_value: float, end_value: float, years: float) -> float | None:
+    """``engine.metrics.cagr`` with the period precomputed."""
+    if years <= 0 or start_value <= 0 or end_value < 0:
+        return None
+    return _finite((end_value / start_value) ** (1.0 / years) - 1.0)
+
+
 def fast_metrics(market: Market, result: FastResult, initial_value: float) -> tuple[Metrics, ReturnStats]:
     """``engine.metrics.compute_metrics`` on the replay's curve, with numpy only (tests check equality)."""
     eq = result.equity
@@ -539,7 +554,7 @@ def fast_metrics(market: Market, result: FastResult, initial_value: float) -> tu
     rets = daily_returns(values)
     start_value, final_value = float(values[0]), float(values[-1])
     total = _ratio(final_value - start_value, start_value)
-    growth = cagr(start_value, final_value, market.index[0], market.index[-1]) if len(eq) else None
+    growth = _cagr(start_value, final_value, market.years) if len(eq) else None
     mdd = max_drawdown(values)
     bench = market.bench_aligned
     bench_ret = None

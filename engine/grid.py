@@ -110,7 +110,7 @@ def _typed(key: str, raw: str, hint: Any) -> Any:
 
 
 def _run_value(key: str, raw: str, spec: str) -> Any:
-    kind, choices = RUN_KEYS[key]
+    _kind, choices = RUN_KEYS[key]
     if choices is not None:
         if raw not in choices:
             raise ConfigError(f"-g {spec}: {key} must be one of {', '.join(choices)}; got {raw!r}")

@@ -47,7 +47,7 @@ from engine.config import RunConfig, build_params, params_to_dict
 from engine.errors import ConfigError, EvbtWarning, MissingDataError, RunError
 from engine.grid import Grid
 from engine.metrics import Metrics, compute_metrics
-from engine.planning import Plan, RunContext, build_plan
+from engine.planning import Plan, PlannedAction, RunContext, fill_bar
 from engine.report import build_report, dumps_report, to_jsonable
 from engine.results import OrderRecord, RunResult, TradeRecord
 from engine.runs import build_manifest, default_runs_dir, make_run_id
@@ -194,6 +194,7 @@ class WindowContext:
     warnings: list[str]
     contexts: dict[str, RunContext] = field(default_factory=dict)
     plans: dict[Any, Plan] = field(default_factory=dict)
+    placements: dict[str, dict[tuple[str, Any], tuple[Any, ...]]] = field(default_factory=dict)
 
 
 def window_context(data: SweepData, window: Window) -> WindowContext:
@@ -254,14 +255,84 @@ def _plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: A
             period = [e for e in data.events if start - dt.timedelta(days=7) <= e.date <= end]
             ctx = RunContext(tuple(wctx.frames), period, wctx.history, config.fill, start, end)
             wctx.contexts[config.fill] = ctx
-        plan = build_plan(get_strategy(config.strategy)(params), ctx, wctx.frames)
+        placements = wctx.placements.setdefault(config.fill, {})
+        plan = plan_with_cache(get_strategy(config.strategy)(params), ctx, wctx.frames, placements)
         if len(wctx.plans) > 4096:
             wctx.plans.clear()
         wctx.plans[key] = plan
     return plan
 
 
+def plan_with_cache(strategy: Any, ctx: RunContext, frames: dict[str, pd.DataFrame],
+                    placements: dict[tuple[str, Any], tuple[Any, ...]]) -> Plan:
+    """``engine.planning.build_plan`` with the signal -> fill bar resolution memoised per (symbol, session).
+
+    Same rules and outputs as ``build_plan`` (tests compare the two): only the bar look-ups, which depend
+    on the calendar and the bars but not on the parameters, are shared across the sweep's points.
+    """
+    signals = list(strategy.signals(ctx))
+    group_sizes: dict[str, int] = {}
+    for sig in signals:
+        if sig.group is not None and sig.action == "enter":
+            group_sizes[sig.group] = group_sizes.get(sig.group, 0) + 1
+    actions: dict[str, list[PlannedAction]] = {}
+    skipped: list[OrderRecord] = []
+    used: list[str] = []
+    for seq, sig in enumerate(signals):
+        verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
+        session = sig.session
+        if session is None and sig.event is not None and sig.symbol in frames:
+            session = ctx.entry_session(sig.event, sig.symbol)
+        key = (sig.symbol, session)
+        placed = placements.get(key)
+        if placed is None:
+            placed = placements[key] = _placement(frames.get(sig.symbol), session)
+        if placed[0] == "skip":
+            skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))
+            continue
+        _, bar, date = placed
+        actions.setdefault(sig.symbol, []).append(PlannedAction(
+            symbol=sig.symbol, bar=bar, date=date, action=sig.action, side=sig.side, hold=sig.hold,
+            event_id=sig.event_id, event_type=sig.event_type, group=sig.group,
+            group_size=group_sizes.get(sig.group, 1) if sig.group else 1, weight=sig.weight, seq=seq,
+        ))
+        if sig.event is not None and sig.event.id not in used:
+            used.append(sig.event.id)
+    for symbol_actions in actions.values():
+        symbol_actions.sort(key=lambda a: (a.bar, a.seq))
+    return Plan(actions=actions, skipped=skipped, events_used=used)
+
+
+def _placement(frame: pd.DataFrame | None, session: Any) -> tuple[Any, ...]:
+    """("bar", index, date) or ("skip", date text, reason), exactly as ``engine.planning._place`` decides."""
+    if frame is None or frame.empty:
+        return ("skip", "", "no price data in the run period")
+    if session is None:
+        return ("skip", "", "no session after the event")
+    bar = fill_bar(frame, session)
+    day = str(pd.Timestamp(session).date())
+    if bar is None:
+        return ("skip", day, "entry session after the last bar of the run")
+    if pd.Timestamp(session) < frame.index[0]:
+        return ("skip", day, "fill session before the symbol's first bar in the run")
+    return ("bar", bar, pd.Timestamp(frame.index[bar]))
+
+
 # ================================================================================================ one point
+
+
+_PARAMS_CACHE: dict[str, Any] = {}
+
+
+def typed_params(strategy: str, raw: dict[str, Any]) -> Any:
+    """``build_params`` memoised per (strategy, values): type hints are slow to resolve per point."""
+    key = strategy + json.dumps(to_jsonable(raw), sort_keys=True)
+    params = _PARAMS_CACHE.get(key)
+    if params is None:
+        if len(_PARAMS_CACHE) > 100_000:
+            _PARAMS_CACHE.clear()
+        params = _PARAMS_CACHE[key] = build_params(get_strategy(strategy).Params, raw, strategy)
+    return params
 
 
 @dataclass
@@ -282,7 +353,7 @@ def evaluate(data: SweepData, window: Window, config: RunConfig, records: bool =
              force_backtrader: bool = False) -> PointResult:
     """One backtest of ``config`` on ``window`` (fast path when exact, else backtrader)."""
     wctx = cached_context(data, window)
-    params = build_params(get_strategy(config.strategy).Params, config.params, config.strategy)
+    params = typed_params(config.strategy, config.params)
     plan = _plan_for(data, wctx, config, params)
     stop, take = getattr(params, "stop_loss", None), getattr(params, "take_profit", None)
     if force_backtrader or fastpath.unsupported_reason(config) is not None:
@@ -350,6 +421,9 @@ class Task:
     window: Window
     config: RunConfig
     key: str
+    config_json: str = ""
+    params_json: str = ""
+    values_json: str = ""
 
 
 def point_config(base: RunConfig, values: dict[str, Any], grid: Grid, params_cls: type) -> RunConfig:
@@ -365,7 +439,7 @@ def point_config(base: RunConfig, values: dict[str, Any], grid: Grid, params_cls
             costs[_COST_FIELDS[key]] = float(value)
         else:
             run[key] = value
-    typed = params_to_dict(build_params(params_cls, params, base.strategy))
+    typed = params_to_dict(typed_params(base.strategy, params))
     try:
         cost_model = dataclasses.replace(base.costs, **costs) if costs else base.costs
         return dataclasses.replace(base, params=typed, costs=cost_model, **run)
@@ -373,16 +447,41 @@ def point_config(base: RunConfig, values: dict[str, Any], grid: Grid, params_cls
         raise ConfigError(f"grid point {values}: {exc}") from None
 
 
+def config_dict(base_dict: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    """``cfg.to_dict()`` computed from the base configuration's dict (only swept fields differ; tested)."""
+    out = dict(base_dict)
+    out["params"] = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.params.items()}
+    out["costs"] = {f.name: getattr(cfg.costs, f.name) for f in dataclasses.fields(cfg.costs)}
+    for name in ("cash", "fill", "sizing", "size", "overlap"):
+        out[name] = getattr(cfg, name)
+    out["start"], out["end"] = cfg.start.isoformat(), cfg.end.isoformat()
+    return out
+
+
+def run_key(strategy: str, params: dict[str, Any], config: dict[str, Any], fingerprints: dict[str, str],
+            calendar_hash: str) -> str:
+    """``engine.runs.make_run_id`` for inputs that are already plain JSON (tests check they agree)."""
+    payload = {"strategy": strategy, "params": params, "config": config, "data": fingerprints,
+               "calendar_hash": calendar_hash}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    slug = re.sub(r"[^a-z0-9]+", "-", strategy.lower()).strip("-") or "run"
+    return f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
 def build_tasks(base: RunConfig, grid: Grid, windows: Sequence[Window], data: SweepData) -> list[Task]:
     params_cls = get_strategy(base.strategy).Params
     fps = {w: _window_fingerprints(data, w) for w in windows}
+    base_dict = base.to_dict()
     tasks: list[Task] = []
     for n, values in enumerate(grid.points()):
         config = point_config(base, values, grid, params_cls)
+        values_json = json.dumps(to_jsonable(values), sort_keys=True)
         for window in windows:
             cfg = dataclasses.replace(config, start=window.start, end=window.end)
-            key = make_run_id(cfg.strategy, cfg.params, cfg.to_dict(), fps[window], data.calendar_hash)
-            tasks.append(Task(n, window, cfg, key))
+            cdict = config_dict(base_dict, cfg)
+            key = run_key(cfg.strategy, cdict["params"], cdict, fps[window], data.calendar_hash)
+            tasks.append(Task(n, window, cfg, key, json.dumps(cdict, sort_keys=True),
+                              json.dumps(cdict["params"], sort_keys=True), values_json))
     return tasks
 
 
@@ -403,9 +502,8 @@ ROW_FIELDS: dict[str, str] = {
 def make_row(task: Task, values: dict[str, Any], res: PointResult) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": task.key, "point": task.point, "window": task.window.label, "start": task.window.start.isoformat(),
-        "end": task.window.end.isoformat(), "values": json.dumps(to_jsonable(values), sort_keys=True),
-        "params": json.dumps(to_jsonable(task.config.params), sort_keys=True),
-        "config": json.dumps(to_jsonable(task.config.to_dict()), sort_keys=True), "engine": res.engine,
+        "end": task.window.end.isoformat(), "values": task.values_json, "params": task.params_json,
+        "config": task.config_json, "engine": res.engine,
         "n_returns": res.stats.n, "sharpe_daily": res.stats.sharpe_daily, "skew": res.stats.skew,
         "kurtosis": res.stats.kurtosis,
     }
@@ -837,7 +935,8 @@ def summarise(req: SweepRequest, rows: pd.DataFrame, tasks: Sequence[Task], valu
                            "windows": [w.label for w in windows]}
     if main is not None:
         ranked = rank_points(per_window[main], metric)
-        doc["ranking"] = [_point_doc(r, values, per_window, req) for _, r in ranked.iterrows()]
+        oos = {int(r["point"]): r for r in per_window["oos"].to_dict("records")} if req.split else {}
+        doc["ranking"] = [_point_doc(r, values, oos) for r in ranked.to_dict("records")]
         doc["best"] = doc["ranking"][0] if doc["ranking"] else None
         doc["multiple_testing"] = _multiple_testing(ranked, len(req.grid))
     else:
@@ -845,17 +944,14 @@ def summarise(req: SweepRequest, rows: pd.DataFrame, tasks: Sequence[Task], valu
     return doc
 
 
-def _point_doc(row: pd.Series, values: list[dict[str, Any]], per_window: dict[str, pd.DataFrame],
-               req: SweepRequest) -> dict[str, Any]:
+def _point_doc(row: dict[str, Any], values: list[dict[str, Any]], oos: dict[int, dict[str, Any]]) -> dict[str, Any]:
     point = int(row["point"])
     out: dict[str, Any] = {"point": point, "values": to_jsonable(values[point]), "key": row["key"],
                            "engine": row["engine"], "metrics": {m: _clean(row.get(m)) for m in METRICS}}
-    if req.split:
-        oos = per_window["oos"]
-        match = oos[oos["point"] == point]
-        if len(match):
-            out["oos_key"] = match.iloc[0]["key"]
-            out["oos_metrics"] = {m: _clean(match.iloc[0].get(m)) for m in METRICS}
+    match = oos.get(point)
+    if match is not None:
+        out["oos_key"] = match["key"]
+        out["oos_metrics"] = {m: _clean(match.get(m)) for m in METRICS}
     return out
 
 
@@ -1002,3 +1098,74 @@ def load_sweep_report(ref: str, runs_dir: Path | None = None) -> dict[str, Any] 
             "universe": config.get("symbols", []), "benchmark": config.get("benchmark"), "data": {},
             "fx_source": None, "warnings": [f"sweep point (rank {rank} of {summary['sweep_id']}): trades not stored"]}
 
+
+
+# ================================================================================================ heatmap
+
+
+def heatmap_keys_for(grid: Grid, text: str | None) -> tuple[str, str]:
+    """The two grid keys of the heatmap (``X,Y``; default: the first two axes)."""
+    keys = grid.keys
+    if text:
+        wanted = [k.strip() for k in text.split(",") if k.strip()]
+        if len(wanted) != 2 or wanted[0] == wanted[1]:
+            raise ConfigError(f"--heatmap-keys {text!r}: expected two different grid keys X,Y")
+        for key in wanted:
+            if key not in keys:
+                from engine.config import suggest
+
+                raise ConfigError(f"--heatmap-keys: {key!r} is not a grid key{suggest(key, keys)}; "
+                                  f"grid keys: {', '.join(keys)}")
+        return wanted[0], wanted[1]
+    if len(keys) < 2:
+        raise ConfigError("--heatmap needs two grid keys (give two -g options)")
+    return keys[0], keys[1]
+
+
+def heatmap_matrix(ranking: Sequence[dict[str, Any]], keys: tuple[str, str], metric: str,
+                   higher_is_better: bool) -> tuple[list[Any], list[Any], np.ndarray]:
+    """Best metric value per (x, y) cell over the other grid keys (NaN where undefined)."""
+    xs = list(dict.fromkeys(_hashable(r["values"][keys[0]]) for r in ranking))
+    ys = list(dict.fromkeys(_hashable(r["values"][keys[1]]) for r in ranking))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for entry in ranking:
+        value = entry["metrics"].get(metric)
+        if value is None:
+            continue
+        x = xs.index(_hashable(entry["values"][keys[0]]))
+        y = ys.index(_hashable(entry["values"][keys[1]]))
+        current = grid[y, x]
+        if np.isnan(current) or (value > current if higher_is_better else value < current):
+            grid[y, x] = value
+    return xs, ys, grid
+
+
+def _hashable(value: Any) -> Any:
+    return "+".join(value) if isinstance(value, list) else value
+
+
+def write_heatmap(path: Path, folder: Path, keys: tuple[str, str], metric: str) -> Path:
+    """PNG of the metric over two grid keys (matplotlib, imported only here), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from engine.atomic import atomic_write_bytes
+
+    summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+    xs, ys, grid = heatmap_matrix(summary["ranking"], keys, metric, summary["higher_is_better"])
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(xs) + 2), max(3.0, 0.35 * len(ys) + 1.5)))
+    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", origin="lower", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=90 if len(xs) > 12 else 0)
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(keys[0])
+    ax.set_ylabel(keys[1])
+    ax.set_title(f"{summary['strategy']}: {metric} (best over other keys)")
+    fig.colorbar(image, ax=ax, label=metric)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
