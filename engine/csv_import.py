@@ -161,7 +161,10 @@ def read_yahoo_csv(path: Path | str, symbol: str | None = None) -> ImportedPrice
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
-    dates, values, lines, has_adj = _parse_rows(path, _decode(path, raw))
+    try:
+        dates, values, lines, has_adj = _parse_rows(path, _decode(path, raw))
+    except csv.Error as exc:  # e.g. a stray carriage return inside a field
+        raise ConfigError(f"{path.name}: not a readable CSV file ({exc})") from None
     _check_duplicates(path, dates, lines)
     index = pd.DatetimeIndex(pd.to_datetime(dates), name="date")
     frame = pd.DataFrame(values, index=index, columns=_FIELDS)
