@@ -642,8 +642,8 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         "`.<symbol>.parquet.<pid>.tmp` next to the cache file; it is never read or listed, and the old file is "
         "intact. The column shows the most seen at once.",
         "",
-        "Sweep folders: `engine/sweep.py` did not exist when these trials were written, so sweep output is not "
-        "covered yet.",
+        "Sweep folders: `engine/sweep.py` landed while these trials were being written; sweep output folders are "
+        "not covered by crash trials yet (cache files and run folders are).",
         "",
         "## Concurrency",
         "",
@@ -672,8 +672,8 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         f"(CLI {counts.get('catalogue:cli', '?')}, TOML config {counts.get('catalogue:config', '?')}, "
         f"event files {counts.get('catalogue:events', '?')}, CSV imports {counts.get('catalogue:csv', '?')}) "
         f"plus {counts.get('tolerated', '?')} odd-but-valid inputs that must be accepted. Each: exit 2, a message "
-        "naming the problem and the place, no traceback, cache and runs byte-identical. Grid specs: `evbt sweep` "
-        "did not exist yet.",
+        "naming the problem and the place, no traceback, cache and runs byte-identical. Grid specs (`evbt sweep`) "
+        "are not catalogued yet.",
         "- Property-based tests (`tests/test_properties.py`, hypothesis): accounting identities, no lookahead, "
         "determinism, fast path = backtrader when `engine/fastpath.py` is present.",
         "- Fuzzing (`tests/test_fuzz_parsers.py`, hypothesis): CSV importer and event-file parser never raise "

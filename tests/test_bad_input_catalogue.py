@@ -2,8 +2,8 @@
 
 Every case must end with exit code 2, an ``error:`` (or click ``Error:``) message that names the problem and
 where it is (option, key, file and line), no traceback, and nothing written: the cache and runs folders are
-byte-for-byte unchanged. ``evbt sweep`` (grid specs) does not exist in this checkout yet, so grid specs are not
-catalogued here; RELIABILITY.md says so.
+byte-for-byte unchanged. Grid specs (``evbt sweep``, which landed while this was written) are not catalogued
+yet; RELIABILITY.md says so.
 """
 
 from __future__ import annotations
