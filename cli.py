@@ -923,7 +923,7 @@ def _sweep_table(summary: dict, top: int) -> str:
     headers = ["rank", *keys, f"IS {label}" if split else label]
     if split:
         headers.append(f"OOS {label}")
-    headers += ["Return", "Max DD", "Trades"]
+    headers += ["IS Return", "IS Max DD", "IS Trades"] if split else ["Return", "Max DD", "Trades"]
     rows = []
     for n, entry in enumerate(summary["ranking"][: top or None], start=1):
         m = entry["metrics"]

@@ -659,7 +659,7 @@ def execute_processes(data: SweepData, batches: list[list[tuple[Task, dict[str, 
 class DaskBackend:
     """``--cluster ADDR`` (an existing scheduler) or ``--cluster local`` (a LocalCluster on loopback)."""
 
-    def __init__(self, address: str, workers: int, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, workers: int, timeout: float = 5.0) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - dependency pinned
@@ -1122,11 +1122,11 @@ def heatmap_keys_for(grid: Grid, text: str | None) -> tuple[str, str]:
     return keys[0], keys[1]
 
 
-def heatmap_matrix(ranking: Sequence[dict[str, Any]], keys: tuple[str, str], metric: str,
-                   higher_is_better: bool) -> tuple[list[Any], list[Any], np.ndarray]:
-    """Best metric value per (x, y) cell over the other grid keys (NaN where undefined)."""
-    xs = list(dict.fromkeys(_hashable(r["values"][keys[0]]) for r in ranking))
-    ys = list(dict.fromkeys(_hashable(r["values"][keys[1]]) for r in ranking))
+def heatmap_matrix(grid_values: dict[str, list[Any]], ranking: Sequence[dict[str, Any]], keys: tuple[str, str],
+                   metric: str, higher_is_better: bool) -> tuple[list[Any], list[Any], np.ndarray]:
+    """Best metric value per (x, y) cell over the other grid keys (NaN where undefined), axes in grid order."""
+    xs = [_hashable(v) for v in grid_values[keys[0]]]
+    ys = [_hashable(v) for v in grid_values[keys[1]]]
     grid = np.full((len(ys), len(xs)), np.nan)
     for entry in ranking:
         value = entry["metrics"].get(metric)
@@ -1154,7 +1154,7 @@ def write_heatmap(path: Path, folder: Path, keys: tuple[str, str], metric: str) 
     from engine.atomic import atomic_write_bytes
 
     summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
-    xs, ys, grid = heatmap_matrix(summary["ranking"], keys, metric, summary["higher_is_better"])
+    xs, ys, grid = heatmap_matrix(summary["grid"], summary["ranking"], keys, metric, summary["higher_is_better"])
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(xs) + 2), max(3.0, 0.35 * len(ys) + 1.5)))
     image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", origin="lower", cmap="viridis")
     ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=90 if len(xs) > 12 else 0)
