@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import re
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ RUN_KEYS: dict[str, tuple[type, tuple[str, ...] | None]] = {
     "slippage_bps": (float, None),
     "stamp_duty": (float, None),
 }
-_RANGE = re.compile(r"^\s*([^.:]+?)\s*\.\.\s*([^.:]+?)\s*(?::\s*(.+?)\s*)?$")
 MAX_POINTS = 1_000_000
 
 
@@ -85,22 +83,22 @@ def _int(text: str, spec: str, what: str) -> int:
 
 def split_spec(spec: str, raw: str) -> list[str]:
     """The raw value strings of one SPEC (a range is expanded here)."""
-    match = _RANGE.match(raw)
-    if match and ".." in raw:
-        lo = _int(match.group(1), spec, "start")
-        hi = _int(match.group(2), spec, "end")
-        step = _int(match.group(3), spec, "step") if match.group(3) is not None else 1
-        if step <= 0:
-            raise ConfigError(f"-g {spec}: range step must be a positive integer")
-        if lo > hi:
-            raise ConfigError(f"-g {spec}: empty range ({lo} > {hi})")
-        if (hi - lo) // step + 1 > MAX_POINTS:
-            raise ConfigError(f"-g {spec}: too many values")
-        return [str(v) for v in range(lo, hi + 1, step)]
-    if ".." in raw:
+    if ".." not in raw:
+        return [item for item in (part.strip() for part in raw.split(",")) if item]
+    parts = raw.split("..")
+    if len(parts) != 2:
         raise ConfigError(f"-g {spec}: a range is START..END or START..END:STEP with integers")
-    items = [item.strip() for item in raw.split(",")]
-    return [item for item in items if item]
+    end, _, step_text = parts[1].partition(":")
+    lo = _int(parts[0].strip(), spec, "start")
+    hi = _int(end.strip(), spec, "end")
+    step = _int(step_text.strip(), spec, "step") if step_text.strip() else 1
+    if step <= 0:
+        raise ConfigError(f"-g {spec}: range step must be a positive integer")
+    if lo > hi:
+        raise ConfigError(f"-g {spec}: empty range ({lo} > {hi})")
+    if (hi - lo) // step + 1 > MAX_POINTS:
+        raise ConfigError(f"-g {spec}: too many values")
+    return [str(v) for v in range(lo, hi + 1, step)]
 
 
 def _typed(key: str, raw: str, hint: Any) -> Any:

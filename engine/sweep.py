@@ -57,6 +57,8 @@ from strategies.registry import get_strategy
 METRICS = tuple(f.name for f in dataclasses.fields(Metrics))
 LOWER_IS_BETTER = frozenset({"annual_volatility", "max_drawdown_duration", "beta"})
 CHUNK_ROWS = 256
+CHUNK_ROWS_ENV = "EVBT_SWEEP_CHUNK_ROWS"  # test hook: smaller chunks
+CONNECT_TIMEOUT_ENV = "EVBT_SWEEP_CONNECT_TIMEOUT"  # seconds to reach a Dask scheduler (default 5)
 EULER_GAMMA = 0.5772156649015329
 _COST_FIELDS = {"commission": "commission_pct", "min_commission": "min_commission",
                 "slippage_bps": "slippage_bps", "stamp_duty": "stamp_duty_rate"}
@@ -659,7 +661,8 @@ def execute_processes(data: SweepData, batches: list[list[tuple[Task, dict[str, 
 class DaskBackend:
     """``--cluster ADDR`` (an existing scheduler) or ``--cluster local`` (a LocalCluster on loopback)."""
 
-    def __init__(self, address: str, workers: int, timeout: float = 5.0) -> None:
+    def __init__(self, address: str, workers: int, timeout: float | None = None) -> None:
+        timeout = timeout if timeout is not None else float(os.environ.get(CONNECT_TIMEOUT_ENV) or 5.0)
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - dependency pinned
@@ -876,10 +879,11 @@ def _compute(data: SweepData, items: list[tuple[Task, dict[str, Any]]], req: Swe
         stream = execute_serial(data, batches)
     buffer: list[dict[str, Any]] = []
     finished = 0
+    chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or CHUNK_ROWS)
     for rows in stream:
         buffer.extend(rows)
         finished += len(rows)
-        if len(buffer) >= CHUNK_ROWS:
+        if len(buffer) >= chunk_rows:
             folder.write_chunk(buffer)
             buffer = []
         if progress:
