@@ -52,6 +52,16 @@ SYMBOLS = ("BABA", "JD", "0700.HK", "9988.HK")
 IMPORT_SYMBOLS = ("BABA", "JD", "PDD", "BIDU", "NTES", "TCEHY", "BILI", "KWEB", "0700.HK", "9988.HK", "3690.HK",
                   "9618.HK")
 KINDS = ("cache-write", "cache-fetch", "cli-import", "runs-save", "cli-run")
+FOUND = [
+    "empty yfinance answer for dates already cached silently extended the cache's coverage "
+    "(now: stale cache + warning)",
+    "config files: `symbols = 5` silently fell back to the default universe; non-text symbols/events gave an "
+    "internal TypeError; a UTF-8 BOM was a parse error; value errors did not name the file",
+    "CSV import: a file name that is not a symbol did not name the file; a stray carriage return in a field was an "
+    "internal error (fuzzing)",
+    "run save on a full disk or read-only runs folder was an `internal error: OSError` (now a clear exit-1 error)",
+    "two processes saving the same run id at once could fail with ENOTEMPTY (now the first complete folder is kept)",
+]
 
 
 # ---------------------------------------------------------------------------- data builders
@@ -661,6 +671,10 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         "",
         "The test suite simulates the same faults without mounts (`os.write`/`os.fsync` raising ENOSPC or EROFS): "
         "`tests/test_reliability_disk.py`.",
+        "",
+        "## Found and fixed while writing these tests",
+        "",
+        *[f"- {item}" for item in FOUND],
         "",
         "## Tests in the suite (counts)",
         "",
