@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import DataError
-from engine.symbols import normalize_symbol
+from engine.symbols import listing, normalize_symbol
 from engine.validate import validate_prices
 
 ATTEMPT_TIMEOUT = 30.0  # seconds, hard bound per attempt
@@ -218,7 +218,13 @@ def normalize_history(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
         raise DataError(f"{symbol}: yfinance answer lacks column(s) {', '.join(missing)}")
     frame = frame[["open", "high", "low", "close", "adj_close", "volume"]]
     index = pd.DatetimeIndex(frame.index)
-    if index.tz is not None:  # wall-clock date in the exchange's own zone; never convert to UTC
+    if index.tz is not None:
+        # The session date is the wall-clock date in the exchange's own zone. Yahoo normally answers in that
+        # zone already; an index in another zone (e.g. UTC, which puts a HK midnight on the previous day) is
+        # converted to it first. FX pairs have no exchange zone and keep the zone Yahoo gave.
+        venue = listing(symbol)
+        if venue.exchange in ("XHKG", "XNYS"):
+            index = index.tz_convert(venue.timezone)
         index = index.tz_localize(None)
     frame = frame.set_axis(index.normalize().rename("date"), axis=0)
     frame = frame.dropna(subset=["open", "high", "low", "close"], how="all")

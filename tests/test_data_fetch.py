@@ -277,3 +277,17 @@ def test_update_refresh_refetches_tail(market: FakeMarket, tmp_path: Path) -> No
     store.update("BABA", dt.date(2022, 1, 3), dt.date(2022, 2, 28), refresh=True)
     assert len(market.calls) == 2
     assert market.calls[1]["start"] == (dt.date(2022, 2, 28) - dt.timedelta(days=OVERLAP_DAYS)).isoformat()
+
+
+def test_utc_index_is_converted_to_the_exchange_day() -> None:
+    """A HK bar stamped at HK midnight but expressed in UTC (previous day 16:00) keeps its HK session date."""
+    import engine.data
+
+    hk_midnight = pd.DatetimeIndex(["2022-03-16", "2022-03-17"]).tz_localize("Asia/Hong_Kong")
+    raw = pd.DataFrame({"Open": [1.0, 2.0], "High": [1.5, 2.5], "Low": [0.5, 1.5], "Close": [1.2, 2.2],
+                        "Adj Close": [1.2, 2.2], "Volume": [10, 20]}, index=hk_midnight.tz_convert("UTC"))
+    frame = engine.data.normalize_history(raw, "0700.HK")
+    assert [str(d.date()) for d in frame.index] == ["2022-03-16", "2022-03-17"]
+    us = pd.DatetimeIndex(["2022-03-16"]).tz_localize("America/New_York")
+    raw_us = raw.iloc[:1].set_axis(us, axis=0)
+    assert str(engine.data.normalize_history(raw_us, "BABA").index[0].date()) == "2022-03-16"
