@@ -57,6 +57,7 @@ from strategies.registry import get_strategy
 METRICS = tuple(f.name for f in dataclasses.fields(Metrics))
 LOWER_IS_BETTER = frozenset({"annual_volatility", "max_drawdown_duration", "beta"})
 CHUNK_ROWS = 256
+PLAN_CACHE_SIZE = 64
 CHUNK_ROWS_ENV = "EVBT_SWEEP_CHUNK_ROWS"  # test hook: smaller chunks
 CONNECT_TIMEOUT_ENV = "EVBT_SWEEP_CONNECT_TIMEOUT"  # seconds to reach a Dask scheduler (default 5)
 EULER_GAMMA = 0.5772156649015329
@@ -259,8 +260,8 @@ def _plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: A
             wctx.contexts[config.fill] = ctx
         placements = wctx.placements.setdefault(config.fill, {})
         plan = plan_with_cache(get_strategy(config.strategy)(params), ctx, wctx.frames, placements)
-        if len(wctx.plans) > 4096:
-            wctx.plans.clear()
+        while len(wctx.plans) >= PLAN_CACHE_SIZE:  # tasks come sorted by plan key: a small FIFO suffices
+            wctx.plans.pop(next(iter(wctx.plans)))
         wctx.plans[key] = plan
     return plan
 
@@ -567,12 +568,13 @@ class SweepFolder:
         atomic_write_bytes(path, buf.getvalue())
         return path
 
-    def read(self, keys: Iterable[str] | None = None) -> pd.DataFrame:
+    def read(self, keys: Iterable[str] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
-        frames = [pq.read_table(chunk).to_pandas() for chunk in self.chunks()]
+        names = list(columns) if columns is not None else None
+        frames = [pq.read_table(chunk, columns=names).to_pandas() for chunk in self.chunks()]
         if not frames:
-            return pd.DataFrame(columns=_schema().names)
+            return pd.DataFrame(columns=names or _schema().names)
         rows = pd.concat(frames, ignore_index=True).drop_duplicates("key", keep="last")
         if keys is not None:
             rows = rows[rows["key"].isin(set(keys))]
@@ -849,7 +851,7 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
     finally:
         if backend is not None:
             backend.close()
-    rows = folder.read({t.key for t in tasks})
+    rows = folder.read({t.key for t in tasks}, columns=[n for n in _schema().names if n not in ("config", "params")])
     summary = summarise(req, rows, tasks, values, windows, folder.path.name)
     summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
                          "reused": len({t.key for t in tasks}) - computed}
