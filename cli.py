@@ -1039,7 +1039,9 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
     counts = summary["counts"]
     click.echo(f"Sweep {outcome.sweep_id}: {strategy}, {counts['points']} point(s) x {len(summary['windows'])} "
                f"window(s), metric {metric}{' (lower is better)' if not summary['higher_is_better'] else ''}")
-    click.echo(f"computed {counts['computed']}, reused {counts['reused']}, {outcome.elapsed:.2f} s")
+    engines = [r["engine"] for r in summary.get("ranking") or []]
+    slow = f", {engines.count('backtrader')} via backtrader" if "backtrader" in engines else ""
+    click.echo(f"computed {counts['computed']}, reused {counts['reused']}, {outcome.elapsed:.2f} s{slow}")
     click.echo("")
     if summary.get("walk_forward") is not None:
         click.echo(_walk_forward_text(summary))

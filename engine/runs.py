@@ -360,7 +360,7 @@ def _visible_runs(runs_dir: Path) -> list[Path]:
     if not runs_dir.is_dir():
         return []
     _recover(runs_dir)
-    return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "sweeps")
 
 
 def _read_report_file(path: Path) -> dict[str, Any]:

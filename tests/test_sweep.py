@@ -48,6 +48,14 @@ def test_text_output_and_saved_folder(run_cli, sample_cache: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "sweep" and manifest["grid"] == {"hold": [2, 4, 6], "fill": ["open", "close"]}
     assert not err.strip()  # no progress bar when not a terminal / --quiet
+    code, out, err = run_cli("runs", "ls")
+    assert code == 0 and "no saved runs" in out and not err  # the sweeps folder is not a run
+
+
+def test_allow_margin_points_run_through_backtrader(run_cli, sample_cache: Path) -> None:
+    code, out, err = run_cli(*BASE, "--quiet", "-g", "hold=2,4", "--allow-margin", "--top", "2")
+    assert code == 0, err
+    assert "computed 2, reused 0" in out and "2 via backtrader" in out
 
 
 def test_json_has_all_metrics_ranked(run_cli, sample_cache: Path) -> None:
