@@ -895,7 +895,7 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
 # ---- sweep (issue 5)
 
 
-def _sweep_progress(quiet: bool):
+def _sweep_progress(quiet: bool) -> tuple[Any, Any]:
     """A rich progress bar on stderr (None when quiet or stderr is not a terminal) and its closer."""
     if quiet or not sys.stderr.isatty():
         return None, lambda: None

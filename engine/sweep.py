@@ -168,7 +168,9 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
     fx = _aux(store, FX_SYMBOL, lo, hi, fingerprints) if any(listing(s).is_hk for s in frames) else None
     bench = _aux(store, base.benchmark, lo, hi, fingerprints) if base.benchmark else None
     cal_hash = events_mod.calendar_hash(events)
-    token = hashlib.sha256(json.dumps([sorted(fingerprints.items()), cal_hash]).encode()).hexdigest()[:16]
+    identity = [base.strategy, list(base.symbols), base.benchmark, sorted(fingerprints.items()), cal_hash,
+                lo.isoformat(), hi.isoformat(), [len(f) for f in frames.values()]]
+    token = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]  # keys the per-process caches
     return SweepData(base.strategy, frames, fx, bench, events, fingerprints, cal_hash, base.symbols,
                      base.benchmark, token)
 
@@ -249,7 +251,7 @@ def cached_context(data: SweepData, window: Window) -> WindowContext:
 
 
 def _plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any) -> Plan:
-    key = (config.fill, json.dumps(to_jsonable(params_to_dict(params)), sort_keys=True))
+    key = (config.strategy, config.fill, json.dumps(to_jsonable(params_to_dict(params)), sort_keys=True))
     plan = wctx.plans.get(key)
     if plan is None:
         ctx = wctx.contexts.get(config.fill)
