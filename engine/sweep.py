@@ -504,7 +504,7 @@ ROW_FIELDS: dict[str, str] = {
 }
 
 
-def make_row(task: Task, values: dict[str, Any], res: PointResult) -> dict[str, Any]:
+def make_row(task: Task, res: PointResult) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": task.key, "point": task.point, "window": task.window.label, "start": task.window.start.isoformat(),
         "end": task.window.end.isoformat(), "values": task.values_json, "params": task.params_json,
@@ -617,34 +617,34 @@ def make_sweep_id(base: RunConfig, data: SweepData) -> str:
 _WORKER_DATA: SweepData | None = None
 
 
-def run_batch(data: SweepData, batch: Sequence[tuple[Task, dict[str, Any]]]) -> list[dict[str, Any]]:
+def run_batch(data: SweepData, batch: Sequence[Task]) -> list[dict[str, Any]]:
     """Evaluate a batch of tasks (in a pool process, a Dask worker or inline) and return their rows."""
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EvbtWarning)
-        for task, values in batch:
-            rows.append(make_row(task, values, evaluate(data, task.window, task.config)))
+        for task in batch:
+            rows.append(make_row(task, evaluate(data, task.window, task.config)))
     return rows
 
 
-def _pool_batch(batch: Sequence[tuple[Task, dict[str, Any]]]) -> list[dict[str, Any]]:
+def _pool_batch(batch: Sequence[Task]) -> list[dict[str, Any]]:
     assert _WORKER_DATA is not None
     return run_batch(_WORKER_DATA, batch)
 
 
-def _batches(items: list[tuple[Task, dict[str, Any]]], workers: int) -> list[list[tuple[Task, dict[str, Any]]]]:
+def _batches(items: list[Task], workers: int) -> list[list[Task]]:
     if not items:
         return []
     size = max(8, min(200, math.ceil(len(items) / max(workers * 4, 1))))
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def execute_serial(data: SweepData, batches: list[list[tuple[Task, dict[str, Any]]]]) -> Iterator[list[dict]]:
+def execute_serial(data: SweepData, batches: list[list[Task]]) -> Iterator[list[dict]]:
     for batch in batches:
         yield run_batch(data, batch)
 
 
-def execute_processes(data: SweepData, batches: list[list[tuple[Task, dict[str, Any]]]],
+def execute_processes(data: SweepData, batches: list[list[Task]],
                       workers: int) -> Iterator[list[dict]]:
     """Fork-based process pool: children inherit the data and the warmed window contexts (copy-on-write)."""
     import concurrent.futures as cf
@@ -683,7 +683,7 @@ class DaskBackend:
             self.close()
             raise RunError(f"cannot reach the Dask cluster at {address}: {exc}") from None
 
-    def run(self, data: SweepData, batches: list[list[tuple[Task, dict[str, Any]]]]) -> Iterator[list[dict]]:
+    def run(self, data: SweepData, batches: list[list[Task]]) -> Iterator[list[dict]]:
         from dask.distributed import as_completed
 
         shipped = self.client.scatter(data, broadcast=True)
@@ -845,10 +845,10 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
         folder.write_json("manifest.json", _manifest(req, data, folder.path.name, windows))
         done = folder.keys()
         values = list(req.grid.points())
-        todo: dict[str, tuple[Task, dict[str, Any]]] = {}
+        todo: dict[str, Task] = {}
         for task in tasks:
             if task.key not in done and task.key not in todo:
-                todo[task.key] = (task, values[task.point])
+                todo[task.key] = task
         computed = _compute(data, list(todo.values()), req, folder, backend, progress)
     finally:
         if backend is not None:
@@ -863,15 +863,14 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
                         time.perf_counter() - began)
 
 
-def _compute(data: SweepData, items: list[tuple[Task, dict[str, Any]]], req: SweepRequest, folder: SweepFolder,
+def _compute(data: SweepData, items: list[Task], req: SweepRequest, folder: SweepFolder,
              backend: DaskBackend | None, progress: Progress | None) -> int:
     total = len(items)
     if progress:
         progress(0, total)
     if not items:
         return 0
-    items.sort(key=lambda it: (it[0].window.start, it[0].config.fill, json.dumps(to_jsonable(it[0].config.params),
-                                                                                 sort_keys=True)))
+    items.sort(key=lambda task: (task.window.start, task.config.fill, task.params_json))
     workers = max(1, req.workers)
     batches = _batches(items, workers)
     if backend is not None:
@@ -897,10 +896,10 @@ def _compute(data: SweepData, items: list[tuple[Task, dict[str, Any]]], req: Swe
     return finished
 
 
-def _warm(data: SweepData, items: list[tuple[Task, dict[str, Any]]]) -> None:
+def _warm(data: SweepData, items: list[Task]) -> None:
     """Build window arrays and each fill's session cache before forking, so children share them."""
     seen: set[tuple[Window, str]] = set()
-    for task, _ in items:
+    for task in items:
         key = (task.window, task.config.fill)
         if key in seen:
             continue
