@@ -567,8 +567,10 @@ def _pairs(events: Sequence[Any], universe: Sequence[str]) -> list[tuple[Any, st
 def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: Sequence[str]) -> StudyResult:
     """Event study of ``events`` (already loaded) on ``universe`` symbols with prices from ``store``."""
     from engine.events import filter_events
-    from engine.timing import entry_session
+    from engine.timing import entry_session, use_schedule_cache
 
+    if getattr(store, "root", None) is not None:
+        use_schedule_cache(store.root / ".calendars")
     chosen = filter_events(events, types=config.types or None, start=config.start, end=config.end)
     pairs = _pairs(chosen, universe)
     if not pairs:

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from engine import events as events_mod
-from engine import fastpath
+from engine import fastpath, timing
 from engine.backtest import FX_SYMBOL, HISTORY_PAD_DAYS, benchmark_trade_return
 from engine.cache import PriceStore
 from engine.config import RunConfig, build_params, params_to_dict
@@ -829,6 +829,7 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
     """Compute the missing points of the grid, store them, and summarise the whole grid."""
     began = time.perf_counter()
     check_metric(req.metric)
+    timing.use_schedule_cache(store.root / ".calendars")
     windows = make_windows(req.base.start, req.base.end, req.split, req.walk_forward)
     data = load_sweep_data(store, req.base, windows)
     with warnings.catch_warnings(record=True) as caught:
