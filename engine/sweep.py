@@ -100,8 +100,9 @@ def make_windows(start: dt.date, end: dt.date, split: dt.date | None = None,
     if split is not None and walk_forward is not None:
         raise ConfigError("use --split or --walk-forward, not both")
     if split is not None:
-        if not start < split <= end:
-            raise ConfigError(f"--split {split} must be after the start {start} and not after the end {end}")
+        if not start + dt.timedelta(days=1) < split < end:  # both windows need start < end, like `evbt run`
+            raise ConfigError(f"--split {split} must be after {start + dt.timedelta(days=1)} and before the end "
+                              f"{end} (in-sample {start}..DATE-1, out-of-sample DATE..{end})")
         return [Window("is", start, split - dt.timedelta(days=1)), Window("oos", split, end)]
     if walk_forward is None:
         return [Window("full", start, end)]
@@ -682,6 +683,9 @@ class DaskBackend:
         except (OSError, TimeoutError) as exc:
             self.close()
             raise RunError(f"cannot reach the Dask cluster at {address}: {exc}") from None
+        except ValueError as exc:  # a malformed address (e.g. no port): bad input, not an internal error
+            self.close()
+            raise ConfigError(f"--cluster {address!r}: {exc} (expected tcp://HOST:PORT or 'local')") from None
 
     def run(self, data: SweepData, batches: list[list[Task]]) -> Iterator[list[dict]]:
         from dask.distributed import as_completed
