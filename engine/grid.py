@@ -130,7 +130,11 @@ def parse_axis(spec: str, params_cls: type, strategy: str) -> Axis:
     hints = typing.get_type_hints(params_cls)
     params = [f.name for f in dataclasses.fields(params_cls)]
     if key in params:
-        values = [_typed(key, item, hints[key]) for item in split_spec(spec, raw)]
+        try:
+            values = [_typed(key, item, hints[key]) for item in split_spec(spec, raw)]
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith("-g ") else f"-g {spec}: {message}") from None
         kind = "param"
     elif key in RUN_KEYS:
         values = [_run_value(key, item, spec) for item in split_spec(spec, raw)]
