@@ -1,9 +1,8 @@
-"""Bad input catalogue: CLI arguments, TOML config files, event files and CSV imports.
+"""Bad input catalogue: CLI arguments, TOML config files, event files, CSV imports and sweep grid specs/options.
 
 Every case must end with exit code 2, an ``error:`` (or click ``Error:``) message that names the problem and
-where it is (option, key, file and line), no traceback, and nothing written: the cache and runs folders are
-byte-for-byte unchanged. Grid specs (``evbt sweep``, which landed while this was written) are not catalogued
-yet; RELIABILITY.md says so.
+where it is (option, key, file and line), no traceback, and nothing written: the cache and runs folders
+(including ``runs/sweeps``) are byte-for-byte unchanged.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ def _event_row(**changes: str) -> str:
 @dataclass(frozen=True)
 class Case:
     name: str
-    area: str  # cli | config | events | csv
+    area: str  # cli | config | events | csv | grid
     argv: tuple[str, ...]  # "{f}" is replaced by the path of the written file
     expect: tuple[str, ...]  # substrings the error output must contain (problem and place)
     content: bytes | None = None  # file written at {f} before the call
@@ -71,6 +70,10 @@ VALIDATE = ("events", "validate", "{f}")
 RUN_EV = (*RUN, "--events", "{f}")
 RUN_CFG = (*RUN, "--config", "{f}")
 IMPORT = ("data", "import", "{f}")
+SWEEP = ("--offline", "sweep", "reassurance", "--quiet", "--symbols", "BABA,JD,0700.HK,9988.HK", "--end",
+         "2022-12-30")
+SWEEP_G = (*SWEEP, "-g", "hold=1..3")
+HEAT = ("-g", "fill=open,close", "--heatmap", "{dir}/heat.png")
 _BIG_CSV = "\n".join([CSV_HEADER, *_csv_rows(60_000)]) + "\n2199-01-01,1,2,0.5,x,1,1\n"  # ~2.6 MB
 _BIG_EVENTS = "\n".join([EVENT_HEADER] + [_event_row(id=f"e{i}") for i in range(30_000)]
                         + [_event_row(id="last", date="2022-02-30")]) + "\n"  # ~3 MB, bad date on the last line
@@ -223,6 +226,53 @@ CASES: list[Case] = [
          content="\n".join([CSV_HEADER, *_csv_rows(3)]).encode(), filename="BABA.csv",
          extra={"JD.csv": f"{CSV_HEADER}\n2022-01-03,10,11,9,x,10,1\n".encode()}, expect=("JD.csv", "line 2")),
     Case("csv missing file", "csv", ("data", "import", "/nonexistent/BABA.csv"), ("/nonexistent/BABA.csv",)),
+    # ------------------------------------------------------------------ sweep grid specs and options
+    Case("grid without -g", "grid", SWEEP, ("-g", "KEY=SPEC")),
+    Case("grid zero points", "grid", (*SWEEP, "-g", "hold="), ("-g hold=", "zero points")),
+    Case("grid only commas", "grid", (*SWEEP, "-g", "hold=,,"), ("-g hold=,,", "zero points")),
+    Case("grid unknown key", "grid", (*SWEEP, "-g", "hodl=1..3"), ("hodl", "did you mean 'hold'")),
+    Case("grid empty range", "grid", (*SWEEP, "-g", "hold=5..1"), ("hold=5..1", "empty range")),
+    Case("grid range not numbers", "grid", (*SWEEP, "-g", "hold=a..b"), ("hold=a..b", "'a'", "not a number")),
+    Case("grid range fraction", "grid", (*SWEEP, "-g", "hold=1.5..3"), ("hold=1.5..3", "not an integer")),
+    Case("grid range infinite end", "grid", (*SWEEP, "-g", "hold=1..inf"), ("hold=1..inf", "'inf'")),
+    Case("grid range step zero", "grid", (*SWEEP, "-g", "hold=1..10:0"), ("hold=1..10:0", "step")),
+    Case("grid range step negative", "grid", (*SWEEP, "-g", "hold=1..10:-2"), ("hold=1..10:-2", "step")),
+    Case("grid range three parts", "grid", (*SWEEP, "-g", "hold=1..2..3"), ("hold=1..2..3", "START..END")),
+    Case("grid range too many values", "grid", (*SWEEP, "-g", "hold=1..2000000"), ("hold=1..2000000", "too many")),
+    Case("grid malformed no =", "grid", (*SWEEP, "-g", "hold"), ("-g 'hold'", "KEY=SPEC")),
+    Case("grid malformed empty key", "grid", (*SWEEP, "-g", "=3"), ("-g '=3'", "KEY=SPEC")),
+    Case("grid key twice", "grid", (*SWEEP_G, "-g", "hold=4"), ("-g hold", "twice")),
+    Case("grid int param not integer", "grid", (*SWEEP, "-g", "hold=x,y"), ("-g hold=x,y", "not an integer")),
+    Case("grid bool param", "grid", (*SWEEP, "-g", "include_policy_support=maybe"),
+         ("include_policy_support=maybe", "boolean")),
+    Case("grid fill choice", "grid", (*SWEEP, "-g", "fill=open,noon"), ("fill=open,noon", "'noon'")),
+    Case("grid run option not a number", "grid", (*SWEEP, "-g", "size=abc"), ("size=abc", "not a number")),
+    Case("grid run option nan", "grid", (*SWEEP, "-g", "commission=nan"), ("commission=nan", "finite")),
+    Case("grid run option negative", "grid", (*SWEEP, "-g", "slippage_bps=-1"), ("slippage_bps=-1", ">= 0")),
+    Case("grid point out of range", "grid", (*SWEEP, "-g", "hold=0,1"), ("hold", ">= 1")),
+    Case("grid point size above 1", "grid", (*SWEEP, "-g", "size=0.1,3"), ("size", "fraction of equity")),
+    Case("grid unknown metric", "grid", (*SWEEP_G, "--metric", "sharp"), ("metric", "'sharp'", "'sharpe'")),
+    Case("grid split after the period", "grid", (*SWEEP_G, "--split", "2030-01-01"), ("--split", "2030-01-01")),
+    Case("grid split before the period", "grid", (*SWEEP_G, "--split", "2001-01-01"), ("--split", "2001-01-01")),
+    Case("grid split on the last day", "grid", (*SWEEP_G, "--split", "2022-12-30"), ("--split", "2022-12-30")),
+    Case("grid split not a date", "grid", (*SWEEP_G, "--split", "2022-13-01"), ("--split", "2022-13-01")),
+    Case("grid walk-forward one number", "grid", (*SWEEP_G, "--walk-forward", "12"), ("--walk-forward", "TRAIN:TEST")),
+    Case("grid walk-forward zero", "grid", (*SWEEP_G, "--walk-forward", "0:3"), ("--walk-forward", "'0:3'")),
+    Case("grid walk-forward words", "grid", (*SWEEP_G, "--walk-forward", "a:b"), ("--walk-forward", "'a:b'")),
+    Case("grid walk-forward too long", "grid", (*SWEEP_G, "--walk-forward", "600:3"), ("--walk-forward", "too short")),
+    Case("grid split and walk-forward", "grid", (*SWEEP_G, "--split", "2022-01-01", "--walk-forward", "6:3"),
+         ("--split", "--walk-forward")),
+    Case("grid top negative", "grid", (*SWEEP_G, "--top", "-1"), ("--top", "-1")),  # --top 0 means all rows
+    Case("grid top not a number", "grid", (*SWEEP_G, "--top", "ten"), ("--top", "ten")),
+    Case("grid workers zero", "grid", (*SWEEP_G, "--workers", "0"), ("--workers",)),
+    Case("grid heatmap one key", "grid", (*SWEEP_G, "--heatmap", "{dir}/heat.png"), ("--heatmap", "two grid keys")),
+    Case("grid heatmap unknown key", "grid", (*SWEEP_G, *HEAT, "--heatmap-keys", "hold,size"),
+         ("--heatmap-keys", "'size'")),
+    Case("grid heatmap keys malformed", "grid", (*SWEEP_G, *HEAT, "--heatmap-keys", "hold"), ("--heatmap-keys",)),
+    Case("grid cluster malformed", "grid", (*SWEEP_G, "--cluster", "nonsense"), ("--cluster", "nonsense")),
+    Case("grid unknown parameter -p", "grid", (*SWEEP_G, "-p", "hodl=3"), ("hodl", "hold")),
+    Case("grid unknown strategy", "grid", ("--offline", "sweep", "reasurance", "-g", "hold=1..3"),
+         ("reasurance", "reassurance")),
 ]
 
 
@@ -249,6 +299,8 @@ def test_bad_input(case: Case, run_cli: Run, sample_cache: Path, tmp_path: Path)
     argv = [a.replace("{f}", str(target)).replace("{dir}", str(files)) for a in case.argv]
     before = _snapshot(sample_cache, runs)
     code, out, err = run_cli(*argv)
+    assert not (files / "heat.png").exists(), "no heatmap on bad input"
+    assert not (runs / "sweeps").exists(), "no sweep folder on bad input"
     assert code == 2, (code, out, err)
     assert "Traceback" not in err + out
     assert err.lstrip().startswith(("error:", "Error:", "Usage:")) or case.argv == VALIDATE, err
@@ -264,7 +316,8 @@ def test_catalogue_size() -> None:
     for case in CASES:
         by_area[case.area] = by_area.get(case.area, 0) + 1
     assert len(CASES) >= 60
-    assert set(by_area) == {"cli", "config", "events", "csv"}
+    assert set(by_area) == {"cli", "config", "events", "csv", "grid"}
+    assert by_area["grid"] >= 12
     assert len({c.name for c in CASES}) == len(CASES)
 
 
