@@ -538,7 +538,8 @@ class SweepFolder:
 
     def create(self) -> None:
         self.points_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in self.points_dir.glob(".*.tmp"):  # leftovers of a killed writer (never complete chunks)
+        # leftovers of a killed writer: chunks, and manifest/summary/report temp files next to them
+        for tmp in [*self.points_dir.glob(".*.tmp"), *self.path.glob(".*.tmp")]:
             match = re.search(r"\.(\d+)\.tmp$", tmp.name)
             if match and not _pid_alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
