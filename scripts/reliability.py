@@ -3,7 +3,7 @@
 
 Writes RELIABILITY.md with what was tried, how many times and what held. Refresh it with::
 
-    python scripts/reliability.py                 # 200+ crash trials, about 5-8 minutes on 2 cores
+    python scripts/reliability.py                 # 240 crash trials (40 per kind), about 6-9 minutes on 2 cores
     python scripts/reliability.py --trials 20     # quick look (does not write RELIABILITY.md unless --out)
 
 The test suite imports this module and runs the same trials with a handful of iterations
@@ -15,10 +15,15 @@ Crash trial kinds (each trial starts a fresh process and SIGKILLs it at a random
 - ``cli-import``: ``evbt data import`` of 12 Yahoo CSV files (alternating two versions), killed at a random
   time within its real duration;
 - ``runs-save``: ``engine.runs.save_run`` of two runs in a loop (new folders and replacement of existing ones);
-- ``cli-run``: ``evbt run`` on the synthetic sample, killed at a random time within its real duration.
+- ``cli-run``: ``evbt run`` on the synthetic sample, killed at a random time within its real duration;
+- ``cli-sweep``: ``evbt sweep`` (80 points, 4-row chunks) killed at a random moment, mostly while it writes chunks,
+  from an empty runs folder or resuming the folder the previous kill left.
 After every trial: ``evbt data verify`` passes, every cache file is a complete known version, every visible run
 folder is complete (all five files, readable), no run that existed before the trial is lost, and no
-temporary leftovers remain once the runs folder has been listed (recovery).
+temporary leftovers remain once the runs folder has been listed (recovery). After a sweep trial: every chunk
+parquet file reads back whole, the sweep folder is absent, empty, partial (resumable) or complete, and a rerun on
+a copy computes exactly the missing points, leaves no temp files and gives a summary and best-point report
+identical to an uninterrupted sweep.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +56,13 @@ import pandas as pd  # noqa: E402
 SYMBOLS = ("BABA", "JD", "0700.HK", "9988.HK")
 IMPORT_SYMBOLS = ("BABA", "JD", "PDD", "BIDU", "NTES", "TCEHY", "BILI", "KWEB", "0700.HK", "9988.HK", "3690.HK",
                   "9618.HK")
-KINDS = ("cache-write", "cache-fetch", "cli-import", "runs-save", "cli-run")
+KINDS = ("cache-write", "cache-fetch", "cli-import", "runs-save", "cli-run", "cli-sweep")
+# the sweep killed by the cli-sweep trials and run by the concurrency case (80 points; small chunks so a kill
+# usually lands while chunks are written; the write delay widens the temp-file-written-not-renamed window)
+SWEEP_ARGV = ["--sample", "sweep", "reassurance", "-g", "hold=1..40", "-g", "fill=open,close", "--workers", "1",
+              "--quiet", "--json"]
+SWEEP_POINTS = 80
+SWEEP_ENV = {"EVBT_SWEEP_CHUNK_ROWS": "4", "EVBT_TEST_WRITE_DELAY": "0.03"}
 FOUND = [
     "empty yfinance answer for dates already cached silently extended the cache's coverage "
     "(now: stale cache + warning)",
@@ -61,6 +72,11 @@ FOUND = [
     "internal error (fuzzing)",
     "run save on a full disk or read-only runs folder was an `internal error: OSError` (now a clear exit-1 error)",
     "two processes saving the same run id at once could fail with ENOTEMPTY (now the first complete folder is kept)",
+    "sweep crash trials: a sweep killed while replacing manifest.json/summary.json/report.json left a hidden temp "
+    "file in the sweep folder that no later sweep removed (now cleared like chunk temp files)",
+    "sweep bad input: `--split` on the last day or the day after the start failed with an unrelated "
+    "'start must be before end'; a malformed `--cluster` address was an internal ValueError (exit 1, now exit 2); "
+    "a bad parameter value in `-g` did not name the `-g` spec",
 ]
 
 
@@ -222,12 +238,21 @@ def _driver_runs_writer(cache: str, holds: str, start_at: str) -> None:
     print(json.dumps(codes), flush=True)
 
 
+def _driver_sweep_writer(start_at: str) -> None:
+    """Concurrency: one `evbt sweep` (SWEEP_ARGV) started at the given instant; prints its exit code."""
+    while time.time() < float(start_at):
+        time.sleep(0.002)
+    code, text = _quiet_cli(*SWEEP_ARGV)
+    print(json.dumps({"code": code, "error": "" if code == 0 else text.strip()[-300:]}), flush=True)
+
+
 DRIVERS: dict[str, Callable[..., None]] = {
     "cache-write": _driver_cache_write,
     "cache-fetch": _driver_cache_fetch,
     "runs-save": _driver_runs_save,
     "fetch-import": _driver_fetch_import,
     "runs-writer": _driver_runs_writer,
+    "sweep-writer": _driver_sweep_writer,
 }
 
 
@@ -303,6 +328,150 @@ def check_runs(root: Path, must_have: set[str]) -> list[str]:
     return problems
 
 
+@dataclass
+class SweepState:
+    """What a sweep folder holds after a kill."""
+
+    state: str  # absent | empty | partial | complete
+    keys: list[str]
+    problems: list[str]
+    temp_files: int
+
+
+def sweep_state(runs_dir: Path, expected: set[str], allow_duplicates: bool = False) -> SweepState:
+    """Every chunk reads back whole (all columns, the sweep schema), keys are grid points, the JSON files parse;
+    the folder is absent, empty (created, nothing saved), partial (manifest and complete chunks) or complete."""
+    import pyarrow.parquet as pq
+
+    from engine import sweep
+
+    root = runs_dir / "sweeps"
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not folders:
+        return SweepState("absent", [], [], 0)
+    problems = [f"{len(folders)} sweep folders for one grid"] if len(folders) > 1 else []
+    folder = folders[0]
+    schema = sweep._schema()
+    keys: list[str] = []
+    for chunk in sorted((folder / "points").glob("chunk-*.parquet")):
+        try:
+            table = pq.read_table(chunk)
+        except Exception as exc:  # reported, not raised: this is what the trial measures
+            problems.append(f"{chunk.name}: unreadable ({type(exc).__name__}: {exc})")
+            continue
+        if not table.schema.equals(schema):
+            problems.append(f"{chunk.name}: unexpected schema")
+        keys += table.column("key").to_pylist()
+    if not allow_duplicates and len(keys) != len(set(keys)):
+        problems.append(f"{len(keys) - len(set(keys))} duplicate point rows")
+    problems += [f"row for unknown key {k}" for k in sorted(set(keys) - expected)[:3]]
+    docs = {}
+    for name in ("manifest.json", "summary.json", "report.json"):
+        if (folder / name).is_file():
+            try:
+                docs[name] = json.loads((folder / name).read_text(encoding="utf-8"))
+            except ValueError as exc:
+                problems.append(f"{name}: unreadable ({exc})")
+    if keys and "manifest.json" not in docs:
+        problems.append("point chunks without manifest.json")
+    if "summary.json" in docs and set(keys) != expected and docs["summary.json"].get("counts", {}).get(
+            "points") == len(expected):
+        problems.append("summary.json written before every point was saved")
+    temps = len([p for p in folder.rglob(".*.tmp")])
+    if set(keys) == expected and {"summary.json", "report.json"} <= set(docs):
+        state = "complete"
+    elif not keys and "manifest.json" not in docs:
+        state = "empty"
+    else:
+        state = "partial"
+    return SweepState(state, keys, problems, temps)
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@dataclass
+class SweepReference:
+    """An uninterrupted sweep: summary.json without its computed/reused counts, report.json, the point keys."""
+
+    summary: dict
+    report: bytes
+    keys: set[str]
+    seconds: float = 0.0  # wall time of the timed CLI process
+    folder_after: float = 0.0  # seconds until the sweep folder's manifest appeared
+
+
+def _sweep_docs(runs_dir: Path) -> tuple[dict, bytes]:
+    [folder] = [p for p in (runs_dir / "sweeps").iterdir() if p.is_dir()]
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary.pop("counts", None)
+    return summary, (folder / "report.json").read_bytes()
+
+
+def reference_sweep(cache: Path, runs_dir: Path, runs: int = 2) -> SweepReference:
+    """Run SWEEP_ARGV uninterrupted as a CLI process (twice by default: the first builds the exchange schedule
+    cache, the second is timed)."""
+    import pyarrow.parquet as pq
+
+    env = _env({"EVBT_CACHE_DIR": str(cache), "EVBT_RUNS_DIR": str(runs_dir), **SWEEP_ENV})
+    seconds = folder_after = 0.0
+    for _ in range(runs):
+        shutil.rmtree(runs_dir, ignore_errors=True)
+        began = time.monotonic()
+        proc = _spawn_cli(SWEEP_ARGV, env)
+        folder_after = 0.0
+        while proc.poll() is None:
+            if not folder_after and list((runs_dir / "sweeps").glob("*/manifest.json")):
+                folder_after = time.monotonic() - began
+            time.sleep(0.005)
+        seconds = time.monotonic() - began
+        if proc.returncode != 0:
+            raise RuntimeError(f"reference sweep failed with exit {proc.returncode}")
+    summary, report = _sweep_docs(runs_dir)
+    keys = {k for p in runs_dir.glob("sweeps/*/points/chunk-*.parquet") for k in pq.read_table(p)["key"].to_pylist()}
+    if len(keys) != SWEEP_POINTS:
+        raise RuntimeError(f"reference sweep stored {len(keys)} points, expected {SWEEP_POINTS}")
+    return SweepReference(summary, report, keys, seconds, folder_after or seconds / 2)
+
+
+def rerun_sweep(cache: Path, runs_dir: Path, done: int, reference: SweepReference,
+                allow_duplicates: bool = False) -> list[str]:
+    """Run the sweep to completion in ``runs_dir``: exactly the missing points are computed, no temp files are
+    left, every point is stored once, and the results equal the uninterrupted reference sweep."""
+    with _environ({"EVBT_RUNS_DIR": str(runs_dir), "EVBT_SWEEP_CHUNK_ROWS": SWEEP_ENV["EVBT_SWEEP_CHUNK_ROWS"]}):
+        code, text = _quiet_cli("--cache-dir", str(cache), *SWEEP_ARGV)
+    if code != 0:
+        return [f"rerun exit {code}: {text.strip()[-300:]}"]
+    problems = []
+    counts = json.loads(text[text.index("{"):])["counts"]
+    if counts["computed"] != SWEEP_POINTS - done or counts["reused"] != done:
+        problems.append(f"rerun computed {counts['computed']} and reused {counts['reused']} with {done} of "
+                        f"{SWEEP_POINTS} points saved")
+    after = sweep_state(runs_dir, reference.keys, allow_duplicates)
+    problems += [f"after rerun: {p}" for p in after.problems]
+    if after.state != "complete" or len(set(after.keys)) != SWEEP_POINTS:
+        problems.append(f"after rerun: folder {after.state} with {len(set(after.keys))} distinct points")
+    if after.temp_files:
+        problems.append(f"after rerun: {after.temp_files} temp files left in the sweep folder")
+    summary, report = _sweep_docs(runs_dir)
+    if summary != reference.summary:
+        problems.append("summary differs from the uninterrupted sweep")
+    if report != reference.report:
+        problems.append("best-point report.json differs from the uninterrupted sweep")
+    return problems
+
+
 # ---------------------------------------------------------------------------- trials
 
 
@@ -317,6 +486,7 @@ class TrialStats:
     orphan_temp_files: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    states: dict[str, int] = field(default_factory=dict)  # cli-sweep: folder state after the kill
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -375,8 +545,63 @@ def _calibrate(argv: list[str], env: dict[str, str]) -> float:
     return time.monotonic() - began
 
 
+def sweep_crash_trials(trials: int, seed: int, work: Path) -> TrialStats:
+    """SIGKILL `evbt sweep` at random moments (85% of them after its folder appeared, i.e. while it writes
+    chunks, the summary or the report); each trial starts from an empty runs folder or resumes the previous
+    trial's leftovers (half each). After the kill the folder is checked, then a copy is rerun to completion."""
+    rng = random.Random(seed)
+    began = time.monotonic()
+    base = work / "cli-sweep"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    cache, runs_dir, verify = base / "cache", base / "runs", base / "verify"
+    _prepare_sample(cache)
+    reference = reference_sweep(cache, base / "reference")
+    stats = TrialStats("cli-sweep", f"`evbt sweep` of {SWEEP_POINTS} points (4-row chunks, 30 ms write delay), "
+                       "killed mostly while writing chunks; fresh or resuming the last kill's folder")
+    env = _env({"EVBT_CACHE_DIR": str(cache), "EVBT_RUNS_DIR": str(runs_dir), **SWEEP_ENV})
+    for trial in range(trials):
+        stats.trials += 1
+        if trial == 0 or rng.random() < 0.5:
+            shutil.rmtree(runs_dir, ignore_errors=True)
+        proc = _spawn_cli(SWEEP_ARGV, env)
+        started = time.monotonic()
+        if rng.random() < 0.15:
+            time.sleep(rng.uniform(0.2, reference.folder_after))
+        else:
+            while proc.poll() is None and not list((runs_dir / "sweeps").glob("*/manifest.json")) and \
+                    time.monotonic() - started < 60:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, max(reference.seconds - reference.folder_after, 0.1) * 1.05))
+        _kill(proc, stats)
+        state = sweep_state(runs_dir, reference.keys)
+        stats.states[state.state] = stats.states.get(state.state, 0) + 1
+        stats.orphan_temp_files = max(stats.orphan_temp_files, state.temp_files)
+        problems = list(state.problems)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from engine import runs
+
+            runs.list_runs(runs_dir)
+        problems += [f"runs ls warning: {w.message}" for w in caught]
+        problems += check_cache(cache / "sample", None, set())
+        if not problems:
+            shutil.rmtree(verify, ignore_errors=True)
+            if runs_dir.is_dir():
+                shutil.copytree(runs_dir, verify)
+            problems += rerun_sweep(cache, verify, len(set(state.keys)), reference)
+        if problems:
+            stats.failures.append(f"trial {trial} ({state.state}, {len(state.keys)} rows): " + "; ".join(problems))
+        else:
+            stats.held += 1
+    stats.seconds = time.monotonic() - began
+    return stats
+
+
 def crash_trials(kind: str, trials: int, seed: int, work: Path) -> TrialStats:
     """``trials`` SIGKILL trials of one kind in a fresh folder under ``work``; returns what held."""
+    if kind == "cli-sweep":
+        return sweep_crash_trials(trials, seed, work)
     rng = random.Random(seed)
     began = time.monotonic()
     base = work / kind
@@ -464,6 +689,7 @@ class ConcurrencyStats:
     problems: list[str]
     detail: str
     seconds: float
+    ok: str = "none: verify ok, every file a complete version, no lost run"
 
 
 def concurrent_fetch_import(work: Path, processes: int = 4, rounds: int = 2) -> ConcurrencyStats:
@@ -539,6 +765,59 @@ def concurrent_runs(work: Path, processes: int = 2, holds: str = "3,4,5,6") -> C
     detail = (f"{processes} processes each running `evbt run` for hold in {lists} (the same run ids in "
               f"both, in opposite order) into one runs folder, started at the same instant")
     return ConcurrencyStats("runs into one folder", processes, codes, problems, detail, time.monotonic() - began)
+
+
+def concurrent_sweeps(work: Path, processes: int = 2) -> ConcurrencyStats:
+    """N processes running the same sweep (same grid, so the same sweep folder) into one runs folder at the same
+    instant: each exits 0 or with a clear error, the folder ends complete, chunks readable, no temp files, every
+    point stored (a point both computed is stored twice with identical values; readers keep one), and the
+    summary and best-point report equal an uninterrupted sweep's."""
+    import pyarrow.parquet as pq
+
+    began = time.monotonic()
+    base = work / "concurrent-sweeps"
+    shutil.rmtree(base, ignore_errors=True)
+    cache, runs_dir = base / "cache", base / "runs"
+    _prepare_sample(cache)
+    reference = reference_sweep(cache, base / "reference", runs=1)
+    env = _env({"EVBT_CACHE_DIR": str(cache), "EVBT_RUNS_DIR": str(runs_dir), "EVBT_SWEEP_CHUNK_ROWS": "4"})
+    start_at = str(time.time() + 3.0)
+    procs = [_spawn_driver("sweep-writer", start_at, env=env) for _ in range(processes)]
+    codes, problems = [], []
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        codes.append(p.returncode)
+        try:
+            inner = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            inner = {"code": None, "error": "no output"}
+        clear_error = inner["code"] in (1, 2) and inner["error"].startswith("error:") and \
+            "internal error" not in inner["error"] and "Traceback" not in inner["error"]
+        if p.returncode != 0 or not (inner["code"] == 0 or clear_error):
+            problems.append(f"process exit {p.returncode}, sweep exit {inner['code']}: {inner['error']}")
+    if not any(c == 0 for c in codes):
+        problems.append("no sweep succeeded")
+    state = sweep_state(runs_dir, reference.keys, allow_duplicates=True)
+    problems += state.problems
+    if state.state != "complete":
+        problems.append(f"final folder {state.state}")
+    if state.temp_files:
+        problems.append(f"{state.temp_files} temp files left")
+    rows = pd.concat([pq.read_table(c).to_pandas() for c in runs_dir.glob("sweeps/*/points/chunk-*.parquet")])
+    twice = rows[rows.duplicated("key", keep=False)].drop(columns=["params", "config", "values"])
+    if len(twice.drop_duplicates()) != twice["key"].nunique():
+        problems.append("a point stored twice with different values")
+    if not problems:
+        summary, report = _sweep_docs(runs_dir)
+        if summary != reference.summary or report != reference.report:
+            problems.append("summary or best-point report differs from an uninterrupted sweep")
+        problems += rerun_sweep(cache, runs_dir, SWEEP_POINTS, reference, allow_duplicates=True)
+    detail = (f"{processes} processes running the same `evbt sweep` ({SWEEP_POINTS} points, 4-row chunks) into one "
+              f"runs folder, started at the same instant; {len(rows)} rows stored for {SWEEP_POINTS} points "
+              f"(points both computed are stored twice, identical); a rerun then computes 0")
+    return ConcurrencyStats("sweeps into one folder", processes, codes, problems, detail, time.monotonic() - began,
+                            ok="none: folder complete, chunks readable, no temp files, results equal an "
+                               "uninterrupted sweep, rerun computes 0")
 
 
 # ---------------------------------------------------------------------------- disk full / read-only (tmpfs)
@@ -636,7 +915,11 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         "when, after the kill, `evbt data verify` exits 0, every cache file is a complete version that was "
         "written (content hash of one known version, or a valid hash-checked merge for fetches), no cache file or "
         "saved run that existed before the trial is lost, every visible run folder has all five files and reads "
-        "back, and listing the runs folder leaves no `.tmp-*`/`.old-*` leftovers (recovery).",
+        "back, and listing the runs folder leaves no `.tmp-*`/`.old-*` leftovers (recovery). A sweep trial holds "
+        "when every chunk parquet file reads back whole with the sweep schema, no point is stored twice, the "
+        "sweep folder is absent, empty, partial (resumable) or complete, and a rerun (on a copy) computes exactly "
+        "the missing points, leaves no temp file, and writes a summary and best-point report identical to an "
+        "uninterrupted sweep's.",
         "",
         "| kind | what was killed | trials | killed while running | finished first | held | failed | "
         "max orphan temp files | seconds |",
@@ -647,13 +930,17 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
                      f"{s.held} | {len(s.failures)} | {s.orphan_temp_files} | {s.seconds:.0f} |")
     failures = [f"- {s.kind} {f}" for s in stats for f in s.failures[:5]]
     lines += ["", *(["Failures:", "", *failures, ""] if failures else ["No failures.", ""])]
+    for s in stats:
+        if s.states:
+            lines += [f"Sweep folder after the kill ({s.kind}): "
+                      + ", ".join(f"{s.states.get(k, 0)} {k}" for k in ("absent", "empty", "partial", "complete"))
+                      + " (empty: folder created, nothing saved yet; partial: manifest and complete chunks, "
+                      "resumable). Every one was rerun to completion and compared with an uninterrupted sweep.", ""]
     lines += [
         "Orphan temp files: a writer killed between writing its temp file and `os.replace` leaves a hidden "
         "`.<symbol>.parquet.<pid>.tmp` next to the cache file; it is never read or listed, and the old file is "
-        "intact. The column shows the most seen at once.",
-        "",
-        "Sweep folders: `engine/sweep.py` landed while these trials were being written; sweep output folders are "
-        "not covered by crash trials yet (cache files and run folders are).",
+        "intact. The column shows the most seen at once (for sweeps: `.chunk-*.parquet.<pid>.tmp` and "
+        "`.summary.json.<pid>.tmp`-style files in the sweep folder, removed by the next sweep of that folder).",
         "",
         "## Concurrency",
         "",
@@ -662,7 +949,7 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
     ]
     for c in conc:
         lines.append(f"| {c.name}: {c.detail} | {c.processes} | {c.exit_codes} | "
-                     f"{'; '.join(c.problems) or 'none: verify ok, every file a complete version, no lost run'} | "
+                     f"{'; '.join(c.problems) or c.ok} | "
                      f"{c.seconds:.0f} |")
     lines += ["", "## Disk full and read-only folders (real tiny tmpfs mounts)", "",
               "| case | result | held |", "|---|---|---|"]
@@ -684,10 +971,11 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         f"- Bad input catalogue (`tests/test_bad_input_catalogue.py`): "
         f"{sum(v for k, v in counts.items() if k.startswith('catalogue:'))} cases "
         f"(CLI {counts.get('catalogue:cli', '?')}, TOML config {counts.get('catalogue:config', '?')}, "
-        f"event files {counts.get('catalogue:events', '?')}, CSV imports {counts.get('catalogue:csv', '?')}) "
+        f"event files {counts.get('catalogue:events', '?')}, CSV imports {counts.get('catalogue:csv', '?')}, "
+        f"sweep grid specs and options {counts.get('catalogue:grid', '?')}) "
         f"plus {counts.get('tolerated', '?')} odd-but-valid inputs that must be accepted. Each: exit 2, a message "
-        "naming the problem and the place, no traceback, cache and runs byte-identical. Grid specs (`evbt sweep`) "
-        "are not catalogued yet.",
+        "naming the problem and the place, no traceback, cache and runs byte-identical (no sweep folder, no "
+        "heatmap file).",
         "- Property-based tests (`tests/test_properties.py`, hypothesis): accounting identities, no lookahead, "
         "determinism, fast path = backtrader when `engine/fastpath.py` is present.",
         "- Fuzzing (`tests/test_fuzz_parsers.py`, hypothesis): CSV importer and event-file parser never raise "
@@ -701,7 +989,7 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=200, help="total crash trials, split across the kinds")
+    parser.add_argument("--trials", type=int, default=240, help="total crash trials, split across the kinds")
     parser.add_argument("--seed", type=int, default=20260316)
     parser.add_argument("--out", type=Path, default=None, help="report path (default RELIABILITY.md when "
                                                                 "--trials >= 200)")
@@ -721,7 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in s.failures[:3]:
             print(f"  {f}", flush=True)
         stats.append(s)
-    conc = [concurrent_fetch_import(work), concurrent_runs(work)]
+    conc = [concurrent_fetch_import(work), concurrent_runs(work), concurrent_sweeps(work)]
     for c in conc:
         print(f"{c.name}: exit codes {c.exit_codes}, problems {c.problems or 'none'}", flush=True)
     disk = disk_trials(work)
