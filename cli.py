@@ -690,7 +690,7 @@ def rerun_cmd(app: AppContext, run: str, as_json: bool) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
 def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = None,
                 plot_path: Path | None = None) -> None:
-    """Compare saved runs (ids, prefixes, folders or report.json files) side by side.
+    """Compare saved runs (ids, prefixes, folders, report.json files, SWEEP_ID or SWEEP_ID:RANK) side by side.
 
     Metrics with deltas against the first, parameter differences, and which event trades
     one run made and the other did not.
@@ -702,10 +702,11 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
     from engine.compare import compare_reports, render_compare_text
     from engine.errors import ConfigError
     from engine.runs import load_report
+    from engine.sweep import load_sweep_report  # a sweep id is its best point, SWEEP_ID:RANK a ranked point
 
     if len(runs) < 2:
         raise ConfigError("compare needs at least two runs")
-    comparison = compare_reports([load_report(r) for r in runs])
+    comparison = compare_reports([load_sweep_report(r) or load_report(r) for r in runs])
     if as_json:
         emit_json(comparison)
     else:

@@ -246,3 +246,17 @@ def test_deflated_sharpe_by_hand() -> None:
     assert math.isclose(got.dsr, nd.cdf(z), rel_tol=1e-9)
     one = sweep.deflated_sharpe(0.05, [0.05], 500, 0.0, 3.0)  # a single trial: the probabilistic Sharpe ratio
     assert one is not None and math.isclose(one.dsr, nd.cdf(0.05 * math.sqrt(499) / math.sqrt(1 + 0.5 * 0.0025)))
+
+
+def test_compare_accepts_sweep_ids_and_ranks(run_cli, sample_cache: Path) -> None:
+    doc = _sweep(run_cli, "-g", "hold=2..5")
+    sweep_id = doc["sweep_id"]
+    code, out, err = run_cli("compare", sweep_id, f"{sweep_id}:3", "--json")
+    assert code == 0, err
+    ids = [r["run_id"] for r in json.loads(out)["runs"]]
+    assert ids == [doc["ranking"][0]["key"], doc["ranking"][2]["key"]]
+    code, out, err = run_cli("compare", f"{sweep_id}:2", f"{sweep_id[:12]}:1")  # a unique prefix works too
+    assert code == 0, err
+    assert "Comparing 2 runs" in out and doc["ranking"][1]["key"] in out
+    code, _, err = run_cli("compare", sweep_id, f"{sweep_id}:99")
+    assert code == 2 and "rank must be between" in err
