@@ -773,9 +773,14 @@ def _write_compare_visuals(runs: tuple[str, ...], comparison: dict, html_path: P
         return
     from engine import html
     from engine.runs import load_equity
+    from engine.sweep import load_sweep_report
 
-    curves = {str(info["run_id"]): load_equity(run)["equity"] for run, info in zip(runs, comparison["runs"],
-                                                                                     strict=True)}
+    curves = {}
+    for run, info in zip(runs, comparison["runs"], strict=True):
+        if load_sweep_report(run) is not None:  # sweep points keep metrics and trades, not equity curves
+            warn(f"{run}: a sweep point has no saved equity curve; left out of the charts")
+            continue
+        curves[str(info["run_id"])] = load_equity(run)["equity"]
     if html_path is not None:
         _wrote(html_path, html.write_html(html_path, html.compare_document(comparison, curves)))
     if plot_path is not None:

@@ -260,3 +260,15 @@ def test_compare_accepts_sweep_ids_and_ranks(run_cli, sample_cache: Path) -> Non
     assert "Comparing 2 runs" in out and doc["ranking"][1]["key"] in out
     code, _, err = run_cli("compare", sweep_id, f"{sweep_id}:99")
     assert code == 2 and "rank must be between" in err
+
+
+def test_compare_html_with_a_sweep_point_leaves_it_out_of_the_charts(run_cli, sample_cache: Path,
+                                                                      tmp_path: Path) -> None:
+    doc = _sweep(run_cli, "-g", "hold=2..3")
+    code, out, err = run_cli("--offline", "run", "reassurance", "--symbols", "BABA,JD", "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    page = tmp_path / "cmp.html"
+    code, _, err = run_cli("compare", run_id, doc["sweep_id"], "--html", str(page))
+    assert code == 0, err
+    assert "no saved equity curve" in err and page.stat().st_size > 0
