@@ -44,7 +44,7 @@ from engine import fastpath, timing
 from engine.backtest import FX_SYMBOL, HISTORY_PAD_DAYS, benchmark_trade_return
 from engine.cache import PriceStore
 from engine.config import RunConfig, build_params, params_to_dict
-from engine.errors import ConfigError, EvbtWarning, MissingDataError, RunError
+from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError, RunError
 from engine.grid import Grid
 from engine.metrics import Metrics, compute_metrics
 from engine.planning import Plan, PlannedAction, RunContext, fill_bar
@@ -845,28 +845,44 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
     for note in dict.fromkeys(n for w in windows for n in cached_context(data, w).warnings):
         warnings.warn(note, EvbtWarning, stacklevel=2)
     backend = DaskBackend(req.cluster, req.workers) if req.cluster else None  # fail before writing anything
-    try:
-        folder = SweepFolder(sweeps_dir(runs_dir) / make_sweep_id(req.base, data))
-        folder.create()
-        folder.write_json("manifest.json", _manifest(req, data, folder.path.name, windows))
-        done = folder.keys()
-        values = list(req.grid.points())
-        todo: dict[str, Task] = {}
-        for task in tasks:
-            if task.key not in done and task.key not in todo:
-                todo[task.key] = task
-        computed = _compute(data, list(todo.values()), req, folder, backend, progress)
-    finally:
-        if backend is not None:
-            backend.close()
-    rows = folder.read({t.key for t in tasks}, columns=[n for n in _schema().names if n not in ("config", "params")])
-    summary = summarise(req, rows, tasks, values, windows, folder.path.name)
-    summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
-                         "reused": len({t.key for t in tasks}) - computed}
-    folder.write_json("summary.json", summary)
-    _write_best_report(req, data, summary, folder)
+    folder = SweepFolder(sweeps_dir(runs_dir) / make_sweep_id(req.base, data))
+    # One sweep of a folder at a time: a second identical sweep waits, then reuses every point.
+    with _folder_lock(folder.path):
+        try:
+            folder.create()
+            folder.write_json("manifest.json", _manifest(req, data, folder.path.name, windows))
+            done = folder.keys()
+            values = list(req.grid.points())
+            todo: dict[str, Task] = {}
+            for task in tasks:
+                if task.key not in done and task.key not in todo:
+                    todo[task.key] = task
+            computed = _compute(data, list(todo.values()), req, folder, backend, progress)
+        finally:
+            if backend is not None:
+                backend.close()
+        columns = [n for n in _schema().names if n not in ("config", "params")]
+        rows = folder.read({t.key for t in tasks}, columns=columns)
+        summary = summarise(req, rows, tasks, values, windows, folder.path.name)
+        summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
+                             "reused": len({t.key for t in tasks}) - computed}
+        folder.write_json("summary.json", summary)
+        _write_best_report(req, data, summary, folder)
     return SweepOutcome(folder.path.name, folder.path, summary, computed, len({t.key for t in tasks}) - computed,
                         time.perf_counter() - began)
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """Cross-process lock for one sweep folder (a hidden lock file beside it in <runs>/sweeps/)."""
+    from filelock import FileLock
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+    with FileLock(path.parent / f".{path.name}.lock"):
+        yield
 
 
 def _compute(data: SweepData, items: list[Task], req: SweepRequest, folder: SweepFolder,

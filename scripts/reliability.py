@@ -770,8 +770,9 @@ def concurrent_runs(work: Path, processes: int = 2, holds: str = "3,4,5,6") -> C
 def concurrent_sweeps(work: Path, processes: int = 2) -> ConcurrencyStats:
     """N processes running the same sweep (same grid, so the same sweep folder) into one runs folder at the same
     instant: each exits 0 or with a clear error, the folder ends complete, chunks readable, no temp files, every
-    point stored (a point both computed is stored twice with identical values; readers keep one), and the
-    summary and best-point report equal an uninterrupted sweep's."""
+    point stored (sweeps of one folder are serialised by a lock, so the second reuses the first's points; were a
+    point ever stored twice, the values must be identical and readers keep one), and the summary and best-point
+    report equal an uninterrupted sweep's."""
     import pyarrow.parquet as pq
 
     began = time.monotonic()
