@@ -23,7 +23,6 @@ Tests compare every trade, the equity curve and the metrics with the backtrader 
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -47,6 +46,7 @@ from engine.metrics import (
 from engine.planning import Plan, PlannedAction
 from engine.results import OrderRecord, TradeRecord
 from engine.runner import fx_for
+from engine.sizing import entry_size
 from engine.symbols import listing
 
 _EPS = 1e-15
@@ -320,15 +320,7 @@ def _enter(state: _State, k: int, action: PlannedAction, i: int, t: int, price: 
     cash += released
     fx = book.fx_l[i]
     price_base = price / fx
-    if action.weight is not None:
-        target = equity * action.weight
-    elif cfg.sizing == "cash":
-        target = cfg.size
-    elif cfg.sizing == "equal":
-        target = equity * cfg.size / max(action.group_size, 1)
-    else:
-        target = equity * cfg.size
-    size = math.floor(target / price_base / book.lot_size) * book.lot_size
+    target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
     if size <= 0:
         _order(state, date, book.symbol, verb, 0, "skipped",
                f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from engine import timing
 from engine.events import Event, symbols_for
 from engine.results import OrderRecord
-from strategies.base import Signal, Strategy
+from strategies.base import Strategy
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,34 @@ def fill_bar(frame: pd.DataFrame, session: pd.Timestamp) -> int | None:
     return pos if pos < len(frame) else None
 
 
-def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame]) -> Plan:
-    """Resolve the strategy's signals to fill bars; signals that cannot be placed become skipped orders."""
+Placement = tuple  # ("bar", index, date) or ("skip", date text, reason)
+
+
+def placement(frame: pd.DataFrame | None, session: pd.Timestamp | None) -> Placement:
+    """Where a signal for ``session`` fills in ``frame``: ("bar", index, date) or ("skip", date text, reason)."""
+    if frame is None or frame.empty:
+        return ("skip", "", "no price data in the run period")
+    if session is None:
+        return ("skip", "", "no session after the event")
+    bar = fill_bar(frame, session)
+    day = str(pd.Timestamp(session).date())
+    if bar is None:
+        return ("skip", day, "entry session after the last bar of the run")
+    if pd.Timestamp(session) < frame.index[0]:
+        # The fill point is before this symbol's first bar in the run: it belongs to an earlier period (or the
+        # listing did not exist yet) and must not be moved forward to the first available bar.
+        return ("skip", day, "fill session before the symbol's first bar in the run")
+    return ("bar", bar, pd.Timestamp(frame.index[bar]))
+
+
+def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
+               placements: dict[tuple[str, Any], Placement] | None = None) -> Plan:
+    """Resolve the strategy's signals to fill bars; signals that cannot be placed become skipped orders.
+
+    ``placements`` memoises the (symbol, session) -> fill bar look-ups, which depend on the calendar and the
+    bars but not on strategy parameters: sweeps pass one dict for all their points.
+    """
+    memo = placements if placements is not None else {}
     signals = list(strategy.signals(ctx))
     group_sizes: dict[str, int] = {}
     for sig in signals:
@@ -122,58 +149,25 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     skipped: list[OrderRecord] = []
     used: list[str] = []
     for seq, sig in enumerate(signals):
-        planned = _place(sig, seq, ctx, frames, group_sizes, skipped)
-        if planned is not None:
-            actions.setdefault(sig.symbol, []).append(planned)
-            if sig.event is not None and sig.event.id not in used:
-                used.append(sig.event.id)
+        session = sig.session
+        if session is None and sig.event is not None and sig.symbol in frames:
+            session = ctx.entry_session(sig.event, sig.symbol)
+        key = (sig.symbol, session)
+        placed = memo.get(key)
+        if placed is None:
+            placed = memo[key] = placement(frames.get(sig.symbol), session)
+        if placed[0] == "skip":
+            verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
+            skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))
+            continue
+        _, bar, date = placed
+        actions.setdefault(sig.symbol, []).append(PlannedAction(
+            symbol=sig.symbol, bar=bar, date=date, action=sig.action, side=sig.side, hold=sig.hold,
+            event_id=sig.event_id, event_type=sig.event_type, group=sig.group,
+            group_size=group_sizes.get(sig.group, 1) if sig.group else 1, weight=sig.weight, seq=seq,
+        ))
+        if sig.event is not None and sig.event.id not in used:
+            used.append(sig.event.id)
     for symbol_actions in actions.values():
         symbol_actions.sort(key=lambda a: (a.bar, a.seq))
     return Plan(actions=actions, skipped=skipped, events_used=used)
-
-
-def _place(
-    sig: Signal,
-    seq: int,
-    ctx: RunContext,
-    frames: dict[str, pd.DataFrame],
-    group_sizes: dict[str, int],
-    skipped: list[OrderRecord],
-) -> PlannedAction | None:
-    frame = frames.get(sig.symbol)
-    verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
-    if frame is None or frame.empty:
-        skipped.append(OrderRecord("", sig.symbol, verb, 0, "skipped", "no price data in the run period", sig.event_id))
-        return None
-    session = sig.session
-    if session is None and sig.event is not None:
-        session = ctx.entry_session(sig.event, sig.symbol)
-    if session is None:
-        skipped.append(OrderRecord("", sig.symbol, verb, 0, "skipped", "no session after the event", sig.event_id))
-        return None
-    bar = fill_bar(frame, session)
-    if bar is None:
-        reason = "entry session after the last bar of the run"
-        skipped.append(OrderRecord(str(pd.Timestamp(session).date()), sig.symbol, verb, 0, "skipped", reason,
-                                   sig.event_id))
-        return None
-    if pd.Timestamp(session) < frame.index[0]:
-        # The event's fill point is before this symbol's first bar in the run: it belongs to an earlier period
-        # (or the listing did not exist yet) and must not be moved forward to the first available bar.
-        skipped.append(OrderRecord(str(pd.Timestamp(session).date()), sig.symbol, verb, 0, "skipped",
-                                   "fill session before the symbol's first bar in the run", sig.event_id))
-        return None
-    return PlannedAction(
-        symbol=sig.symbol,
-        bar=bar,
-        date=pd.Timestamp(frame.index[bar]),
-        action=sig.action,
-        side=sig.side,
-        hold=sig.hold,
-        event_id=sig.event_id,
-        event_type=sig.event_type,
-        group=sig.group,
-        group_size=group_sizes.get(sig.group, 1) if sig.group else 1,
-        weight=sig.weight,
-        seq=seq,
-    )

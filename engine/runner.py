@@ -17,7 +17,6 @@ different calendars never fill on a stale bar. Exits after ``hold`` sessions cou
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from engine.costs import CostModel, order_fees
 from engine.errors import RunError
 from engine.planning import Plan, PlannedAction
 from engine.results import OrderRecord, TradeRecord
+from engine.sizing import entry_size
 from engine.symbols import listing
 
 HKD_PEG = 7.80
@@ -201,15 +201,7 @@ class _Executor:
         cash += released
         fx = float(book.fx[i])
         price_base = price / fx
-        if action.weight is not None:
-            target = equity * action.weight
-        elif cfg.sizing == "cash":
-            target = cfg.size
-        elif cfg.sizing == "equal":
-            target = equity * cfg.size / max(action.group_size, 1)
-        else:
-            target = equity * cfg.size
-        size = math.floor(target / price_base / book.lot_size) * book.lot_size
+        target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
         if size <= 0:
             self.orders.append(OrderRecord(date, book.symbol, verb, 0, "skipped",
                                            f"target {target:.2f} is below one board lot ({book.lot_size})",

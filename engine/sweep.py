@@ -47,7 +47,7 @@ from engine.config import RunConfig, build_params, params_to_dict
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError, RunError
 from engine.grid import Grid
 from engine.metrics import Metrics, compute_metrics
-from engine.planning import Plan, PlannedAction, RunContext, fill_bar
+from engine.planning import Plan, RunContext, build_plan
 from engine.report import build_report, dumps_report, to_jsonable
 from engine.results import OrderRecord, RunResult, TradeRecord
 from engine.runs import build_manifest, default_runs_dir, make_run_id
@@ -271,57 +271,8 @@ def _plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: A
 
 def plan_with_cache(strategy: Any, ctx: RunContext, frames: dict[str, pd.DataFrame],
                     placements: dict[tuple[str, Any], tuple[Any, ...]]) -> Plan:
-    """``engine.planning.build_plan`` with the signal -> fill bar resolution memoised per (symbol, session).
-
-    Same rules and outputs as ``build_plan`` (tests compare the two): only the bar look-ups, which depend
-    on the calendar and the bars but not on the parameters, are shared across the sweep's points.
-    """
-    signals = list(strategy.signals(ctx))
-    group_sizes: dict[str, int] = {}
-    for sig in signals:
-        if sig.group is not None and sig.action == "enter":
-            group_sizes[sig.group] = group_sizes.get(sig.group, 0) + 1
-    actions: dict[str, list[PlannedAction]] = {}
-    skipped: list[OrderRecord] = []
-    used: list[str] = []
-    for seq, sig in enumerate(signals):
-        verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
-        session = sig.session
-        if session is None and sig.event is not None and sig.symbol in frames:
-            session = ctx.entry_session(sig.event, sig.symbol)
-        key = (sig.symbol, session)
-        placed = placements.get(key)
-        if placed is None:
-            placed = placements[key] = _placement(frames.get(sig.symbol), session)
-        if placed[0] == "skip":
-            skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))
-            continue
-        _, bar, date = placed
-        actions.setdefault(sig.symbol, []).append(PlannedAction(
-            symbol=sig.symbol, bar=bar, date=date, action=sig.action, side=sig.side, hold=sig.hold,
-            event_id=sig.event_id, event_type=sig.event_type, group=sig.group,
-            group_size=group_sizes.get(sig.group, 1) if sig.group else 1, weight=sig.weight, seq=seq,
-        ))
-        if sig.event is not None and sig.event.id not in used:
-            used.append(sig.event.id)
-    for symbol_actions in actions.values():
-        symbol_actions.sort(key=lambda a: (a.bar, a.seq))
-    return Plan(actions=actions, skipped=skipped, events_used=used)
-
-
-def _placement(frame: pd.DataFrame | None, session: Any) -> tuple[Any, ...]:
-    """("bar", index, date) or ("skip", date text, reason), exactly as ``engine.planning._place`` decides."""
-    if frame is None or frame.empty:
-        return ("skip", "", "no price data in the run period")
-    if session is None:
-        return ("skip", "", "no session after the event")
-    bar = fill_bar(frame, session)
-    day = str(pd.Timestamp(session).date())
-    if bar is None:
-        return ("skip", day, "entry session after the last bar of the run")
-    if pd.Timestamp(session) < frame.index[0]:
-        return ("skip", day, "fill session before the symbol's first bar in the run")
-    return ("bar", bar, pd.Timestamp(frame.index[bar]))
+    """``engine.planning.build_plan`` with the fill-bar look-ups memoised in ``placements`` across points."""
+    return build_plan(strategy, ctx, frames, placements)
 
 
 # ================================================================================================ one point
