@@ -815,7 +815,8 @@ def concurrent_sweeps(work: Path, processes: int = 2) -> ConcurrencyStats:
         problems += rerun_sweep(cache, runs_dir, SWEEP_POINTS, reference, allow_duplicates=True)
     detail = (f"{processes} processes running the same `evbt sweep` ({SWEEP_POINTS} points, 4-row chunks) into one "
               f"runs folder, started at the same instant; {len(rows)} rows stored for {SWEEP_POINTS} points "
-              f"(points both computed are stored twice, identical); a rerun then computes 0")
+              f"(a per-folder lock makes the second sweep wait and reuse the first's points); "
+              f"a rerun then computes 0")
     return ConcurrencyStats("sweeps into one folder", processes, codes, problems, detail, time.monotonic() - began,
                             ok="none: folder complete, chunks readable, no temp files, results equal an "
                                "uninterrupted sweep, rerun computes 0")
