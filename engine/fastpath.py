@@ -32,11 +32,11 @@ import pandas as pd
 from engine.config import RunConfig
 from engine.costs import order_fees
 from engine.metrics import (
-    PERIODS_PER_YEAR,
     Metrics,
     _finite,
     _ratio,
     annual_volatility,
+    capm,
     daily_returns,
     max_drawdown,
     sharpe_ratio,
@@ -44,7 +44,7 @@ from engine.metrics import (
     trade_stats,
 )
 from engine.planning import Plan, PlannedAction
-from engine.results import OrderRecord, TradeRecord
+from engine.results import OrderRecord, TradeRecord, round_trip
 from engine.runner import fx_for
 from engine.sizing import entry_size
 from engine.symbols import listing
@@ -426,9 +426,7 @@ def _order(state: _State, date: str, symbol: str, verb: str, size: int, status: 
 def _trade(state: _State, lot: _Lot, i: int, price: float, exec_price: float, exit_fees: float,
            reason: str) -> TradeRecord:
     book = state.market.books[lot.book]
-    sign = 1.0 if lot.side == "long" else -1.0
-    entry_value = lot.size * lot.entry_exec
-    pnl = sign * lot.size * (exec_price - lot.entry_exec) - lot.entry_fees - exit_fees
+    entry_value, pnl, ret = round_trip(lot.side, lot.size, lot.entry_exec, exec_price, lot.entry_fees, exit_fees)
     fill = state.config.fill
     is_open = reason == "open"
     return TradeRecord(
@@ -438,7 +436,7 @@ def _trade(state: _State, lot: _Lot, i: int, price: float, exec_price: float, ex
         exit_fill=None if is_open else fill, exit_price=price, size=lot.size, fx_entry=lot.fx_entry,
         fx_exit=book.fx_l[i], entry_fees=lot.entry_fees, exit_fees=exit_fees,
         fees=lot.entry_fees + exit_fees, entry_value=entry_value, pnl=pnl,
-        ret=pnl / entry_value if entry_value else 0.0, exit_reason=reason, holding_sessions=i - lot.entry_bar,
+        ret=ret, exit_reason=reason, holding_sessions=i - lot.entry_bar,
     )
 
 
@@ -521,15 +519,7 @@ def _alpha_beta(equity: np.ndarray, bench: np.ndarray | None) -> tuple[float | N
     r = e[1:] / e[:-1] - 1.0
     rb = b[1:] / b[:-1] - 1.0
     ok = ~(np.isnan(r) | np.isnan(rb))
-    r, rb = r[ok], rb[ok]
-    if len(r) < 2:
-        return None, None
-    var_b = float(np.var(rb, ddof=1))
-    if not var_b > _EPS:
-        return None, None
-    beta = float(np.cov(r, rb, ddof=1)[0, 1]) / var_b
-    alpha = float(np.mean(r - beta * rb)) * PERIODS_PER_YEAR
-    return _finite(alpha), _finite(beta)
+    return capm(r[ok], rb[ok])
 
 
 def _cagr(start_value: float, end_value: float, years: float) -> float | None:

@@ -189,9 +189,13 @@ def alpha_beta(equity: pd.Series, aligned: pd.Series | None) -> tuple[float | No
     frame = pd.DataFrame({"r": equity, "rb": aligned}).astype("float64")
     frame = frame.where(frame > 0)
     rets = (frame / frame.shift(1) - 1.0).dropna()
-    if len(rets) < 2:
+    return capm(rets["r"].to_numpy(), rets["rb"].to_numpy())
+
+
+def capm(r: np.ndarray, rb: np.ndarray) -> tuple[float | None, float | None]:
+    """Alpha (annualised, arithmetic) and beta from paired daily returns ``r`` (strategy) and ``rb`` (benchmark)."""
+    if len(r) < 2:
         return None, None
-    r, rb = rets["r"].to_numpy(), rets["rb"].to_numpy()
     var_b = float(np.var(rb, ddof=1))
     if not var_b > _EPS:
         return None, None

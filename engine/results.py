@@ -41,6 +41,15 @@ class TradeRecord:
     benchmark_return: float | None = None  # benchmark close-to-close return over the same window
 
 
+def round_trip(side: str, size: int, entry_exec: float, exit_exec: float, entry_fees: float,
+               exit_fees: float) -> tuple[float, float, float]:
+    """(entry value, PnL net of both sides' fees, return) of one lot from base-currency executed prices."""
+    sign = 1.0 if side == "long" else -1.0
+    entry_value = size * entry_exec
+    pnl = sign * size * (exit_exec - entry_exec) - entry_fees - exit_fees
+    return entry_value, pnl, (pnl / entry_value if entry_value else 0.0)
+
+
 @dataclass(frozen=True)
 class OrderRecord:
     """Every order the strategy wanted, including the ones that did not fill."""

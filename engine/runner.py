@@ -28,7 +28,7 @@ from engine.config import RunConfig
 from engine.costs import CostModel, order_fees
 from engine.errors import RunError
 from engine.planning import Plan, PlannedAction
-from engine.results import OrderRecord, TradeRecord
+from engine.results import OrderRecord, TradeRecord, round_trip
 from engine.sizing import entry_size
 from engine.symbols import listing
 
@@ -277,9 +277,7 @@ class _Executor:
 
     def _trade(self, lot: _Lot, book: _Book, i: int, price: float, exec_price: float, exit_fees: float,
                reason: str) -> TradeRecord:
-        sign = 1.0 if lot.side == "long" else -1.0
-        entry_value = lot.size * lot.entry_exec
-        pnl = sign * lot.size * (exec_price - lot.entry_exec) - lot.entry_fees - exit_fees
+        entry_value, pnl, ret = round_trip(lot.side, lot.size, lot.entry_exec, exec_price, lot.entry_fees, exit_fees)
         fill = self.config.fill
         is_open = reason == "open"
         return TradeRecord(
@@ -302,7 +300,7 @@ class _Executor:
             fees=lot.entry_fees + exit_fees,
             entry_value=entry_value,
             pnl=pnl,
-            ret=pnl / entry_value if entry_value else 0.0,
+            ret=ret,
             exit_reason=reason,
             holding_sessions=i - lot.entry_bar,
         )
