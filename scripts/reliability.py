@@ -715,6 +715,18 @@ def concurrent_fetch_import(work: Path, processes: int = 4, rounds: int = 2) -> 
     orders = ["fi", "if", "fi", "if", "ff", "ii"][:processes]
     procs = [_spawn_driver("fetch-import", str(cache), str(base / "csv"), o, start_at, str(rounds))
              for o in orders]
+    codes, problems = _collect_drivers(procs, "command")
+    problems += check_cache(cache, hashes, set(hashes))
+    leftovers = [p.name for p in cache.glob(".*.tmp")]
+    problems += [f"leftover {n}" for n in leftovers]
+    detail = (f"{processes} processes x {rounds} rounds of `data fetch` (6 symbols, mocked yfinance) and "
+              f"`data import` (the same 6 symbols) started at the same instant")
+    return ConcurrencyStats("fetch+import, same symbols", processes, codes, problems, detail,
+                            time.monotonic() - began)
+
+
+def _collect_drivers(procs: list[subprocess.Popen], what: str) -> tuple[list[int], list[str]]:
+    """Wait for driver processes whose last stdout line is a JSON list of command exit codes."""
     codes: list[int] = []
     problems: list[str] = []
     for p in procs:
@@ -725,14 +737,8 @@ def concurrent_fetch_import(work: Path, processes: int = 4, rounds: int = 2) -> 
         except (ValueError, IndexError):
             inner = ["no output"]
         if p.returncode != 0 or any(c != 0 for c in inner):
-            problems.append(f"process exit {p.returncode}, command exits {inner}")
-    problems += check_cache(cache, hashes, set(hashes))
-    leftovers = [p.name for p in cache.glob(".*.tmp")]
-    problems += [f"leftover {n}" for n in leftovers]
-    detail = (f"{processes} processes x {rounds} rounds of `data fetch` (6 symbols, mocked yfinance) and "
-              f"`data import` (the same 6 symbols) started at the same instant")
-    return ConcurrencyStats("fetch+import, same symbols", processes, codes, problems, detail,
-                            time.monotonic() - began)
+            problems.append(f"process exit {p.returncode}, {what} exits {inner}")
+    return codes, problems
 
 
 def concurrent_runs(work: Path, processes: int = 2, holds: str = "3,4,5,6") -> ConcurrencyStats:
@@ -746,16 +752,7 @@ def concurrent_runs(work: Path, processes: int = 2, holds: str = "3,4,5,6") -> C
     start_at = str(time.time() + 4.0)
     lists = [holds, ",".join(reversed(holds.split(","))), "7," + holds][:processes]
     procs = [_spawn_driver("runs-writer", str(cache), h, start_at, env=env) for h in lists]
-    codes, problems = [], []
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        codes.append(p.returncode)
-        try:
-            inner = json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            inner = ["no output"]
-        if p.returncode != 0 or any(c != 0 for c in inner):
-            problems.append(f"process exit {p.returncode}, run exits {inner}")
+    codes, problems = _collect_drivers(procs, "run")
     expected = len({h for lst in lists for h in lst.split(",")})
     visible = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")] \
         if runs_dir.is_dir() else []
