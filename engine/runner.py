@@ -113,9 +113,12 @@ class _Adapter(bt.Strategy):
 
 
 class _Executor:
-    def __init__(self, config: RunConfig, books: list[_Book]) -> None:
+    def __init__(self, config: RunConfig, books: list[_Book], stop_loss: float | None = None,
+                 take_profit: float | None = None) -> None:
         self.config = config
         self.books = books
+        self.stop_loss = stop_loss
+        self.take_profit = take_profit
         self.strategy: bt.Strategy | None = None
         self.trades: list[TradeRecord] = []
         self.orders: list[OrderRecord] = []
@@ -309,8 +312,7 @@ class _Executor:
 
     def _check_guards(self) -> None:
         """Stop-loss / take-profit on closes; a hit exits at the next fill point of that symbol."""
-        stop = self.config_params_stop
-        take = self.config_params_take
+        stop, take = self.stop_loss, self.take_profit
         if stop is None and take is None:
             return
         for book, i in self._advanced:
@@ -328,9 +330,6 @@ class _Executor:
                 if reason and (lot.exit_due is None or lot.exit_due > i + 1):
                     lot.exit_due = i + 1
                     lot.exit_reason = reason
-
-    config_params_stop: float | None = None
-    config_params_take: float | None = None
 
     def _record_equity(self) -> None:
         if not self._advanced:
@@ -438,9 +437,7 @@ def run_backtest(
         ))
     if not books:
         raise RunError("no symbol has price data in the run period")
-    executor = _Executor(config, books)
-    executor.config_params_stop = stop_loss
-    executor.config_params_take = take_profit
+    executor = _Executor(config, books, stop_loss, take_profit)
     cerebro.addstrategy(_Adapter, executor=executor)
     cerebro.run()
     executor.finish()
