@@ -94,7 +94,7 @@ _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def _data_store(ctx: click.Context) -> Any:
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
 
     obj: AppContext = ctx.obj
     return PriceStore(obj.cache_dir, offline=obj.offline)
@@ -151,7 +151,7 @@ def data_fetch(ctx: click.Context, symbols: tuple[str, ...], start: Any, end: An
       evbt data fetch BABA 700 ^HSI --start 2021-01-01 --end 2022-12-31
     """
     from engine.errors import MissingDataError
-    from engine.symbols import parse_symbol_list
+    from engine.market.symbols import parse_symbol_list
 
     syms = parse_symbol_list(list(symbols))
     if ctx.obj.offline:
@@ -180,8 +180,8 @@ def data_import(ctx: click.Context, files: tuple[Path, ...], symbol: str | None)
       evbt data import prices/BABA.csv prices/0700.HK.csv
       evbt data import tencent.csv --symbol 700
     """
-    from engine.csv_import import read_yahoo_csv
     from engine.errors import ConfigError
+    from engine.prices.csv_import import read_yahoo_csv
 
     if symbol and len(files) > 1:
         raise ConfigError("--symbol works with one FILE only")
@@ -228,7 +228,7 @@ def data_verify(ctx: click.Context, symbols: tuple[str, ...], as_json: bool) -> 
       evbt data verify            # every file
       evbt data verify BABA 700
     """
-    from engine.symbols import parse_symbol_list
+    from engine.market.symbols import parse_symbol_list
 
     results = _data_store(ctx).verify(parse_symbol_list(list(symbols)) if symbols else None)
     bad = [r for r in results if not r.ok]
@@ -254,7 +254,7 @@ def data_rm(ctx: click.Context, symbols: tuple[str, ...]) -> None:
       evbt data rm BABA 0700.HK
     """
     from engine.errors import MissingDataError
-    from engine.symbols import parse_symbol_list
+    from engine.market.symbols import parse_symbol_list
 
     store = _data_store(ctx)
     syms = parse_symbol_list(list(symbols))
@@ -277,7 +277,7 @@ def data_sample(ctx: click.Context) -> None:
     Example:
       evbt --sample data sample && evbt --sample data ls
     """
-    from engine.sample import write_sample
+    from engine.prices.synthetic import write_sample
 
     for meta in write_sample(_data_store(ctx)):
         span = f"{meta['first_date']} .. {meta['last_date']}"
@@ -298,8 +298,8 @@ def data_show(ctx: click.Context, symbol: str, start: Any, end: Any, as_json: bo
     Example:
       evbt data show 9988.HK --start 2022-03-01 --end 2022-03-31
     """
-    from engine.cache import price_summary
-    from engine.symbols import normalize_symbol
+    from engine.market.symbols import normalize_symbol
+    from engine.prices.store import price_summary
 
     store = _data_store(ctx)
     sym = normalize_symbol(symbol)
@@ -360,9 +360,9 @@ def events_ls(types: tuple[str, ...], symbols: tuple[str, ...], start: str | Non
     Example:
       evbt events ls --from 2022-03-01 --to 2022-05-31 --symbol BABA --symbol 9988.HK --fill close
     """
-    from engine.events import calendar_hash, event_to_dict, filter_events, load_calendar, symbols_for
-    from engine.symbols import parse_symbol_list
-    from engine.timing import entry_session, known_at
+    from engine.events.catalog import calendar_hash, event_to_dict, filter_events, load_calendar, symbols_for
+    from engine.events.timing import entry_session, known_at
+    from engine.market.symbols import parse_symbol_list
 
     syms = parse_symbol_list(list(symbols))
     events = filter_events(load_calendar(files, replace=replace), types=types, symbols=syms,
@@ -399,7 +399,7 @@ def events_validate(ctx: click.Context, file: Path, as_json: bool) -> int:
     Example:
       evbt events validate my_events.csv
     """
-    from engine.events import check_events_file
+    from engine.events.catalog import check_events_file
 
     events, problems = check_events_file(file)
     if as_json:
@@ -424,8 +424,8 @@ def events_fetch_ratings(app: AppContext, symbols: tuple[str, ...], refresh: boo
     Example:
       evbt events fetch-ratings BABA PDD 0700.HK
     """
-    from engine.ratings import fetch_ratings, ratings_to_events
-    from engine.symbols import parse_symbol_list
+    from engine.events.ratings import fetch_ratings, ratings_to_events
+    from engine.market.symbols import parse_symbol_list
 
     for sym in parse_symbol_list(list(symbols)):  # all symbols checked before anything is fetched
         frame = fetch_ratings(sym, app.cache_dir, offline=app.offline, refresh=refresh)
@@ -473,13 +473,13 @@ def _run_options(func):
 
 def _build_config(strategy: str, params: tuple[str, ...], config_file: Path | None, options: dict,
                   app: AppContext):
-    from engine.config import make_run_config
+    from engine.plan.config import make_run_config
     from strategies.registry import get_strategy
 
     cls = get_strategy(strategy)
     defaults = cls.default_symbols
     if app.sample and options.get("symbols") is None:
-        from engine.cache import PriceStore
+        from engine.prices.store import PriceStore
 
         cached = set(PriceStore(app.cache_dir, offline=True).symbols())
         defaults = tuple(s for s in defaults if s in cached)
@@ -492,8 +492,9 @@ def _build_config(strategy: str, params: tuple[str, ...], config_file: Path | No
 
 
 def _execute_run(config, app: AppContext, save: bool = True):
-    from engine import backtest, runs
-    from engine.cache import PriceStore
+    from engine import backtest
+    from engine import saved_runs as runs
+    from engine.prices.store import PriceStore
 
     store = PriceStore(app.cache_dir, offline=app.offline)
     outcome = backtest.run(config, store)
@@ -507,7 +508,7 @@ def _execute_run(config, app: AppContext, save: bool = True):
 
 
 def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None) -> None:
-    from engine.report import dumps_report, render_text, trades_csv
+    from engine.reporting.report import dumps_report, render_text, trades_csv
 
     if as_json:
         click.echo(dumps_report(report))
@@ -560,8 +561,8 @@ def demo_cmd(app: AppContext, as_json: bool) -> None:
     Example:
       evbt demo
     """
-    from engine.cache import PriceStore
-    from engine.sample import SAMPLE_SYMBOLS, write_sample
+    from engine.prices.store import PriceStore
+    from engine.prices.synthetic import SAMPLE_SYMBOLS, write_sample
 
     sample_app = app if app.sample else AppContext(app.cache_dir / "sample", True, app.debug, True)
     store = PriceStore(sample_app.cache_dir, offline=True)
@@ -615,8 +616,8 @@ def runs_ls(as_json: bool) -> None:
     """
     import dataclasses
 
-    from engine.report import render_table
-    from engine.runs import list_runs
+    from engine.reporting.report import render_table
+    from engine.saved_runs import list_runs
 
     summaries = list_runs()
     if as_json:
@@ -642,8 +643,8 @@ def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
     Example:
       evbt runs show reassurance-3f2a
     """
-    from engine.runs import load_report
-    from engine.sweep import load_sweep_report  # issue 5: a sweep id shows its best point (SWEEP_ID:RANK)
+    from engine.saved_runs import load_report
+    from engine.sweeps.sweep import load_sweep_report  # issue 5: a sweep id shows its best point (SWEEP_ID:RANK)
 
     _print_report(load_sweep_report(run) or load_report(run), as_json, as_csv, None)
 
@@ -659,9 +660,9 @@ def rerun_cmd(app: AppContext, run: str, as_json: bool) -> None:
     Example:
       evbt rerun reassurance-3f2a
     """
-    from engine.config import run_config_from_dict
-    from engine.report import dumps_report
-    from engine.runs import diff_manifests, load_config, load_manifest, load_report
+    from engine.plan.config import run_config_from_dict
+    from engine.reporting.report import dumps_report
+    from engine.saved_runs import diff_manifests, load_config, load_manifest, load_report
 
     old_report = load_report(run)
     old_manifest = load_manifest(run)
@@ -699,10 +700,10 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
     Example:
       evbt compare reassurance-3f2a reassurance-9b1c
     """
-    from engine.compare import compare_reports, render_compare_text
+    from engine.analysis.compare import compare_reports, render_compare_text
     from engine.errors import ConfigError
-    from engine.runs import load_report
-    from engine.sweep import load_sweep_report  # a sweep id is its best point, SWEEP_ID:RANK a ranked point
+    from engine.saved_runs import load_report
+    from engine.sweeps.sweep import load_sweep_report  # a sweep id is its best point, SWEEP_ID:RANK a ranked point
 
     if len(runs) < 2:
         raise ConfigError("compare needs at least two runs")
@@ -729,7 +730,7 @@ def _wrote(path: Path, size: int) -> None:
 def _run_events(report: dict) -> list:
     """The run's calendar (for event dates and descriptions on charts); empty if it cannot be loaded."""
     from engine.errors import EvbtError
-    from engine.events import load_calendar
+    from engine.events.catalog import load_calendar
 
     config = report.get("config") or {}
     try:
@@ -745,15 +746,15 @@ def _write_run_visuals(app: AppContext, report: dict, equity: Any, html_path: Pa
     """HTML and/or PNG of one run; prices for the charts come from the cache only (never the network)."""
     if html_path is None and plot_path is None:
         return
-    from engine import html
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
+    from engine.reporting import html_report as html
 
     events = _run_events(report)
     panels, notes = html.price_panels(report, PriceStore(app.cache_dir, offline=True), events)
     if html_path is not None:
         _wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes)))
     if plot_path is not None:
-        from engine.charts import write_png
+        from engine.reporting.charts import write_png
 
         _wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels)))
 
@@ -762,7 +763,7 @@ def _write_run_outcome_visuals(app: AppContext, outcome: Any, html_path: Path | 
                                plot_path: Path | None) -> None:
     if html_path is None and plot_path is None:
         return
-    from engine.html import equity_frame
+    from engine.reporting.html_report import equity_frame
 
     _write_run_visuals(app, outcome.report, equity_frame(outcome.result), html_path, plot_path)
 
@@ -771,9 +772,9 @@ def _write_compare_visuals(runs: tuple[str, ...], comparison: dict, html_path: P
                            plot_path: Path | None) -> None:
     if html_path is None and plot_path is None:
         return
-    from engine import html
-    from engine.runs import load_equity
-    from engine.sweep import load_sweep_report
+    from engine.reporting import html_report as html
+    from engine.saved_runs import load_equity
+    from engine.sweeps.sweep import load_sweep_report
 
     curves = {}
     for run, info in zip(runs, comparison["runs"], strict=True):
@@ -784,7 +785,7 @@ def _write_compare_visuals(runs: tuple[str, ...], comparison: dict, html_path: P
     if html_path is not None:
         _wrote(html_path, html.write_html(html_path, html.compare_document(comparison, curves)))
     if plot_path is not None:
-        from engine.charts import write_png
+        from engine.reporting.charts import write_png
 
         _wrote(plot_path, write_png(plot_path, html.compare_charts(curves), height=3.2))
 
@@ -804,7 +805,7 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
       evbt report reassurance-3f2a --html report.html
       evbt report runs/reassurance-3f2a --plot equity.png
     """
-    from engine.runs import load_equity, load_report
+    from engine.saved_runs import load_equity, load_report
 
     report = load_report(run)
     if html_path is None and plot_path is None:
@@ -814,13 +815,13 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
 
 
 def _study_universe(app: AppContext, symbols: tuple[str, ...]) -> list[str]:
-    from engine.symbols import parse_symbol_list
+    from engine.market.symbols import parse_symbol_list
     from strategies.base import CHINA_INTERNET
 
     if symbols:
         return parse_symbol_list(list(symbols))
     if app.sample:
-        from engine.cache import PriceStore
+        from engine.prices.store import PriceStore
 
         cached = set(PriceStore(app.cache_dir, offline=True).symbols())
         return [s for s in CHINA_INTERNET if s in cached]
@@ -860,11 +861,11 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
       evbt study --type analyst_upgrade --symbol BABA --window -1:5 --model mean --json
       evbt study --type policy_support --html study.html --plot caar.png
     """
-    from engine.cache import PriceStore
+    from engine.analysis.event_study import StudyConfig, parse_window, render_study_text, run_study
     from engine.errors import ConfigError
-    from engine.events import EVENT_TYPES, load_calendar
-    from engine.study import StudyConfig, parse_window, render_study_text, run_study
-    from engine.symbols import normalize_symbol
+    from engine.events.catalog import EVENT_TYPES, load_calendar
+    from engine.market.symbols import normalize_symbol
+    from engine.prices.store import PriceStore
 
     bad = sorted(set(types) - set(EVENT_TYPES))
     if bad:
@@ -881,19 +882,19 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
     if not result.events and not result.skipped:
         raise ConfigError("no event matches the filters for the chosen symbols")
     if as_json:
-        from engine.report import dumps_report
+        from engine.reporting.report import dumps_report
 
         click.echo(dumps_report(result.to_dict()), nl=False)
     else:
         click.echo(render_study_text(result), nl=False)
     if (html_path is not None or plot_path is not None) and not result.events:
         raise ConfigError("nothing to chart: every event was skipped")
-    from engine import html
+    from engine.reporting import html_report as html
 
     if html_path is not None:
         _wrote(html_path, html.write_html(html_path, html.study_document(result)))
     if plot_path is not None:
-        from engine.charts import write_png
+        from engine.reporting.charts import write_png
 
         _wrote(plot_path, write_png(plot_path, html.study_charts(result), height=3.2))
 
@@ -920,7 +921,7 @@ def _sweep_progress(quiet: bool) -> tuple[Any, Any]:
 
 
 def _sweep_table(summary: dict, top: int) -> str:
-    from engine.report import METRIC_FORMATS, format_value, render_table
+    from engine.reporting.report import METRIC_FORMATS, format_value, render_table
 
     metric = summary["metric"]
     label, kind = METRIC_FORMATS.get(metric, (metric, "ratio"))
@@ -943,7 +944,7 @@ def _sweep_table(summary: dict, top: int) -> str:
 
 
 def _walk_forward_text(summary: dict) -> str:
-    from engine.report import render_table
+    from engine.reporting.report import render_table
 
     rows = [[s["train"]["start"] + ".." + s["train"]["end"], s["test"]["start"] + ".." + s["test"]["end"],
              " ".join(f"{k}={v}" for k, v in s["values"].items()), _fmt_num(s["train_metric"]),
@@ -1009,10 +1010,10 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
       evbt sweep reassurance -g hold=1..20 --walk-forward 12:3 --heatmap hold.png
       evbt sweep reassurance -g hold=1..30 --cluster local
     """
-    from engine.cache import PriceStore
-    from engine.config import parse_date
-    from engine.grid import parse_grid
-    from engine.sweep import SweepRequest, check_metric, heatmap_keys_for, parse_walk_forward, run_sweep
+    from engine.plan.config import parse_date
+    from engine.prices.store import PriceStore
+    from engine.sweeps.grid import parse_grid
+    from engine.sweeps.sweep import SweepRequest, check_metric, heatmap_keys_for, parse_walk_forward, run_sweep
     from strategies.registry import get_strategy
 
     check_metric(metric)
@@ -1033,7 +1034,7 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
         stop()
     summary = outcome.summary
     if heatmap is not None and hm_keys is not None:
-        from engine.sweep import write_heatmap
+        from engine.sweeps.sweep import write_heatmap
 
         write_heatmap(heatmap, outcome.path, hm_keys, metric)
     if as_json:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.cache import PriceStore
-from engine.csv_import import read_yahoo_csv
+from engine.prices.csv_import import read_yahoo_csv
+from engine.prices.store import PriceStore
 
 SHARED_PRICES = Path(__file__).resolve().parents[2] / "shared" / "data" / "prices"
 REAL_10 = ["BABA", "JD", "PDD", "BIDU", "NTES", "KWEB", "FXI", "0700.HK", "9988.HK", "3690.HK"]

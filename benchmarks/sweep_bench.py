@@ -8,7 +8,8 @@ hold 1..50 x fill open,close x size (10 values) = 1,000 points.
 
 Every sweep runs in a fresh Python process (imports, data loading, calendars, planning, writing the sweep
 folder included) with an empty runs folder, so nothing is reused. The backtrader figure runs a SUBSET of the
-points through ``engine.runner.run_backtest`` (the engine's backtrader path, with the data already loaded
+points through ``engine.execution.backtrader_driver.run_backtest`` (the engine's backtrader path, with the data
+already loaded
 and the plan already built, i.e. backtrader's own cost only) and extrapolates to the full grid: it is
 labelled as such. The same subset's final values are compared with the sweep's rows.
 """
@@ -40,17 +41,17 @@ _CHILD = (
 def _prepare_cache(cache: Path) -> tuple[str, list[str]]:
     """Fill the cache; return a data label and the base options of the sweep."""
     sys.path.insert(0, str(ROOT))
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
 
     store = PriceStore(cache)
     if SHARED_PRICES.is_dir() and list(SHARED_PRICES.glob("*.csv")):
-        from engine.csv_import import read_yahoo_csv
+        from engine.prices.csv_import import read_yahoo_csv
 
         for path in sorted(SHARED_PRICES.glob("*.csv")):
             item = read_yahoo_csv(path, None)
             store.write(item.symbol, item.frame, "csv", item.adjustment)
         return "real (../shared CSVs), seed scenario: 14 symbols 2021-01-01..2023-06-30", []
-    from engine.sample import write_sample
+    from engine.prices.synthetic import write_sample
 
     write_sample(store)
     return ("SYNTHETIC sample: 6 symbols 2021-01-01..2022-12-30",
@@ -85,10 +86,10 @@ def _backtrader_subset(cache: Path, base: list[str], folder: Path, subset: int) 
 
     import pyarrow.parquet as pq
 
-    from engine import sweep
-    from engine.cache import PriceStore
-    from engine.config import run_config_from_dict
-    from engine.runner import run_backtest
+    from engine.execution.backtrader_driver import run_backtest
+    from engine.plan.config import run_config_from_dict
+    from engine.prices.store import PriceStore
+    from engine.sweeps import sweep
 
     warnings.simplefilter("ignore")
     rows = pq.read_table(folder / "points").to_pandas()

@@ -13,18 +13,18 @@ from typing import Any
 
 import pandas as pd
 
-from engine import events as events_mod
-from engine import timing
-from engine.cache import PriceStore
-from engine.config import RunConfig, build_params, params_to_dict
+from engine.analysis.metrics import compute_metrics
 from engine.errors import ConfigError, EvbtWarning, MissingDataError
-from engine.metrics import compute_metrics
-from engine.planning import RunContext, build_plan
-from engine.report import build_report
-from engine.results import RunResult, TradeRecord
-from engine.runner import run_backtest
-from engine.runs import make_run_id
-from engine.symbols import listing
+from engine.events import catalog as events_mod
+from engine.events import timing
+from engine.execution.backtrader_driver import run_backtest
+from engine.execution.records import RunResult, TradeRecord
+from engine.market.symbols import listing
+from engine.plan.config import RunConfig, build_params, params_to_dict
+from engine.plan.planner import RunContext, build_plan
+from engine.prices.store import PriceStore
+from engine.reporting.report import build_report
+from engine.saved_runs import make_run_id
 from strategies.registry import get_strategy
 
 FX_SYMBOL = "HKD=X"
@@ -118,7 +118,7 @@ def run(
     if events is None:
         events = events_mod.load_calendar([Path(p) for p in config.events_files], config.replace_events)
         if config.ratings:
-            from engine.ratings import rating_events
+            from engine.events.ratings import rating_events
 
             events = sorted([*events, *rating_events(config.symbols, store.root, offline=store.offline)],
                             key=lambda e: (e.date, e.id))

@@ -14,7 +14,7 @@ Crash trial kinds (each trial starts a fresh process and SIGKILLs it at a random
 - ``cache-fetch``: ``PriceStore.update(refresh=True)`` with a fake fetcher serving revised bars, in a loop;
 - ``cli-import``: ``evbt data import`` of 12 Yahoo CSV files (alternating two versions), killed at a random
   time within its real duration;
-- ``runs-save``: ``engine.runs.save_run`` of two runs in a loop (new folders and replacement of existing ones);
+- ``runs-save``: ``engine.saved_runs.save_run`` of two runs in a loop (new folders and replacement of existing ones);
 - ``cli-run``: ``evbt run`` on the synthetic sample, killed at a random time within its real duration;
 - ``cli-sweep``: ``evbt sweep`` (80 points, 4-row chunks) killed at a random moment, mostly while it writes chunks,
   from an empty runs folder or resuming the folder the previous kill left.
@@ -108,8 +108,8 @@ def _variant(symbol: str, version: int) -> pd.DataFrame:
 
 
 def known_hashes(frames: dict[tuple[str, int], pd.DataFrame]) -> dict[str, set[str]]:
-    from engine.cache import content_hash
-    from engine.validate import validate_prices
+    from engine.prices.store import content_hash
+    from engine.prices.validate import validate_prices
 
     out: dict[str, set[str]] = {}
     for (sym, _), frame in frames.items():
@@ -121,7 +121,7 @@ def known_hashes(frames: dict[tuple[str, int], pd.DataFrame]) -> dict[str, set[s
 
 
 def _driver_cache_write(root: str) -> None:
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
 
     store = PriceStore(root)
     frames = {(s, v): _variant(s, v) for s in SYMBOLS for v in (0, 1)}
@@ -135,7 +135,7 @@ def _driver_cache_write(root: str) -> None:
 
 
 def _driver_cache_fetch(root: str) -> None:
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
 
     revision = [0]
 
@@ -158,9 +158,9 @@ def _driver_cache_fetch(root: str) -> None:
 
 def _sample_outcomes(cache: str) -> list:
     from engine import backtest
-    from engine.cache import PriceStore
-    from engine.config import make_run_config
-    from engine.sample import SAMPLE_SYMBOLS
+    from engine.plan.config import make_run_config
+    from engine.prices.store import PriceStore
+    from engine.prices.synthetic import SAMPLE_SYMBOLS
 
     store = PriceStore(cache, offline=True)
     syms = ",".join(s for s in SAMPLE_SYMBOLS if s != "HKD=X")
@@ -173,7 +173,7 @@ def _sample_outcomes(cache: str) -> list:
 
 
 def _driver_runs_save(runs_dir: str, cache: str) -> None:
-    from engine import runs
+    from engine import saved_runs as runs
 
     outcomes = _sample_outcomes(cache)
     manifests = [runs.build_manifest(run_id=o.report["run_id"], data_fingerprints=o.fingerprints,
@@ -192,7 +192,7 @@ def _driver_fetch_import(cache: str, csv_dir: str, order: str, start_at: str, ro
     import yfinance
 
     import cli
-    import engine.data
+    import engine.prices.yahoo
 
     class Ticker:
         def __init__(self, symbol: str) -> None:
@@ -212,7 +212,7 @@ def _driver_fetch_import(cache: str, csv_dir: str, order: str, start_at: str, ro
             return frame[mask]
 
     yfinance.Ticker = Ticker  # mocked at the public API, as in the tests
-    engine.data.BACKOFF = 0.01
+    engine.prices.yahoo.BACKOFF = 0.01
     csvs = sorted(str(p) for p in Path(csv_dir).glob("*.csv"))
     fetch = ["--cache-dir", cache, "data", "fetch", *IMPORT_SYMBOLS[:6], "--start", "2019-01-01",
              "--end", "2021-12-31"]
@@ -270,7 +270,7 @@ def _quiet_cli(*argv: str) -> tuple[int, str]:
 
 def check_cache(root: Path, hashes: dict[str, set[str]] | None, must_have: set[str]) -> list[str]:
     """`evbt data verify` passes; files are complete known versions; no symbol that existed is lost."""
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
 
     problems = []
     code, text = _quiet_cli("--cache-dir", str(root), "data", "verify")
@@ -295,7 +295,7 @@ def check_runs(root: Path, must_have: set[str]) -> list[str]:
     """Visible run folders complete and readable; runs that existed are kept; no leftovers after listing."""
     import pyarrow.parquet as pq
 
-    from engine import runs
+    from engine import saved_runs as runs
 
     problems: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -343,7 +343,7 @@ def sweep_state(runs_dir: Path, expected: set[str], allow_duplicates: bool = Fal
     the folder is absent, empty (created, nothing saved), partial (manifest and complete chunks) or complete."""
     import pyarrow.parquet as pq
 
-    from engine import sweep
+    from engine.sweeps import sweep
 
     root = runs_dir / "sweeps"
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -531,8 +531,8 @@ def _orphans(root: Path) -> int:
 
 
 def _prepare_sample(cache: Path) -> None:
-    from engine.cache import PriceStore
-    from engine.sample import write_sample
+    from engine.prices.store import PriceStore
+    from engine.prices.synthetic import write_sample
 
     write_sample(PriceStore(cache / "sample"))
 
@@ -580,7 +580,7 @@ def sweep_crash_trials(trials: int, seed: int, work: Path) -> TrialStats:
         problems = list(state.problems)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            from engine import runs
+            from engine import saved_runs as runs
 
             runs.list_runs(runs_dir)
         problems += [f"runs ls warning: {w.message}" for w in caught]
@@ -623,7 +623,7 @@ def crash_trials(kind: str, trials: int, seed: int, work: Path) -> TrialStats:
     if kind == "cache-write":
         hashes = known_hashes({(s, v): _variant(s, v) for s in SYMBOLS for v in (0, 1)})
     elif kind == "cli-import":
-        from engine.csv_import import read_yahoo_csv
+        from engine.prices.csv_import import read_yahoo_csv
 
         for v in (0, 1):
             (base / f"csv{v}").mkdir()
@@ -640,7 +640,7 @@ def crash_trials(kind: str, trials: int, seed: int, work: Path) -> TrialStats:
             duration = _calibrate(argv, _env({"EVBT_CACHE_DIR": str(cache), "EVBT_RUNS_DIR": str(base / "cal")}))
     for trial in range(trials):
         stats.trials += 1
-        have_cache = set(__import__("engine.cache", fromlist=["PriceStore"]).PriceStore(cache).symbols())
+        have_cache = set(__import__("engine.prices.store", fromlist=["PriceStore"]).PriceStore(cache).symbols())
         have_runs = {p.name for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")} \
             if runs_dir.is_dir() else set()
         if kind == "cache-write":
@@ -706,7 +706,7 @@ def concurrent_fetch_import(work: Path, processes: int = 4, rounds: int = 2) -> 
         ref = base / f"ref-{order}"
         proc = _spawn_driver("fetch-import", str(ref), str(base / "csv"), order, "0", "1")
         proc.communicate(timeout=300)
-        from engine.cache import PriceStore
+        from engine.prices.store import PriceStore
 
         for sym in PriceStore(ref).symbols():
             hashes.setdefault(sym, set()).add(PriceStore(ref).fingerprint(sym))
@@ -976,7 +976,7 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         "naming the problem and the place, no traceback, cache and runs byte-identical (no sweep folder, no "
         "heatmap file).",
         "- Property-based tests (`tests/test_properties.py`, hypothesis): accounting identities, no lookahead, "
-        "determinism, fast path = backtrader when `engine/fastpath.py` is present.",
+        "determinism, fast path = backtrader when `engine/execution/fast_driver.py` is present.",
         "- Fuzzing (`tests/test_fuzz_parsers.py`, hypothesis): CSV importer and event-file parser never raise "
         "anything but ConfigError and never write on error.",
         "- Security (`tests/test_reliability_security.py`): path-like symbols rejected everywhere, no pickle/eval/"

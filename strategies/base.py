@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 if TYPE_CHECKING:
     import pandas as pd
 
-    from engine.events import Event
+    from engine.events.catalog import Event
 
 # The seed scenario's China-internet universe: US ADRs and Hong Kong lines.
 CHINA_INTERNET: tuple[str, ...] = (

@@ -46,8 +46,8 @@ def shared_prices(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def _sample_cache_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.cache import PriceStore
-    from engine.sample import write_sample
+    from engine.prices.store import PriceStore
+    from engine.prices.synthetic import write_sample
 
     root = tmp_path_factory.mktemp("sample_cache")
     write_sample(PriceStore(root))

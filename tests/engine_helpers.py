@@ -1,5 +1,5 @@
 """Builders for engine tests: synthetic frames on real exchange sessions, events, and an independent
-trade recomputation (written separately from engine.costs / engine.runner on purpose)."""
+trade recomputation (written separately from engine.market.costs / engine.execution.backtrader_driver on purpose)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from engine import timing
-from engine.events import Event
+from engine.events import timing
+from engine.events.catalog import Event
 
 COLUMNS = ["open", "high", "low", "close", "adj_close", "volume", "stale"]
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import engine.atomic
-from engine.cache import PriceStore, content_hash, price_summary
 from engine.errors import DataError, MissingDataError
+from engine.prices.store import PriceStore, content_hash, price_summary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_unwritable_cache_folder(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 import numpy as np, pandas as pd
-from engine.cache import PriceStore
+from engine.prices.store import PriceStore
 n = int(sys.argv[2])
 idx = pd.date_range("2022-01-03", periods=n, freq="B")
 c = 100 + np.arange(n, dtype="float64")

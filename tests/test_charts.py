@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_text_and_json_reports_do_not_import_matplotlib() -> None:
     code = (
         "import sys\n"
-        "import engine.report, engine.metrics, engine.backtest, engine.study, engine.compare, engine.runs, cli\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL', 'engine.charts'))\n"
-        "bad += [m for m in ('engine.charts', 'engine.html') if m in sys.modules]\n"
+        "import engine.reporting.report, engine.analysis.metrics, engine.backtest\n"
+        "import engine.analysis.event_study, engine.analysis.compare, engine.saved_runs, cli\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL', 'engine.reporting.charts'))\n"
+        "bad += [m for m in ('engine.reporting.charts', 'engine.reporting.html_report') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -33,7 +34,7 @@ def _curve(n: int = 300, seed: int = 1) -> pd.Series:
 
 
 def test_svg_is_deterministic_small_and_inert() -> None:
-    from engine import charts
+    from engine.reporting import charts
 
     panel = charts.equity_panel(_curve(), _curve(seed=2) / 10, 1e6, "KWEB")
     first, second = charts.svg(panel), charts.svg(panel)
@@ -48,7 +49,7 @@ def test_svg_is_deterministic_small_and_inert() -> None:
 
 
 def test_svg_text_is_escaped() -> None:
-    from engine import charts
+    from engine.reporting import charts
 
     text = charts.svg(charts.compare_panel({"<script>alert(1)</script>": _curve(), "b&c": _curve(seed=3)}))
     assert "<script>" not in text
@@ -56,7 +57,7 @@ def test_svg_text_is_escaped() -> None:
 
 
 def test_png_is_valid(tmp_path: Path) -> None:
-    from engine import charts
+    from engine.reporting import charts
 
     chart_set = charts.ChartSet()
     chart_set.add("equity", charts.equity_panel(_curve(), None, None, None))
@@ -74,8 +75,8 @@ def test_png_is_valid(tmp_path: Path) -> None:
 
 
 def test_drawdown_matches_metrics() -> None:
-    from engine.charts import drawdown_series
-    from engine.metrics import max_drawdown, value_path
+    from engine.analysis.metrics import max_drawdown, value_path
+    from engine.reporting.charts import drawdown_series
 
     curve = _curve(seed=5)
     dd = drawdown_series(curve, 1e6)

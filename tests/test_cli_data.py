@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yfinance
 
-import engine.data
-from engine.cache import PriceStore
+import engine.prices.yahoo
+from engine.prices.store import PriceStore
 
 Run = Callable[..., tuple[int, str, str]]
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
@@ -128,7 +128,7 @@ def test_fetch_network_down_exit_1(run_cli: Run, monkeypatch: pytest.MonkeyPatch
 
     market = FakeMarket(yahoo_frame("2022-01-03", "2022-03-31"), failures=[DNSError("down")] * 10)
     monkeypatch.setattr(yfinance, "Ticker", market.ticker)
-    monkeypatch.setattr(engine.data, "BACKOFF", 0.001)
+    monkeypatch.setattr(engine.prices.yahoo, "BACKOFF", 0.001)
     code, _, err = run_cli("data", "fetch", "BABA", "--start", "2022-01-01", "--end", "2022-02-28")
     assert code == 1 and "download failed" in err and "Traceback" not in err
 
@@ -140,7 +140,7 @@ def test_stale_cache_warning_printed(run_cli: Run, monkeypatch: pytest.MonkeyPat
 
     market = FakeMarket(yahoo_frame("2022-01-03", "2022-03-31"))
     monkeypatch.setattr(yfinance, "Ticker", market.ticker)
-    monkeypatch.setattr(engine.data, "BACKOFF", 0.001)
+    monkeypatch.setattr(engine.prices.yahoo, "BACKOFF", 0.001)
     assert run_cli("data", "fetch", "BABA", "--start", "2022-01-03", "--end", "2022-02-28")[0] == 0
     market.failures = [DNSError("down")] * 10
     code, out, err = run_cli("data", "show", "BABA", "--end", "2022-03-31")

@@ -10,7 +10,7 @@ import pytest
 import yfinance
 
 import cli
-from engine.events import COLUMNS
+from engine.events.catalog import COLUMNS
 
 HEADER = ",".join(COLUMNS)
 ROW = "u-1,2022-06-01,10:00,Asia/Hong_Kong,,,policy_support,sector,,,,,Test event,https://example.org/a,high\n"

@@ -73,7 +73,7 @@ def test_runs_ls_show_rerun_compare(run_cli: Run, sample_cache: Path) -> None:
 
 
 def test_rerun_reports_changed_data(run_cli: Run, sample_cache: Path) -> None:
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
 
     code, out, _ = run_cli("--offline", "run", "reassurance", "--symbols", "BABA", "--json")
     run_id = json.loads(out)["run_id"]

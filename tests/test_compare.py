@@ -7,11 +7,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from engine.compare import compare_reports, render_compare_text
+from engine.analysis.compare import compare_reports, render_compare_text
+from engine.analysis.metrics import compute_metrics
 from engine.errors import ConfigError
-from engine.metrics import compute_metrics
-from engine.report import build_report
-from engine.results import RunResult, TradeRecord
+from engine.execution.records import RunResult, TradeRecord
+from engine.reporting.report import build_report
 
 
 def trade(event_id: str, symbol: str, pnl: float, entry_value: float = 1000.0) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.csv_import import read_yahoo_csv, symbol_from_path
 from engine.errors import ConfigError
+from engine.prices.csv_import import read_yahoo_csv, symbol_from_path
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 ROWS = [

@@ -18,10 +18,10 @@ from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
 from curl_cffi.requests.exceptions import DNSError
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError
 
-import engine.data
-from engine.cache import OVERLAP_DAYS, PriceStore
-from engine.data import fetch_history, normalize_history
+import engine.prices.yahoo
 from engine.errors import DataError, EvbtWarning, MissingDataError
+from engine.prices.store import OVERLAP_DAYS, PriceStore
+from engine.prices.yahoo import fetch_history, normalize_history
 
 TODAY = dt.date.today()
 
@@ -71,7 +71,7 @@ class FakeMarket:
 def market(monkeypatch: pytest.MonkeyPatch) -> FakeMarket:
     m = FakeMarket(yahoo_frame("2022-01-03", "2022-06-30"))
     monkeypatch.setattr(yfinance, "Ticker", m.ticker)
-    monkeypatch.setattr(engine.data, "BACKOFF", 0.001)
+    monkeypatch.setattr(engine.prices.yahoo, "BACKOFF", 0.001)
     return m
 
 
@@ -281,13 +281,13 @@ def test_update_refresh_refetches_tail(market: FakeMarket, tmp_path: Path) -> No
 
 def test_utc_index_is_converted_to_the_exchange_day() -> None:
     """A HK bar stamped at HK midnight but expressed in UTC (previous day 16:00) keeps its HK session date."""
-    import engine.data
+    import engine.prices.yahoo
 
     hk_midnight = pd.DatetimeIndex(["2022-03-16", "2022-03-17"]).tz_localize("Asia/Hong_Kong")
     raw = pd.DataFrame({"Open": [1.0, 2.0], "High": [1.5, 2.5], "Low": [0.5, 1.5], "Close": [1.2, 2.2],
                         "Adj Close": [1.2, 2.2], "Volume": [10, 20]}, index=hk_midnight.tz_convert("UTC"))
-    frame = engine.data.normalize_history(raw, "0700.HK")
+    frame = engine.prices.yahoo.normalize_history(raw, "0700.HK")
     assert [str(d.date()) for d in frame.index] == ["2022-03-16", "2022-03-17"]
     us = pd.DatetimeIndex(["2022-03-16"]).tz_localize("America/New_York")
     raw_us = raw.iloc[:1].set_axis(us, axis=0)
-    assert str(engine.data.normalize_history(raw_us, "BABA").index[0].date()) == "2022-03-16"
+    assert str(engine.prices.yahoo.normalize_history(raw_us, "BABA").index[0].date()) == "2022-03-16"

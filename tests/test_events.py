@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from engine.events import (
+from engine.events.catalog import (
     COLUMNS,
     EVENT_TYPES,
     calendar_hash,

@@ -1,4 +1,4 @@
-"""The sweep fast path (engine.fastpath) against the backtrader engine (engine.backtest.run): every trade,
+"""The sweep fast path (engine.execution.fast_driver) against the backtrader engine (engine.backtest.run): every trade,
 every order, the equity curve and every metric, to 1e-9 relative, on sampled configurations."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import backtest, fastpath, sweep
-from engine.cache import PriceStore
-from engine.config import make_run_config
-from engine.metrics import compute_metrics
-from engine.planning import RunContext, build_plan
-from engine.runs import make_run_id
+from engine import backtest
+from engine.analysis.metrics import compute_metrics
+from engine.execution import fast_driver as fastpath
+from engine.plan.config import make_run_config
+from engine.plan.planner import RunContext, build_plan
+from engine.prices.store import PriceStore
+from engine.saved_runs import make_run_id
+from engine.sweeps import sweep
 from strategies.registry import get_strategy
 
 SAMPLE_SYMBOLS = "BABA,JD,PDD,0700.HK,9988.HK,3690.HK"
@@ -137,7 +139,7 @@ def test_fast_metrics_equal_compute_metrics(sample_cache: Path) -> None:
 
 
 def test_drawdown_duration_matches_loop() -> None:
-    from engine.metrics import max_drawdown_duration
+    from engine.analysis.metrics import max_drawdown_duration
 
     rng = np.random.default_rng(3)
     for _ in range(200):
@@ -165,7 +167,7 @@ def test_cached_plans_equal_build_plan(sample_cache: Path) -> None:
 
 
 def test_run_key_and_config_dict_match_engine(sample_cache: Path) -> None:
-    from engine.grid import parse_grid
+    from engine.sweeps.grid import parse_grid
 
     base = _config("reassurance")
     grid = parse_grid(["hold=3,7", "fill=open,close", "commission=0.002", "size=0.1"],
@@ -197,7 +199,7 @@ def test_market_index_is_union_of_sessions(sample_cache: Path) -> None:
 ])
 def test_fast_path_equals_backtrader_on_real_data(shared_prices: Path, cache_dir: Path, strategy, params,
                                                   options) -> None:
-    from engine.csv_import import read_yahoo_csv
+    from engine.prices.csv_import import read_yahoo_csv
 
     store = PriceStore(cache_dir)
     for path in sorted(shared_prices.glob("*.csv")):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from engine.grid import parse_grid, split_spec
+from engine.sweeps.grid import parse_grid, split_spec
 from strategies.event_hold import EventHoldParams
 from strategies.reassurance import ReassuranceParams
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine import timing
-from engine.events import load_curated
+from engine.events import timing
+from engine.events.catalog import load_curated
 from tests.engine_helpers import recompute_trade
 
 Run = Callable[..., tuple[int, str, str]]

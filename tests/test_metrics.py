@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.metrics import Metrics, compute_metrics, max_drawdown_duration
-from engine.results import TradeRecord
+from engine.analysis.metrics import Metrics, compute_metrics, max_drawdown_duration
+from engine.execution.records import TradeRecord
 
 DATES = pd.to_datetime(["2022-01-03", "2022-01-04", "2022-01-05", "2022-01-06", "2022-01-07"])
 # returns: +10 %, -10 %, 0 %, +10 %

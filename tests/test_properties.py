@@ -6,7 +6,7 @@ PriceStore; ``engine.backtest.run`` runs with ``events=[...]``. Properties:
   equity change equals the sum of trade PnL (net of all fees);
 - no lookahead: changing a symbol's prices after a fill's instant cannot change that fill;
 - determinism: the same inputs give a byte-identical report;
-- the exact fast path (engine/fastpath.py, used by sweeps) equals the backtrader engine trade for trade.
+- the exact fast path (engine/execution/fast_driver.py, used by sweeps) equals the backtrader engine trade for trade.
 Bounded for CI: few examples, no deadline.
 """
 
@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import backtest
-from engine.cache import PriceStore
-from engine.config import RunConfig
-from engine.costs import CostModel
-from engine.events import Event
-from engine.report import dumps_report
+from engine.events.catalog import Event
+from engine.market.costs import CostModel
+from engine.plan.config import RunConfig
+from engine.prices.store import PriceStore
+from engine.reporting.report import dumps_report
 from tests.engine_helpers import event, frame_on_sessions
 
 START, END = dt.date(2022, 3, 1), dt.date(2022, 7, 29)
@@ -97,8 +97,8 @@ def test_accounting_identities_and_fast_path(s: dict) -> None:
 
 
 def _check_fast_path(s: dict, frames: dict[str, pd.DataFrame], out: backtest.Outcome) -> None:
-    fastpath = pytest.importorskip("engine.fastpath")
-    from engine.planning import RunContext, build_plan
+    fastpath = pytest.importorskip("engine.execution.fast_driver")
+    from engine.plan.planner import RunContext, build_plan
     from strategies.registry import get_strategy
 
     config = _config(s)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yfinance
 
-from engine import ratings
 from engine.errors import DataError, MissingDataError
+from engine.events import ratings
 
 
 def yf_frame() -> pd.DataFrame:

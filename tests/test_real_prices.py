@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.cache import PriceStore
-from engine.csv_import import symbol_from_path
+from engine.prices.csv_import import symbol_from_path
+from engine.prices.store import PriceStore
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import runs
+from engine import saved_runs as runs
 from scripts import reliability as rel
 
 
@@ -40,7 +40,7 @@ def test_next_sweep_removes_temp_files_of_a_killed_sweep(tmp_path: Path) -> None
     import subprocess
     import sys
 
-    from engine.sweep import SweepFolder
+    from engine.sweeps.sweep import SweepFolder
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -21,7 +21,7 @@ from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
 from curl_cffi.requests.exceptions import DNSError, ReadTimeout
 from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
-import engine.data
+import engine.prices.yahoo
 
 Run = Callable[..., tuple[int, str, str]]
 FIRST = ("--start", "2022-01-03", "--end", "2022-03-31")
@@ -154,9 +154,9 @@ class Yahoo:
 def yahoo_mock(monkeypatch: pytest.MonkeyPatch) -> Yahoo:
     mock = Yahoo()
     monkeypatch.setattr(yfinance, "Ticker", mock.ticker)
-    monkeypatch.setattr(engine.data, "BACKOFF", 0.001)
-    bounded = functools.partial(engine.data.fetch_history, attempt_timeout=0.3, deadline=5.0)
-    monkeypatch.setattr(engine.data, "fetch_history", bounded)
+    monkeypatch.setattr(engine.prices.yahoo, "BACKOFF", 0.001)
+    bounded = functools.partial(engine.prices.yahoo.fetch_history, attempt_timeout=0.3, deadline=5.0)
+    monkeypatch.setattr(engine.prices.yahoo, "fetch_history", bounded)
     return mock
 
 
@@ -228,7 +228,7 @@ def test_utc_index_keeps_session_dates(yahoo_mock: Yahoo, run_cli: Run, cache_di
     _apply(yahoo_mock, "utc-index")
     code, _, err = run_cli("data", "fetch", "BABA", *FIRST)
     assert code == 0, err
-    from engine.cache import PriceStore
+    from engine.prices.store import PriceStore
 
     got = PriceStore(cache_dir).read_all("BABA")
     assert got.index[0] == pd.Timestamp("2022-01-03")

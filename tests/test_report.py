@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from engine.metrics import compute_metrics
-from engine.report import (
+from engine.analysis.metrics import compute_metrics
+from engine.execution.records import OrderRecord, RunResult, TradeRecord
+from engine.reporting.report import (
     SCHEMA_VERSION,
     build_report,
     dumps_report,
@@ -17,7 +18,6 @@ from engine.report import (
     trades_csv,
     trades_to_frame,
 )
-from engine.results import OrderRecord, RunResult, TradeRecord
 
 DATES = pd.to_datetime(["2022-03-14", "2022-03-15", "2022-03-16", "2022-03-17", "2022-03-18"])
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from engine import backtest
-from engine.cache import PriceStore
-from engine.config import RunConfig
-from engine.costs import CostModel
-from engine.report import dumps_report
+from engine.market.costs import CostModel
+from engine.plan.config import RunConfig
+from engine.prices.store import PriceStore
+from engine.reporting.report import dumps_report
 from tests.engine_helpers import event, frame_on_sessions, recompute_trade
 
 START, END = dt.date(2022, 3, 1), dt.date(2022, 6, 30)
@@ -231,7 +231,7 @@ def test_cash_sizing(store):
 
 
 def test_fx_uses_the_last_quote_strictly_before_the_bar():
-    from engine.runner import HKD_PEG, fx_for
+    from engine.execution.backtrader_driver import HKD_PEG, fx_for
 
     bars = pd.DataFrame(index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-04"]))
     fx = pd.Series([7.81, 7.82, 7.83], index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-03"]))

@@ -12,11 +12,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from engine import runs
+from engine import saved_runs as runs
+from engine.analysis.metrics import compute_metrics
 from engine.errors import ConfigError, DataError
-from engine.metrics import compute_metrics
-from engine.report import build_report, dumps_report
-from engine.results import OrderRecord, RunResult, TradeRecord
+from engine.execution.records import OrderRecord, RunResult, TradeRecord
+from engine.reporting.report import build_report, dumps_report
 
 DATES = pd.to_datetime(["2022-03-14", "2022-03-15", "2022-03-16"])
 

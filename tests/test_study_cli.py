@@ -1,6 +1,7 @@
 """`evbt study` end to end: day 0 from the entry rule, skipped events with reasons, bad input, real prices.
 
-Abnormal returns are recomputed here from the cached bars with numpy.polyfit (not engine.study's code)."""
+Abnormal returns are recomputed here from the cached bars with numpy.polyfit (not engine.analysis.event_study's
+code)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.cache import PriceStore
-from engine.events import load_calendar
-from engine.timing import entry_session
+from engine.events.catalog import load_calendar
+from engine.events.timing import entry_session
+from engine.prices.store import PriceStore
 
 Run = Callable[..., tuple[int, str, str]]
 SAMPLE_ARGS = ("--symbol", "BABA", "--symbol", "JD", "--symbol", "0700.HK", "--symbol", "9988.HK")
@@ -27,7 +28,7 @@ def _returns(frame: pd.DataFrame) -> pd.Series:
 
 def _recompute(store: PriceStore, row: dict, bench: str, window: tuple[int, int], est: tuple[int, int]
                ) -> np.ndarray:
-    """AR of one event with numpy.polyfit on the cached bars (independent of engine.study)."""
+    """AR of one event with numpy.polyfit on the cached bars (independent of engine.analysis.event_study)."""
     r = _returns(store.load(row["symbol"]))
     b = store.load(bench)["adj_close"]
     level = b.reindex(b.index.union(r.index)).ffill().reindex(r.index)

@@ -1,5 +1,5 @@
 """Event-study statistics: hand computations on tiny datasets, and a second implementation written with plain
-Python loops and the textbook closed forms (MacKinlay 1997) instead of engine.study's matrix algebra."""
+Python loops and the textbook closed forms (MacKinlay 1997) instead of engine.analysis.event_study's matrix algebra."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import study
+from engine.analysis import event_study as study
 from engine.errors import ConfigError
 
 # ---------------------------------------------------------------- Student t

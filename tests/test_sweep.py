@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from engine import sweep
+from engine.sweeps import sweep
 
 BASE = ("--offline", "sweep", "reassurance", "--symbols", "BABA,JD,0700.HK,9988.HK", "--end", "2022-12-30")
 ROOT = Path(__file__).resolve().parents[1]

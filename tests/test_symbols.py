@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cache import PriceStore
 from engine.errors import ConfigError
-from engine.symbols import listing, normalize_symbol, parse_symbol_list
+from engine.market.symbols import listing, normalize_symbol, parse_symbol_list
+from engine.prices.store import PriceStore
 
 
 @pytest.mark.parametrize(

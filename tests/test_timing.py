@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import timing
 from engine.errors import ConfigError
-from engine.events import Event, load_curated
+from engine.events import timing
+from engine.events.catalog import Event, load_curated
 
 
 def ev(date: str, time: str | None = None, tz: str = "Asia/Hong_Kong", hint: str | None = None,

@@ -43,8 +43,8 @@ from filelock import FileLock, Timeout
 
 from engine.atomic import atomic_write_bytes
 from engine.errors import DataError, EvbtWarning, MissingDataError
-from engine.symbols import listing, normalize_symbol
-from engine.validate import COLUMNS, INDEX_UNIT, validate_prices
+from engine.market.symbols import listing, normalize_symbol
+from engine.prices.validate import COLUMNS, INDEX_UNIT, validate_prices
 
 META_KEY = b"evbt"
 SUFFIX = ".parquet"
@@ -387,7 +387,7 @@ class PriceStore:
     def _fetch(self, sym: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         if self._fetcher is not None:
             return self._fetcher(sym, start, end)
-        from engine.data import fetch_history  # lazy: yfinance import costs ~0.5 s
+        from engine.prices.yahoo import fetch_history  # lazy: yfinance import costs ~0.5 s
 
         return fetch_history(sym, start, end, allow_empty=True)
 

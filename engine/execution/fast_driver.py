@@ -1,6 +1,7 @@
 """An exact, backtrader-free replay of a ``Plan`` for parameter sweeps.
 
-``simulate`` reproduces ``engine.runner._Executor`` running inside backtrader's ``BackBroker`` (cheat-on-open
+``simulate`` reproduces ``engine.execution.backtrader_driver._Executor`` running inside backtrader's
+``BackBroker`` (cheat-on-open
 for fill ``open``, cheat-on-close for fill ``close``) with plain numpy arrays and Python objects:
 
 - the equity curve lives on the union of the books' bar dates (one backtrader cycle per date);
@@ -10,7 +11,7 @@ for fill ``open``, cheat-on-close for fill ``close``) with plain numpy arrays an
 - sizing uses the broker value backtrader would report (value at the previous cycle's close for fill
   ``open``; at this cycle's close, before this cycle's orders, for fill ``close``); lots are rounded down to
   board lots; a long entry whose projected cash would go negative is refused; opposite lots are closed first;
-- fees come from ``engine.costs.order_fees`` with the fill's FX rate, prices are divided by the FX rate like
+- fees come from ``engine.market.costs.order_fees`` with the fill's FX rate, prices are divided by the FX rate like
   the backtrader feed;
 - with fill ``close`` an order executes at the start of the next cycle (so its cash and position show in the
   equity curve one bar later) and orders of the last cycle never fill, as in backtrader.
@@ -29,9 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine.config import RunConfig
-from engine.costs import order_fees
-from engine.metrics import (
+from engine.analysis.metrics import (
     Metrics,
     _finite,
     _ratio,
@@ -43,11 +42,13 @@ from engine.metrics import (
     sortino_ratio,
     trade_stats,
 )
-from engine.planning import Plan, PlannedAction
-from engine.results import OrderRecord, TradeRecord, round_trip
-from engine.runner import fx_for
-from engine.sizing import entry_size
-from engine.symbols import listing
+from engine.execution.backtrader_driver import fx_for
+from engine.execution.records import OrderRecord, TradeRecord, round_trip
+from engine.execution.sizing import entry_size
+from engine.market.costs import order_fees
+from engine.market.symbols import listing
+from engine.plan.config import RunConfig
+from engine.plan.planner import Plan, PlannedAction
 
 _EPS = 1e-15
 
@@ -129,7 +130,7 @@ def build_market(
         close_u[k] = np.where(seen >= 0, filled[np.maximum(seen, 0)], 0.0)
     aligned = None
     if bench_close is not None and len(bench_close):
-        from engine.metrics import align_benchmark
+        from engine.analysis.metrics import align_benchmark
 
         series = align_benchmark(bench_close, index)
         aligned = None if series is None else series.to_numpy(dtype=float)
@@ -498,7 +499,7 @@ def return_stats(returns: np.ndarray) -> ReturnStats:
 
 
 def _drawdown_duration(values: np.ndarray) -> int | None:
-    """Vectorised ``engine.metrics.max_drawdown_duration``."""
+    """Vectorised ``engine.analysis.metrics.max_drawdown_duration``."""
     if len(values) == 0:
         return None
     prior_peak = np.maximum.accumulate(values)
@@ -523,14 +524,14 @@ def _alpha_beta(equity: np.ndarray, bench: np.ndarray | None) -> tuple[float | N
 
 
 def _cagr(start_value: float, end_value: float, years: float) -> float | None:
-    """``engine.metrics.cagr`` with the period precomputed."""
+    """``engine.analysis.metrics.cagr`` with the period precomputed."""
     if years <= 0 or start_value <= 0 or end_value < 0:
         return None
     return _finite((end_value / start_value) ** (1.0 / years) - 1.0)
 
 
 def fast_metrics(market: Market, result: FastResult, initial_value: float) -> tuple[Metrics, ReturnStats]:
-    """``engine.metrics.compute_metrics`` on the replay's curve, with numpy only (tests check equality)."""
+    """``engine.analysis.metrics.compute_metrics`` on the replay's curve, with numpy only (tests check equality)."""
     eq = result.equity
     values = np.concatenate([[float(initial_value)], eq])
     rets = daily_returns(values)

@@ -2,7 +2,7 @@
 
 The schema is documented in docs/report-schema.md. ``build_report`` only reshapes its inputs (no clock,
 no environment), so the same inputs always give a byte-identical ``dumps_report`` output; the creation
-time and package versions belong to the run manifest (engine/runs.py), not to the report.
+time and package versions belong to the run manifest (engine/saved_runs.py), not to the report.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.metrics import Metrics
-from engine.results import OrderRecord, RunResult, TradeRecord
+from engine.analysis.metrics import Metrics
+from engine.execution.records import OrderRecord, RunResult, TradeRecord
 
 SCHEMA_VERSION = 1
 SYNTHETIC_SOURCES = frozenset({"sample"})

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError
-from engine.events import CALENDAR_DIR, MARKETS, Event
-from engine.symbols import listing
+from engine.events.catalog import CALENDAR_DIR, MARKETS, Event
+from engine.market.symbols import listing
 
 CLOSURES_PATH = CALENDAR_DIR / "closures.csv"
 FILLS = ("open", "close")

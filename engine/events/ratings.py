@@ -21,8 +21,8 @@ import pandas as pd
 
 from engine.atomic import atomic_write_bytes
 from engine.errors import DataError, MissingDataError
-from engine.events import Event
-from engine.symbols import normalize_symbol
+from engine.events.catalog import Event
+from engine.market.symbols import normalize_symbol
 
 RATINGS_DIRNAME = "ratings"
 RATINGS_TZ = "America/New_York"

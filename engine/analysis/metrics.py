@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.results import TradeRecord
+from engine.execution.records import TradeRecord
 
 PERIODS_PER_YEAR = 252
 DAYS_PER_YEAR = 365.25

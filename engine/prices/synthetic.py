@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.symbols import listing
+from engine.market.symbols import listing
 
 SAMPLE_START = dt.date(2021, 1, 1)
 SAMPLE_END = dt.date(2022, 12, 31)

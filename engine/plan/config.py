@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.costs import CostModel
 from engine.errors import ConfigError
-from engine.symbols import parse_symbol_list
+from engine.market.costs import CostModel
+from engine.market.symbols import parse_symbol_list
 
 FILLS = ("open", "close")
 SIZINGS = ("percent", "cash", "equal")

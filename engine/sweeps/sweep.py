@@ -3,12 +3,12 @@
 Flow (``run_sweep``): build the base RunConfig and the grid's point configs -> load prices, FX, benchmark and
 events ONCE for the whole span -> per window (full period, or in/out-of-sample, or walk-forward windows)
 slice the frames exactly like ``engine.backtest`` and build the union-index arrays once -> per point, reuse
-a cached Plan (keyed by window, fill and strategy parameters) and replay it with ``engine.fastpath``
+a cached Plan (keyed by window, fill and strategy parameters) and replay it with ``engine.execution.fast_driver``
 (backtrader for configurations the fast path does not cover) -> metrics -> one row per point and window,
 streamed to parquet chunks in the sweep folder.
 
 Every evaluated (point, window) has a key equal to the run id ``evbt run`` would give the same configuration
-on the same data and calendar (``engine.runs.make_run_id``): rows already in the sweep folder are reused, so
+on the same data and calendar (``engine.saved_runs.make_run_id``): rows already in the sweep folder are reused, so
 an interrupted sweep continues and a widened grid computes only the new points.
 
 Sweep folder ``<runs>/sweeps/<sweep_id>/``: ``manifest.json`` (grid, base configuration, fingerprints,
@@ -39,19 +39,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine import events as events_mod
-from engine import fastpath, timing
+from engine.analysis.metrics import Metrics, compute_metrics
 from engine.backtest import FX_SYMBOL, HISTORY_PAD_DAYS, benchmark_trade_return
-from engine.cache import PriceStore
-from engine.config import RunConfig, build_params, params_to_dict
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError, RunError
-from engine.grid import Grid
-from engine.metrics import Metrics, compute_metrics
-from engine.planning import Plan, RunContext, build_plan
-from engine.report import build_report, dumps_report, to_jsonable
-from engine.results import OrderRecord, RunResult, TradeRecord
-from engine.runs import build_manifest, default_runs_dir, make_run_id
-from engine.symbols import listing
+from engine.events import catalog as events_mod
+from engine.events import timing
+from engine.execution import fast_driver as fastpath
+from engine.execution.records import OrderRecord, RunResult, TradeRecord
+from engine.market.symbols import listing
+from engine.plan.config import RunConfig, build_params, params_to_dict
+from engine.plan.planner import Plan, RunContext, build_plan
+from engine.prices.store import PriceStore
+from engine.reporting.report import build_report, dumps_report, to_jsonable
+from engine.saved_runs import build_manifest, default_runs_dir, make_run_id
+from engine.sweeps.grid import Grid
 from strategies.registry import get_strategy
 
 METRICS = tuple(f.name for f in dataclasses.fields(Metrics))
@@ -271,7 +272,7 @@ def _plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: A
 
 def plan_with_cache(strategy: Any, ctx: RunContext, frames: dict[str, pd.DataFrame],
                     placements: dict[tuple[str, Any], tuple[Any, ...]]) -> Plan:
-    """``engine.planning.build_plan`` with the fill-bar look-ups memoised in ``placements`` across points."""
+    """``engine.plan.planner.build_plan`` with the fill-bar look-ups memoised in ``placements`` across points."""
     return build_plan(strategy, ctx, frames, placements)
 
 
@@ -333,7 +334,7 @@ def _with_benchmarks(trades: list[TradeRecord], wctx: WindowContext, config: Run
 
 def _evaluate_backtrader(wctx: WindowContext, config: RunConfig, plan: Plan, stop: float | None,
                          take: float | None) -> PointResult:
-    from engine.runner import run_backtest
+    from engine.execution.backtrader_driver import run_backtest
 
     symbols = [s for s in config.symbols if s in wctx.frames]
     trades, orders, curve = run_backtest(config, wctx.frames, plan, wctx.fx_series, stop_loss=stop,
@@ -341,7 +342,7 @@ def _evaluate_backtrader(wctx: WindowContext, config: RunConfig, plan: Plan, sto
     bench_close = wctx.bench_frame["close"] if wctx.bench_frame is not None else None
     metrics = compute_metrics(curve["equity"], trades, curve["exposure"], bench_close, initial_value=config.cash)
     values = np.concatenate([[config.cash], curve["equity"].to_numpy(dtype=float)])
-    from engine.metrics import daily_returns
+    from engine.analysis.metrics import daily_returns
 
     stats = fastpath.return_stats(daily_returns(values))
     trades = _with_benchmarks(trades, wctx, config)
@@ -417,7 +418,7 @@ def config_dict(base_dict: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
 
 def run_key(strategy: str, params: dict[str, Any], config: dict[str, Any], fingerprints: dict[str, str],
             calendar_hash: str) -> str:
-    """``engine.runs.make_run_id`` for inputs that are already plain JSON (tests check they agree)."""
+    """``engine.saved_runs.make_run_id`` for inputs that are already plain JSON (tests check they agree)."""
     payload = {"strategy": strategy, "params": params, "config": config, "data": fingerprints,
                "calendar_hash": calendar_hash}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -774,7 +775,7 @@ Progress = Callable[[int, int], None]
 
 def check_metric(metric: str) -> str:
     if metric not in METRICS:
-        from engine.config import suggest
+        from engine.plan.config import suggest
 
         raise ConfigError(f"unknown metric {metric!r}{suggest(metric, list(METRICS))}; metrics: {', '.join(METRICS)}")
     return metric
@@ -1016,7 +1017,7 @@ def _write_best_report(req: SweepRequest, data: SweepData, summary: dict[str, An
     if rows.empty:
         return
     row = rows.iloc[0]
-    from engine.config import run_config_from_dict
+    from engine.plan.config import run_config_from_dict
 
     config = run_config_from_dict(json.loads(row["config"]))
     window = Window(window_label, config.start, config.end)
@@ -1092,7 +1093,7 @@ def heatmap_keys_for(grid: Grid, text: str | None) -> tuple[str, str]:
             raise ConfigError(f"--heatmap-keys {text!r}: expected two different grid keys X,Y")
         for key in wanted:
             if key not in keys:
-                from engine.config import suggest
+                from engine.plan.config import suggest
 
                 raise ConfigError(f"--heatmap-keys: {key!r} is not a grid key{suggest(key, keys)}; "
                                   f"grid keys: {', '.join(keys)}")

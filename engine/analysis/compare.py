@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.errors import ConfigError
-from engine.report import METRIC_FORMATS, format_value, render_table
+from engine.reporting.report import METRIC_FORMATS, format_value, render_table
 
 PNL_TOLERANCE = 1e-9
 _MISSING = "<unset>"

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError, DataError
-from engine.symbols import normalize_symbol
-from engine.validate import validate_prices
+from engine.market.symbols import normalize_symbol
+from engine.prices.validate import validate_prices
 
 REQUIRED = {
     "date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume",

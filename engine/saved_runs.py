@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import ConfigError, DataError, EvbtWarning
-from engine.report import dumps_report, to_jsonable, trades_to_frame
-from engine.results import RunResult, TradeRecord
+from engine.execution.records import RunResult, TradeRecord
+from engine.reporting.report import dumps_report, to_jsonable, trades_to_frame
 
 MANIFEST_VERSION = 1
 RUN_FILES = ("config.json", "manifest.json", "report.json", "equity.parquet", "trades.parquet")

@@ -3,7 +3,7 @@
 Conventions (README, "Event study and visual reports"):
 
 * Event time counts the symbol's own non-stale price bars. Day 0 is the first non-stale bar dated on or after
-  the event's entry session (``engine.timing.entry_session``, the same no-lookahead rule as the backtest).
+  the event's entry session (``engine.events.timing.entry_session``, the same no-lookahead rule as the backtest).
 * Returns are simple close-to-close returns of ``adj_close`` (total return; ``close`` where ``adj_close`` is
   missing). The return of day t is close(t) / close(t-1) - 1, so day 0 holds the first reaction a trader could
   act on. The benchmark level is aligned to the symbol's bar dates by forward fill (never back-filled).
@@ -341,7 +341,7 @@ class StudyResult:
         return self.days[-1] if self.days else None
 
     def to_dict(self) -> dict[str, Any]:
-        from engine.report import to_jsonable
+        from engine.reporting.report import to_jsonable
 
         doc = to_jsonable(self)
         doc["summary"] = to_jsonable(self.summary)
@@ -452,7 +452,7 @@ def check_windows(window: tuple[int, int], estimation: tuple[int, int]) -> None:
 
 
 def default_benchmark(symbol: str) -> str:
-    from engine.symbols import listing
+    from engine.market.symbols import listing
 
     return DEFAULT_HK_BENCHMARK if listing(symbol).is_hk else DEFAULT_US_BENCHMARK
 
@@ -559,15 +559,15 @@ def _date_range(events: Sequence[Any], config: StudyConfig) -> tuple[dt.date, dt
 
 
 def _pairs(events: Sequence[Any], universe: Sequence[str]) -> list[tuple[Any, str]]:
-    from engine.events import symbols_for
+    from engine.events.catalog import symbols_for
 
     return [(ev, sym) for ev in events for sym in symbols_for(ev, universe)]
 
 
 def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: Sequence[str]) -> StudyResult:
     """Event study of ``events`` (already loaded) on ``universe`` symbols with prices from ``store``."""
-    from engine.events import filter_events
-    from engine.timing import entry_session, use_schedule_cache
+    from engine.events.catalog import filter_events
+    from engine.events.timing import entry_session, use_schedule_cache
 
     if getattr(store, "root", None) is not None:
         use_schedule_cache(store.root / ".calendars")
@@ -681,7 +681,7 @@ def clustering_text(cl: Clustering) -> str:
 
 def render_study_text(result: StudyResult) -> str:
     """Readable study report: setup, per-day table, window tests, clustering, events, skipped."""
-    from engine.report import render_table
+    from engine.reporting.report import render_table
 
     c = result.config
     lines = ["SYNTHETIC DATA: sample prices, not real market history", ""] if result.synthetic else []

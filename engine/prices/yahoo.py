@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import DataError
-from engine.symbols import listing, normalize_symbol
-from engine.validate import validate_prices
+from engine.market.symbols import listing, normalize_symbol
+from engine.prices.validate import validate_prices
 
 ATTEMPT_TIMEOUT = 30.0  # seconds, hard bound per attempt
 DEADLINE = 75.0  # seconds, hard bound for all attempts of one call

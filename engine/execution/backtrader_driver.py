@@ -24,13 +24,13 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from engine.config import RunConfig
-from engine.costs import CostModel, order_fees
 from engine.errors import RunError
-from engine.planning import Plan, PlannedAction
-from engine.results import OrderRecord, TradeRecord, round_trip
-from engine.sizing import entry_size
-from engine.symbols import listing
+from engine.execution.records import OrderRecord, TradeRecord, round_trip
+from engine.execution.sizing import entry_size
+from engine.market.costs import CostModel, order_fees
+from engine.market.symbols import listing
+from engine.plan.config import RunConfig
+from engine.plan.planner import Plan, PlannedAction
 
 HKD_PEG = 7.80
 
@@ -76,7 +76,7 @@ class _Book:
 
 
 class _CommInfo(bt.CommInfoBase):
-    """Commission + slippage + HK stamp duty for one feed (``engine.costs`` does the arithmetic)."""
+    """Commission + slippage + HK stamp duty for one feed (``engine.market.costs`` does the arithmetic)."""
 
     params = (("stocklike", True), ("commtype", bt.CommInfoBase.COMM_FIXED))
 

@@ -1,6 +1,7 @@
 """Charts for the HTML and PNG reports (matplotlib, object API, Agg canvas: no pyplot global state).
 
-Only ``engine.html`` and the CLI's ``--plot``/``--html`` paths import this module; the text and JSON reports
+Only ``engine.reporting.html_report`` and the CLI's ``--plot``/``--html`` paths import this module; the text and
+JSON reports
 never do, so they keep working whatever happens to the plotting stack. Every chart is a *panel*: a function
 drawing onto one matplotlib Axes. A chart for the HTML report is one panel in its own figure, written as
 inline SVG (text kept as text, paths simplified, no timestamp: deterministic and small); ``--plot`` stacks
@@ -208,7 +209,7 @@ def equity_panel(equity: pd.Series, benchmark: pd.Series | None, initial: float 
 
 
 def drawdown_series(equity: pd.Series, initial: float | None) -> pd.Series:
-    """equity / running peak - 1, the starting capital counting as the first peak (as engine.metrics)."""
+    """equity / running peak - 1, the starting capital counting as the first peak (as engine.analysis.metrics)."""
     eq = equity.dropna().astype(float)
     peak = eq.cummax()
     if initial:

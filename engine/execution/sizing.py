@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from engine.config import RunConfig
-from engine.planning import PlannedAction
+from engine.plan.config import RunConfig
+from engine.plan.planner import PlannedAction
 
 
 def entry_size(config: RunConfig, action: PlannedAction, equity: float, price_base: float,

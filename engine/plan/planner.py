@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from engine import timing
-from engine.events import Event, symbols_for
-from engine.results import OrderRecord
+from engine.events import timing
+from engine.events.catalog import Event, symbols_for
+from engine.execution.records import OrderRecord
 from strategies.base import Strategy
 
 

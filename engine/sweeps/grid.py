@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config import FILLS, OVERLAPS, SIZINGS, coerce, suggest
 from engine.errors import ConfigError
+from engine.plan.config import FILLS, OVERLAPS, SIZINGS, coerce, suggest
 
 # run option -> (type, choices or None)
 RUN_KEYS: dict[str, tuple[type, tuple[str, ...] | None]] = {

@@ -67,7 +67,7 @@ class OrderRecord:
 
 @dataclass
 class RunResult:
-    """What ``engine.runner.run_backtest`` returns."""
+    """What ``engine.execution.backtrader_driver.run_backtest`` returns."""
 
     equity: pd.Series  # base-currency portfolio value at each bar close (index: tz-naive dates, union of sessions)
     cash: pd.Series  # base-currency cash at each bar close

@@ -2,7 +2,8 @@
 
 Every piece of text that comes from a report, an event file or the command line goes through ``esc`` (HTML
 escaping of ``& < > " '``), so an event description containing ``<script>`` is shown as text. Numbers are
-formatted with the text report's conventions (engine.report.format_value). Charts come from engine.charts
+formatted with the text report's conventions (engine.reporting.report.format_value). Charts come from
+engine.reporting.charts
 (imported here, so only the ``--html``/``--plot`` paths load matplotlib).
 """
 
@@ -16,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from engine import charts
-from engine.report import METRIC_FORMATS, format_value
+from engine.reporting import charts
+from engine.reporting.report import METRIC_FORMATS, format_value
 
 MAX_PRICE_PANELS = 6
 MAX_TRADE_ROWS = 400
@@ -123,7 +124,7 @@ def equity_frame(result: Any) -> pd.DataFrame:
 def price_panels(report: Mapping[str, Any], store: Any, events: Sequence[Any] = ()
                  ) -> tuple[list[charts.PricePanel], list[str]]:
     """Price panels for the symbols the run traded (at most MAX_PRICE_PANELS) and notes on what is missing."""
-    from engine.symbols import listing
+    from engine.market.symbols import listing
 
     trades = report.get("trades") or []
     by_id = {e.id: e for e in events}
@@ -237,7 +238,7 @@ def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequen
 
 def compare_document(comparison: Mapping[str, Any], curves: Mapping[str, pd.Series]) -> str:
     """HTML of ``evbt compare``: run legend, overlaid equity curves, metric deltas, differing parameters."""
-    from engine.compare import _format_delta
+    from engine.analysis.compare import _format_delta
 
     runs = comparison.get("runs") or []
     legend = table(["", "run", "strategy", "start", "end", "data"],

@@ -3,7 +3,7 @@
 The curated calendar lives in ``event_calendar/events.csv`` (format in ``event_calendar/README.md``). User
 files use the same columns. Validation never stops at the first problem: every problem in every file is
 collected with ``file:line`` and raised together as one ``ConfigError``, so a user fixes a file in one pass.
-When the instant an event became public is computed lives in ``engine.timing``, not here.
+When the instant an event became public is computed lives in ``engine.events.timing``, not here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import ConfigError
-from engine.symbols import normalize_symbol
+from engine.market.symbols import normalize_symbol
 
 EVENT_TYPES = (
     "official_reassurance",
@@ -45,7 +45,7 @@ COLUMNS = (
 )
 REQUIRED_COLUMNS = ("id", "date", "tz", "type", "scope", "description", "source")
 
-CALENDAR_DIR = Path(__file__).resolve().parent.parent / "event_calendar"
+CALENDAR_DIR = Path(__file__).resolve().parents[2] / "event_calendar"
 CURATED_PATH = CALENDAR_DIR / "events.csv"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")

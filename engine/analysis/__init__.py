@@ -1,0 +1,1 @@
+"""Analysis: performance metrics, the event study, comparison of saved runs."""

@@ -1,0 +1,1 @@
+"""Execution: sizing, trade records and the drivers that replay a plan (backtrader and the fast path)."""

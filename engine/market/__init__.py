@@ -1,0 +1,1 @@
+"""Market facts: listings and venues (symbol suffix -> exchange, currency, lots), trading costs."""

@@ -1,0 +1,1 @@
+"""Planning: run configuration, the strategy context and signals resolved to fill bars (no fills, no cash)."""

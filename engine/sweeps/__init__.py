@@ -1,0 +1,1 @@
+"""Sweeps: grid specifications and parameter sweeps (windows, storage, process pool and Dask backends)."""
