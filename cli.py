@@ -11,14 +11,14 @@ import json
 import os
 import sys
 import warnings
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import click
 
-from engine.errors import EvbtError, EvbtWarning
+from engine.api import Settings
+from engine.errors import EvbtError, EvbtWarning, ExitStatus
 
 try:
     __version__ = version("evbt")
@@ -28,14 +28,7 @@ except PackageNotFoundError:  # running from a checkout without install
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / "data_cache"
 
 
-@dataclass
-class AppContext:
-    """Options shared by every command (set on the group)."""
-
-    cache_dir: Path
-    offline: bool
-    debug: bool
-    sample: bool
+AppContext = Settings  # what every command receives as ``ctx.obj``
 
 
 def _env_flag(name: str) -> bool:
@@ -80,12 +73,8 @@ def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool,
     root = cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR
     if sample:
         root = root / "sample"
-    ctx.obj = AppContext(
-        cache_dir=root,
-        offline=offline or sample or _env_flag("EVBT_OFFLINE"),
-        debug=debug,
-        sample=sample,
-    )
+    ctx.obj = Settings(cache_dir=root, offline=offline or sample or _env_flag("EVBT_OFFLINE"), sample=sample,
+                       debug=debug)
 
 
 # ---------------------------------------------------------------- data commands (issue 2)
@@ -94,37 +83,11 @@ _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def _data_store(ctx: click.Context) -> Any:
-    from engine.prices.store import PriceStore
-
-    obj: AppContext = ctx.obj
-    return PriceStore(obj.cache_dir, offline=obj.offline)
+    return ctx.obj.store()
 
 
 def _data_day(value: Any) -> Any:
     return value.date() if value is not None else None
-
-
-def _data_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> None:
-    """Aligned plain-text table (numbers right-aligned)."""
-    right = right or set()
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        pairs = enumerate(zip(cells, widths, strict=True))
-        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs]
-        return "  ".join(out).rstrip()
-
-    click.echo(line(headers))
-    for row in rows:
-        click.echo(line(row))
-
-
-def _data_source_label(meta: dict) -> str:
-    return "sample (SYNTHETIC)" if meta.get("source") == "sample" else str(meta.get("source", "?"))
-
-
-def _data_size(size: int) -> str:
-    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
 
 
 @cli.group("data")
@@ -210,10 +173,9 @@ def data_ls(ctx: click.Context, as_json: bool) -> None:
     if not entries:
         click.echo(f"cache {ctx.obj.cache_dir} is empty (try `evbt data sample` or `evbt data import FILE`)")
         return
-    rows = [[e["symbol"], e.get("first_date", "?"), e.get("last_date", "?"), str(e.get("rows", "?")),
-             _data_source_label(e) if "error" not in e else "DAMAGED", e.get("fetched_at", "?"),
-             _data_size(e["size"])] for e in entries]
-    _data_table(["symbol", "first", "last", "rows", "source", "fetched at", "size"], rows, right={3, 6})
+    from engine.reporting.cli_text import data_ls_text
+
+    click.echo(data_ls_text(entries))
 
 
 @data_group.command("verify")
@@ -240,7 +202,7 @@ def data_verify(ctx: click.Context, symbols: tuple[str, ...], as_json: bool) -> 
             click.echo(f"{r.symbol}: ok" if r.ok else f"{r.symbol}: DAMAGED: {r.problem}")
         click.echo(f"{len(results)} file(s) checked, {len(bad)} damaged")
     if bad:
-        ctx.exit(1)
+        ctx.exit(ExitStatus.RUN_FAILED)
 
 
 @data_group.command("rm")
@@ -309,27 +271,12 @@ def data_show(ctx: click.Context, symbol: str, start: Any, end: Any, as_json: bo
     if as_json:
         emit_json(summary)
         return
-    s = summary
-    click.echo(f"{sym} ({_data_source_label(meta)}, {s['currency']})  {s['first_date']} .. {s['last_date']}, "
-               f"{s['rows']} bars, {s['stale_bars']} stale")
-    click.echo(f"  close {s['first_close']:.4g} -> {s['last_close']:.4g}  return {s['return']:+.2%}")
-    click.echo(f"  min {s['min_close']:.4g} on {s['min_date']}, max {s['max_close']:.4g} on {s['max_date']}")
+    from engine.reporting.cli_text import data_show_text
+
+    click.echo(data_show_text(sym, summary, meta))
 
 
 # ---------------------------------------------------------------- events commands (issue 3)
-
-
-def _event_day(value: str | None, flag: str) -> Any:
-    import datetime as _dt
-
-    from engine.errors import ConfigError
-
-    if value is None:
-        return None
-    try:
-        return _dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise ConfigError(f"{flag}: bad date {value!r} (expected YYYY-MM-DD)") from None
 
 
 @cli.group("events")
@@ -360,32 +307,14 @@ def events_ls(types: tuple[str, ...], symbols: tuple[str, ...], start: str | Non
     Example:
       evbt events ls --from 2022-03-01 --to 2022-05-31 --symbol BABA --symbol 9988.HK --fill close
     """
-    from engine.events.catalog import calendar_hash, event_to_dict, filter_events, load_calendar, symbols_for
-    from engine.events.timing import entry_session, known_at
-    from engine.market.symbols import parse_symbol_list
+    from engine.api import list_events
+    from engine.reporting.cli_text import events_ls_text
 
-    syms = parse_symbol_list(list(symbols))
-    events = filter_events(load_calendar(files, replace=replace), types=types, symbols=syms,
-                           start=_event_day(start, "--from"), end=_event_day(end, "--to"))
-    rows = []
-    for ev in events:
-        row = event_to_dict(ev)
-        row["known_at"] = known_at(ev).isoformat()
-        if syms:
-            row["entry"] = {s: entry_session(ev, s, fill).date().isoformat() for s in symbols_for(ev, syms)}
-        rows.append(row)
+    listing = list_events(files, replace, types, symbols, start, end, fill)
     if as_json:
-        emit_json({"count": len(rows), "fill": fill, "calendar_hash": calendar_hash(events), "events": rows})
+        emit_json({k: v for k, v in listing.items() if k != "by_symbol"})
         return
-    for row in rows:
-        line = f"{row['id']:<44} {row['known_at'][:19]}Z  {row['type']:<20}"
-        if syms:
-            line += "  " + " ".join(f"{s}->{d}" for s, d in row["entry"].items())
-        else:
-            line += "  " + (" ".join(row["symbols"][:6]) + (" ..." if len(row["symbols"]) > 6 else "")
-                            or "(universe)")
-        click.echo(line)
-    click.echo(f"{len(rows)} event(s)" + (f", entry on the {fill}" if syms else ""))
+    click.echo(events_ls_text(listing))
 
 
 @events_group.command("validate")
@@ -410,7 +339,7 @@ def events_validate(ctx: click.Context, file: Path, as_json: bool) -> int:
         click.echo(f"error: {len(problems)} problem(s) in {file}", err=True)
     else:
         click.echo(f"ok: {len(events)} events")
-    return 2 if problems else 0
+    return ExitStatus.USAGE if problems else ExitStatus.OK
 
 
 @events_group.command("fetch-ratings")
@@ -471,42 +400,6 @@ def _run_options(func):
     return func
 
 
-def _build_config(strategy: str, params: tuple[str, ...], config_file: Path | None, options: dict,
-                  app: AppContext):
-    from engine.plan.config import make_run_config
-    from strategies.registry import get_strategy
-
-    cls = get_strategy(strategy)
-    defaults = cls.default_symbols
-    if app.sample and options.get("symbols") is None:
-        from engine.prices.store import PriceStore
-
-        cached = set(PriceStore(app.cache_dir, offline=True).symbols())
-        defaults = tuple(s for s in defaults if s in cached)
-    try:
-        return make_run_config(strategy, params, options, config_file, defaults, cls.Params)
-    except EvbtError as exc:  # name the config file as the place to look (values may also come from options)
-        if config_file is None or str(config_file) in str(exc):
-            raise
-        raise type(exc)(f"{exc} (in {config_file} or the command-line options)") from None
-
-
-def _execute_run(config, app: AppContext, save: bool = True):
-    from engine import backtest
-    from engine import saved_runs as runs
-    from engine.prices.store import PriceStore
-
-    store = PriceStore(app.cache_dir, offline=app.offline)
-    outcome = backtest.run(config, store)
-    path = None
-    if save:
-        manifest = runs.build_manifest(run_id=outcome.report["run_id"], data_fingerprints=outcome.fingerprints,
-                                       calendar_hash=outcome.calendar_hash,
-                                       repo_dir=Path(__file__).resolve().parent)
-        path = runs.save_run(runs.default_runs_dir(), outcome.report, outcome.result, manifest)
-    return outcome, path
-
-
 def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None) -> None:
     from engine.reporting.report import dumps_report, render_text, trades_csv
 
@@ -541,11 +434,13 @@ def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file
       evbt run analyst_follow -p firms=JPMorgan --json
       evbt run event_hold -p types=policy_support --symbols BABA,0700.HK
     """
+    from engine.api import build_run_config, execute_run, write_outcome_visuals
+
     options["events"] = events_file
-    config = _build_config(strategy, params, config_file, options, app)
-    outcome, saved = _execute_run(config, app, save=not no_save)
+    config = build_run_config(app, strategy, params, config_file, options)
+    outcome, saved = execute_run(app, config, save=not no_save)
     _print_report(outcome.report, as_json, as_csv, saved)
-    _write_run_outcome_visuals(app, outcome, html_path, plot_path)
+    write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn)
 
 
 @cli.command("demo")
@@ -561,16 +456,13 @@ def demo_cmd(app: AppContext, as_json: bool) -> None:
     Example:
       evbt demo
     """
-    from engine.prices.store import PriceStore
-    from engine.prices.synthetic import SAMPLE_SYMBOLS, write_sample
+    from engine.api import build_run_config, execute_run, prepare_demo
 
-    sample_app = app if app.sample else AppContext(app.cache_dir / "sample", True, app.debug, True)
-    store = PriceStore(sample_app.cache_dir, offline=True)
-    if any(not store.has(s) for s in SAMPLE_SYMBOLS):
-        write_sample(store)
+    sample_app, wrote_sample = prepare_demo(app)
+    if wrote_sample:
         click.echo(f"wrote the synthetic sample to {sample_app.cache_dir}", err=True)
-    config = _build_config("reassurance", (), None, {}, sample_app)
-    outcome, saved = _execute_run(config, sample_app)
+    config = build_run_config(sample_app, "reassurance", (), None, {})
+    outcome, saved = execute_run(sample_app, config)
     _print_report(outcome.report, as_json, False, saved)
 
 
@@ -583,21 +475,14 @@ def strategies_cmd(as_json: bool) -> None:
     Example:
       evbt strategies
     """
-    import dataclasses
+    from engine.api import strategy_table
+    from engine.reporting.cli_text import strategies_text
 
-    from strategies.registry import available
-
-    rows = []
-    for name, cls in available().items():
-        params = {f.name: f.default for f in dataclasses.fields(cls.Params)}
-        rows.append({"name": name, "description": cls.description, "params": params})
+    rows = strategy_table()
     if as_json:
         emit_json(rows)
         return
-    for row in rows:
-        click.echo(f"{row['name']}: {row['description']}")
-        for key, value in row["params"].items():
-            click.echo(f"    {key} = {value!r}")
+    click.echo(strategies_text(rows))
 
 
 @cli.group("runs")
@@ -616,7 +501,7 @@ def runs_ls(as_json: bool) -> None:
     """
     import dataclasses
 
-    from engine.reporting.report import render_table
+    from engine.reporting.cli_text import runs_ls_text
     from engine.saved_runs import list_runs
 
     summaries = list_runs()
@@ -626,10 +511,7 @@ def runs_ls(as_json: bool) -> None:
     if not summaries:
         click.echo("no saved runs")
         return
-    rows = [[s.run_id, s.strategy, s.created_at or "", f"{s.start} .. {s.end}",
-             "" if s.total_return is None else f"{s.total_return:.2%}",
-             "" if s.sharpe is None else f"{s.sharpe:.2f}", str(s.trades)] for s in summaries]
-    click.echo(render_table(["run", "strategy", "created", "period", "return", "sharpe", "trades"], rows))
+    click.echo(runs_ls_text(summaries))
 
 
 @runs_group.command("show")
@@ -643,10 +525,9 @@ def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
     Example:
       evbt runs show reassurance-3f2a
     """
-    from engine.saved_runs import load_report
-    from engine.sweeps.sweep import load_sweep_report  # issue 5: a sweep id shows its best point (SWEEP_ID:RANK)
+    from engine.api import load_any_report
 
-    _print_report(load_sweep_report(run) or load_report(run), as_json, as_csv, None)
+    _print_report(load_any_report(run), as_json, as_csv, None)
 
 
 @cli.command("rerun")
@@ -660,28 +541,14 @@ def rerun_cmd(app: AppContext, run: str, as_json: bool) -> None:
     Example:
       evbt rerun reassurance-3f2a
     """
-    from engine.plan.config import run_config_from_dict
-    from engine.reporting.report import dumps_report
-    from engine.saved_runs import diff_manifests, load_config, load_manifest, load_report
+    from engine.api import rerun
+    from engine.reporting.cli_text import rerun_text
 
-    old_report = load_report(run)
-    old_manifest = load_manifest(run)
-    config = run_config_from_dict(load_config(run)["config"])
-    outcome, saved = _execute_run(config, app)
-    new_manifest = load_manifest(str(saved)) if saved else {}
-    same = dumps_report(outcome.report) == dumps_report(old_report)
-    changes = [] if same else diff_manifests(old_manifest, new_manifest)
-    summary = {"run_id": old_report["run_id"], "new_run_id": outcome.report["run_id"], "reproduced": same,
-               "changes": changes, "saved": str(saved) if saved else None}
+    verdict = rerun(app, run)
     if as_json:
-        emit_json(summary)
+        emit_json(verdict.to_dict())
         return
-    if same:
-        click.echo(f"reproduced exactly: {old_report['run_id']} (byte-identical report)")
-        return
-    click.echo(f"not reproduced: {old_report['run_id']} -> {outcome.report['run_id']}")
-    for line in changes or ["report differs but data, calendar and code fingerprints are unchanged"]:
-        click.echo(f"  - {line}")
+    click.echo(rerun_text(verdict))
 
 
 @cli.command("compare")
@@ -700,19 +567,15 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
     Example:
       evbt compare reassurance-3f2a reassurance-9b1c
     """
-    from engine.analysis.compare import compare_reports, render_compare_text
-    from engine.errors import ConfigError
-    from engine.saved_runs import load_report
-    from engine.sweeps.sweep import load_sweep_report  # a sweep id is its best point, SWEEP_ID:RANK a ranked point
+    from engine.analysis.compare import render_compare_text
+    from engine.api import compare, write_compare_visuals
 
-    if len(runs) < 2:
-        raise ConfigError("compare needs at least two runs")
-    comparison = compare_reports([load_sweep_report(r) or load_report(r) for r in runs])
+    comparison = compare(runs)
     if as_json:
         emit_json(comparison)
     else:
         click.echo(render_compare_text(comparison))
-    _write_compare_visuals(runs, comparison, html_path, plot_path)
+    write_compare_visuals(runs, comparison, html_path, plot_path, _wrote, warn)
 
 
 # ---- study and visual reports (issue 6)
@@ -725,69 +588,6 @@ _PLOT_OPTION = click.option("--plot", "plot_path", type=click.Path(dir_okay=Fals
 
 def _wrote(path: Path, size: int) -> None:
     click.echo(f"wrote {path} ({size / 1024:.0f} KB)", err=True)
-
-
-def _run_events(report: dict) -> list:
-    """The run's calendar (for event dates and descriptions on charts); empty if it cannot be loaded."""
-    from engine.errors import EvbtError
-    from engine.events.catalog import load_calendar
-
-    config = report.get("config") or {}
-    try:
-        return load_calendar([Path(p) for p in config.get("events_files") or []],
-                             replace=bool(config.get("replace_events")))
-    except EvbtError as exc:
-        warn(f"event calendar unavailable for the charts: {exc}")
-        return []
-
-
-def _write_run_visuals(app: AppContext, report: dict, equity: Any, html_path: Path | None,
-                       plot_path: Path | None) -> None:
-    """HTML and/or PNG of one run; prices for the charts come from the cache only (never the network)."""
-    if html_path is None and plot_path is None:
-        return
-    from engine.prices.store import PriceStore
-    from engine.reporting import html_report as html
-
-    events = _run_events(report)
-    panels, notes = html.price_panels(report, PriceStore(app.cache_dir, offline=True), events)
-    if html_path is not None:
-        _wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes)))
-    if plot_path is not None:
-        from engine.reporting.charts import write_png
-
-        _wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels)))
-
-
-def _write_run_outcome_visuals(app: AppContext, outcome: Any, html_path: Path | None,
-                               plot_path: Path | None) -> None:
-    if html_path is None and plot_path is None:
-        return
-    from engine.reporting.html_report import equity_frame
-
-    _write_run_visuals(app, outcome.report, equity_frame(outcome.result), html_path, plot_path)
-
-
-def _write_compare_visuals(runs: tuple[str, ...], comparison: dict, html_path: Path | None,
-                           plot_path: Path | None) -> None:
-    if html_path is None and plot_path is None:
-        return
-    from engine.reporting import html_report as html
-    from engine.saved_runs import load_equity
-    from engine.sweeps.sweep import load_sweep_report
-
-    curves = {}
-    for run, info in zip(runs, comparison["runs"], strict=True):
-        if load_sweep_report(run) is not None:  # sweep points keep metrics and trades, not equity curves
-            warn(f"{run}: a sweep point has no saved equity curve; left out of the charts")
-            continue
-        curves[str(info["run_id"])] = load_equity(run)["equity"]
-    if html_path is not None:
-        _wrote(html_path, html.write_html(html_path, html.compare_document(comparison, curves)))
-    if plot_path is not None:
-        from engine.reporting.charts import write_png
-
-        _wrote(plot_path, write_png(plot_path, html.compare_charts(curves), height=3.2))
 
 
 @cli.command("report")
@@ -805,27 +605,13 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
       evbt report reassurance-3f2a --html report.html
       evbt report runs/reassurance-3f2a --plot equity.png
     """
-    from engine.saved_runs import load_equity, load_report
+    from engine.api import write_saved_run_visuals
+    from engine.saved_runs import load_report
 
-    report = load_report(run)
     if html_path is None and plot_path is None:
-        _print_report(report, False, False, None)
+        _print_report(load_report(run), False, False, None)
         return
-    _write_run_visuals(app, report, load_equity(run), html_path, plot_path)
-
-
-def _study_universe(app: AppContext, symbols: tuple[str, ...]) -> list[str]:
-    from engine.market.symbols import parse_symbol_list
-    from strategies.base import CHINA_INTERNET
-
-    if symbols:
-        return parse_symbol_list(list(symbols))
-    if app.sample:
-        from engine.prices.store import PriceStore
-
-        cached = set(PriceStore(app.cache_dir, offline=True).symbols())
-        return [s for s in CHINA_INTERNET if s in cached]
-    return list(CHINA_INTERNET)
+    write_saved_run_visuals(app, run, html_path, plot_path, _wrote, warn)
 
 
 @cli.command("study")
@@ -861,42 +647,17 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
       evbt study --type analyst_upgrade --symbol BABA --window -1:5 --model mean --json
       evbt study --type policy_support --html study.html --plot caar.png
     """
-    from engine.analysis.event_study import StudyConfig, parse_window, render_study_text, run_study
-    from engine.errors import ConfigError
-    from engine.events.catalog import EVENT_TYPES, load_calendar
-    from engine.market.symbols import normalize_symbol
-    from engine.prices.store import PriceStore
+    from engine.analysis.event_study import render_study_text
+    from engine.api import study, write_study_visuals
 
-    bad = sorted(set(types) - set(EVENT_TYPES))
-    if bad:
-        raise ConfigError(f"unknown event type(s) {', '.join(bad)} (expected: {', '.join(EVENT_TYPES)})")
-    config = StudyConfig(
-        types=tuple(types), symbols=tuple(_study_universe(app, symbols)) if symbols else (),
-        start=_event_day(start, "--from"), end=_event_day(end, "--to"),
-        window=parse_window(window, "--window"), estimation=parse_window(estimation, "--estimation"),
-        model=model, benchmark=normalize_symbol(benchmark) if benchmark else None, fill=fill,
-    )
-    events = load_calendar(files, replace=replace)
-    result = run_study(config, PriceStore(app.cache_dir, offline=app.offline), events,
-                       _study_universe(app, symbols))
-    if not result.events and not result.skipped:
-        raise ConfigError("no event matches the filters for the chosen symbols")
+    result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace)
     if as_json:
         from engine.reporting.report import dumps_report
 
         click.echo(dumps_report(result.to_dict()), nl=False)
     else:
         click.echo(render_study_text(result), nl=False)
-    if (html_path is not None or plot_path is not None) and not result.events:
-        raise ConfigError("nothing to chart: every event was skipped")
-    from engine.reporting import html_report as html
-
-    if html_path is not None:
-        _wrote(html_path, html.write_html(html_path, html.study_document(result)))
-    if plot_path is not None:
-        from engine.reporting.charts import write_png
-
-        _wrote(plot_path, write_png(plot_path, html.study_charts(result), height=3.2))
+    write_study_visuals(result, html_path, plot_path, _wrote)
 
 
 # ---- sweep (issue 5)
@@ -918,60 +679,6 @@ def _sweep_progress(quiet: bool) -> tuple[Any, Any]:
         bar.update(task, completed=done, total=total)
 
     return update, bar.stop
-
-
-def _sweep_table(summary: dict, top: int) -> str:
-    from engine.reporting.report import METRIC_FORMATS, format_value, render_table
-
-    metric = summary["metric"]
-    label, kind = METRIC_FORMATS.get(metric, (metric, "ratio"))
-    keys = list(summary["grid"])
-    split = any("oos_metrics" in r for r in summary["ranking"])
-    headers = ["rank", *keys, f"IS {label}" if split else label]
-    if split:
-        headers.append(f"OOS {label}")
-    headers += ["IS Return", "IS Max DD", "IS Trades"] if split else ["Return", "Max DD", "Trades"]
-    rows = []
-    for n, entry in enumerate(summary["ranking"][: top or None], start=1):
-        m = entry["metrics"]
-        cells = [str(n), *(str(entry["values"][k]) for k in keys), format_value(m.get(metric), kind)]
-        if split:
-            cells.append(format_value((entry.get("oos_metrics") or {}).get(metric), kind))
-        cells += [format_value(m.get("total_return"), "pct"), format_value(m.get("max_drawdown"), "pct"),
-                  str(m.get("trade_count"))]
-        rows.append(cells)
-    return render_table(headers, rows)
-
-
-def _walk_forward_text(summary: dict) -> str:
-    from engine.reporting.report import render_table
-
-    rows = [[s["train"]["start"] + ".." + s["train"]["end"], s["test"]["start"] + ".." + s["test"]["end"],
-             " ".join(f"{k}={v}" for k, v in s["values"].items()), _fmt_num(s["train_metric"]),
-             _fmt_num(s["test_metric"])] for s in summary["walk_forward"]]
-    metric = summary["metric"]
-    table = render_table(["train", "test", "chosen point", f"train {metric}", f"test {metric}"], rows)
-    wf = summary["walk_forward_summary"]
-    return (f"{table}\n\nWalk-forward: {wf['steps']} step(s); mean out-of-sample {metric} "
-            f"{_fmt_num(wf['mean_test_metric'])}; chained out-of-sample return {_fmt_pct(wf['chained_test_return'])}")
-
-
-def _fmt_num(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _fmt_pct(value) -> str:
-    return "n/a" if value is None else f"{value * 100:.2f}%"
-
-
-def _best_command(strategy: str, best: dict) -> str:
-    run_keys = {"fill", "sizing", "overlap", "size", "cash", "commission", "min_commission", "slippage_bps",
-                "stamp_duty"}
-    parts = [f"evbt run {strategy}"]
-    for key, value in best["values"].items():
-        text = ",".join(value) if isinstance(value, list) else str(value)
-        parts.append(f"--{key.replace('_', '-')} {text}" if key in run_keys else f"-p {key}={text}")
-    return " ".join(parts)
 
 
 @cli.command("sweep")
@@ -1010,6 +717,7 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
       evbt sweep reassurance -g hold=1..20 --walk-forward 12:3 --heatmap hold.png
       evbt sweep reassurance -g hold=1..30 --cluster local
     """
+    from engine.api import build_run_config
     from engine.plan.config import parse_date
     from engine.prices.store import PriceStore
     from engine.sweeps.grid import parse_grid
@@ -1019,7 +727,7 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
     check_metric(metric)
     grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
     options["events"] = events_file
-    config = _build_config(strategy, params, config_file, options, app)
+    config = build_run_config(app, strategy, params, config_file, options)
     request = SweepRequest(
         strategy=strategy, base=config, grid=grid, metric=metric, top=top,
         workers=workers or min(os.cpu_count() or 1, 8), cluster=cluster,
@@ -1043,30 +751,9 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
         doc.update({"saved": str(outcome.path), "elapsed_s": round(outcome.elapsed, 3)})
         emit_json(doc)
         return
-    counts = summary["counts"]
-    click.echo(f"Sweep {outcome.sweep_id}: {strategy}, {counts['points']} point(s) x {len(summary['windows'])} "
-               f"window(s), metric {metric}{' (lower is better)' if not summary['higher_is_better'] else ''}")
-    engines = [r["engine"] for r in summary.get("ranking") or []]
-    slow = f", {engines.count('backtrader')} via backtrader" if "backtrader" in engines else ""
-    click.echo(f"computed {counts['computed']}, reused {counts['reused']}, {outcome.elapsed:.2f} s{slow}")
-    click.echo("")
-    if summary.get("walk_forward") is not None:
-        click.echo(_walk_forward_text(summary))
-    else:
-        click.echo(_sweep_table(summary, top))
-        best = summary.get("best")
-        if best:
-            click.echo("")
-            click.echo("Best: " + ", ".join(f"{k}={v}" for k, v in best["values"].items())
-                       + f"  (run id {best['key']})")
-            click.echo(f"  {_best_command(strategy, best)}")
-    click.echo("")
-    click.echo("Multiple testing: " + summary["multiple_testing"].get("note", "")
-               if summary.get("walk_forward") is None else
-               f"Multiple testing: {counts['points']} points tried in each train window.")
-    if heatmap is not None:
-        click.echo(f"heatmap: {heatmap}")
-    click.echo(f"saved: {outcome.path}")
+    from engine.reporting.cli_text import sweep_text
+
+    click.echo(sweep_text(strategy, outcome, top, heatmap))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -1081,12 +768,12 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("always", EvbtWarning)
     try:
         rv = cli.main(args=argv, prog_name="evbt", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # Ctrl-C at a prompt
         click.echo("aborted", err=True)
-        return 1
+        return ExitStatus.INTERRUPTED
     except click.ClickException as exc:  # usage errors: bad option, missing argument
         exc.show()
-        return 2
+        return ExitStatus.USAGE
     except EvbtError as exc:
         if debug:
             raise
@@ -1094,14 +781,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        return 130
+        return ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: still no traceback unless --debug
         if debug:
             raise
         click.echo(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
-        return 1
+        return ExitStatus.RUN_FAILED
     # standalone_mode=False returns ctx.exit(code) codes as the result (e.g. `data verify` finding damage)
-    return rv if isinstance(rv, int) else 0
+    return int(rv) if isinstance(rv, int) else ExitStatus.OK
 
 
 if __name__ == "__main__":

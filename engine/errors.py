@@ -1,18 +1,29 @@
-"""The few exception types evbt raises; ``cli.py`` maps them to exit codes."""
+"""The few exception types evbt raises and the exit statuses ``cli.py`` maps them to."""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit statuses of the ``evbt`` command."""
+
+    OK = 0
+    RUN_FAILED = 1  # data source, corrupt cache, a run that could not complete, an internal error
+    USAGE = 2  # bad option, unknown strategy or parameter, bad date or file, data missing offline
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 class EvbtError(Exception):
     """Base class. ``exit_code`` is what the CLI returns for it."""
 
-    exit_code = 1
+    exit_code = ExitStatus.RUN_FAILED
 
 
 class ConfigError(EvbtError):
     """Bad user input: arguments, config files, event files, CSV imports, grid specs (exit code 2)."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class MissingDataError(ConfigError):

@@ -1,0 +1,315 @@
+"""What the command line calls: one function per user-facing action, plain data in and out.
+
+``cli.py`` parses options into these calls and prints what they return; nothing here imports click or
+prints. Settings that every command shares (cache folder, offline, sample) travel in ``Settings``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, EvbtError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Options shared by every command."""
+
+    cache_dir: Path
+    offline: bool
+    sample: bool = False
+    debug: bool = False
+
+    def store(self, offline: bool | None = None) -> Any:
+        from engine.prices.store import PriceStore
+
+        return PriceStore(self.cache_dir, offline=self.offline if offline is None else offline)
+
+    def as_sample(self) -> Settings:
+        """The same settings pointed at the synthetic sample folder (offline)."""
+        if self.sample:
+            return self
+        return replace(self, cache_dir=self.cache_dir / "sample", offline=True, sample=True)
+
+
+def parse_day(value: str | None, flag: str) -> dt.date | None:
+    """An optional YYYY-MM-DD option value; a bad one is a ConfigError naming the option."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: bad date {value!r} (expected YYYY-MM-DD)") from None
+
+
+def cached_subset(settings: Settings, symbols: Sequence[str]) -> tuple[str, ...]:
+    """``symbols`` that the settings' cache holds, in order (the sample holds only part of a universe)."""
+    cached = set(settings.store(offline=True).symbols())
+    return tuple(s for s in symbols if s in cached)
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+def build_run_config(settings: Settings, strategy: str, params: Sequence[str], config_file: Path | None,
+                     options: dict[str, Any]) -> Any:
+    """The RunConfig of ``evbt run STRATEGY`` from -p pairs, a TOML file and command-line options."""
+    from engine.plan.config import make_run_config
+    from strategies.registry import get_strategy
+
+    cls = get_strategy(strategy)
+    defaults = cls.default_symbols
+    if settings.sample and options.get("symbols") is None:
+        defaults = cached_subset(settings, defaults)
+    try:
+        return make_run_config(strategy, tuple(params), options, config_file, defaults, cls.Params)
+    except EvbtError as exc:  # name the config file as the place to look (values may also come from options)
+        if config_file is None or str(config_file) in str(exc):
+            raise
+        raise type(exc)(f"{exc} (in {config_file} or the command-line options)") from None
+
+
+def execute_run(settings: Settings, config: Any, save: bool = True) -> tuple[Any, Path | None]:
+    """Run a backtest on the cache; save it under the runs folder unless ``save`` is false."""
+    from engine import backtest, saved_runs
+
+    outcome = backtest.run(config, settings.store())
+    path = None
+    if save:
+        manifest = saved_runs.build_manifest(run_id=outcome.report["run_id"], data_fingerprints=outcome.fingerprints,
+                                             calendar_hash=outcome.calendar_hash,
+                                             repo_dir=Path(__file__).resolve().parent.parent)
+        path = saved_runs.save_run(saved_runs.default_runs_dir(), outcome.report, outcome.result, manifest)
+    return outcome, path
+
+
+def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
+    """Settings for the demo (the sample folder) and whether the sample had to be written first."""
+    from engine.prices.synthetic import SAMPLE_SYMBOLS, write_sample
+
+    sample = settings.as_sample()
+    store = sample.store(offline=True)
+    missing = any(not store.has(s) for s in SAMPLE_SYMBOLS)
+    if missing:
+        write_sample(store)
+    return sample, missing
+
+
+@dataclass(frozen=True)
+class RerunVerdict:
+    run_id: str
+    new_run_id: str
+    reproduced: bool
+    changes: list[str]
+    saved: Path | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "new_run_id": self.new_run_id, "reproduced": self.reproduced,
+                "changes": self.changes, "saved": str(self.saved) if self.saved else None}
+
+
+def rerun(settings: Settings, run: str) -> RerunVerdict:
+    """Run a saved run again; say whether the report is byte-identical or which inputs changed."""
+    from engine.plan.config import run_config_from_dict
+    from engine.reporting.report import dumps_report
+    from engine.saved_runs import diff_manifests, load_config, load_manifest, load_report
+
+    old_report = load_report(run)
+    old_manifest = load_manifest(run)
+    config = run_config_from_dict(load_config(run)["config"])
+    outcome, saved = execute_run(settings, config)
+    new_manifest = load_manifest(str(saved)) if saved else {}
+    same = dumps_report(outcome.report) == dumps_report(old_report)
+    changes = [] if same else diff_manifests(old_manifest, new_manifest)
+    return RerunVerdict(old_report["run_id"], outcome.report["run_id"], same, changes, saved)
+
+
+def load_any_report(reference: str) -> dict[str, Any]:
+    """A saved run's report, or a sweep's best point (SWEEP_ID) or ranked point (SWEEP_ID:RANK)."""
+    from engine.saved_runs import load_report
+    from engine.sweeps.sweep import load_sweep_report
+
+    return load_sweep_report(reference) or load_report(reference)
+
+
+def compare(references: Sequence[str]) -> dict[str, Any]:
+    from engine.analysis.compare import compare_reports
+
+    if len(references) < 2:
+        raise ConfigError("compare needs at least two runs")
+    return compare_reports([load_any_report(r) for r in references])
+
+
+def strategy_table() -> list[dict[str, Any]]:
+    """Every strategy with its description and parameter defaults (JSON-ready values)."""
+    import dataclasses
+
+    from strategies.registry import available
+
+    rows = []
+    for name, cls in available().items():
+        params = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+                  for f in dataclasses.fields(cls.Params)}
+        rows.append({"name": name, "description": cls.description, "params": params})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+def list_events(files: Sequence[Path], replace_calendar: bool, types: Sequence[str], symbols: Sequence[str],
+                start: str | None, end: str | None, fill: str) -> dict[str, Any]:
+    """The merged calendar filtered, with each event's known-at instant and, per symbol, its entry session."""
+    from engine.events.catalog import calendar_hash, event_to_dict, filter_events, load_calendar, symbols_for
+    from engine.events.timing import entry_session, known_at
+    from engine.market.symbols import parse_symbol_list
+
+    syms = parse_symbol_list(list(symbols))
+    events = filter_events(load_calendar(list(files), replace=replace_calendar), types=types, symbols=syms,
+                           start=parse_day(start, "--from"), end=parse_day(end, "--to"))
+    rows = []
+    for ev in events:
+        row = event_to_dict(ev)
+        row["known_at"] = known_at(ev).isoformat()
+        if syms:
+            row["entry"] = {s: entry_session(ev, s, fill).date().isoformat() for s in symbols_for(ev, syms)}
+        rows.append(row)
+    return {"count": len(rows), "fill": fill, "calendar_hash": calendar_hash(events), "events": rows,
+            "by_symbol": bool(syms)}
+
+
+def check_event_types(types: Sequence[str]) -> None:
+    from engine.events.catalog import EVENT_TYPES
+
+    bad = sorted(set(types) - set(EVENT_TYPES))
+    if bad:
+        raise ConfigError(f"unknown event type(s) {', '.join(bad)} (expected: {', '.join(EVENT_TYPES)})")
+
+
+# ---------------------------------------------------------------------------------------------- study
+
+
+def study_universe(settings: Settings, symbols: Sequence[str]) -> list[str]:
+    from engine.market.symbols import parse_symbol_list
+    from strategies.base import CHINA_INTERNET
+
+    if symbols:
+        return parse_symbol_list(list(symbols))
+    if settings.sample:
+        return list(cached_subset(settings, CHINA_INTERNET))
+    return list(CHINA_INTERNET)
+
+
+def study(settings: Settings, types: Sequence[str], symbols: Sequence[str], start: str | None, end: str | None,
+          window: str, estimation: str, model: str, benchmark: str | None, fill: str, files: Sequence[Path],
+          replace_calendar: bool) -> Any:
+    """Run an event study on the cache; raises ConfigError when no event matches."""
+    from engine.analysis.event_study import StudyConfig, parse_window, run_study
+    from engine.events.catalog import load_calendar
+    from engine.market.symbols import normalize_symbol
+
+    check_event_types(types)
+    universe = study_universe(settings, symbols)
+    config = StudyConfig(
+        types=tuple(types), symbols=tuple(universe) if symbols else (),
+        start=parse_day(start, "--from"), end=parse_day(end, "--to"),
+        window=parse_window(window, "--window"), estimation=parse_window(estimation, "--estimation"),
+        model=model, benchmark=normalize_symbol(benchmark) if benchmark else None, fill=fill,
+    )
+    events = load_calendar(list(files), replace=replace_calendar)
+    result = run_study(config, settings.store(), events, universe)
+    if not result.events and not result.skipped:
+        raise ConfigError("no event matches the filters for the chosen symbols")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- visuals
+
+Wrote = Callable[[Path, int], None]
+
+
+def _run_calendar(report: dict[str, Any], warn: Callable[[str], None]) -> list[Any]:
+    """The run's calendar (for event dates and descriptions on charts); empty if it cannot be loaded."""
+    from engine.events.catalog import load_calendar
+
+    config = report.get("config") or {}
+    try:
+        return load_calendar([Path(p) for p in config.get("events_files") or []],
+                             replace=bool(config.get("replace_events")))
+    except EvbtError as exc:
+        warn(f"event calendar unavailable for the charts: {exc}")
+        return []
+
+
+def write_run_visuals(settings: Settings, report: dict[str, Any], equity: Any, html_path: Path | None,
+                      plot_path: Path | None, wrote: Wrote, warn: Callable[[str], None]) -> None:
+    """HTML and/or PNG of one run; prices for the charts come from the cache only (never the network)."""
+    if html_path is None and plot_path is None:
+        return
+    from engine.reporting import html_report as html
+
+    events = _run_calendar(report, warn)
+    panels, notes = html.price_panels(report, settings.store(offline=True), events)
+    if html_path is not None:
+        wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes)))
+    if plot_path is not None:
+        from engine.reporting.charts import write_png
+
+        wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels)))
+
+
+def write_outcome_visuals(settings: Settings, outcome: Any, html_path: Path | None, plot_path: Path | None,
+                          wrote: Wrote, warn: Callable[[str], None]) -> None:
+    if html_path is None and plot_path is None:
+        return
+    from engine.reporting.html_report import equity_frame
+
+    write_run_visuals(settings, outcome.report, equity_frame(outcome.result), html_path, plot_path, wrote, warn)
+
+
+def write_saved_run_visuals(settings: Settings, run: str, html_path: Path | None, plot_path: Path | None,
+                            wrote: Wrote, warn: Callable[[str], None]) -> None:
+    from engine.saved_runs import load_equity, load_report
+
+    write_run_visuals(settings, load_report(run), load_equity(run), html_path, plot_path, wrote, warn)
+
+
+def write_compare_visuals(references: Sequence[str], comparison: dict[str, Any], html_path: Path | None,
+                          plot_path: Path | None, wrote: Wrote, warn: Callable[[str], None]) -> None:
+    if html_path is None and plot_path is None:
+        return
+    from engine.reporting import html_report as html
+    from engine.saved_runs import load_equity
+    from engine.sweeps.sweep import load_sweep_report
+
+    curves = {}
+    for reference, info in zip(references, comparison["runs"], strict=True):
+        if load_sweep_report(reference) is not None:  # sweep points keep metrics and trades, not equity curves
+            warn(f"{reference}: a sweep point has no saved equity curve; left out of the charts")
+            continue
+        curves[str(info["run_id"])] = load_equity(reference)["equity"]
+    if html_path is not None:
+        wrote(html_path, html.write_html(html_path, html.compare_document(comparison, curves)))
+    if plot_path is not None:
+        from engine.reporting.charts import write_png
+
+        wrote(plot_path, write_png(plot_path, html.compare_charts(curves), height=3.2))
+
+
+def write_study_visuals(result: Any, html_path: Path | None, plot_path: Path | None, wrote: Wrote) -> None:
+    if html_path is None and plot_path is None:
+        return
+    if not result.events:
+        raise ConfigError("nothing to chart: every event was skipped")
+    from engine.reporting import html_report as html
+
+    if html_path is not None:
+        wrote(html_path, html.write_html(html_path, html.study_document(result)))
+    if plot_path is not None:
+        from engine.reporting.charts import write_png
+
+        wrote(plot_path, write_png(plot_path, html.study_charts(result), height=3.2))

@@ -1,0 +1,182 @@
+"""Plain-text renderings of command results (the CLI prints them; nothing here prints or imports click)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.reporting.report import METRIC_FORMATS, format_value, render_table
+
+
+def source_label(meta: Mapping[str, Any]) -> str:
+    return "sample (SYNTHETIC)" if meta.get("source") == "sample" else str(meta.get("source", "?"))
+
+
+def size_label(size: int) -> str:
+    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
+
+def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int] | None = None) -> str:
+    """Aligned table without a rule line; columns in ``right`` are right-aligned."""
+    right = right or set()
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in rows)])
+
+
+def data_ls_text(entries: Sequence[Mapping[str, Any]]) -> str:
+    rows = [[e["symbol"], e.get("first_date", "?"), e.get("last_date", "?"), str(e.get("rows", "?")),
+             source_label(e) if "error" not in e else "DAMAGED", e.get("fetched_at", "?"),
+             size_label(e["size"])] for e in entries]
+    return aligned(["symbol", "first", "last", "rows", "source", "fetched at", "size"], rows, right={3, 6})
+
+
+def data_show_text(symbol: str, summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    s = summary
+    return "\n".join([
+        f"{symbol} ({source_label(meta)}, {s['currency']})  {s['first_date']} .. {s['last_date']}, "
+        f"{s['rows']} bars, {s['stale_bars']} stale",
+        f"  close {s['first_close']:.4g} -> {s['last_close']:.4g}  return {s['return']:+.2%}",
+        f"  min {s['min_close']:.4g} on {s['min_date']}, max {s['max_close']:.4g} on {s['max_date']}",
+    ])
+
+
+def events_ls_text(listing: Mapping[str, Any]) -> str:
+    lines = []
+    for row in listing["events"]:
+        line = f"{row['id']:<44} {row['known_at'][:19]}Z  {row['type']:<20}"
+        if listing["by_symbol"]:
+            line += "  " + " ".join(f"{s}->{d}" for s, d in row["entry"].items())
+        else:
+            line += "  " + (" ".join(row["symbols"][:6]) + (" ..." if len(row["symbols"]) > 6 else "")
+                            or "(universe)")
+        lines.append(line)
+    lines.append(f"{listing['count']} event(s)" + (f", entry on the {listing['fill']}" if listing["by_symbol"] else ""))
+    return "\n".join(lines)
+
+
+def param_value_text(value: Any) -> str:
+    """A parameter default as a user would type it after ``-p key=`` (not a Python repr)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value else "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "(none)"
+    return str(value)
+
+
+def strategies_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        lines.append(f"{row['name']}: {row['description']}")
+        lines.extend(f"    {key} = {param_value_text(value)}" for key, value in row["params"].items())
+    return "\n".join(lines)
+
+
+def runs_ls_text(summaries: Sequence[Any]) -> str:
+    rows = [[s.run_id, s.strategy, s.created_at or "", f"{s.start} .. {s.end}",
+             "" if s.total_return is None else f"{s.total_return:.2%}",
+             "" if s.sharpe is None else f"{s.sharpe:.2f}", str(s.trades)] for s in summaries]
+    return render_table(["run", "strategy", "created", "period", "return", "sharpe", "trades"], rows)
+
+
+def rerun_text(verdict: Any) -> str:
+    if verdict.reproduced:
+        return f"reproduced exactly: {verdict.run_id} (byte-identical report)"
+    lines = [f"not reproduced: {verdict.run_id} -> {verdict.new_run_id}"]
+    changes = verdict.changes or ["report differs but data, calendar and code fingerprints are unchanged"]
+    lines.extend(f"  - {line}" for line in changes)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def sweep_table(summary: Mapping[str, Any], top: int) -> str:
+    metric = summary["metric"]
+    label, kind = METRIC_FORMATS.get(metric, (metric, "ratio"))
+    keys = list(summary["grid"])
+    split = any("oos_metrics" in r for r in summary["ranking"])
+    headers = ["rank", *keys, f"IS {label}" if split else label]
+    if split:
+        headers.append(f"OOS {label}")
+    headers += ["IS Return", "IS Max DD", "IS Trades"] if split else ["Return", "Max DD", "Trades"]
+    rows = []
+    for n, entry in enumerate(summary["ranking"][: top or None], start=1):
+        m = entry["metrics"]
+        cells = [str(n), *(str(entry["values"][k]) for k in keys), format_value(m.get(metric), kind)]
+        if split:
+            cells.append(format_value((entry.get("oos_metrics") or {}).get(metric), kind))
+        cells += [format_value(m.get("total_return"), "pct"), format_value(m.get("max_drawdown"), "pct"),
+                  str(m.get("trade_count"))]
+        rows.append(cells)
+    return render_table(headers, rows)
+
+
+def walk_forward_text(summary: Mapping[str, Any]) -> str:
+    rows = [[s["train"]["start"] + ".." + s["train"]["end"], s["test"]["start"] + ".." + s["test"]["end"],
+             " ".join(f"{k}={v}" for k, v in s["values"].items()), _num(s["train_metric"]),
+             _num(s["test_metric"])] for s in summary["walk_forward"]]
+    metric = summary["metric"]
+    table = render_table(["train", "test", "chosen point", f"train {metric}", f"test {metric}"], rows)
+    wf = summary["walk_forward_summary"]
+    return (f"{table}\n\nWalk-forward: {wf['steps']} step(s); mean out-of-sample {metric} "
+            f"{_num(wf['mean_test_metric'])}; chained out-of-sample return {_pct(wf['chained_test_return'])}")
+
+
+RUN_OPTION_KEYS = frozenset({"fill", "sizing", "overlap", "size", "cash", "commission", "min_commission",
+                             "slippage_bps", "stamp_duty"})
+
+
+def best_command(strategy: str, best: Mapping[str, Any]) -> str:
+    """The `evbt run` command that reproduces a sweep point, shell-quoted."""
+    parts = ["evbt", "run", strategy]
+    for key, value in best["values"].items():
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        if key in RUN_OPTION_KEYS:
+            parts += [f"--{key.replace('_', '-')}", text]
+        else:
+            parts += ["-p", f"{key}={text}"]
+    return shlex.join(parts)
+
+
+def sweep_text(strategy: str, outcome: Any, top: int, heatmap: Any) -> str:
+    summary = outcome.summary
+    counts = summary["counts"]
+    metric = summary["metric"]
+    lines = [f"Sweep {outcome.sweep_id}: {strategy}, {counts['points']} point(s) x {len(summary['windows'])} "
+             f"window(s), metric {metric}{' (lower is better)' if not summary['higher_is_better'] else ''}"]
+    engines = [r["engine"] for r in summary.get("ranking") or []]
+    slow = f", {engines.count('backtrader')} via backtrader" if "backtrader" in engines else ""
+    lines += [f"computed {counts['computed']}, reused {counts['reused']}, {outcome.elapsed:.2f} s{slow}", ""]
+    if summary.get("walk_forward") is not None:
+        lines.append(walk_forward_text(summary))
+    else:
+        lines.append(sweep_table(summary, top))
+        best = summary.get("best")
+        if best:
+            lines += ["", "Best: " + ", ".join(f"{k}={v}" for k, v in best["values"].items())
+                      + f"  (run id {best['key']})", f"  {best_command(strategy, best)}"]
+    lines.append("")
+    if summary.get("walk_forward") is None:
+        lines.append("Multiple testing: " + summary["multiple_testing"].get("note", ""))
+    else:
+        lines.append(f"Multiple testing: {counts['points']} points tried in each train window.")
+    if heatmap is not None:
+        lines.append(f"heatmap: {heatmap}")
+    lines.append(f"saved: {outcome.path}")
+    return "\n".join(lines)
