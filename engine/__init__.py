@@ -1,8 +1,4 @@
-"""evbt engine: data, events, backtrader wiring, metrics and reports.
+"""evbt engine: prices, events, planning, execution, analysis, reporting, sweeps (see docs/design.md).
 
-Module boundaries (keep them):
-- yfinance is imported only in ``engine.prices.yahoo`` and ``engine.events.ratings``
-- parquet files are written only by ``engine.prices.store`` (and ``engine.atomic`` helpers)
-- backtrader is imported only in ``engine.execution.backtrader_driver``
-- click is imported only in ``cli.py``
+The boundaries are import-linter contracts (``.importlinter``, run by tests/test_architecture.py).
 """

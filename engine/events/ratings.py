@@ -116,12 +116,9 @@ def _call_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:
 
 
 def _download(symbol: str, timeout_s: float) -> pd.DataFrame:
-    import yfinance
+    from engine.prices.yahoo import upgrades_downgrades  # the yfinance client (lazy: slow import)
 
-    def fetch() -> pd.DataFrame:
-        return yfinance.Ticker(symbol).upgrades_downgrades
-
-    return _call_with_timeout(fetch, timeout_s)
+    return _call_with_timeout(lambda: upgrades_downgrades(symbol), timeout_s)
 
 
 def _is_no_data(exc: Exception) -> bool:

@@ -1,4 +1,4 @@
-"""yfinance price download: the ONLY module that imports yfinance for prices.
+"""The yfinance client: the ONLY module that imports yfinance (price history, analyst rating changes).
 
 ``fetch_history(symbol, start, end)`` returns a frame in the price contract (see docs/design.md):
 tz-naive midnight session dates in the exchange's own time zone (the index is NOT converted to UTC, which
@@ -68,12 +68,18 @@ class _YFLogCapture(logging.Handler):
                 bucket.append(record.getMessage())
 
     def start(self) -> None:
+        """Watch the calling thread; the handler sits on yfinance's logger only while some thread is watched."""
         with self._guard:
+            if not self.watched:
+                logging.getLogger("yfinance").addHandler(self)
             self.watched[threading.get_ident()] = []
 
     def stop(self) -> list[str]:
         with self._guard:
-            return self.watched.pop(threading.get_ident(), [])
+            messages = self.watched.pop(threading.get_ident(), [])
+            if not self.watched:
+                logging.getLogger("yfinance").removeHandler(self)
+            return messages
 
 
 _CAPTURE = _YFLogCapture()
@@ -121,9 +127,6 @@ def _download(symbol: str, start: dt.date | None, end: dt.date, timeout: float) 
     else:
         kwargs["period"] = "max"
         kwargs.pop("end")
-    logger = logging.getLogger("yfinance")
-    if _CAPTURE not in logger.handlers:
-        logger.addHandler(_CAPTURE)
     _CAPTURE.start()
     try:
         frame = yf.Ticker(symbol).history(**kwargs)
@@ -134,6 +137,13 @@ def _download(symbol: str, start: dt.date | None, end: dt.date, timeout: float) 
         if network:
             raise _YahooNetworkError(network[-1][:300])
     return frame
+
+
+def upgrades_downgrades(symbol: str) -> pd.DataFrame:
+    """yfinance's analyst rating changes of ``symbol`` (raw frame; engine.events.ratings normalises it)."""
+    import yfinance as yf
+
+    return yf.Ticker(symbol).upgrades_downgrades
 
 
 def _is_missing_ticker(exc: BaseException) -> bool:
