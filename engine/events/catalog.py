@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -378,9 +378,14 @@ def symbols_for(event: Event, universe: Sequence[str]) -> list[str]:
     return [s for s in universe if s in listed]
 
 
+_EVENT_FIELDS = tuple(f.name for f in fields(Event))
+
+
 def event_to_dict(event: Event) -> dict[str, object]:
     """JSON-friendly dict (dates as ISO strings, symbols as a list)."""
-    data = asdict(event)
+    # Every field is a scalar or a tuple of strings, so a shallow read equals dataclasses.asdict (which deep-copies
+    # and dominated calendar_hash on 20,000-event calendars).
+    data: dict[str, object] = {name: getattr(event, name) for name in _EVENT_FIELDS}
     data["date"] = event.date.isoformat()
     data["time"] = event.time.isoformat() if event.time else None
     data["symbols"] = list(event.symbols)
