@@ -25,9 +25,6 @@ try:
 except PackageNotFoundError:  # running from a checkout without install
     __version__ = "0.0.0+checkout"
 
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / "data_cache"
-
-
 AppContext = Settings  # what every command receives as ``ctx.obj``
 
 
@@ -50,7 +47,7 @@ def warn(message: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     envvar="EVBT_CACHE_DIR",
     default=None,
-    help="Parquet price cache folder (default: data_cache/ in the checkout; env EVBT_CACHE_DIR).",
+    help="Parquet price cache folder (default: ./data_cache in the current folder; env EVBT_CACHE_DIR).",
 )
 @click.option("--offline", is_flag=True, default=False, help="Never touch the network (env EVBT_OFFLINE=1).")
 @click.option(
@@ -70,7 +67,9 @@ def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool,
       evbt data import prices/BABA.csv   # real data from a Yahoo CSV
       evbt run reassurance -p hold=10    # backtest on the cache
     """
-    root = cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR
+    from engine.paths import default_cache_dir
+
+    root = cache_dir if cache_dir is not None else default_cache_dir()
     if sample:
         root = root / "sample"
     ctx.obj = Settings(cache_dir=root, offline=offline or sample or _env_flag("EVBT_OFFLINE"), sample=sample,

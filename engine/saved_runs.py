@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from engine.errors import ConfigError, DataError, EvbtWarning
 from engine.execution.records import RunResult, TradeRecord
+from engine.paths import default_runs_dir
 from engine.reporting.report import dumps_report, to_jsonable, trades_to_frame
 
 MANIFEST_VERSION = 1
@@ -58,12 +59,6 @@ class RunSummary:
 
 
 # ---------------------------------------------------------------- ids and manifests
-
-
-def default_runs_dir() -> Path:
-    """``$EVBT_RUNS_DIR`` if set, else ``runs/`` under the current directory."""
-    env = os.environ.get("EVBT_RUNS_DIR", "").strip()
-    return Path(env) if env else Path.cwd() / "runs"
 
 
 def _slug(text: str) -> str:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import ConfigError
 from engine.market.symbols import normalize_symbol
+from engine.paths import calendar_dir
 
 EVENT_TYPES = (
     "official_reassurance",
@@ -45,7 +46,7 @@ COLUMNS = (
 )
 REQUIRED_COLUMNS = ("id", "date", "tz", "type", "scope", "description", "source")
 
-CALENDAR_DIR = Path(__file__).resolve().parents[2] / "event_calendar"
+CALENDAR_DIR = calendar_dir()
 CURATED_PATH = CALENDAR_DIR / "events.csv"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")

@@ -623,8 +623,9 @@ class DaskBackend:
         timeout = timeout if timeout is not None else float(os.environ.get(CONNECT_TIMEOUT_ENV) or 5.0)
         try:
             from dask.distributed import Client, LocalCluster
-        except ImportError as exc:  # pragma: no cover - dependency pinned
-            raise RunError(f"--cluster needs dask[distributed]: {exc}") from None
+        except ImportError:  # an optional extra: a usage error, before anything is written
+            raise ConfigError("--cluster needs the 'cluster' extra (Dask distributed): "
+                              "pip install 'evbt[cluster]'") from None
         self.cluster = None
         try:
             if address == "local":
