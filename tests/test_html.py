@@ -1,6 +1,7 @@
 """HTML reports: content, escaping, size, and a real headless Chromium (no console error, no network request,
-charts rendered with a size, screenshot). Browser tests skip when chromium/chromedriver are not installed
-(.ci/run installs them)."""
+charts rendered with a size, screenshot). The browser runs with every network request blocked and its own
+network log is checked for traffic that left the machine (tests/browser_helpers.py). Browser tests skip, saying
+why, when chromium/chromedriver are not installed (an optional system step, README "Testing")."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+from tests.browser_helpers import INSTALL_HINT, Browser, browser_binaries, outside_traffic, start_browser
+
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2"> & \'quoted\''
 SYMBOLS = "BABA,JD,0700.HK,9988.HK"
 MAX_BYTES = 350_000
@@ -137,26 +138,21 @@ def test_plot_only_report(run_cli: Callable[..., tuple[int, str, str]], sample_c
 # ---------------------------------------------------------------- headless Chromium
 
 
+def _browser_or_skip(tmp_path_factory: pytest.TempPathFactory) -> Browser:
+    if browser_binaries() is None:
+        pytest.skip(INSTALL_HINT)
+    pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra: pip install -e '.[test]'")
+    base = tmp_path_factory.mktemp("chromium")
+    return start_browser(base / "profile", base / "netlog.json")
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("chromium / chromium-driver not installed (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,900",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.get("about:blank")
+    chrome = _browser_or_skip(tmp_path_factory)
     try:
-        yield driver
+        yield chrome.driver
     finally:
-        driver.quit()
+        chrome.close()
 
 
 def _open(driver: Any, path: Path) -> None:
@@ -211,3 +207,60 @@ def test_script_in_event_description_renders_as_text(browser: Any, reports: dict
     assert browser.execute_script("return document.images.length") == 0
     body = browser.execute_script("return document.body.innerText")
     assert '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">' in body
+
+
+CANARY = "http://evbt-canary.example/pixel.png"
+
+
+def test_nothing_left_the_machine(tmp_path_factory: pytest.TempPathFactory, reports: dict[str, Path]) -> None:
+    """A browser of its own: a canary page proves the block catches requests; then the reports; then the net log."""
+    chrome = _browser_or_skip(tmp_path_factory)
+    try:
+        driver = chrome.driver
+        driver.get_log("performance")  # drain the start page's entries
+        driver.get(f"data:text/html,<p>canary</p><img src='{CANARY}'>")
+        canary = [m for m in _log_messages(driver) if m.get("method") == "Network.loadingFailed"]
+        assert canary, "the canary image request failed in the page"
+        page_urls = []
+        for name in ("run.html", "compare.html", "study.html"):
+            _open(driver, reports[name])
+            messages = _log_messages(driver)
+            page_urls += [m["params"]["request"]["url"] for m in messages
+                          if m.get("method") == "Network.requestWillBeSent"]
+            assert not [m for m in messages if m.get("method") == "Network.responseReceived"
+                        and m["params"]["response"]["url"].startswith(("http:", "https:", "ws:", "wss:"))]
+        assert not [u for u in page_urls if not u.startswith(("file:", "data:", "chrome:"))], page_urls
+        seen = chrome.sink.lines()
+        assert any("evbt-canary.example" in line for line in seen), seen  # the proxy to nowhere got it
+        assert not [line for line in seen if "example.com" in line], seen  # the reports' escaped source URL
+    finally:
+        chrome.close()
+    outside, tcp = outside_traffic(chrome.netlog)
+    assert tcp >= 1, "the network log records the canary's connection to the sink"
+    assert outside == [], f"traffic left the machine: {outside}; stopped at the sink: {chrome.sink.seen}"
+
+
+def _log_messages(driver: Any) -> list[dict]:
+    return [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
+
+
+def test_outside_traffic_reads_the_net_log(tmp_path: Path) -> None:
+    """The net-log check itself (no browser): loopback is fine, a public address or unknown bytes are not."""
+    types = {"TCP_CONNECT_ATTEMPT": 1, "TCP_CONNECT": 2, "UDP_CONNECT": 3, "SOCKET_BYTES_SENT": 4, "UDP_BYTES_SENT": 5}
+
+    def log(*events: tuple[str, int, dict]) -> Path:
+        path = tmp_path / f"net{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps({"constants": {"logEventTypes": types}, "events": [
+            {"type": types[name], "source": {"id": source}, "params": params} for name, source, params in events]}))
+        return path
+
+    local = log(("TCP_CONNECT_ATTEMPT", 1, {"address": "127.0.0.1:4000"}), ("SOCKET_BYTES_SENT", 1, {}),
+                ("UDP_CONNECT", 2, {"address": "[2001:4860:4860::8888]:443"}))  # a UDP probe without bytes
+    assert outside_traffic(local) == ([], 1)
+    public = log(("TCP_CONNECT_ATTEMPT", 1, {"address": "93.184.216.34:443"}), ("SOCKET_BYTES_SENT", 1, {}))
+    assert outside_traffic(public)[0] == ["TCP connection to 93.184.216.34:443",
+                                          "SOCKET_BYTES_SENT to ['93.184.216.34:443']"]
+    udp = log(("UDP_CONNECT", 2, {"address": "[2001:4860:4860::8888]:443"}), ("UDP_BYTES_SENT", 2, {}),
+              ("SOCKET_BYTES_SENT", 7, {}))
+    assert outside_traffic(udp)[0] == ["UDP_BYTES_SENT to ['[2001:4860:4860::8888]:443']",
+                                       "SOCKET_BYTES_SENT to an unknown address"]
