@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA_ENV = "EVBT_SHARED_DATA"  # real prices and events for integration tests; default ../shared/data
+
+
+def shared_data_dir() -> Path:
+    """``$EVBT_SHARED_DATA`` if set, else ``shared/data`` beside the repository (``../shared/data``)."""
+    value = os.environ.get(SHARED_DATA_ENV, "").strip()
+    return Path(value).expanduser() if value else REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +36,10 @@ def cache_dir() -> Path:
 
 @pytest.fixture
 def shared_data() -> Path:
-    """../shared/data (real prices and events); skips when the shared folder is absent."""
-    path = SHARED / "data"
+    """Real prices and events ($EVBT_SHARED_DATA, default ../shared/data); skips when the folder is absent."""
+    path = shared_data_dir()
     if not path.is_dir():
-        pytest.skip(f"real data folder {path} not present")
+        pytest.skip(f"real data folder {path} not present (set {SHARED_DATA_ENV} to point elsewhere)")
     return path
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,8 +50,17 @@ def test_run_csv_and_params(run_cli: Run, sample_cache: Path) -> None:
     code, out, err = run_cli("--offline", "run", "event_hold", "-p", "hold=3", "-p", "types=official_reassurance",
                              "--symbols", "BABA", "--csv", "--no-save")
     assert code == 0, err
-    header = out.splitlines()[0]
-    assert header.startswith("trade_id") or "symbol" in header
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows, "the sample has reassurance events on BABA"
+    assert list(rows[0])[:6] == ["trade_id", "symbol", "side", "event_id", "event_type", "entry_date"]
+    assert {r["symbol"] for r in rows} == {"BABA"} and {r["event_type"] for r in rows} == {"official_reassurance"}
+    assert [r["holding_sessions"] for r in rows if r["exit_reason"] == "hold"] == ["3"] * sum(
+        r["exit_reason"] == "hold" for r in rows)  # -p hold=3 reached the strategy
+    code, out, _ = run_cli("--offline", "run", "event_hold", "-p", "hold=3", "-p", "types=official_reassurance",
+                           "--symbols", "BABA", "--json", "--no-save")
+    trades = json.loads(out)["trades"]
+    assert [(r["event_id"], r["entry_date"], float(r["pnl"])) for r in rows] == [
+        (t["event_id"], t["entry_date"], t["pnl"]) for t in trades]  # the CSV is the report's trade list
     assert saved_runs() == []
 
 
@@ -67,9 +79,13 @@ def test_runs_ls_show_rerun_compare(run_cli: Run, sample_cache: Path) -> None:
     code, out, _ = run_cli("--offline", "rerun", first)
     assert code == 0 and "reproduced exactly" in out
     code, out, _ = run_cli("compare", first, second)
-    assert code == 0 and "hold" in out
+    assert code == 0 and "Parameters that differ" in out
+    assert re.search(r"^hold\s+5\s+10\s*$", out, re.M), out  # the one parameter that differs, both values
     code, out, _ = run_cli("compare", first, second, "--json")
-    assert code == 0 and json.loads(out)
+    assert code == 0
+    diff = json.loads(out)
+    assert [r["run_id"] for r in diff["runs"]] == [first, second]
+    assert diff["params"] == {"hold": [5, 10]}
 
 
 def test_rerun_reports_changed_data(run_cli: Run, sample_cache: Path) -> None:
@@ -110,7 +126,7 @@ def test_strategies_listed(run_cli: Run) -> None:
     (("run", "reassurance", "--fill", "noon"), "noon"),
     (("run", "reassurance", "--events", "/nonexistent/events.csv"), "events.csv"),
     (("runs", "show", "nosuchrun"), "nosuchrun"),
-    (("compare", "onlyone"), ""),
+    (("compare", "onlyone"), "compare needs at least two runs"),
 ])
 def test_bad_input_exit_2_nothing_saved(run_cli: Run, sample_cache: Path, argv: tuple[str, ...],
                                         message: str) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import ConfigError
 from engine.events.catalog import COLUMNS, check_events_text, load_events_file
 from engine.prices.csv_import import read_yahoo_csv
+from engine.prices.store import PriceStore
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -62,7 +62,7 @@ def test_failed_cli_import_writes_nothing(tmp_path: Path, run_cli, cache_dir: Pa
         after = sorted(p.name for p in cache_dir.rglob("*")) if cache_dir.exists() else []
         assert after == before
     else:
-        pytest.importorskip("engine.prices.store").PriceStore(cache_dir).remove("BABA")
+        PriceStore(cache_dir).remove("BABA")
 
 
 _EVENT_CELLS = {

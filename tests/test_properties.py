@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from engine import backtest
 from engine.events.catalog import Event
+from engine.execution import fast_driver as fastpath
 from engine.market.costs import CostModel
 from engine.plan.config import RunConfig
 from engine.prices.store import PriceStore
@@ -97,7 +98,6 @@ def test_accounting_identities_and_fast_path(s: dict) -> None:
 
 
 def _check_fast_path(s: dict, frames: dict[str, pd.DataFrame], out: backtest.Outcome) -> None:
-    fastpath = pytest.importorskip("engine.execution.fast_driver")
     from engine.plan.planner import RunContext, build_plan
     from strategies.registry import get_strategy
 

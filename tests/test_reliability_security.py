@@ -107,7 +107,6 @@ def test_config_files_use_tomllib() -> None:
 
 
 def test_html_report_escapes_user_text(run_cli: Run, sample_cache: Path, tmp_path: Path) -> None:
-    pytest.importorskip("engine.reporting.html_report")
     evil = '<script>alert("x")</script>'
     events = tmp_path / "evil.csv"
     header = "id,date,time,tz,session_hint,market,type,scope,symbols,firm,from_grade,to_grade,description,source"
@@ -119,7 +118,8 @@ def test_html_report_escapes_user_text(run_cli: Run, sample_cache: Path, tmp_pat
     assert code == 0, err
     text = html.read_text()
     assert "<script>alert" not in text and "<b>" not in text
-    assert "&lt;script&gt;" in text or "evil-1" in text
+    # the event's description is shown (in its trade row), escaped exactly, quotes too
+    assert "evil-1" in text and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
 
 
 def test_saved_runs_are_json_and_parquet_only(run_cli: Run, sample_cache: Path) -> None:

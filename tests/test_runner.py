@@ -141,20 +141,21 @@ def test_shorts_need_permission(store):
     assert t["pnl"] == pytest.approx(t["size"] * (t["entry_price"] - t["exit_price"]) - t["fees"], rel=1e-9)
 
 
-@pytest.mark.parametrize(("overlap", "n_trades", "exit_date"), [
-    ("extend", 1, None), ("ignore", 1, None), ("add", 2, None)])
-def test_overlap_policies(store, overlap, n_trades, exit_date):
+# Event a (2022-04-01 10:00 ET, during the session) enters at the 04-04 open; event b (04-05 10:00 ET) comes while
+# BABA is held and would enter at the 04-06 open. XNYS sessions: 04-04, 05, 06, 07, 08, 11, 12, 13.
+@pytest.mark.parametrize(("overlap", "want_trades", "order_b"), [
+    ("extend", [("a", "2022-04-04", "2022-04-13")], ("skipped", "hold clock restarted")),  # 5 sessions after 04-06
+    ("ignore", [("a", "2022-04-04", "2022-04-11")], ("skipped", "overlap=ignore")),  # 5 after 04-04, b dropped
+    ("add", [("a", "2022-04-04", "2022-04-11"), ("b", "2022-04-06", "2022-04-13")], ("filled", "entry")),  # 2 clocks
+])
+def test_overlap_policies(store, overlap, want_trades, order_b):
     first = event("a", "2022-04-01", time="10:00", tz="America/New_York", scope="single", symbols=["BABA"])
     second = event("b", "2022-04-05", time="10:00", tz="America/New_York", scope="single", symbols=["BABA"])
     out = backtest.run(config(symbols=("BABA",), overlap=overlap), store, events=[first, second])
-    trades = out.report["trades"]
-    assert len(trades) == n_trades
-    bars = store.load("BABA").index
-    entry = bars.get_loc(pd.Timestamp(trades[0]["entry_date"]))
-    if overlap == "extend":  # clock restarted at the second entry bar (04-06): exit 5 sessions after it
-        assert trades[0]["exit_date"] == str(bars[bars.get_loc(pd.Timestamp("2022-04-06")) + 5].date())
-    else:
-        assert trades[0]["exit_date"] == str(bars[entry + 5].date())
+    assert [(t["event_id"], t["entry_date"], t["exit_date"]) for t in out.report["trades"]] == want_trades
+    assert all(t["exit_reason"] == "hold" for t in out.report["trades"])
+    orders_b = [o for o in out.report["orders"] if o["event_id"] == "b"]
+    assert orders_b and orders_b[0]["status"] == order_b[0] and order_b[1] in orders_b[0]["reason"]
 
 
 def test_stop_loss_exits_at_next_fill_point(tmp_path):
