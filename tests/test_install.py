@@ -138,6 +138,17 @@ def test_demo_from_any_folder_writes_nothing_inside_site_packages(installed: Ins
     assert version_proc.returncode == 0 and "0.1.0" in version_proc.stdout
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion(installed: Installed, tmp_path: Path, shell: str) -> None:
+    """README, "Shell completion": the script click generates, and a completion it answers."""
+    source = _run([str(installed.evbt)], cwd=tmp_path, env={**installed.env, "_EVBT_COMPLETE": f"{shell}_source"})
+    assert source.returncode == 0 and "_evbt_completion" in source.stdout and "_EVBT_COMPLETE" in source.stdout
+    if shell == "bash":
+        env = {**installed.env, "_EVBT_COMPLETE": "bash_complete", "COMP_WORDS": "evbt ru", "COMP_CWORD": "1"}
+        answer = _run([str(installed.evbt)], cwd=tmp_path, env=env)
+        assert answer.returncode == 0 and answer.stdout.split() == ["plain,run", "plain,runs"]
+
+
 def test_default_folders_follow_the_current_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                       run_cli: Run) -> None:
     monkeypatch.delenv("EVBT_CACHE_DIR")
@@ -174,3 +185,12 @@ def test_cluster_without_the_extra_is_exit_2_naming_it(run_cli: Run, sample_cach
     assert "pip install 'evbt[cluster]'" in err and "Traceback" not in err
     sweeps = Path(os.environ["EVBT_RUNS_DIR"]) / "sweeps"
     assert not sweeps.exists() or not [p for p in sweeps.iterdir() if not p.name.startswith(".")]
+
+
+def test_real_data_folder_comes_from_a_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.conftest import SHARED_DATA_ENV, shared_data_dir
+
+    monkeypatch.setenv(SHARED_DATA_ENV, str(tmp_path / "elsewhere"))
+    assert shared_data_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(SHARED_DATA_ENV)
+    assert shared_data_dir() == REPO.parent / "shared" / "data"
