@@ -112,7 +112,9 @@ def _git(args: list[str], cwd: Path) -> str | None:
 def git_revision(repo_dir: Path | None = None) -> dict[str, Any]:
     """``{"revision": sha|None, "dirty": bool|None}`` of the evbt checkout (None outside git)."""
     cwd = repo_dir if repo_dir is not None else Path(__file__).resolve().parent.parent
-    rev = _git(["rev-parse", "HEAD"], cwd)
+    top = _git(["rev-parse", "--show-toplevel"], cwd)
+    # An installed evbt (site-packages) inside some other repository is not a checkout of evbt.
+    rev = _git(["rev-parse", "HEAD"], cwd) if top is not None and Path(top).resolve() == cwd.resolve() else None
     if rev is None:
         return {"revision": None, "dirty": None}
     status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +217,21 @@ def test_manifest_contents() -> None:
 
 def test_git_revision_outside_a_repo(tmp_path: Path) -> None:
     assert runs.git_revision(tmp_path) == {"revision": None, "dirty": None}
+
+
+def test_git_revision_of_a_folder_inside_another_repository(tmp_path: Path) -> None:
+    """An installed evbt under a project's .venv must not report that project's revision as its own."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run([git, "init", "-q", str(tmp_path)], check=True, env=env)
+    subprocess.run([git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=env)
+    site = tmp_path / ".venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    assert runs.git_revision(site) == {"revision": None, "dirty": None}
+    assert len(runs.git_revision(tmp_path)["revision"]) == 40  # the repository's own root still reports it
 
 
 def test_diff_manifests() -> None:
