@@ -170,7 +170,7 @@ def test_process_pool_equals_serial(run_cli, sample_cache: Path, monkeypatch: py
 
 def test_local_dask_cluster_equals_workers_1(run_cli, sample_cache: Path, monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
-    pytest.importorskip("distributed")
+    pytest.importorskip("distributed", reason="--cluster needs the cluster extra: pip install -e '.[cluster]'")
     local = _sweep(run_cli, "-g", "hold=1..6", "--workers", "1", "--top", "0")
     monkeypatch.setenv("EVBT_RUNS_DIR", str(tmp_path / "runs_dask"))
     dask = _sweep(run_cli, "-g", "hold=1..6", "--cluster", "local", "--workers", "1", "--top", "0")
@@ -180,7 +180,7 @@ def test_local_dask_cluster_equals_workers_1(run_cli, sample_cache: Path, monkey
 
 def test_unreachable_cluster_exits_1_and_writes_nothing(run_cli, sample_cache: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("distributed")
+    pytest.importorskip("distributed", reason="--cluster needs the cluster extra: pip install -e '.[cluster]'")
     monkeypatch.setenv(sweep.CONNECT_TIMEOUT_ENV, "0.5")
     code, _, err = run_cli(*BASE, "--quiet", "-g", "hold=1..3", "--cluster", "tcp://127.0.0.1:9")
     assert code == 1 and "cannot reach the Dask cluster" in err
