@@ -56,6 +56,7 @@ class RunSummary:
     trades: int
     synthetic: bool
     path: Path
+    tags: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- ids and manifests
@@ -284,6 +285,7 @@ def _save_run(
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     _recover(runs_dir)
+    manifest = _keep_history(runs_dir / run_id, manifest)
     tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -295,6 +297,23 @@ def _save_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return runs_dir / run_id
+
+
+def _keep_history(final: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The same run saved again (a rerun) keeps its first ``created_at`` and its tags (new tags are added)."""
+    doc = dict(manifest)
+    try:
+        old = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return doc
+    if not isinstance(old, dict):
+        return doc
+    if old.get("created_at"):
+        doc["created_at"] = old["created_at"]
+    tags = [*(old.get("tags") or []), *(doc.get("tags") or [])]
+    if tags:
+        doc["tags"] = list(dict.fromkeys(str(t) for t in tags))
+    return doc
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
@@ -454,9 +473,10 @@ def load_equity(run_or_path: str | Path, runs_dir: Path | None = None) -> pd.Dat
 def _summary(folder: Path) -> RunSummary:
     report = _read_report_file(folder / "report.json")
     try:
-        created = _load_json(folder, "manifest.json").get("created_at")
+        manifest = _load_json(folder, "manifest.json")
     except ConfigError:
-        created = None
+        manifest = {}
+    created = manifest.get("created_at")
     metrics, period = report.get("metrics") or {}, report.get("period") or {}
     return RunSummary(
         run_id=report["run_id"],
@@ -469,11 +489,12 @@ def _summary(folder: Path) -> RunSummary:
         trades=int(metrics.get("trade_count") or 0),
         synthetic=bool((report.get("data") or {}).get("synthetic")),
         path=folder,
+        tags=tuple(str(t) for t in manifest.get("tags") or ()),
     )
 
 
 def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
-    """Complete runs, oldest first (by creation time, then id); broken folders are skipped with a warning."""
+    """Complete runs, newest first (by creation time, then id); broken folders are skipped with a warning."""
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     out: list[RunSummary] = []
     for folder in _visible_runs(root):
@@ -481,4 +502,4 @@ def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
             out.append(_summary(folder))
         except ConfigError as exc:
             warnings.warn(f"skipping run folder {folder.name}: {exc}", EvbtWarning, stacklevel=2)
-    return sorted(out, key=lambda s: (s.created_at or "", s.run_id))
+    return sorted(out, key=lambda s: (s.created_at or "", s.run_id), reverse=True)

@@ -268,6 +268,9 @@ class PriceStore:
             "content_hash": content_hash(clean),
         }
         atomic_write_bytes(self.path_for(sym), _parquet_bytes(_table_from_frame(clean, meta)))
+        from engine.prices.snapshots import adopt  # a kept version equal to this one is re-linked: no copy
+
+        adopt(self.root, self.path_for(sym), meta)
         return meta
 
     def remove(self, symbol: str) -> bool:

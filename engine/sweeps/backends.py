@@ -1,0 +1,132 @@
+"""Where a sweep's tasks run: inline, a forked process pool, or a Dask cluster. Each yields rows per batch.
+
+A batch is evaluated by a ``Worker`` (the shipped data plus that process's caches). The pool hands the
+parent's worker to each forked child through the pool initializer (the child keeps it for its lifetime), so no
+state is shared through module globals of the parent process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from engine.errors import ConfigError, EvbtWarning, RunError
+from engine.sweeps.data import SweepData
+from engine.sweeps.evaluate import SweepCaches, evaluate
+from engine.sweeps.storage import make_row
+from engine.sweeps.tasks import Task
+
+CONNECT_TIMEOUT_ENV = "EVBT_SWEEP_CONNECT_TIMEOUT"  # seconds to reach a Dask scheduler (default 5)
+
+
+class Worker:
+    """The data of a sweep and one process's caches; pickles with empty caches (rebuilt where it lands)."""
+
+    def __init__(self, data: SweepData, caches: SweepCaches | None = None) -> None:
+        self.data = data
+        self.caches = caches or SweepCaches()
+
+    def run_batch(self, batch: Sequence[Task]) -> list[dict[str, Any]]:
+        rows = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EvbtWarning)
+            for task in batch:
+                rows.append(make_row(task, evaluate(self.data, task.window, task.config, caches=self.caches)))
+        return rows
+
+
+def run_batch(data: SweepData | Worker, batch: Sequence[Task]) -> list[dict[str, Any]]:
+    """Evaluate a batch of tasks (inline or on a Dask worker) and return their rows."""
+    worker = data if isinstance(data, Worker) else Worker(data)
+    return worker.run_batch(batch)
+
+
+class _ChildState:
+    """Set once in each forked pool child by the initializer (the child's own memory, never the parent's)."""
+
+    worker: Worker | None = None
+
+
+def _child_init(worker: Worker) -> None:
+    _ChildState.worker = worker
+
+
+def _child_batch(batch: Sequence[Task]) -> list[dict[str, Any]]:
+    assert _ChildState.worker is not None, "pool child started without its worker"
+    return _ChildState.worker.run_batch(batch)
+
+
+def batches(items: list[Task], workers: int) -> list[list[Task]]:
+    if not items:
+        return []
+    size = max(8, min(200, math.ceil(len(items) / max(workers * 4, 1))))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def execute_serial(worker: Worker, parts: list[list[Task]]) -> Iterator[list[dict]]:
+    for batch in parts:
+        yield worker.run_batch(batch)
+
+
+def execute_processes(worker: Worker, parts: list[list[Task]], workers: int) -> Iterator[list[dict]]:
+    """Fork-based process pool: children inherit the data and the warmed window contexts (copy-on-write)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")  # fork: initargs are inherited, not pickled
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_child_init,
+                                initargs=(worker,)) as pool:
+        futures = [pool.submit(_child_batch, batch) for batch in parts]
+        try:
+            for future in cf.as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+class DaskBackend:
+    """``--cluster ADDR`` (an existing scheduler) or ``--cluster local`` (a LocalCluster on loopback)."""
+
+    def __init__(self, address: str, workers: int, timeout: float | None = None) -> None:
+        timeout = timeout if timeout is not None else float(os.environ.get(CONNECT_TIMEOUT_ENV) or 5.0)
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:  # an optional extra: a usage error, before anything is written
+            raise ConfigError("--cluster needs the 'cluster' extra (Dask distributed): "
+                              "pip install 'evbt[cluster]'") from None
+        self.cluster = None
+        try:
+            if address == "local":
+                self.cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
+                                            dashboard_address="127.0.0.1:0", host="127.0.0.1")
+                self.client = Client(self.cluster, timeout=timeout)
+            else:
+                self.client = Client(address, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise RunError(f"cannot reach the Dask cluster at {address}: {exc}") from None
+        except ValueError as exc:  # a malformed address (e.g. no port): bad input, not an internal error
+            self.close()
+            raise ConfigError(f"--cluster {address!r}: {exc} (expected tcp://HOST:PORT or 'local')") from None
+
+    def run(self, worker: Worker, parts: list[list[Task]]) -> Iterator[list[dict]]:
+        from dask.distributed import as_completed
+
+        # one Worker object per cluster worker (deserialised once): its caches live across that worker's tasks
+        shipped = self.client.scatter(Worker(worker.data), broadcast=True)
+        futures = [self.client.submit(run_batch, shipped, batch, pure=False) for batch in parts]
+        for future in as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if getattr(self, "client", None) is not None:
+                self.client.close()
+        with contextlib.suppress(Exception):
+            if self.cluster is not None:
+                self.cluster.close()

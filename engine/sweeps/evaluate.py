@@ -1,0 +1,191 @@
+"""One backtest of one configuration on one window, from a sweep's data snapshot.
+
+The only place a sweep calls a driver: the fast path when it is exact for the configuration, backtrader
+otherwise. ``SweepCaches`` owns what is worth keeping between points of one process (window contexts, plans,
+typed parameters); it is passed in, never a module global.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.analysis.metrics import Metrics, compute_metrics, daily_returns
+from engine.backtest import benchmark_trade_return
+from engine.execution import fast_driver as fastpath
+from engine.execution.records import OrderRecord, RunResult, TradeRecord
+from engine.market.symbols import listing
+from engine.plan.config import RunConfig, build_params, params_to_dict
+from engine.plan.planner import Plan, RunContext, build_plan
+from engine.reporting.report import build_report, to_jsonable
+from engine.saved_runs import make_run_id
+from engine.sweeps.data import SweepData, WindowContext, window_context
+from engine.sweeps.windows import Window
+from strategies.registry import get_strategy
+
+PLAN_CACHE_SIZE = 64
+CONTEXT_CACHE_SIZE = 64
+PARAMS_CACHE_SIZE = 100_000
+
+
+class SweepCaches:
+    """Per-process memo of window contexts (by data token and window) and typed parameters.
+
+    Pickles empty: a Dask worker or a forked child builds its own from the shipped data."""
+
+    def __init__(self) -> None:
+        self.contexts: dict[tuple[str, Window], WindowContext] = {}
+        self.params: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def context(self, data: SweepData, window: Window) -> WindowContext:
+        key = (data.token, window)
+        if key not in self.contexts:
+            if len(self.contexts) >= CONTEXT_CACHE_SIZE:
+                self.contexts.clear()
+            self.contexts[key] = window_context(data, window)
+        return self.contexts[key]
+
+    def typed_params(self, strategy: str, raw: dict[str, Any]) -> Any:
+        """``build_params`` memoised per (strategy, values): type hints are slow to resolve per point."""
+        key = strategy + json.dumps(to_jsonable(raw), sort_keys=True)
+        params = self.params.get(key)
+        if params is None:
+            if len(self.params) >= PARAMS_CACHE_SIZE:
+                self.params.clear()
+            params = self.params[key] = build_params(get_strategy(strategy).Params, raw, strategy)
+        return params
+
+
+def cached_context(data: SweepData, window: Window, caches: SweepCaches | None = None) -> WindowContext:
+    return (caches or SweepCaches()).context(data, window)
+
+
+def typed_params(strategy: str, raw: dict[str, Any], caches: SweepCaches | None = None) -> Any:
+    return (caches or SweepCaches()).typed_params(strategy, raw)
+
+
+def plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any) -> Plan:
+    """The plan of ``config`` on the window, memoised in the window context (key: fill and parameters)."""
+    key = (config.strategy, config.fill, json.dumps(to_jsonable(params_to_dict(params)), sort_keys=True))
+    plan = wctx.plans.get(key)
+    if plan is None:
+        ctx = wctx.contexts.get(config.fill)
+        if ctx is None:
+            start, end = wctx.window.start, wctx.window.end
+            period = [e for e in data.events if start - dt.timedelta(days=7) <= e.date <= end]
+            ctx = RunContext(tuple(wctx.frames), period, wctx.history, config.fill, start, end)
+            wctx.contexts[config.fill] = ctx
+        placements = wctx.placements.setdefault(config.fill, {})
+        plan = plan_with_cache(get_strategy(config.strategy)(params), ctx, wctx.frames, placements)
+        while len(wctx.plans) >= PLAN_CACHE_SIZE:  # tasks come sorted by plan key: a small FIFO suffices
+            wctx.plans.pop(next(iter(wctx.plans)))
+        wctx.plans[key] = plan
+    return plan
+
+
+def plan_with_cache(strategy: Any, ctx: RunContext, frames: dict[str, pd.DataFrame],
+                    placements: dict[tuple[str, Any], tuple[Any, ...]]) -> Plan:
+    """``engine.plan.planner.build_plan`` with the fill-bar look-ups memoised in ``placements`` across points."""
+    return build_plan(strategy, ctx, frames, placements)
+
+
+@dataclass
+class PointResult:
+    """A finished evaluation of one configuration on one window."""
+
+    metrics: Metrics
+    stats: fastpath.ReturnStats
+    engine: str  # fast | backtrader
+    trades: list[TradeRecord]
+    orders: list[OrderRecord]
+    curve: pd.DataFrame | None
+    plan: Plan
+    context: WindowContext
+
+
+def evaluate(data: SweepData, window: Window, config: RunConfig, records: bool = False,
+             force_backtrader: bool = False, caches: SweepCaches | None = None) -> PointResult:
+    """One backtest of ``config`` on ``window`` (fast path when exact, else backtrader)."""
+    caches = caches or SweepCaches()
+    wctx = caches.context(data, window)
+    params = caches.typed_params(config.strategy, config.params)
+    plan = plan_for(data, wctx, config, params)
+    stop, take = getattr(params, "stop_loss", None), getattr(params, "take_profit", None)
+    if force_backtrader or fastpath.unsupported_reason(config) is not None:
+        return _evaluate_backtrader(wctx, config, plan, stop, take)
+    result = fastpath.simulate(wctx.market, config, plan, stop, take, records=records)
+    if not np.all(np.isfinite(result.equity)):
+        return _evaluate_backtrader(wctx, config, plan, stop, take)
+    metrics, stats = fastpath.fast_metrics(wctx.market, result, config.cash)
+    trades = _with_benchmarks(result.trades, wctx, config) if records else result.trades
+    orders = sorted(plan.skipped + result.orders, key=lambda o: (o.date, o.symbol, o.status)) if records else []
+    return PointResult(metrics, stats, "fast", trades, orders, result.curve() if records else None, plan, wctx)
+
+
+def _with_benchmarks(trades: list[TradeRecord], wctx: WindowContext, config: RunConfig) -> list[TradeRecord]:
+    if wctx.bench_frame is None:
+        return trades
+    return [dataclasses.replace(t, benchmark_return=benchmark_trade_return(t, wctx.bench_frame, config.fill))
+            for t in trades]
+
+
+def _evaluate_backtrader(wctx: WindowContext, config: RunConfig, plan: Plan, stop: float | None,
+                         take: float | None) -> PointResult:
+    from engine.execution.backtrader_driver import run_backtest
+
+    symbols = [s for s in config.symbols if s in wctx.frames]
+    trades, orders, curve = run_backtest(config, wctx.frames, plan, wctx.fx_series, stop_loss=stop,
+                                         take_profit=take, symbols=symbols)
+    bench_close = wctx.bench_frame["close"] if wctx.bench_frame is not None else None
+    metrics = compute_metrics(curve["equity"], trades, curve["exposure"], bench_close, initial_value=config.cash)
+    values = np.concatenate([[config.cash], curve["equity"].to_numpy(dtype=float)])
+    stats = fastpath.return_stats(daily_returns(values))
+    trades = _with_benchmarks(trades, wctx, config)
+    orders = sorted(plan.skipped + orders, key=lambda o: (o.date, o.symbol, o.status))
+    return PointResult(metrics, stats, "backtrader", trades, orders, curve, plan, wctx)
+
+
+def data_info(data: SweepData, fingerprints: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The report's per-symbol data section, as ``engine.backtest`` writes it (source, dates, rows)."""
+    out: dict[str, dict[str, Any]] = {}
+    for symbol, fp in fingerprints.items():
+        meta = data.meta.get(symbol, {})
+        out[symbol] = {"source": meta.get("source"), "first_date": meta.get("first_date"),
+                       "last_date": meta.get("last_date"), "rows": meta.get("rows"), "fingerprint": fp,
+                       "adjustment": meta.get("adjustment")}
+    return out
+
+
+def point_report(data: SweepData, window: Window, config: RunConfig, res: PointResult) -> dict[str, Any]:
+    """The report.json ``evbt run`` would write for this configuration (built from the sweep's result)."""
+    wctx = res.context
+    params = params_to_dict(build_params(get_strategy(config.strategy).Params, config.params, config.strategy))
+    result = point_result(res)
+    run_id = make_run_id(config.strategy, params, config.to_dict(), wctx.fingerprints, data.calendar_hash)
+    return build_report(run_id=run_id, strategy=config.strategy, params=params, config=config.to_dict(),
+                        result=result, metrics=res.metrics, data=data_info(data, wctx.fingerprints),
+                        events={"calendar_hash": data.calendar_hash, "count": len(data.events),
+                                "used": len(res.plan.events_used), "used_ids": res.plan.events_used})
+
+
+def point_result(res: PointResult) -> RunResult:
+    """The ``RunResult`` of a point evaluated with records (for saving it like a run)."""
+    wctx = res.context
+    needs_fx = any(listing(s).is_hk for s in wctx.frames)
+    fx_source = "none needed" if not needs_fx else ("HKD=X series" if wctx.fx_series is not None else "7.80 peg")
+    curve = res.curve if res.curve is not None else pd.DataFrame(columns=["equity", "cash", "exposure"])
+    bench = wctx.bench_frame["close"] if wctx.bench_frame is not None else None
+    return RunResult(curve["equity"], curve["cash"], curve["exposure"], res.trades, res.orders, bench,
+                     fx_source, list(wctx.warnings))

@@ -1,0 +1,175 @@
+"""A sweep folder on disk: ``<runs>/sweeps/<sweep_id>/`` with the manifest, atomic parquet chunks of point rows,
+summary.json and report.json; its id and its cross-process lock.
+
+Rows are looked up by ``key`` (the point's run id, a function of its values) and never by position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.analysis.metrics import Metrics
+from engine.errors import DataError
+from engine.plan.config import RunConfig
+from engine.reporting.report import dumps_report
+from engine.saved_runs import default_runs_dir
+from engine.sweeps.data import SweepData
+from engine.sweeps.evaluate import PointResult
+from engine.sweeps.tasks import Task
+from engine.sweeps.windows import Window
+
+ROW_FIELDS: dict[str, str] = {
+    "key": "str", "point": "int", "window": "str", "start": "str", "end": "str", "values": "str",
+    "params": "str", "config": "str", "engine": "str", "n_returns": "int", "sharpe_daily": "float",
+    "skew": "float", "kurtosis": "float",
+}
+
+
+def make_row(task: Task, res: PointResult) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "key": task.key, "point": task.point, "window": task.window.label, "start": task.window.start.isoformat(),
+        "end": task.window.end.isoformat(), "values": task.values_json, "params": task.params_json,
+        "config": task.config_json, "engine": res.engine,
+        "n_returns": res.stats.n, "sharpe_daily": res.stats.sharpe_daily, "skew": res.stats.skew,
+        "kurtosis": res.stats.kurtosis,
+    }
+    row.update(res.metrics.to_dict())
+    return row
+
+
+def schema() -> Any:
+    import pyarrow as pa
+
+    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
+    fields = [pa.field(k, types[v]) for k, v in ROW_FIELDS.items()]
+    for f in dataclasses.fields(Metrics):
+        kind = pa.int64() if "int" in str(f.type) else pa.float64()
+        fields.append(pa.field(f.name, kind))
+    return pa.schema(fields)
+
+
+class SweepFolder:
+    """``<runs>/sweeps/<sweep_id>/``: manifest, atomic parquet chunks of rows, summary and best report."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.points_dir = self.path / "points"
+        self._seq = 0
+
+    def create(self) -> None:
+        self.points_dir.mkdir(parents=True, exist_ok=True)
+        # leftovers of a killed writer: chunks, and manifest/summary/report temp files next to them
+        for tmp in [*self.points_dir.glob(".*.tmp"), *self.path.glob(".*.tmp")]:
+            match = re.search(r"\.(\d+)\.tmp$", tmp.name)
+            if match and not pid_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+    def chunks(self) -> list[Path]:
+        return sorted(self.points_dir.glob("chunk-*.parquet")) if self.points_dir.is_dir() else []
+
+    def keys(self) -> set[str]:
+        import pyarrow.parquet as pq
+
+        out: set[str] = set()
+        for chunk in self.chunks():
+            out.update(pq.read_table(chunk, columns=["key"]).column("key").to_pylist())
+        return out
+
+    def write_chunk(self, rows: list[dict[str, Any]]) -> Path:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from engine.atomic import atomic_write_bytes
+
+        table_schema = schema()
+        table = pa.Table.from_pylist([{k: r.get(k) for k in table_schema.names} for r in rows], schema=table_schema)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        self._seq += 1
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = self.points_dir / f"chunk-{stamp}-{os.getpid()}-{self._seq:05d}.parquet"
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+    def read(self, keys: Iterable[str] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows (one per key, the latest written), optionally only ``keys``."""
+        import pyarrow.parquet as pq
+
+        names = list(columns) if columns is not None else None
+        if names is not None and "key" not in names:
+            names.insert(0, "key")
+        frames = [pq.read_table(chunk, columns=names).to_pandas() for chunk in self.chunks()]
+        if not frames:
+            return pd.DataFrame(columns=names or schema().names)
+        rows = pd.concat(frames, ignore_index=True).drop_duplicates("key", keep="last")
+        if keys is not None:
+            rows = rows[rows["key"].isin(set(keys))]
+        return rows.reset_index(drop=True)
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        path = self.path / name
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def write_json(self, name: str, doc: dict[str, Any]) -> None:
+        from engine.atomic import atomic_write_bytes
+
+        atomic_write_bytes(self.path / name, dumps_report(doc).encode("utf-8"))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweeps_dir(runs_dir: Path | None = None) -> Path:
+    return (Path(runs_dir) if runs_dir is not None else default_runs_dir()) / "sweeps"
+
+
+def make_sweep_id(base: RunConfig, data: SweepData, windows: Sequence[Window] = ()) -> str:
+    """Scope of the reusable points: strategy, universe, period, benchmark, events, data and calendar; a split
+    or walk-forward sweep (windows other than the full period) has its own id, so it never overwrites the
+    summary of the plain sweep."""
+    scope: dict[str, Any] = {
+        "strategy": base.strategy, "symbols": list(base.symbols), "start": base.start.isoformat(),
+        "end": base.end.isoformat(), "benchmark": base.benchmark, "events": list(base.events_files),
+        "replace_events": base.replace_events, "data": data.fingerprints, "calendar": data.calendar_hash}
+    labels = [w.label for w in windows]
+    if labels and labels != ["full"]:
+        scope["windows"] = [[w.label, w.start.isoformat(), w.end.isoformat()] for w in windows]
+    digest = hashlib.sha256(json.dumps(scope, sort_keys=True).encode()).hexdigest()[:12]
+    return f"sweep-{re.sub(r'[^a-z0-9]+', '-', base.strategy.lower())}-{digest}"
+
+
+@contextlib.contextmanager
+def folder_lock(path: Path) -> Iterator[None]:
+    """Cross-process lock for one sweep folder (a hidden lock file beside it in <runs>/sweeps/)."""
+    from filelock import FileLock
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+    with FileLock(path.parent / f".{path.name}.lock"):
+        yield
