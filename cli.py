@@ -418,11 +418,12 @@ def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
 @click.option("--no-save", is_flag=True, help="Do not save the run under the runs folder.")
+@click.option("--tag", "tags", multiple=True, metavar="LABEL", help="Label the saved run (repeatable; `runs ls --tag`).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
 @click.pass_obj
 def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file: Path | None, as_json: bool,
-            as_csv: bool, no_save: bool, events_file: str | None, html_path: Path | None = None,
+            as_csv: bool, no_save: bool, tags: tuple[str, ...], events_file: str | None, html_path: Path | None = None,
             plot_path: Path | None = None, **options) -> None:
     """Backtest STRATEGY on cached prices and print metrics and trades.
 
@@ -437,7 +438,7 @@ def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file
 
     options["events"] = events_file
     config = build_run_config(app, strategy, params, config_file, options)
-    outcome, saved = execute_run(app, config, save=not no_save)
+    outcome, saved = execute_run(app, config, save=not no_save, tags=tags)
     _print_report(outcome.report, as_json, as_csv, saved)
     write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn)
 
@@ -484,33 +485,83 @@ def strategies_cmd(as_json: bool) -> None:
     click.echo(strategies_text(rows))
 
 
-@cli.group("runs")
-def runs_group() -> None:
-    """Saved runs (folder: $EVBT_RUNS_DIR, default ./runs)."""
+@cli.group("runs", invoke_without_command=True)
+@click.pass_context
+def runs_group(ctx: click.Context) -> None:
+    """Saved runs (folder: $EVBT_RUNS_DIR, default ./runs). Alone: the list, newest first.
+
+    \b
+    Examples:
+      evbt runs                       # = evbt runs ls
+      evbt runs ls --strategy reassurance --tag baseline --json
+      evbt runs show SWEEP_ID:2
+      evbt runs rm RUN && evbt runs gc
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(runs_ls)
 
 
 @runs_group.command("ls")
-@click.option("--json", "as_json", is_flag=True)
-def runs_ls(as_json: bool) -> None:
+@click.option("--strategy", default=None, help="Only runs of this strategy.")
+@click.option("--since", default=None, metavar="DATE", help="Only runs created on or after DATE (YYYY-MM-DD).")
+@click.option("--until", default=None, metavar="DATE", help="Only runs created on or before DATE (YYYY-MM-DD).")
+@click.option("--tag", default=None, help="Only runs carrying this tag (`evbt run --tag`).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs_ls(strategy: str | None = None, since: str | None = None, until: str | None = None,
+            tag: str | None = None, as_json: bool = False) -> None:
     """List saved runs, newest first.
 
     \b
     Example:
-      evbt runs ls
+      evbt runs ls --since 2026-01-01 --strategy reassurance
     """
-    import dataclasses
-
+    from engine.api import parse_day
     from engine.reporting.cli_text import runs_ls_text
-    from engine.saved_runs import list_runs
+    from engine.runs.catalog import RunFilter, find_runs, summary_json
 
-    summaries = list_runs()
+    filters = RunFilter(strategy, parse_day(since, "--since"), parse_day(until, "--until"), tag)
+    summaries = find_runs(filters)
     if as_json:
-        emit_json([dataclasses.asdict(s) for s in summaries])
+        emit_json([summary_json(s) for s in summaries])
         return
     if not summaries:
-        click.echo("no saved runs")
+        click.echo("no saved runs" + (" match the filters" if filters != RunFilter() else ""))
         return
     click.echo(runs_ls_text(summaries))
+
+
+@runs_group.command("rm")
+@click.argument("runs", nargs=-1, required=True)
+def runs_rm(runs: tuple[str, ...]) -> None:
+    """Delete saved runs (ids or unique prefixes; nothing is removed if one is not found).
+
+    Their data snapshots are freed by `evbt runs gc`.
+
+    \b
+    Example:
+      evbt runs rm reassurance-3f2a
+    """
+    from engine.runs.catalog import remove_runs
+
+    for run_id in remove_runs(runs):
+        click.echo(f"{run_id}: removed")
+
+
+@runs_group.command("gc")
+@click.pass_obj
+def runs_gc(app: AppContext) -> None:
+    """Free the data snapshots that no saved run or sweep in the runs folder refers to.
+
+    \b
+    Example:
+      evbt runs gc
+    """
+    from engine.reporting.cli_text import size_label
+    from engine.runs.catalog import gc
+
+    result = gc(app.store(offline=True))
+    click.echo(f"freed {result.removed} data version(s), {size_label(result.freed_bytes)}; "
+               f"{result.kept} kept")
 
 
 @runs_group.command("show")
@@ -518,7 +569,7 @@ def runs_ls(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
 def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
-    """Show a saved run (id, unique id prefix, folder or report.json path).
+    """Show a saved run (id, unique id prefix, folder, report.json path, SWEEP_ID or SWEEP_ID:RANK).
 
     \b
     Example:
@@ -531,19 +582,25 @@ def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
 
 @cli.command("rerun")
 @click.argument("run")
+@click.option("--current-data", is_flag=True, help="Use today's cache, not the data versions the run read; "
+              "list the trades that changed.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def rerun_cmd(app: AppContext, run: str, as_json: bool) -> None:
+def rerun_cmd(app: AppContext, run: str, current_data: bool, as_json: bool) -> None:
     """Run a saved run again and say whether it reproduced exactly, or what changed.
 
+    By default it runs on the data versions the run read (kept in the cache's snapshots), so a later
+    `evbt data fetch` or `import` does not change the result. RUN is anything `evbt runs show` accepts.
+
     \b
-    Example:
+    Examples:
       evbt rerun reassurance-3f2a
+      evbt rerun reassurance-3f2a --current-data
     """
     from engine.api import rerun
     from engine.reporting.cli_text import rerun_text
 
-    verdict = rerun(app, run)
+    verdict = rerun(app, run, current_data=current_data)
     if as_json:
         emit_json(verdict.to_dict())
         return
@@ -604,11 +661,10 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
       evbt report reassurance-3f2a --html report.html
       evbt report runs/reassurance-3f2a --plot equity.png
     """
-    from engine.api import write_saved_run_visuals
-    from engine.saved_runs import load_report
+    from engine.api import load_any_report, write_saved_run_visuals
 
     if html_path is None and plot_path is None:
-        _print_report(load_report(run), False, False, None)
+        _print_report(load_any_report(run), False, False, None)
         return
     write_saved_run_visuals(app, run, html_path, plot_path, _wrote, warn)
 
@@ -732,6 +788,8 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
         workers=workers or min(os.cpu_count() or 1, 8), cluster=cluster,
         split=parse_date(split, "--split") if split else None,
         walk_forward=parse_walk_forward(walk_forward) if walk_forward else None,
+        command_prefix="evbt --sample" if app.sample else "evbt",
+        default_symbols=build_run_config(app, strategy, (), None, {}).symbols,
     )
     hm_keys = heatmap_keys_for(grid, heatmap_keys) if heatmap is not None else None
     update, stop = _sweep_progress(quiet or as_json)

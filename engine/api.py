@@ -73,17 +73,17 @@ def build_run_config(settings: Settings, strategy: str, params: Sequence[str], c
         raise type(exc)(f"{exc} (in {config_file} or the command-line options)") from None
 
 
-def execute_run(settings: Settings, config: Any, save: bool = True) -> tuple[Any, Path | None]:
-    """Run a backtest on the cache; save it under the runs folder unless ``save`` is false."""
-    from engine import backtest, saved_runs
+def execute_run(settings: Settings, config: Any, save: bool = True,
+                tags: Sequence[str] = ()) -> tuple[Any, Path | None]:
+    """Run a backtest on the cache; save it (with the data versions it read) unless ``save`` is false."""
+    from engine import backtest
+    from engine.runs.catalog import save_outcome
 
-    outcome = backtest.run(config, settings.store())
+    store = settings.store()
+    outcome = backtest.run(config, store)
     path = None
     if save:
-        manifest = saved_runs.build_manifest(run_id=outcome.report["run_id"], data_fingerprints=outcome.fingerprints,
-                                             calendar_hash=outcome.calendar_hash,
-                                             repo_dir=Path(__file__).resolve().parent.parent)
-        path = saved_runs.save_run(saved_runs.default_runs_dir(), outcome.report, outcome.result, manifest)
+        path = save_outcome(outcome, store, tags=tags, repo_dir=Path(__file__).resolve().parent.parent)
     return outcome, path
 
 
@@ -99,41 +99,21 @@ def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
     return sample, missing
 
 
-@dataclass(frozen=True)
-class RerunVerdict:
-    run_id: str
-    new_run_id: str
-    reproduced: bool
-    changes: list[str]
-    saved: Path | None
+def rerun(settings: Settings, run: str, current_data: bool = False) -> Any:
+    """Run a saved result again on the data versions it read (or today's cache with ``current_data``); say
+    whether the report is byte-identical, else which inputs and which trades changed."""
+    from engine.runs.rerun import rerun as rerun_target
+    from engine.runs.resolve import resolve
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "new_run_id": self.new_run_id, "reproduced": self.reproduced,
-                "changes": self.changes, "saved": str(self.saved) if self.saved else None}
-
-
-def rerun(settings: Settings, run: str) -> RerunVerdict:
-    """Run a saved run again; say whether the report is byte-identical or which inputs changed."""
-    from engine.plan.config import run_config_from_dict
-    from engine.reporting.report import dumps_report
-    from engine.saved_runs import diff_manifests, load_config, load_manifest, load_report
-
-    old_report = load_report(run)
-    old_manifest = load_manifest(run)
-    config = run_config_from_dict(load_config(run)["config"])
-    outcome, saved = execute_run(settings, config)
-    new_manifest = load_manifest(str(saved)) if saved else {}
-    same = dumps_report(outcome.report) == dumps_report(old_report)
-    changes = [] if same else diff_manifests(old_manifest, new_manifest)
-    return RerunVerdict(old_report["run_id"], outcome.report["run_id"], same, changes, saved)
+    return rerun_target(resolve(run), settings.store(), current_data=current_data,
+                        repo_dir=Path(__file__).resolve().parent.parent)
 
 
 def load_any_report(reference: str) -> dict[str, Any]:
-    """A saved run's report, or a sweep's best point (SWEEP_ID) or ranked point (SWEEP_ID:RANK)."""
-    from engine.saved_runs import load_report
-    from engine.sweeps.sweep import load_sweep_report
+    """The report a reference names: run id or prefix, run folder, report file, SWEEP_ID, SWEEP_ID:RANK."""
+    from engine.runs.resolve import resolve
 
-    return load_sweep_report(reference) or load_report(reference)
+    return resolve(reference).report
 
 
 def compare(references: Sequence[str]) -> dict[str, Any]:
@@ -273,9 +253,14 @@ def write_outcome_visuals(settings: Settings, outcome: Any, html_path: Path | No
 
 def write_saved_run_visuals(settings: Settings, run: str, html_path: Path | None, plot_path: Path | None,
                             wrote: Wrote, warn: Callable[[str], None]) -> None:
-    from engine.saved_runs import load_equity, load_report
+    from engine.runs.resolve import resolve
 
-    write_run_visuals(settings, load_report(run), load_equity(run), html_path, plot_path, wrote, warn)
+    target = resolve(run)
+    equity = target.equity()
+    if equity is None:
+        raise ConfigError(f"{run}: a sweep point or report file has no saved equity curve to chart "
+                          "(run it with `evbt run` to get one)")
+    write_run_visuals(settings, target.report, equity, html_path, plot_path, wrote, warn)
 
 
 def write_compare_visuals(references: Sequence[str], comparison: dict[str, Any], html_path: Path | None,
@@ -283,15 +268,15 @@ def write_compare_visuals(references: Sequence[str], comparison: dict[str, Any],
     if html_path is None and plot_path is None:
         return
     from engine.reporting import html_report as html
-    from engine.saved_runs import load_equity
-    from engine.sweeps.sweep import load_sweep_report
+    from engine.runs.resolve import resolve
 
     curves = {}
     for reference, info in zip(references, comparison["runs"], strict=True):
-        if load_sweep_report(reference) is not None:  # sweep points keep metrics and trades, not equity curves
+        equity = resolve(reference).equity()
+        if equity is None:  # sweep points keep metrics and trades, not equity curves
             warn(f"{reference}: a sweep point has no saved equity curve; left out of the charts")
             continue
-        curves[str(info["run_id"])] = load_equity(reference)["equity"]
+        curves[str(info["run_id"])] = equity["equity"]
     if html_path is not None:
         wrote(html_path, html.write_html(html_path, html.compare_document(comparison, curves)))
     if plot_path is not None:

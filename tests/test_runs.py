@@ -141,8 +141,8 @@ def test_list_runs_summary_and_order(tmp_path: Path) -> None:
     (tmp_path / "junk").mkdir()
     with pytest.warns(UserWarning, match="junk"):
         listed = runs.list_runs(tmp_path)
-    assert [s.run_id for s in listed] == ["reassurance-aaa111", "reassurance-bbb222"]
-    first = listed[0]
+    assert [s.run_id for s in listed] == ["reassurance-bbb222", "reassurance-aaa111"]  # newest first
+    first = listed[1]
     assert first.strategy == "reassurance" and first.created_at == "2026-01-02T00:00:00+00:00"
     assert (first.start, first.end, first.trades, first.synthetic) == ("2022-03-14", "2022-03-16", 1, True)
     assert first.total_return == pytest.approx(0.01)

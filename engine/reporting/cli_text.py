@@ -80,22 +80,35 @@ def strategies_text(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def runs_ls_text(summaries: Sequence[Any]) -> str:
+    tagged = any(getattr(s, "tags", ()) for s in summaries)
     rows = [[s.run_id, s.strategy, s.created_at or "", f"{s.start} .. {s.end}",
              "" if s.total_return is None else f"{s.total_return:.2%}",
-             "" if s.sharpe is None else f"{s.sharpe:.2f}", str(s.trades)] for s in summaries]
-    return render_table(["run", "strategy", "created", "period", "return", "sharpe", "trades"], rows)
+             "" if s.sharpe is None else f"{s.sharpe:.2f}", str(s.trades),
+             *([",".join(s.tags)] if tagged else [])] for s in summaries]
+    headers = ["run", "strategy", "created", "period", "return", "sharpe", "trades", *(["tags"] if tagged else [])]
+    return render_table(headers, rows)
 
 
 def rerun_text(verdict: Any) -> str:
+    data = getattr(verdict, "data", "current")
+    source = "the data versions it read" if data == "snapshot" else "the current cache"
+    missing = getattr(verdict, "missing_snapshots", [])
+    lines = []
+    if missing:
+        lines.append(f"note: no saved data version for {', '.join(missing)}; rerun on the current cache")
     if verdict.reproduced:
-        return f"reproduced exactly: {verdict.run_id} (byte-identical report)"
-    lines = [f"not reproduced: {verdict.run_id} -> {verdict.new_run_id}"]
+        lines.append(f"reproduced exactly: {verdict.run_id} (byte-identical report, on {source})")
+        return "\n".join(lines)
+    lines.append(f"not reproduced: {verdict.run_id} -> {verdict.new_run_id} (on {source})")
     changes = verdict.changes or ["report differs but data, calendar and code fingerprints are unchanged"]
     lines.extend(f"  - {line}" for line in changes)
+    trades = getattr(verdict, "trade_changes", [])
+    if trades:
+        lines.append(f"Trades that changed ({len(trades)}):")
+        lines.extend(f"  - {line}" for line in trades)
+    elif data == "current":
+        lines.append("Trades: none changed")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------- sweeps
 
 
 def _num(value: float | None) -> str:
@@ -170,7 +183,7 @@ def sweep_text(strategy: str, outcome: Any, top: int, heatmap: Any) -> str:
         best = summary.get("best")
         if best:
             lines += ["", "Best: " + ", ".join(f"{k}={v}" for k, v in best["values"].items())
-                      + f"  (run id {best['key']})", f"  {best_command(strategy, best)}"]
+                      + f"  (run id {best['key']})", f"  {best.get('command') or best_command(strategy, best)}"]
     lines.append("")
     if summary.get("walk_forward") is None:
         lines.append("Multiple testing: " + summary["multiple_testing"].get("note", ""))

@@ -85,6 +85,8 @@ class SweepRequest:
     cluster: str | None = None
     split: dt.date | None = None
     walk_forward: tuple[int, int] | None = None
+    command_prefix: str = "evbt"  # how the printed reproduce commands start (e.g. "evbt --sample")
+    default_symbols: tuple[str, ...] | None = None  # the universe `evbt run` uses without --symbols
 
 
 @dataclass
@@ -144,6 +146,7 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
         columns = [n for n in schema().names if n not in ("config", "params")]
         rows = folder.read(keys, columns=columns)
         summary = summarise(req.metric, req.grid, rows, tasks, windows, folder.path.name, req.strategy)
+        _add_commands(req, summary, folder)
         summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
                              "reused": len(keys) - computed}
         folder.write_json("summary.json", summary)
@@ -151,6 +154,20 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
     _keep_snapshots(store, data)
     return SweepOutcome(folder.path.name, folder.path, summary, computed, len(keys) - computed,
                         time.perf_counter() - began)
+
+
+def _add_commands(req: SweepRequest, summary: dict[str, Any], folder: SweepFolder) -> None:
+    """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id)."""
+    from engine.runs.reproduce import reproduce_command
+
+    best = summary.get("best")
+    if not best:
+        return
+    rows = folder.read([best["key"]], columns=["key", "config"])
+    if len(rows):
+        config = run_config_from_dict(json.loads(rows.iloc[0]["config"]))
+        best["command"] = reproduce_command(config, req.command_prefix, req.default_symbols)
+        summary["ranking"][0] = best
 
 
 def _keep_snapshots(store: PriceStore, data: SweepData) -> None:
