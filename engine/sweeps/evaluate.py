@@ -173,9 +173,12 @@ def point_report(data: SweepData, window: Window, config: RunConfig, res: PointR
     wctx = res.context
     params = params_to_dict(build_params(get_strategy(config.strategy).Params, config.params, config.strategy))
     result = point_result(res)
+    # the report's metrics come from the one metrics implementation, as `evbt run` computes them
+    metrics = compute_metrics(result.equity, result.trades, result.exposure, result.benchmark,
+                              initial_value=config.cash) if res.curve is not None else res.metrics
     run_id = make_run_id(config.strategy, params, config.to_dict(), wctx.fingerprints, data.calendar_hash)
     return build_report(run_id=run_id, strategy=config.strategy, params=params, config=config.to_dict(),
-                        result=result, metrics=res.metrics, data=data_info(data, wctx.fingerprints),
+                        result=result, metrics=metrics, data=data_info(data, wctx.fingerprints),
                         events={"calendar_hash": data.calendar_hash, "count": len(data.events),
                                 "used": len(res.plan.events_used), "used_ids": res.plan.events_used})
 

@@ -68,8 +68,8 @@ from engine.sweeps.windows import Window, make_windows, parse_walk_forward  # no
 
 CHUNK_ROWS = 256
 CHUNK_ROWS_ENV = "EVBT_SWEEP_CHUNK_ROWS"  # test hook: smaller chunks
-REPORTS_KEPT = 10  # full reports saved for the top points (at least; --top N keeps N when larger)
-REPORTS_MAX = 50
+REPORTS_KEPT = 5  # full reports saved for the top points (at least; --top N keeps N when larger)
+REPORTS_MAX = 20
 _schema = schema  # older name (scripts/reliability.py)
 _plan_for = plan_for
 
@@ -262,7 +262,9 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: dict[str, Any], f
         if not target.is_file():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", EvbtWarning)
-                res = evaluate(worker.data, window, config, records=True, caches=worker.caches)
+                # the reference engine: the kept report is byte for byte what `evbt run` writes
+                res = evaluate(worker.data, window, config, records=True, force_backtrader=True,
+                               caches=worker.caches)
             report = point_report(worker.data, window, config, res)
             reports_dir.mkdir(exist_ok=True)
             folder.write_json(f"reports/{key}.json", report)

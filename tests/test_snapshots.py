@@ -1,0 +1,111 @@
+"""Exact reruns from data snapshots: a run keeps the versions of the price series it read (content-addressed,
+hard-linked: unchanged data costs no disk), `evbt rerun` reproduces the report byte for byte after the cache
+changed, `--current-data` lists the trades that changed, `runs rm` + `runs gc` free what nobody refers to."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.prices.snapshots import SnapshotStore
+from engine.prices.store import PriceStore
+
+RunCli = Callable[..., tuple[int, str, str]]
+RUN = ("--offline", "run", "reassurance", "--symbols", "BABA,JD,0700.HK", "--end", "2022-12-30")
+
+
+def _run(run_cli: RunCli, *extra: str) -> dict:
+    code, out, err = run_cli(*RUN, *extra, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _change(store: PriceStore, symbol: str, factor: float) -> None:
+    """A refetch that revised every price of ``symbol`` (what `evbt data fetch` or `import` can do)."""
+    frame = store.read_all(symbol)
+    for col in ("open", "high", "low", "close", "adj_close"):
+        frame[col] = frame[col] * factor
+    meta = store.read_meta(symbol)
+    store.write(symbol, frame, meta["source"], meta.get("adjustment", ""))
+
+
+def _rewrite_same(store: PriceStore, symbol: str) -> None:
+    meta = store.read_meta(symbol)
+    store.write(symbol, store.read_all(symbol), meta["source"], meta.get("adjustment", ""))
+
+
+def test_rerun_is_exact_after_the_cache_changed(run_cli: RunCli, sample_cache: Path) -> None:
+    report = _run(run_cli)
+    store = PriceStore(sample_cache)
+    _change(store, "BABA", 1.1)
+    code, out, err = run_cli("--offline", "rerun", report["run_id"])
+    assert code == 0, err
+    assert f"reproduced exactly: {report['run_id']}" in out and "data versions it read" in out
+    code, out, err = run_cli("--offline", "rerun", report["run_id"], "--current-data")
+    assert code == 0, err
+    assert "not reproduced" in out and "data BABA: fingerprint" in out
+    assert "Trades that changed" in out and "BABA long on" in out and "entry_price" in out
+
+
+def test_unchanged_data_costs_nothing(run_cli: RunCli, sample_cache: Path) -> None:
+    _run(run_cli)
+    store = PriceStore(sample_cache)
+    snaps = SnapshotStore(store)
+    assert len(snaps.versions()) >= 3 and snaps.disk_cost() == 0  # hard links to the cache files
+    for _ in range(3):  # three re-imports of identical data: new files, same content
+        for symbol in ("BABA", "JD", "0700.HK", "KWEB"):
+            _rewrite_same(store, symbol)
+    assert snaps.disk_cost() == 0
+    size = store.path_for("BABA").stat().st_size
+    _change(store, "BABA", 1.2)
+    assert snaps.disk_cost() == size  # the old BABA now lives in its snapshot alone
+
+
+def test_runs_rm_and_gc_free_unreferenced_versions(run_cli: RunCli, sample_cache: Path) -> None:
+    report = _run(run_cli)
+    store = PriceStore(sample_cache)
+    _change(store, "BABA", 0.9)
+    kept = _run(run_cli)  # a second run on the new BABA
+    snaps = SnapshotStore(store)
+    before = len(snaps.versions())
+    code, out, err = run_cli("runs", "gc")
+    assert code == 0 and "freed 0 data version(s)" in out  # both runs still refer to their versions
+    code, out, err = run_cli("runs", "rm", report["run_id"])
+    assert code == 0 and f"{report['run_id']}: removed" in out
+    code, out, err = run_cli("runs", "gc")
+    assert code == 0 and "freed 1 data version(s)" in out, out
+    assert len(snaps.versions()) == before - 1 and snaps.disk_cost() == 0
+    code, out, err = run_cli("--offline", "rerun", kept["run_id"])
+    assert code == 0 and "reproduced exactly" in out
+    code, _, err = run_cli("runs", "rm", "nope-123")
+    assert code == 2 and "not found" in err
+
+
+def test_rerun_keeps_created_and_tags(run_cli: RunCli, sample_cache: Path) -> None:
+    report = _run(run_cli, "--tag", "baseline")
+    folder = Path(os.environ["EVBT_RUNS_DIR"]) / report["run_id"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["created_at"] = "2020-01-01T00:00:00+00:00"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli("--offline", "rerun", report["run_id"])
+    assert code == 0, err
+    after = json.loads((folder / "manifest.json").read_text())
+    assert after["created_at"] == "2020-01-01T00:00:00+00:00" and after["tags"] == ["baseline"]
+
+
+def test_rerun_of_a_sweep_point_and_a_report_file(run_cli: RunCli, sample_cache: Path, tmp_path: Path) -> None:
+    code, out, err = run_cli("--offline", "sweep", "reassurance", "--symbols", "BABA,JD", "--end", "2022-12-30",
+                             "-g", "hold=2,4", "--quiet", "--json")
+    assert code == 0, err
+    sweep_id = json.loads(out)["sweep_id"]
+    _change(PriceStore(sample_cache), "JD", 1.05)
+    for ref in (sweep_id, f"{sweep_id}:2"):
+        code, out, err = run_cli("--offline", "rerun", ref)
+        assert code == 0 and "reproduced exactly" in out, (ref, out, err)
+    code, out, _ = run_cli("--offline", "runs", "show", sweep_id, "--json")
+    path = tmp_path / "report.json"
+    path.write_text(out)
+    code, out, err = run_cli("--offline", "rerun", str(path))
+    assert code == 0 and "reproduced exactly" in out, err

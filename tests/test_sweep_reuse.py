@@ -1,0 +1,112 @@
+"""Sweep points are keyed by their VALUES: reused rows never take another point's label, whatever order, width or
+split the sweeps of one runs folder come in; the printed best command reproduces the best point's run id."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+BASE = ("--offline", "sweep", "reassurance", "--symbols", "BABA,JD,0700.HK,9988.HK", "--end", "2022-12-30",
+        "--quiet", "--workers", "1")
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+def _tables(out: str) -> str:
+    """The printed result without what legitimately differs between a fresh and a reused sweep."""
+    keep = [line for line in out.splitlines()
+            if not line.startswith(("computed ", "saved: ", "Sweep sweep-"))]
+    return "\n".join(keep)
+
+
+def _sweep(run_cli: RunCli, runs_dir: Path, *args: str) -> str:
+    os.environ["EVBT_RUNS_DIR"] = str(runs_dir)
+    code, out, err = run_cli(*BASE, *args)
+    assert code == 0, err
+    return out
+
+
+def test_reordered_axes_keep_their_labels(run_cli: RunCli, sample_cache: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    _sweep(run_cli, shared, "-g", "hold=1..6", "-g", "fill=open,close")
+    reused = _sweep(run_cli, shared, "-g", "fill=close,open", "-g", "hold=1..6")
+    fresh = _sweep(run_cli, tmp_path / "fresh", "-g", "fill=close,open", "-g", "hold=1..6")
+    assert "computed 0, reused 12" in reused
+    assert _tables(reused) == _tables(fresh)
+    summary = json.loads(next((shared / "sweeps").glob("*/summary.json")).read_text())
+    for entry in summary["ranking"]:  # every stored row's own values are the ones shown next to its key
+        row_values = json.loads(_stored_values(shared, entry["key"]))
+        assert row_values == entry["values"]
+
+
+def _stored_values(runs_dir: Path, key: str) -> str:
+    import pyarrow.parquet as pq
+
+    for chunk in (runs_dir / "sweeps").glob("*/points/chunk-*.parquet"):
+        table = pq.read_table(chunk, columns=["key", "values"]).to_pylist()
+        for row in table:
+            if row["key"] == key:
+                return row["values"]
+    raise AssertionError(key)
+
+
+def test_single_point_after_a_wide_sweep(run_cli: RunCli, sample_cache: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    _sweep(run_cli, shared, "-g", "hold=1..10", "-g", "fill=open,close")
+    one = _sweep(run_cli, shared, "-g", "hold=5")  # crashed with IndexError (stored point 8 of a 1-point grid)
+    assert _tables(one) == _tables(_sweep(run_cli, tmp_path / "fresh", "-g", "hold=5"))
+    assert "Best: hold=5" in one
+
+
+def _command(out: str) -> list[str]:
+    line = next(line.strip() for line in out.splitlines() if line.strip().startswith("evbt "))
+    return shlex.split(line)[1:]
+
+
+def _run_id(run_cli: RunCli, argv: list[str]) -> str:
+    code, out, err = run_cli("--offline", *argv, "--json", "--no-save")
+    assert code == 0, err
+    return json.loads(out)["run_id"]
+
+
+def test_printed_command_reproduces_the_best_run_id(run_cli: RunCli, sample_cache: Path, tmp_path: Path) -> None:
+    out = _sweep(run_cli, tmp_path, "-g", "hold=3,9", "-g", "fill=open,close")
+    best_key = re.search(r"\(run id (\S+)\)", out).group(1)
+    assert _run_id(run_cli, _command(out)) == best_key
+    split = _sweep(run_cli, tmp_path, "-g", "hold=3,9", "--split", "2022-01-01")
+    argv = _command(split)
+    assert "--end" in argv and argv[argv.index("--end") + 1] == "2021-12-31"  # the in-sample window
+    assert _run_id(run_cli, argv) == re.search(r"\(run id (\S+)\)", split).group(1)
+
+
+def test_split_has_its_own_sweep_id(run_cli: RunCli, sample_cache: Path, tmp_path: Path) -> None:
+    plain = _sweep(run_cli, tmp_path, "-g", "hold=2,5")
+    split = _sweep(run_cli, tmp_path, "-g", "hold=2,5", "--split", "2022-01-01")
+    ids = [re.search(r"Sweep (sweep-\S+):", text).group(1) for text in (plain, split)]
+    assert ids[0] != ids[1]
+    summary = json.loads((tmp_path / "sweeps" / ids[0] / "summary.json").read_text())
+    assert summary["windows"] == ["full"]  # the split did not overwrite the plain sweep's summary
+
+
+GRIDS = [("-g", "hold=1..4"), ("-g", "hold=4,2"), ("-g", "hold=2..6:2", "-g", "fill=close,open"),
+         ("-g", "fill=open,close", "-g", "hold=1..3"), ("-g", "hold=3"), ("-g", "size=0.1,0.05", "-g", "hold=2,3")]
+SPLITS = [(), ("--split", "2022-01-01"), ("--metric", "total_return")]
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(GRIDS), st.sampled_from(SPLITS)), min_size=2, max_size=3))
+def test_any_sequence_prints_what_fresh_folders_print(run_cli: RunCli, sample_cache: Path,
+                                                      sequence: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        shared = Path(tmp) / "shared"
+        for n, (grid, extra) in enumerate(sequence):
+            got = _sweep(run_cli, shared, *grid, *extra)
+            want = _sweep(run_cli, Path(tmp) / f"fresh{n}", *grid, *extra)
+            assert _tables(got) == _tables(want), (grid, extra)
