@@ -294,7 +294,8 @@ def events_group() -> None:
 @click.option("--from", "start", default=None, help="First event date (YYYY-MM-DD).")
 @click.option("--to", "end", default=None, help="Last event date (YYYY-MM-DD).")
 @click.option("--events", "files", multiple=True, type=click.Path(path_type=Path), help="User event CSV.")
-@click.option("--replace", is_flag=True, default=False, help="Only the --events files.")
+@click.option("--replace-events", "--replace", "replace", is_flag=True, default=False,
+              help="Only the --events files, not the curated calendar.")
 @click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True,
               help="Entry rule used for the entry sessions shown with --symbol.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
@@ -375,7 +376,7 @@ def _run_options(func):
         click.option("--end", help="Last date, YYYY-MM-DD (default 2023-06-30)."),
         click.option("--events", "events_file", type=click.Path(dir_okay=False),
                      help="Extra event CSV merged with the curated calendar."),
-        click.option("--replace-events", is_flag=True, default=None,
+        click.option("--replace-events", "--replace", "replace_events", is_flag=True, default=None,
                      help="Use only --events, not the curated calendar."),
         click.option("--cash", type=str, help="Starting cash in USD (default 1000000)."),
         click.option("--commission", type=str, help="Commission as a fraction of value (default 0.001)."),
@@ -384,7 +385,9 @@ def _run_options(func):
         click.option("--stamp-duty", type=str, help="HK stamp duty rate per side (default 0.0013)."),
         click.option("--fill", type=click.Choice(["open", "close"]), help="Fill point (default open)."),
         click.option("--benchmark", help="Benchmark symbol (default KWEB; 'none' to disable)."),
-        click.option("--sizing", type=click.Choice(["percent", "cash", "equal"]), help="Position sizing."),
+        click.option("--sizing", type=click.Choice(["percent", "cash", "equal"]),
+                     help="Position sizing: percent of equity, fixed cash, or equal split per event "
+                          "(default percent)."),
         click.option("--size", type=str,
                      help="Fraction of equity (percent/equal; default 0.05) or USD amount (cash)."),
         click.option("--overlap", type=click.Choice(["extend", "ignore", "add"]),
@@ -418,12 +421,13 @@ def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
 @click.option("--no-save", is_flag=True, help="Do not save the run under the runs folder.")
-@click.option("--tag", "tags", multiple=True, metavar="LABEL", help="Label the saved run (repeatable; `runs ls --tag`).")
+@click.option("--tag", "tags", multiple=True, metavar="LABEL", help="Label the saved run (repeatable).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
 @click.pass_obj
 def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file: Path | None, as_json: bool,
-            as_csv: bool, no_save: bool, tags: tuple[str, ...], events_file: str | None, html_path: Path | None = None,
+            as_csv: bool, no_save: bool, tags: tuple[str, ...], events_file: str | None,
+            html_path: Path | None = None,
             plot_path: Path | None = None, **options) -> None:
     """Backtest STRATEGY on cached prices and print metrics and trades.
 
@@ -438,9 +442,11 @@ def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file
 
     options["events"] = events_file
     config = build_run_config(app, strategy, params, config_file, options)
-    outcome, saved = execute_run(app, config, save=not no_save, tags=tags)
+    with _busy(f"running {strategy}", as_json or as_csv):
+        outcome, saved = execute_run(app, config, save=not no_save, tags=tags)
     _print_report(outcome.report, as_json, as_csv, saved)
-    write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn)
+    with _busy("writing the charts"):
+        write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn)
 
 
 @cli.command("demo")
@@ -600,7 +606,8 @@ def rerun_cmd(app: AppContext, run: str, current_data: bool, as_json: bool) -> N
     from engine.api import rerun
     from engine.reporting.cli_text import rerun_text
 
-    verdict = rerun(app, run, current_data=current_data)
+    with _busy(f"rerunning {run}", as_json):
+        verdict = rerun(app, run, current_data=current_data)
     if as_json:
         emit_json(verdict.to_dict())
         return
@@ -631,7 +638,8 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
         emit_json(comparison)
     else:
         click.echo(render_compare_text(comparison))
-    write_compare_visuals(runs, comparison, html_path, plot_path, _wrote, warn)
+    with _busy("writing the charts"):
+        write_compare_visuals(runs, comparison, html_path, plot_path, _wrote, warn)
 
 
 # ---- study and visual reports (issue 6)
@@ -666,7 +674,8 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
     if html_path is None and plot_path is None:
         _print_report(load_any_report(run), False, False, None)
         return
-    write_saved_run_visuals(app, run, html_path, plot_path, _wrote, warn)
+    with _busy("writing the report"):
+        write_saved_run_visuals(app, run, html_path, plot_path, _wrote, warn)
 
 
 @cli.command("study")
@@ -682,7 +691,8 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
 @click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True,
               help="Entry rule defining day 0 (as in `evbt run`).")
 @click.option("--events", "files", multiple=True, type=click.Path(path_type=Path), help="User event CSV.")
-@click.option("--replace", is_flag=True, default=False, help="Only the --events files, not the curated calendar.")
+@click.option("--replace-events", "--replace", "replace", is_flag=True, default=False,
+              help="Only the --events files, not the curated calendar.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
 @_HTML_OPTION
 @_PLOT_OPTION
@@ -705,7 +715,8 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
     from engine.analysis.event_study import render_study_text
     from engine.api import study, write_study_visuals
 
-    result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace)
+    with _busy("event study", as_json):
+        result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace)
     if as_json:
         from engine.reporting.report import dumps_report
 
@@ -716,6 +727,22 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
 
 
 # ---- sweep (issue 5)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _busy(label: str, quiet: bool = False) -> Any:
+    """A spinner on stderr while a command works (commands can take seconds); nothing when stderr is not a
+    terminal or output is machine-readable, so pipes and JSON stay clean."""
+    import contextlib
+
+    if quiet or not _stderr_is_terminal():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(label, spinner="dots")
 
 
 def _sweep_progress(quiet: bool) -> tuple[Any, Any]:

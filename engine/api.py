@@ -65,6 +65,10 @@ def build_run_config(settings: Settings, strategy: str, params: Sequence[str], c
     defaults = cls.default_symbols
     if settings.sample and options.get("symbols") is None:
         defaults = cached_subset(settings, defaults)
+        if not defaults:
+            raise ConfigError(f"the synthetic sample is not in {settings.cache_dir} (--sample uses the sample "
+                              "folder of the cache dir, here from --cache-dir/EVBT_CACHE_DIR): run "
+                              "`evbt --sample data sample` or `evbt demo` first")
     try:
         return make_run_config(strategy, tuple(params), options, config_file, defaults, cls.Params)
     except EvbtError as exc:  # name the config file as the place to look (values may also come from options)

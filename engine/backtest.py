@@ -158,7 +158,7 @@ def run(
         orders=sorted(plan.skipped + orders, key=lambda o: (o.date, o.symbol, o.status)),
         benchmark=bench_close,
         fx_source=fx_source,
-        warnings=run_warnings,
+        warnings=run_warnings + plan.notes,
     )
     metrics = compute_metrics(result.equity, trades, result.exposure, bench_close, initial_value=config.cash)
     fingerprints = {s: store.fingerprint(s) for s in sorted(frames)}

@@ -109,3 +109,7 @@ class Strategy:
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         raise NotImplementedError
+
+    def explain(self) -> str | None:
+        """After ``signals``: why it produced no signal, when the rule can tell (shown with the run's warnings)."""
+        return None

@@ -30,15 +30,32 @@ class Fade(Strategy):
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: FadeParams = self.params
+        self._checked = 0
+        self._largest: tuple[float, str, str] | None = None  # (rally, symbol, event id)
         for event in ctx.events_of(*p.types):
             for symbol in ctx.symbols_for(event):
                 session = ctx.entry_session(event, symbol)
                 if session is None:
                     continue
                 rally = ctx.trailing_return(symbol, session, p.lookback)
-                if rally is None or rally < p.rally:
+                if rally is None:
+                    continue
+                self._checked += 1
+                if self._largest is None or rally > self._largest[0]:
+                    self._largest = (rally, symbol, event.id)
+                if rally < p.rally:
                     continue
                 if p.action == "short":
                     yield Signal(symbol=symbol, event=event, side="short", hold=p.hold, group=event.id)
                 else:
                     yield Signal(symbol=symbol, event=event, action="exit", side="long")
+
+    def explain(self) -> str | None:
+        p: FadeParams = self.params
+        checked = getattr(self, "_checked", 0)
+        largest = getattr(self, "_largest", None)
+        if not checked or largest is None:
+            return (f"fade: no signal: no {'/'.join(p.types)} event had {p.lookback} sessions of closes before "
+                    "its entry for a symbol of the universe")
+        return (f"fade: no signal: {checked} (event, symbol) pair(s) checked; the largest rally over {p.lookback} "
+                f"sessions was {largest[0]:.2%} ({largest[1]} before {largest[2]}), below rally={p.rally:g}")

@@ -97,7 +97,7 @@ def test_rerun_reports_changed_data(run_cli: Run, sample_cache: Path) -> None:
     frame = store.read_all("BABA")
     frame.loc[frame.index[-1], ["open", "high", "low", "close", "adj_close"]] *= 1.01
     store.write("BABA", frame, source="sample")
-    code, out, _ = run_cli("--offline", "rerun", run_id)
+    code, out, _ = run_cli("--offline", "rerun", run_id, "--current-data")  # the default reruns on the run's data
     assert code == 0 and "not reproduced" in out and "BABA" in out
 
 

@@ -89,7 +89,7 @@ def test_rerun_keeps_created_and_tags(run_cli: RunCli, sample_cache: Path) -> No
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["created_at"] = "2020-01-01T00:00:00+00:00"
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    code, out, err = run_cli("--offline", "rerun", report["run_id"])
+    code, _out, err = run_cli("--offline", "rerun", report["run_id"])
     assert code == 0, err
     after = json.loads((folder / "manifest.json").read_text())
     assert after["created_at"] == "2020-01-01T00:00:00+00:00" and after["tags"] == ["baseline"]

@@ -117,7 +117,9 @@ def compare_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "runs": [_run_info(r) for r in reports],
         "metrics": _metrics_rows(reports),
         "params": _differences([r.get("params") or {} for r in reports]),
-        "config": _differences([r.get("config") or {} for r in reports]),
+        # the config's own copy of the parameters is left out: they are listed once, under params
+        "config": _differences([{k: v for k, v in (r.get("config") or {}).items() if k != "params"}
+                                for r in reports]),
         "trades": {
             "only_some": [t for t in trades if not all(t["present"])],
             "common": [t for t in trades if all(t["present"])],

@@ -7,7 +7,7 @@ sweeps can reuse it across parameter points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -42,6 +42,7 @@ class Plan:
     actions: dict[str, list[PlannedAction]]  # symbol -> actions sorted by (bar, seq)
     skipped: list[OrderRecord]
     events_used: list[str]
+    notes: list[str] = field(default_factory=list)  # why the strategy produced no signal (Strategy.explain)
 
 
 def fill_bar(frame: pd.DataFrame, session: pd.Timestamp) -> int | None:
@@ -111,4 +112,5 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
             used.append(sig.event.id)
     for symbol_actions in actions.values():
         symbol_actions.sort(key=lambda a: (a.bar, a.seq))
-    return Plan(actions=actions, skipped=skipped, events_used=used)
+    note = strategy.explain() if not signals else None
+    return Plan(actions=actions, skipped=skipped, events_used=used, notes=[note] if note else [])

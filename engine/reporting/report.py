@@ -27,6 +27,8 @@ SYNTHETIC_SOURCES = frozenset({"sample"})
 DATA_KEYS = ("source", "first_date", "last_date", "rows", "fingerprint", "currency", "exchange", "adjustment")
 TRADE_COLUMNS = tuple(f.name for f in dataclasses.fields(TradeRecord))
 
+UNIVERSE_SHOWN = 12  # symbols named in a text report's header
+
 # metric name -> (label, kind); kind: pct (fraction shown as percent), money, ratio, int, bars
 METRIC_FORMATS: dict[str, tuple[str, str]] = {
     "final_value": ("Final value", "money"),
@@ -47,7 +49,7 @@ METRIC_FORMATS: dict[str, tuple[str, str]] = {
     "profit_factor": ("Profit factor", "ratio"),
     "exposure": ("Exposure", "pct"),
     "benchmark_return": ("Benchmark return", "pct"),
-    "excess_return": ("Excess return", "pct"),
+    "excess_return": ("Return minus benchmark", "pct"),
     "alpha": ("Alpha (annual)", "pct"),
     "beta": ("Beta", "ratio"),
 }
@@ -232,7 +234,10 @@ def _pct(value: Any) -> str:
 
 def _header(report: Mapping[str, Any]) -> list[str]:
     period = report.get("period") or {}
-    universe = ", ".join(report.get("universe") or []) or "-"
+    names = [str(s) for s in report.get("universe") or []]
+    universe = ", ".join(names[:UNIVERSE_SHOWN]) or "-"
+    if len(names) > UNIVERSE_SHOWN:
+        universe += f", ... ({len(names)} symbols; all in the JSON report)"
     lines = [
         f"Run {report.get('run_id')}: {report.get('strategy')}  "
         f"{period.get('start')} -> {period.get('end')} ({period.get('bars', 0)} bars)  universe: {universe}"
@@ -252,8 +257,20 @@ def _synthetic_banner() -> list[str]:
     return [bar, "!!" + text.center(68) + "!!", bar]
 
 
+def exposure_matched_excess(metrics: Mapping[str, Any]) -> float | None:
+    """Total return minus what the benchmark earned on the strategy's average exposure (exposure x benchmark
+    return): "Return minus benchmark" compares a mostly-in-cash strategy with a fully invested benchmark."""
+    values = [metrics.get(k) for k in ("total_return", "exposure", "benchmark_return")]
+    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+        return None
+    total, exposure, bench = (float(v) for v in values)
+    return total - exposure * bench
+
+
 def _metrics_block(metrics: Mapping[str, Any]) -> str:
     rows = [[label, format_value(metrics.get(name), kind)] for name, (label, kind) in METRIC_FORMATS.items()]
+    at = next(i for i, (name, _) in enumerate(METRIC_FORMATS.items()) if name == "excess_return") + 1
+    rows.insert(at, ["  vs benchmark x exposure", format_value(exposure_matched_excess(metrics), "pct")])
     return render_table(["Metric", "Value"], rows)
 
 

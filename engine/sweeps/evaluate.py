@@ -191,4 +191,4 @@ def point_result(res: PointResult) -> RunResult:
     curve = res.curve if res.curve is not None else pd.DataFrame(columns=["equity", "cash", "exposure"])
     bench = wctx.bench_frame["close"] if wctx.bench_frame is not None else None
     return RunResult(curve["equity"], curve["cash"], curve["exposure"], res.trades, res.orders, bench,
-                     fx_source, list(wctx.warnings))
+                     fx_source, list(wctx.warnings) + res.plan.notes)

@@ -61,7 +61,7 @@ from engine.sweeps.stats import (  # noqa: F401  (re-exported)
     norm_ppf,
     rank_points,
 )
-from engine.sweeps.storage import SweepFolder, folder_lock, make_sweep_id, schema, sweeps_dir  # noqa: F401
+from engine.sweeps.storage import SweepFolder, folder_lock, make_sweep_id, schema, sweeps_dir
 from engine.sweeps.summary import summarise
 from engine.sweeps.tasks import Task, build_tasks, config_dict, point_config, run_key  # noqa: F401
 from engine.sweeps.windows import Window, make_windows, parse_walk_forward  # noqa: F401
