@@ -150,8 +150,11 @@ class SnapshotStore:
         """An offline PriceStore serving exactly these versions, and the symbols without a snapshot.
 
         Exchange schedules and analyst ratings are shared with the real cache (they are not price data)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".pin-{os.getpid()}-", dir=self.root))
+        try:  # beside the snapshots (hard links); a read-only cache: the system temp folder (copies)
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".pin-{os.getpid()}-", dir=self.root))
+        except OSError:
+            tmp = Path(tempfile.mkdtemp(prefix=f".pin-{os.getpid()}-"))
         missing: list[str] = []
         try:
             pinned = PriceStore(tmp, offline=True)
