@@ -55,7 +55,7 @@ def test_replace_alias_accepted(run_cli: RunCli, sample_cache: Path, tmp_path: P
 
 
 def test_sizing_default_in_help(run_cli: RunCli) -> None:
-    code, out, _ = run_cli("run", "x", "--help")
+    _code, out, _ = run_cli("run", "x", "--help")
     assert "(default percent)" in " ".join(out.split())
 
 
@@ -107,7 +107,7 @@ def test_runs_ls_newest_first_filters_json(run_cli: RunCli, sample_cache: Path) 
         ids.append(json.loads(out)["run_id"])
         folder = Path(os.environ["EVBT_RUNS_DIR"]) / ids[-1]
         manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["created_at"] = "2026-01-0{}T00:00:00+00:00".format(len(ids))
+        manifest["created_at"] = f"2026-01-0{len(ids)}T00:00:00+00:00"
         (folder / "manifest.json").write_text(json.dumps(manifest))
     code, out, _ = run_cli("runs", "ls", "--json")
     listed = json.loads(out)

@@ -160,6 +160,27 @@ def write_png(path: Path, charts: ChartSet, height: float = PANEL_HEIGHT_IN) -> 
 # ---------------------------------------------------------------- panels
 
 
+def heatmap_png(xs: Sequence[Any], ys: Sequence[Any], grid: np.ndarray, labels: tuple[str, str], title: str,
+                metric: str) -> bytes:
+    """PNG of a metric matrix (rows = ys, columns = xs; NaN cells blank), e.g. a sweep over two grid keys."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(4.0, 0.35 * len(xs) + 2), max(3.0, 0.35 * len(ys) + 1.5)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", origin="lower", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=90 if len(xs) > 12 else 0)
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label=metric)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
 def _dates(index: pd.Index) -> np.ndarray:
     return pd.DatetimeIndex(index).to_numpy(dtype="datetime64[D]")
 

@@ -119,7 +119,7 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
         full = data.frames.get(symbol)
         part = None if full is None else inclusive(full, start - dt.timedelta(days=HISTORY_PAD_DAYS), end)
         trading = None if part is None else inclusive(part, start, end)
-        if trading is None or trading.empty:
+        if part is None or trading is None or trading.empty:
             notes.append(f"{symbol}: no price bars between {start} and {end}; left out")
             continue
         frames[symbol] = trading

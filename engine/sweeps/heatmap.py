@@ -1,12 +1,10 @@
 """The heatmap of a sweep: the metric over two grid keys (best over the other keys), as a PNG.
 
-Cells are placed by the point's VALUES, never by its position in a grid. matplotlib is imported only in
-``write_heatmap``.
+Cells are placed by the point's VALUES, never by its position in a grid; drawing is engine.reporting.charts'.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,27 +58,12 @@ def _hashable(value: Any) -> Any:
 
 
 def write_heatmap(path: Path, folder: Path, keys: tuple[str, str], metric: str) -> Path:
-    """PNG of the metric over two grid keys (matplotlib, imported only here), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """PNG of the metric over two grid keys (drawn by engine.reporting.charts), written atomically."""
     from engine.atomic import atomic_write_bytes
+    from engine.reporting.charts import heatmap_png
 
     summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
     xs, ys, grid = heatmap_matrix(summary["grid"], summary["ranking"], keys, metric, summary["higher_is_better"])
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(xs) + 2), max(3.0, 0.35 * len(ys) + 1.5)))
-    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", origin="lower", cmap="viridis")
-    ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=90 if len(xs) > 12 else 0)
-    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
-    ax.set_xlabel(keys[0])
-    ax.set_ylabel(keys[1])
-    ax.set_title(f"{summary['strategy']}: {metric} (best over other keys)")
-    fig.colorbar(image, ax=ax, label=metric)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    title = f"{summary['strategy']}: {metric} (best over other keys)"
+    atomic_write_bytes(Path(path), heatmap_png(xs, ys, grid, keys, title, metric))
     return Path(path)
