@@ -52,7 +52,8 @@ def summarise(metric: str, grid: Grid, rows: pd.DataFrame, tasks: Sequence[Task]
     return doc
 
 
-def point_doc(row: Mapping[Any, Any], values: list[dict[str, Any]], oos: Mapping[int, Mapping[Any, Any]]) -> dict[str, Any]:
+def point_doc(row: Mapping[Any, Any], values: list[dict[str, Any]],
+              oos: Mapping[int, Mapping[Any, Any]]) -> dict[str, Any]:
     point = int(row["point"])
     out: dict[str, Any] = {"point": point, "values": to_jsonable(values[point]), "key": row["key"],
                            "engine": row["engine"], "metrics": {m: clean(row.get(m)) for m in METRICS}}
