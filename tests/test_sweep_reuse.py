@@ -97,7 +97,7 @@ def test_split_has_its_own_sweep_id(run_cli: RunCli, sample_cache: Path, tmp_pat
 
 GRIDS = [("-g", "hold=1..4"), ("-g", "hold=4,2"), ("-g", "hold=2..6:2", "-g", "fill=close,open"),
          ("-g", "fill=open,close", "-g", "hold=1..3"), ("-g", "hold=3"), ("-g", "size=0.1,0.05", "-g", "hold=2,3")]
-SPLITS = [(), ("--split", "2022-01-01"), ("--metric", "total_return")]
+SPLITS = [(), ("--split", "2022-01-01"), ("--metric", "total_return"), ("--walk-forward", "6:6")]
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))

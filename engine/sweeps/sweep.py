@@ -234,12 +234,13 @@ def _manifest(req: SweepRequest, data: SweepData, sweep_id: str, windows: Sequen
 
 
 def _report_keys(req: SweepRequest, summary: dict[str, Any]) -> list[str]:
-    """The points whose full report is kept: the top ranked (and each walk-forward step's chosen points)."""
+    """The points whose full report is kept: the top ranked (with their out-of-sample runs), or each
+    walk-forward step's chosen point on its test window."""
     keep = min(max(REPORTS_KEPT, req.top or REPORTS_KEPT), REPORTS_MAX)
     keys = [entry["key"] for entry in (summary.get("ranking") or [])[:keep]]
     keys += [e["oos_key"] for e in (summary.get("ranking") or [])[:keep] if e.get("oos_key")]
-    for step in summary.get("walk_forward") or []:
-        keys += [k for k in (step.get("train_key"), step.get("test_key")) if k]
+    for step in summary.get("walk_forward") or []:  # each chosen point's out-of-sample run
+        keys += [step["test_key"]] if step.get("test_key") else []
     return list(dict.fromkeys(keys))
 
 
