@@ -1,0 +1,112 @@
+"""The runs folder as a catalogue: save a run with its data versions, list with filters, remove, and free the
+data snapshots nobody refers to."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, DataError
+from engine.prices.snapshots import GcResult, SnapshotStore
+from engine.prices.store import PriceStore
+from engine.saved_runs import RunSummary, build_manifest, default_runs_dir, list_runs, resolve_run, save_run
+
+SWEEPS = "sweeps"
+
+
+def save_outcome(outcome: Any, store: PriceStore, runs_dir: Path | None = None, tags: Sequence[str] = (),
+                 repo_dir: Path | None = None) -> Path:
+    """Save a finished ``engine.backtest.Outcome`` and keep the data versions it read (for exact reruns)."""
+    manifest = build_manifest(run_id=outcome.report["run_id"], data_fingerprints=outcome.fingerprints,
+                              calendar_hash=outcome.calendar_hash, repo_dir=repo_dir)
+    if tags:
+        manifest["tags"] = list(dict.fromkeys(tags))
+    path = save_run(runs_dir or default_runs_dir(), outcome.report, outcome.result, manifest)
+    SnapshotStore.for_store(store).keep(outcome.fingerprints)
+    return path
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    strategy: str | None = None
+    since: dt.date | None = None  # created on or after
+    until: dt.date | None = None  # created on or before
+    tag: str | None = None
+
+
+def _created_day(summary: RunSummary) -> dt.date | None:
+    try:
+        return dt.datetime.fromisoformat(summary.created_at or "").date()
+    except ValueError:
+        return None
+
+
+def find_runs(filters: RunFilter = RunFilter(), runs_dir: Path | None = None) -> list[RunSummary]:
+    """Saved runs, newest first, that pass every given filter."""
+    out = []
+    for s in list_runs(runs_dir):
+        day = _created_day(s)
+        if filters.strategy and s.strategy != filters.strategy:
+            continue
+        if filters.tag and filters.tag not in s.tags:
+            continue
+        if filters.since and (day is None or day < filters.since):
+            continue
+        if filters.until and (day is None or day > filters.until):
+            continue
+        out.append(s)
+    return out
+
+
+def summary_json(s: RunSummary) -> dict[str, Any]:
+    return {"run_id": s.run_id, "strategy": s.strategy, "created_at": s.created_at, "start": s.start,
+            "end": s.end, "total_return": s.total_return, "sharpe": s.sharpe, "trades": s.trades,
+            "synthetic": s.synthetic, "tags": list(s.tags), "path": str(s.path)}
+
+
+def remove_runs(refs: Sequence[str], runs_dir: Path | None = None) -> list[str]:
+    """Delete saved runs (every reference is resolved before anything is removed); returns their ids."""
+    folders = [resolve_run(ref, runs_dir) for ref in refs]
+    for folder in folders:
+        if not (folder / "report.json").is_file() or folder.parent.name == SWEEPS:
+            raise ConfigError(f"{folder} is not a saved run folder")
+    removed = []
+    for folder in dict.fromkeys(folders):
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise DataError(f"cannot remove {folder}: {exc.strerror or exc}") from exc
+        removed.append(folder.name)
+    return removed
+
+
+def referenced_versions(runs_dir: Path | None = None) -> set[str]:
+    """Content hashes that saved runs and sweeps refer to (their manifests' data fingerprints)."""
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    manifests = [*root.glob("*/manifest.json"), *root.glob(f"{SWEEPS}/*/manifest.json")] if root.is_dir() else []
+    out: set[str] = set()
+    for path in manifests:
+        if path.parent.name.startswith("."):
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out.update(str(v) for v in (doc.get("data") or {}).values())
+    # a kill between the rename of a run folder and its hidden old copy: keep what either refers to
+    for path in root.glob(".*/manifest.json") if root.is_dir() else []:
+        try:
+            out.update(str(v) for v in (json.loads(path.read_text(encoding="utf-8")).get("data") or {}).values())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def gc(store: PriceStore, runs_dir: Path | None = None) -> GcResult:
+    """Free the data snapshots of ``store`` that no saved run or sweep in ``runs_dir`` refers to."""
+    return SnapshotStore.for_store(store).gc(referenced_versions(runs_dir))
