@@ -17,6 +17,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,26 +68,65 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-@cache
-def calendar_names() -> frozenset[str]:
+def _compute_meta() -> dict[str, Any]:
     import exchange_calendars as xcals
+    from exchange_calendars import calendar_utils
 
     with _quiet():
-        return frozenset(xcals.get_calendar_names(include_aliases=True))
+        names = xcals.get_calendar_names(include_aliases=True)
+        bounds = {}
+        for name in names:
+            cls = calendar_utils._default_calendar_factories[xcals.resolve_alias(name)]
+            lo, hi = cls.bound_min(), cls.bound_max()
+            bounds[name] = [str(pd.Timestamp(lo).date()) if lo is not None else None,
+                            str(pd.Timestamp(hi).date()) if hi is not None else None]
+    return {"bounds": bounds}
+
+
+_META: dict[str, Any] | None = None
+
+
+def _meta() -> dict[str, Any]:
+    """Calendar codes and their bounds; read from the schedule cache when present (importing
+    exchange-calendars costs ~0.5 s a process, so a run whose schedules are cached never imports it)."""
+    global _META
+    if _META is not None:
+        return _META
+    path = _SCHEDULE_CACHE_DIR / f"meta-{version('exchange-calendars')}.json" if _SCHEDULE_CACHE_DIR else None
+    if path is not None and path.is_file():
+        try:
+            _META = json.loads(path.read_text(encoding="utf-8"))
+            return _META
+        except (OSError, ValueError):
+            pass  # damaged: recompute
+    _META = _compute_meta()
+    return _META
+
+
+def _persist_meta() -> None:
+    """Write the codes-and-bounds file next to the schedules (only from a persisting ``schedule`` call)."""
+    if _SCHEDULE_CACHE_DIR is None:
+        return
+    path = _SCHEDULE_CACHE_DIR / f"meta-{version('exchange-calendars')}.json"
+    if path.is_file():
+        return
+    from engine.atomic import atomic_write_bytes
+    from engine.errors import DataError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(_meta(), sort_keys=True).encode())
+    except (OSError, DataError):
+        pass  # a read-only cache only costs the import next time
+
+
+def calendar_names() -> frozenset[str]:
+    return frozenset(_meta()["bounds"])
 
 
 def check_calendar_code(code: str, what: str = "calendar") -> None:
-    if code not in calendar_names():
+    if code not in _meta()["bounds"]:
         raise ConfigError(f"{what}: unknown exchange-calendars code {code!r}")
-
-
-@cache
-def _calendar_class(code: str) -> Any:
-    import exchange_calendars as xcals
-
-    check_calendar_code(code)
-    with _quiet():
-        return type(xcals.get_calendar(code))
 
 
 def calendar_timezone(code: str) -> str:
@@ -96,13 +136,11 @@ def calendar_timezone(code: str) -> str:
         return str(xcals.get_calendar(code).tz)
 
 
-@cache
 def calendar_bounds(code: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last dates exchange-calendars can build ``code`` for."""
-    cls = _calendar_class(code)
-    lo, hi = cls.bound_min(), cls.bound_max()
-    return (pd.Timestamp(lo).tz_localize(None) if lo is not None else EARLIEST,
-            pd.Timestamp(hi).tz_localize(None) if hi is not None else LATEST)
+    check_calendar_code(code)
+    lo, hi = _meta()["bounds"][code]
+    return (pd.Timestamp(lo) if lo is not None else EARLIEST, pd.Timestamp(hi) if hi is not None else LATEST)
 
 
 def load_closures() -> dict[str, set[pd.Timestamp]]:
@@ -233,6 +271,7 @@ def schedule(exchange: str, start: object = None, end: object = None, *, persist
             cache_file = _cache_file(exchange, current.first, current.last)
             if cache_file is not None and not cache_file.is_file():
                 _write_cached(current, cache_file)
+            _persist_meta()
             _PERSISTED.add(key)
     return current
 
