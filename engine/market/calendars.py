@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError
+from engine.paths import calendar_dir
 
-CLOSURES_PATH = Path(__file__).resolve().parents[2] / "event_calendar" / "closures.csv"
+CLOSURES_PATH = calendar_dir() / "closures.csv"
 BLOCK_YEARS = 5
 EARLIEST = pd.Timestamp("1970-01-01")  # floor for calendars without a bound_min
 LATEST = pd.Timestamp("2099-12-31")  # ceiling for calendars without a bound_max
