@@ -57,8 +57,11 @@ def warn(message: str) -> None:
     help="Use the bundled SYNTHETIC sample cache (data_cache/sample) instead of real data; implies --offline.",
 )
 @click.option("--debug", is_flag=True, default=False, help="Show full tracebacks on errors.")
+@click.option("--venues", "venues_file", type=click.Path(dir_okay=False, path_type=Path), envvar="EVBT_VENUES",
+              default=None, help="CSV of venue rows added to / overriding the built-in table (env EVBT_VENUES).")
 @click.pass_context
-def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool, debug: bool) -> None:
+def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool, debug: bool,
+        venues_file: Path | None = None) -> None:
     """evbt: event-driven backtests of dated news on cached daily prices.
 
     \b
@@ -67,8 +70,10 @@ def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool,
       evbt data import prices/BABA.csv   # real data from a Yahoo CSV
       evbt run reassurance -p hold=10    # backtest on the cache
     """
+    from engine.market.venues import use_venues_file
     from engine.paths import default_cache_dir
 
+    use_venues_file(venues_file)  # a bad file is an input error before any command runs
     root = cache_dir if cache_dir is not None else default_cache_dir()
     if sample:
         root = root / "sample"
@@ -378,18 +383,22 @@ def _run_options(func):
                      help="Extra event CSV merged with the curated calendar."),
         click.option("--replace-events", "--replace", "replace_events", is_flag=True, default=None,
                      help="Use only --events, not the curated calendar."),
-        click.option("--cash", type=str, help="Starting cash in USD (default 1000000)."),
+        click.option("--cash", type=str, help="Starting cash in the base currency (default 1000000)."),
         click.option("--commission", type=str, help="Commission as a fraction of value (default 0.001)."),
-        click.option("--min-commission", type=str, help="Minimum commission per order in USD (default 0)."),
+        click.option("--min-commission", type=str,
+                     help="Minimum commission per order in the base currency (default 0)."),
         click.option("--slippage-bps", type=str, help="Slippage in basis points per fill (default 5)."),
-        click.option("--stamp-duty", type=str, help="HK stamp duty rate per side (default 0.0013)."),
+        click.option("--stamp-duty", type=str,
+                     help="HK stamp duty rate per side on every date (default: the dated rates of fees.csv)."),
+        click.option("--base-currency", type=str,
+                     help="Currency of cash, fees and equity (default USD; e.g. JPY, HKD, GBP, EUR)."),
         click.option("--fill", type=click.Choice(["open", "close"]), help="Fill point (default open)."),
         click.option("--benchmark", help="Benchmark symbol (default KWEB; 'none' to disable)."),
         click.option("--sizing", type=click.Choice(["percent", "cash", "equal"]),
                      help="Position sizing: percent of equity, fixed cash, or equal split per event "
                           "(default percent)."),
         click.option("--size", type=str,
-                     help="Fraction of equity (percent/equal; default 0.05) or USD amount (cash)."),
+                     help="Fraction of equity (percent/equal; default 0.05) or base-currency amount (cash)."),
         click.option("--overlap", type=click.Choice(["extend", "ignore", "add"]),
                      help="A new signal on a held symbol (default extend)."),
         click.option("--allow-short", is_flag=True, default=None, help="Allow short entries."),

@@ -19,7 +19,7 @@ from engine.events import catalog as events_mod
 from engine.events import timing
 from engine.execution.backtrader_driver import run_backtest
 from engine.execution.records import RunResult, TradeRecord
-from engine.market.symbols import listing
+from engine.market.prepare import prepare_market
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import RunContext, build_plan
 from engine.prices.store import PriceStore
@@ -125,8 +125,8 @@ def run(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvbtWarning)
         frames, history = _load_frames(store, config)
-        needs_fx = any(listing(s).is_hk for s in frames)
-        fx_series = _cached_series(store, FX_SYMBOL, config, fetch=False) if needs_fx else None
+        market = prepare_market(store, config, frames, history)  # pence -> pounds, FX rates, market warnings
+        frames, history, fx_series = market.frames, market.history, market.fx
         bench_frame = None
         if config.benchmark:
             try:
@@ -149,7 +149,7 @@ def run(
     if bench_frame is not None and not bench_frame.empty:
         trades = [_with_benchmark(t, bench_frame, config.fill) for t in trades]
     bench_close = bench_frame["close"] if bench_frame is not None and not bench_frame.empty else None
-    fx_source = "none needed" if not needs_fx else ("HKD=X series" if fx_series is not None else "7.80 peg")
+    fx_source = fx_series.describe()
     result = RunResult(
         equity=curve["equity"],
         cash=curve["cash"],
@@ -162,7 +162,7 @@ def run(
     )
     metrics = compute_metrics(result.equity, trades, result.exposure, bench_close, initial_value=config.cash)
     fingerprints = {s: store.fingerprint(s) for s in sorted(frames)}
-    aux = [s for s in (FX_SYMBOL if fx_series is not None else None, config.benchmark) if s and store.has(s)]
+    aux = [s for s in (*market.fx_symbols, config.benchmark) if s and store.has(s)]
     for s in aux:
         fingerprints[s] = store.fingerprint(s)
     cal_hash = events_mod.calendar_hash(events)

@@ -26,6 +26,10 @@ def _evbt_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("EVBT_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("EVBT_RUNS_DIR", str(base / "runs"))
     monkeypatch.delenv("EVBT_OFFLINE", raising=False)
+    # the built-in venue table unless a test sets its own; set-then-delete makes teardown remove any value a
+    # test's `--venues` left in the environment (engine.market.venues.use_venues_file exports it)
+    monkeypatch.setenv("EVBT_VENUES", "")
+    monkeypatch.delenv("EVBT_VENUES")
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def test_every_trade_recomputed_from_raw_prices(run_cli: Run, imported: Path, st
     for t in trades:
         hk = t["symbol"].endswith(".HK")
         raw = raw_csv(imported, t["symbol"])
-        want = recompute_trade(t, raw, 7.8 if hk else 1.0, pct=0.001, minimum=0.0, bps=5.0, stamp=0.0013, hk=hk,
+        want = recompute_trade(t, raw, 7.8 if hk else 1.0, pct=0.001, minimum=0.0, bps=5.0, stamp=None, hk=hk,
                                end=report["config"]["end"])
         assert t["entry_price"] == pytest.approx(want["entry_price"], rel=1e-9)
         assert t["exit_price"] == pytest.approx(want["exit_price"], rel=1e-9)

@@ -109,15 +109,20 @@ def test_board_lots_and_stamp_duty(store):
     # 10% of 100k USD at 7.8 -> at most 78,000 HKD of stock, whole lots
     assert value_hkd <= 78_000 < value_hkd + 100 * t["entry_price"]
     stamp_hkd = math.ceil(0.0013 * value_hkd - 1e-9)
+    # 2022: HKEX trading fee 0.005%, SFC levy 0.0027%, AFRC levy 0.00015%, each to the nearest cent in HKD
+    levies_hkd = sum(round(rate * value_hkd + 1e-9, 2) for rate in (0.00005, 0.000027, 0.0000015))
     commission = 0.001 * value_hkd / 7.8
     slippage = 5e-4 * value_hkd / 7.8
-    assert t["entry_fees"] == pytest.approx(stamp_hkd / 7.8 + commission + slippage, rel=1e-12)
+    assert t["entry_fees"] == pytest.approx((stamp_hkd + levies_hkd) / 7.8 + commission + slippage, rel=1e-12)
 
 
 def test_minimum_commission_applies(store):
     cfg = config(symbols=("BABA",), costs=CostModel(commission_pct=0.0001, min_commission=25.0, slippage_bps=0))
     t = backtest.run(cfg, store, events=[FSDC]).report["trades"][0]
-    assert t["entry_fees"] == 25.0 and t["exit_fees"] == 25.0
+    assert t["entry_fees"] == 25.0
+    # the sell also pays the SEC fee ($5.10 per million sold in March 2022), rounded up to the cent
+    sec_fee = math.ceil(5.10e-6 * t["size"] * t["exit_price"] * 100) / 100
+    assert sec_fee > 0 and t["exit_fees"] == pytest.approx(25.0 + sec_fee, rel=1e-12)
 
 
 def test_insufficient_cash_is_refused_and_reported(store):

@@ -114,10 +114,35 @@ def test_bad_inputs_raise_config_error() -> None:
         timing.entry_session(ev("2022-06-01"), "BABA", "vwap")
     with pytest.raises(ConfigError, match="no exchange sessions"):
         timing.entry_session(ev("2022-06-01"), "HKD=X", "open")
-    with pytest.raises(ConfigError, match="outside the supported range"):
-        timing.known_at(ev("1999-01-04"))
-    with pytest.raises(ConfigError, match="no exchange calendar"):
-        timing.sessions("XLON", "2022-01-01", "2022-02-01")
+    with pytest.raises(ConfigError, match="unknown exchange-calendars code 'XXXX'"):
+        timing.sessions("XXXX", "2022-01-01", "2022-02-01")
+    # a calendar that ends before the needed date: an error naming the calendar and the date
+    with pytest.raises(ConfigError, match=r"2027-01-05: the XSHG calendar .* ends 2026-12-31"):
+        timing.sessions("XSHG", "2026-12-01", "2027-01-05")
+    with pytest.raises(ConfigError, match="XSHG"):
+        timing.entry_session(ev("2026-12-31", "16:00", tz="Asia/Shanghai"), "600519.SS", "open")
+    with pytest.raises(ConfigError, match=r"1996-06-03: the XTKS calendar .* starts 1997-01-01"):
+        timing.entry_session(ev("1996-06-03", tz="Asia/Tokyo"), "7203.T", "open")
+
+
+def test_any_era_and_any_venue() -> None:
+    # 2008: Lehman Brothers filed before the US open on Monday 2008-09-15 -> that day's US open; a
+    # date-only HK note of Friday 2008-09-12 -> 2008-09-16 (HK closed on 2008-09-15, the day after Mid-Autumn)
+    lehman = ev("2008-09-15", "01:45", tz="America/New_York")
+    assert timing.entry_session(lehman, "AIG", "open") == pd.Timestamp("2008-09-15")
+    assert timing.entry_session(ev("2008-09-12"), "0005.HK", "open") == pd.Timestamp("2008-09-16")
+    assert timing.known_at(ev("1999-01-04")) == pd.Timestamp("1999-01-04 16:00", tz="UTC")
+    assert len(timing.sessions("XNYS", "2008-01-01", "2010-12-31")) == 253 + 252 + 252
+    # the far future on a rule-based calendar, and other venues
+    assert timing.entry_session(ev("2031-03-14", tz="America/New_York"), "BABA", "open") == pd.Timestamp(
+        "2031-03-17")
+    assert list(timing.sessions("XLON", "2022-12-23", "2022-12-29")) == [
+        pd.Timestamp("2022-12-23"), pd.Timestamp("2022-12-28"), pd.Timestamp("2022-12-29")]
+    # Tokyo opens 09:00 JST = 00:00 UTC: a 08:59 JST note enters the same day's open
+    assert timing.entry_session(ev("2022-06-01", "08:59", tz="Asia/Tokyo"), "7203.T", "open") == pd.Timestamp(
+        "2022-06-01")
+    assert timing.entry_session(ev("2022-06-01", "09:00", tz="Asia/Tokyo"), "7203.T", "open") == pd.Timestamp(
+        "2022-06-02")
 
 
 def _raw_calendar(exchange: str) -> object:
@@ -155,3 +180,31 @@ def test_fill_after_known_and_no_earlier_session_qualifies(minutes: int, symbol:
     earlier = col[(sched.index < session) & (col > known)]
     closed = {pd.Timestamp("2023-09-01"), pd.Timestamp("2023-09-08")}
     assert set(earlier.index) <= closed
+
+
+def test_us_run_over_2008_2010(tmp_path, run_cli) -> None:
+    """Any era: a whole run in 2008-2010 (imported CSV, an event file), entries at the right sessions."""
+    import json
+
+    days = timing.sessions("XNYS", "2008-01-02", "2010-12-31")
+    rows = ["Date,Open,High,Low,Close,Adj Close,Volume"] + [f"{d.date()},20,21,19,20,20,1000" for d in days]
+    (tmp_path / "AIG.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, _out, err = run_cli("--offline", "data", "import", str(tmp_path / "AIG.csv"))
+    assert code == 0, err
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "id,date,time,tz,session_hint,market,type,scope,symbols,firm,from_grade,to_grade,description,source,"
+        "confidence\n"
+        "2008-09-15-lehman,2008-09-15,01:45,America/New_York,,,official_reassurance,single,AIG,,,,Lehman files,"
+        "https://example.com,high\n"
+        "2009-03-10-rally,2009-03-10,,America/New_York,,,official_reassurance,single,AIG,,,,date only,"
+        "https://example.com,high\n", encoding="utf-8")
+    code, out, err = run_cli("--offline", "run", "event_hold", "-p", "hold=5", "--symbols", "AIG", "--events",
+                             str(events), "--replace-events", "--start", "2008-01-02", "--end", "2010-12-31",
+                             "--benchmark", "none", "--json", "--no-save")
+    assert code == 0, err
+    trades = json.loads(out)["trades"]
+    assert [(t["entry_date"], t["exit_date"]) for t in trades] == [("2008-09-15", "2008-09-22"),
+                                                                   ("2009-03-11", "2009-03-18")]
+    # the sells pay the SEC fee of their dates: $5.60 per million (2008-09-22), $5.60 until 2009-05-10
+    assert all(t["exit_fees"] > t["entry_fees"] for t in trades)

@@ -1,9 +1,9 @@
 """When an event became public and which session a trade on it may enter (the no-lookahead rule).
 
-Exchange sessions come from exchange-calendars (XHKG, XNYS: holidays, HK half days, the HK lunch break and
-US daylight saving are modelled there), minus the extra full-day closures in
-``event_calendar/closures.csv`` (e.g. HK typhoon days the library lists as sessions). The corrections are
-applied by post-filtering the schedule, so every function here sees the same corrected sessions.
+Exchange sessions come from ``engine.market.calendars`` (exchange-calendars for every venue of the venue
+table, built for the range asked for, minus the extra full-day closures in ``event_calendar/closures.csv``).
+A date a venue's calendar cannot place (before its start, after its end: XSHG ends 2026-12-31) is a
+ConfigError naming the calendar and the date.
 
 Rules (see event_calendar/README.md for the reasoning):
 
@@ -19,156 +19,41 @@ Rules (see event_calendar/README.md for the reasoning):
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import hashlib
-import io
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError
-from engine.events.catalog import CALENDAR_DIR, MARKETS, Event
+from engine.events.catalog import Event
+from engine.market import calendars
+from engine.market.calendars import CLOSURES_PATH, MarketSchedule, load_closures, use_schedule_cache
 from engine.market.symbols import listing
 
-CLOSURES_PATH = CALENDAR_DIR / "closures.csv"
+__all__ = ["CLOSURES_PATH", "FILLS", "MarketSchedule", "entry_session", "entry_sessions", "exchange_of",
+           "first_session_after", "known_at", "load_closures", "next_sessions", "schedule", "session_bounds",
+           "sessions", "use_schedule_cache"]
+
 FILLS = ("open", "close")
-# Padded range the calendars are built for; events must fall well inside it.
-CALENDAR_START = pd.Timestamp("2015-01-01")
-CALENDAR_END = pd.Timestamp("2027-12-31")
 _EPS = pd.Timedelta(microseconds=1)
+# How far past an instant a schedule must reach to find the next session (long holidays: Lunar New Year,
+# Golden Week, a week of typhoon days) before we conclude the calendar ends.
+_LOOKAHEAD = pd.Timedelta(days=40)
 
 
-@dataclass(frozen=True)
-class MarketSchedule:
-    """Corrected sessions of one exchange as sorted arrays (UTC instants as datetime64[ns], tz-naive)."""
-
-    exchange: str
-    sessions: pd.DatetimeIndex  # tz-naive session dates
-    opens: np.ndarray
-    closes: np.ndarray
-
-    def index_of(self, session: pd.Timestamp) -> int | None:
-        pos = int(self.sessions.searchsorted(session))
-        if pos < len(self.sessions) and self.sessions[pos] == session:
-            return pos
-        return None
-
-
-def load_closures() -> dict[str, set[pd.Timestamp]]:
-    """Extra full-day closures per exchange from ``event_calendar/closures.csv``."""
-    out: dict[str, set[pd.Timestamp]] = {m: set() for m in MARKETS}
-    with CLOSURES_PATH.open(encoding="utf-8", newline="") as fh:
-        for lineno, row in enumerate(csv.DictReader(fh), start=2):
-            exchange = (row.get("exchange") or "").strip()
-            try:
-                day = pd.Timestamp(dt.date.fromisoformat((row.get("date") or "").strip()))
-            except ValueError:
-                raise ConfigError(f"{CLOSURES_PATH}:{lineno}: bad date {row.get('date')!r}") from None
-            if exchange not in out:
-                raise ConfigError(f"{CLOSURES_PATH}:{lineno}: unknown exchange {exchange!r}")
-            out[exchange].add(day)
-    return out
-
-
-def _utc_naive_ns(values: pd.Series) -> np.ndarray:
-    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
-
-
-# Optional folder where built schedules are kept between processes (set by the CLI to <cache>/.calendars).
-# Building XHKG and XNYS with exchange-calendars costs about 0.45 s a process; reading them back ~5 ms.
-_SCHEDULE_CACHE_DIR: Path | None = None
-
-
-def use_schedule_cache(folder: Path | None) -> None:
-    """Keep built schedules in ``folder`` (keyed by exchange-calendars version, range and closures file)."""
-    global _SCHEDULE_CACHE_DIR
-    _SCHEDULE_CACHE_DIR = Path(folder) if folder is not None else None
-
-
-def _schedule_cache_file(exchange: str) -> Path | None:
-    if _SCHEDULE_CACHE_DIR is None:
-        return None
-    from importlib.metadata import version
-
-    key = "|".join([exchange, version("exchange-calendars"), str(CALENDAR_START.date()), str(CALENDAR_END.date()),
-                    hashlib.sha256(CLOSURES_PATH.read_bytes()).hexdigest()])
-    return _SCHEDULE_CACHE_DIR / f"{exchange}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-
-
-def _read_cached_schedule(exchange: str, path: Path) -> MarketSchedule | None:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            sessions = pd.DatetimeIndex(data["sessions"].astype("datetime64[ns]"))
-            return MarketSchedule(exchange, sessions, data["opens"], data["closes"])
-    except (OSError, KeyError, ValueError):
-        return None  # absent or damaged: rebuild
-
-
-def _write_cached_schedule(sched: MarketSchedule, path: Path) -> None:
-    from engine.atomic import atomic_write_bytes
-    from engine.errors import DataError
-
-    buffer = io.BytesIO()
-    np.savez(buffer, sessions=sched.sessions.to_numpy().astype("datetime64[ns]"), opens=sched.opens,
-             closes=sched.closes)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
-    except (OSError, DataError):
-        pass  # a read-only cache only costs the rebuild next time
-
-
-@cache
-def schedule(exchange: str) -> MarketSchedule:
-    """Corrected schedule of ``exchange`` (built once per process, or read from the schedule cache)."""
-    if exchange not in MARKETS:
-        raise ConfigError(f"no exchange calendar for {exchange!r} (expected one of: {', '.join(MARKETS)})")
-    cache_file = _schedule_cache_file(exchange)
-    if cache_file is not None and cache_file.is_file():
-        cached = _read_cached_schedule(exchange, cache_file)
-        if cached is not None:
-            return cached
-    sched = _build_schedule(exchange)
-    if cache_file is not None:
-        _write_cached_schedule(sched, cache_file)
-    return sched
-
-
-def _build_schedule(exchange: str) -> MarketSchedule:
-    import exchange_calendars as xcals
-
-    with warnings.catch_warnings():
-        # exchange-calendars 4.13 under pandas 3.1 emits Pandas4Warning deprecations; not ours to fix.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        cal = xcals.get_calendar(exchange, start=CALENDAR_START, end=CALENDAR_END)
-        frame = cal.schedule
-    closed = load_closures()[exchange]
-    if closed:
-        frame = frame[~frame.index.isin(list(closed))]
-    sessions = pd.DatetimeIndex(frame.index).tz_localize(None).normalize()
-    return MarketSchedule(exchange, sessions, _utc_naive_ns(frame["open"]), _utc_naive_ns(frame["close"]))
+def schedule(exchange: str, start: object = None, end: object = None) -> MarketSchedule:
+    """Corrected schedule of ``exchange`` covering ``start..end`` (see engine.market.calendars)."""
+    return calendars.schedule(exchange, start, end)
 
 
 def exchange_of(symbol: str) -> str:
     """Exchange code of a symbol's listing; FX pairs have no sessions and raise ConfigError."""
     exchange = listing(symbol).exchange
-    if exchange not in MARKETS:
+    if exchange == "FX":
         raise ConfigError(f"{symbol}: no exchange sessions for this symbol (exchange {exchange})")
     return exchange
-
-
-def _check_range(day: pd.Timestamp, what: str) -> None:
-    lo, hi = CALENDAR_START + pd.Timedelta(days=10), CALENDAR_END - pd.Timedelta(days=30)
-    if not lo <= day <= hi:
-        raise ConfigError(f"{what} {day.date()} is outside the supported range {lo.date()}..{hi.date()}")
 
 
 def _end_of_day_utc(event: Event) -> pd.Timestamp:
@@ -178,13 +63,13 @@ def _end_of_day_utc(event: Event) -> pd.Timestamp:
 
 def known_at(event: Event) -> pd.Timestamp:
     """Instant (tz-aware UTC) from which the event is assumed public; conservative, see module doc."""
-    _check_range(pd.Timestamp(event.date), f"event {event.id}: date")
     if event.time is not None:
         local = dt.datetime.combine(event.date, event.time, ZoneInfo(event.tz))
         return pd.Timestamp(local).tz_convert("UTC")
     if event.session_hint is not None and event.market is not None:
-        sched = schedule(event.market)
-        pos = sched.index_of(pd.Timestamp(event.date))
+        day = calendars.require(event.market, event.date, f"event {event.id}: date")
+        sched = schedule(event.market, day, day)
+        pos = sched.index_of(day)
         if pos is None:  # the named market is closed that day: fall back to the date-only rule
             return _end_of_day_utc(event)
         if event.session_hint == "before_open":
@@ -208,14 +93,25 @@ def _check_fill(fill: str) -> None:
         raise ConfigError(f"unknown fill {fill!r} (expected open or close)")
 
 
+def _bounds_after(exchange: str, instant: pd.Timestamp, fill: str) -> tuple[MarketSchedule, np.ndarray]:
+    day = calendars.require(exchange, instant, f"{exchange}: instant")
+    sched = schedule(exchange, day - pd.Timedelta(days=7), day + _LOOKAHEAD)
+    return sched, (sched.opens if fill == "open" else sched.closes)
+
+
+def _no_session_after(exchange: str, instant: object) -> ConfigError:
+    last = calendars.calendar_bounds(exchange)[1]
+    return ConfigError(f"{exchange}: no session after {instant}: the {exchange} calendar of exchange-calendars "
+                       f"ends {last.date()}")
+
+
 def first_session_after(exchange: str, instant: pd.Timestamp, fill: str = "open") -> pd.Timestamp:
     """First session whose open (fill="open") or close (fill="close") is strictly after ``instant``."""
     _check_fill(fill)
-    sched = schedule(exchange)
-    bounds = sched.opens if fill == "open" else sched.closes
+    sched, bounds = _bounds_after(exchange, instant, fill)
     pos = int(np.searchsorted(bounds, _as_utc_ns(instant), side="right"))
     if pos >= len(sched.sessions):
-        raise ConfigError(f"{exchange}: no session after {instant} within the calendar range")
+        raise _no_session_after(exchange, instant)
     return sched.sessions[pos]
 
 
@@ -228,43 +124,51 @@ def entry_session(event: Event, symbol: str, fill: str = "open") -> pd.Timestamp
 def entry_sessions(events: Sequence[Event], symbol: str, fill: str = "open") -> pd.DatetimeIndex:
     """Vectorised ``entry_session`` for many events on one symbol (same order as ``events``)."""
     _check_fill(fill)
-    sched = schedule(exchange_of(symbol))
+    exchange = exchange_of(symbol)
+    if not events:
+        return pd.DatetimeIndex([])
+    known = [known_at(e) for e in events]
+    lo, hi = min(known), max(known)
+    calendars.require(exchange, lo, f"{exchange}: event known at")
+    calendars.require(exchange, hi, f"{exchange}: event known at")
+    sched = schedule(exchange, calendars.as_day(lo) - pd.Timedelta(days=7), calendars.as_day(hi) + _LOOKAHEAD)
     bounds = sched.opens if fill == "open" else sched.closes
-    instants = np.array([_as_utc_ns(known_at(e)) for e in events], dtype="datetime64[ns]")
+    instants = np.array([_as_utc_ns(k) for k in known], dtype="datetime64[ns]")
     pos = np.searchsorted(bounds, instants, side="right")
-    if len(pos) and int(pos.max()) >= len(sched.sessions):
-        raise ConfigError(f"{sched.exchange}: an event is after the last session in the calendar range")
+    if int(pos.max()) >= len(sched.sessions):
+        raise _no_session_after(exchange, known[int(np.argmax(pos))])
     return pd.DatetimeIndex(sched.sessions[pos])
 
 
 def sessions(exchange: str, start: object, end: object) -> pd.DatetimeIndex:
     """Corrected session dates (tz-naive) of ``exchange`` between ``start`` and ``end`` inclusive."""
-    sched = schedule(exchange)
-    lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()  # type: ignore[arg-type]
     if lo > hi:
         raise ConfigError(f"start {lo.date()} is after end {hi.date()}")
-    _check_range(lo, "start")
-    _check_range(hi, "end")
-    return sched.sessions[(sched.sessions >= lo) & (sched.sessions <= hi)]
+    return calendars.session_dates(exchange, lo, hi)
 
 
 def next_sessions(exchange: str, session: object, n: int = 1) -> pd.DatetimeIndex:
     """The ``n`` sessions strictly after ``session`` (which need not itself be a session)."""
     if n < 0:
         raise ConfigError(f"n must be >= 0, got {n}")
-    sched = schedule(exchange)
-    day = pd.Timestamp(session).normalize()
-    _check_range(day, "session")
-    pos = int(sched.sessions.searchsorted(day, side="right"))
-    if pos + n > len(sched.sessions):
-        raise ConfigError(f"{exchange}: fewer than {n} sessions after {day.date()} in the calendar range")
-    return sched.sessions[pos : pos + n]
+    day = calendars.require(exchange, session, f"{exchange}: session")
+    reach = _LOOKAHEAD + pd.Timedelta(days=2 * n)
+    while True:
+        sched = schedule(exchange, day, day + reach)
+        pos = int(sched.sessions.searchsorted(day, side="right"))
+        if pos + n <= len(sched.sessions):
+            return sched.sessions[pos : pos + n]
+        if sched.last >= calendars.calendar_bounds(exchange)[1]:
+            raise ConfigError(f"{exchange}: fewer than {n} sessions after {day.date()}: the {exchange} calendar "
+                              f"of exchange-calendars ends {sched.last.date()}")
+        reach = reach * 2
 
 
 def session_bounds(exchange: str, session: object) -> tuple[pd.Timestamp, pd.Timestamp]:
     """(open, close) of a session as tz-aware UTC instants; ConfigError if the day is not a session."""
-    sched = schedule(exchange)
-    day = pd.Timestamp(session).normalize()
+    day = calendars.require(exchange, session, f"{exchange}: session")
+    sched = schedule(exchange, day, day)
     pos = sched.index_of(day)
     if pos is None:
         raise ConfigError(f"{exchange}: {day.date()} is not a session")

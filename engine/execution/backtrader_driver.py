@@ -28,7 +28,8 @@ from engine.errors import RunError
 from engine.execution.records import OrderRecord, TradeRecord, round_trip
 from engine.execution.sizing import entry_size
 from engine.market.costs import CostModel, order_fees
-from engine.market.symbols import listing
+from engine.market.fx import FxRates, as_rates
+from engine.market.symbols import Listing, listing
 from engine.plan.config import RunConfig
 from engine.plan.planner import Plan, PlannedAction
 
@@ -83,9 +84,12 @@ class _CommInfo(bt.CommInfoBase):
     model: CostModel
     hk: bool
     fx: float
+    day: object = None  # trade date of the order being executed (set at submission, like fx)
+    listing: Listing | None = None
 
     def _getcommission(self, size: float, price: float, pseudoexec: bool) -> float:
-        return order_fees(self.model, size, price, hk=self.hk, fx=self.fx).total
+        # backtrader passes the signed executed size: negative = a sell
+        return order_fees(self.model, size, price, hk=self.hk, fx=self.fx, day=self.day, listing=self.listing).total
 
 
 class _Adapter(bt.Strategy):
@@ -210,7 +214,9 @@ class _Executor:
                                            f"target {target:.2f} is below one board lot ({book.lot_size})",
                                            action.event_id))
             return released
-        fees = order_fees(cfg.costs, size, price_base, hk=book.hk, fx=fx).total
+        fees = order_fees(cfg.costs, size, price_base, hk=book.hk, fx=fx,
+                          side="buy" if action.side == "long" else "sell", day=book.dates[i],
+                          listing=book.comminfo.listing).total
         delta = -(size * price_base + fees) if action.side == "long" else size * price_base - fees
         if action.side == "long" and cash + delta < 0 and not cfg.allow_margin:
             self.orders.append(OrderRecord(date, book.symbol, verb, size, "refused",
@@ -239,13 +245,16 @@ class _Executor:
         lot.exit_reason = reason
         fx = float(book.fx[i])
         price_base = price / fx
-        fees = order_fees(self.config.costs, lot.size, price_base, hk=book.hk, fx=fx).total
+        fees = order_fees(self.config.costs, lot.size, price_base, hk=book.hk, fx=fx,
+                          side="sell" if lot.side == "long" else "buy", day=book.dates[i],
+                          listing=book.comminfo.listing).total
         self._submit(book, lot, "exit", i, price, -lot.size if lot.side == "long" else lot.size)
         value = lot.size * price_base
         return (value - fees) if lot.side == "long" else (-value - fees)
 
     def _submit(self, book: _Book, lot: _Lot, kind: str, i: int, price: float, signed_size: int) -> None:
         book.comminfo.fx = float(book.fx[i])
+        book.comminfo.day = book.dates[i]
         method = self.strategy.buy if signed_size > 0 else self.strategy.sell
         order = method(data=book.data, size=abs(signed_size), exectype=bt.Order.Market)
         self._pending[order.ref] = (kind, lot, book, i, price)
@@ -367,10 +376,16 @@ def _iso(value: object) -> str:
     return str(pd.Timestamp(value).date())
 
 
-def fx_for(frame: pd.DataFrame, fx_series: pd.Series | None, hk: bool) -> np.ndarray:
-    """Local units per base unit at each bar: 1 for USD listings; for HKD listings the last HKD=X close dated
-    strictly before the bar (a HK session ends before that day's FX close, so the same day's quote would be
-    lookahead; bars before the series starts use its first quote), else the 7.80 peg."""
+def fx_for(frame: pd.DataFrame, fx_series: FxRates | pd.Series | None, hk: bool,
+           symbol: str | None = None) -> np.ndarray:
+    """Local currency units per base unit at each bar. With ``symbol``: ``engine.market.fx`` rates (any
+    currency and base; the last quote known before the bar's session open). Without (older callers): 1 for
+    USD listings; for HKD listings the last HKD=X close dated strictly before the bar (bars before the
+    series starts use its first quote), else the 7.80 peg."""
+    if symbol is not None:
+        return as_rates(fx_series).for_bars(symbol, frame.index)
+    if isinstance(fx_series, FxRates):
+        fx_series = fx_series.series.get("HKD=X")
     if not hk:
         return np.ones(len(frame))
     if fx_series is None or fx_series.empty:
@@ -418,12 +433,13 @@ def run_backtest(
         if frame.empty:
             continue
         info = listing(symbol)
-        fx = fx_for(frame, fx_series, info.is_hk)
+        fx = fx_for(frame, fx_series, info.is_hk, symbol)
         data = _feed(frame, fx, symbol)
         cerebro.adddata(data)
         comminfo = _CommInfo()
         comminfo.model = config.costs
         comminfo.hk = info.is_hk
+        comminfo.listing = info
         comminfo.fx = float(fx[0])
         broker.addcommissioninfo(comminfo, name=symbol)
         actions: dict[int, list[PlannedAction]] = {}

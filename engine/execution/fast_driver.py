@@ -46,7 +46,7 @@ from engine.execution.backtrader_driver import fx_for
 from engine.execution.records import OrderRecord, TradeRecord, round_trip
 from engine.execution.sizing import entry_size
 from engine.market.costs import order_fees
-from engine.market.symbols import listing
+from engine.market.symbols import Listing, listing
 from engine.plan.config import RunConfig
 from engine.plan.planner import Plan, PlannedAction
 
@@ -76,6 +76,7 @@ class Book:
     fx_l: list[float] = field(default_factory=list)
     stale_l: list[bool] = field(default_factory=list)
     cycle_l: list[int] = field(default_factory=list)
+    listing: Listing | None = None  # venue, currency and lot facts (dated venue fees)
 
 
 @dataclass
@@ -111,7 +112,7 @@ def build_market(
     for k, symbol in enumerate(used):
         frame = frames[symbol]
         info = listing(symbol)
-        fx = fx_for(frame, fx_series, info.is_hk)
+        fx = fx_for(frame, fx_series, info.is_hk, symbol)
         cycle = index.searchsorted(frame.index).astype(np.int64)
         open_ = frame["open"].to_numpy(dtype=float)
         close = frame["close"].to_numpy(dtype=float)
@@ -120,7 +121,7 @@ def build_market(
             stale=frame["stale"].to_numpy(dtype=bool), fx=fx, open_base=open_ / fx, close_base=close / fx,
             lot_size=info.lot_size, hk=info.is_hk, cycle=cycle, open_l=open_.tolist(), close_l=close.tolist(),
             fx_l=np.asarray(fx, dtype=float).tolist(), stale_l=frame["stale"].to_numpy(dtype=bool).tolist(),
-            cycle_l=cycle.tolist(),
+            cycle_l=cycle.tolist(), listing=info,
         )
         books.append(book)
         bar_at[k, cycle] = np.arange(len(frame))
@@ -326,7 +327,8 @@ def _enter(state: _State, k: int, action: PlannedAction, i: int, t: int, price: 
         _order(state, date, book.symbol, verb, 0, "skipped",
                f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
         return released
-    fees = order_fees(cfg.costs, size, price_base, hk=book.hk, fx=fx).total
+    fees = order_fees(cfg.costs, size, price_base, hk=book.hk, fx=fx, side="buy" if action.side == "long" else "sell",
+                      day=book.dates[i], listing=book.listing).total
     delta = -(size * price_base + fees) if action.side == "long" else size * price_base - fees
     if action.side == "long" and cash + delta < 0 and not cfg.allow_margin:
         _order(state, date, book.symbol, verb, size, "refused",
@@ -363,7 +365,8 @@ def _exit(state: _State, lot: _Lot, i: int, t: int, price: float, reason: str) -
     lot.exit_reason = reason
     fx = book.fx_l[i]
     price_base = price / fx
-    fees = order_fees(state.config.costs, lot.size, price_base, hk=book.hk, fx=fx).total
+    fees = order_fees(state.config.costs, lot.size, price_base, hk=book.hk, fx=fx,
+                      side="sell" if lot.side == "long" else "buy", day=book.dates[i], listing=book.listing).total
     value = lot.size * price_base
     proceeds = (value - fees) if lot.side == "long" else (-value - fees)
     verb = "sell" if lot.side == "long" else "buy"

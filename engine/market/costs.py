@@ -1,18 +1,31 @@
-"""Trading costs as pure functions, shared by the backtrader commission scheme and the trade verifier.
+"""Trading costs as pure functions, shared by both drivers and the trade verifier.
 
 All amounts are in the run's base currency except where a name says ``_local``.
 Conventions (stated in the README):
 - commission: ``commission_pct * value``, at least ``min_commission`` per order (base currency);
 - slippage: ``slippage_bps / 10_000 * value`` charged as a cost on every fill (equivalent to filling a buy
   that much above and a sell that much below the bar price; the trade list shows the raw bar price);
-- Hong Kong stamp duty: ``stamp_duty_rate * value`` in HKD, rounded up to a whole HKD, on both sides
-  (0.13% in 2021-2023), then converted back to the base currency with the fill's FX rate.
+- regulatory fees and taxes of the listing's venue in force on the trade date (``engine/market/data/fees.csv``:
+  HK stamp duty, trading fee, SFC and AFRC levies; US SEC fee on sells; mainland stamp duty on sells; UK SDRT
+  on buys), each computed on the value in the listing's currency, rounded per order as the table says, then
+  converted back to the base currency with the fill's FX rate. ``stamp_duty_rate`` (``--stamp-duty``), when
+  set, replaces the HK stamp duty rate on every date.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.market import fee_schedule
+
+if TYPE_CHECKING:
+    from engine.market.symbols import Listing
+
+# Rate of an undated HK call (a caller that passes no trade date): the 2021-08-01..2023-11-16 rate.
+UNDATED_HK_STAMP_DUTY = 0.0013
+SIDES = ("buy", "sell")
 
 
 @dataclass(frozen=True)
@@ -20,40 +33,83 @@ class CostModel:
     commission_pct: float = 0.001
     min_commission: float = 0.0
     slippage_bps: float = 5.0
-    stamp_duty_rate: float = 0.0013  # HK only, both sides
+    stamp_duty_rate: float | None = None  # HK stamp duty override, both sides; None = the dated schedule
 
     def __post_init__(self) -> None:
         for name in ("commission_pct", "min_commission", "slippage_bps", "stamp_duty_rate"):
             value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
+            if value is None and name == "stamp_duty_rate":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
-@dataclass(frozen=True)
-class Fees:
-    commission: float
-    slippage: float
-    stamp_duty: float
+class Fees(dict[str, float]):
+    """Itemised fees of one fill: item -> amount in the base currency (``commission``, ``slippage`` and
+    ``stamp_duty`` always present; venue items such as ``sec_fee``, ``trading_fee``, ``sfc_levy`` when
+    charged), with ``.total``."""
 
     @property
     def total(self) -> float:
-        return self.commission + self.slippage + self.stamp_duty
+        return float(sum(self.values()))
+
+    @property
+    def commission(self) -> float:
+        return self.get("commission", 0.0)
+
+    @property
+    def slippage(self) -> float:
+        return self.get("slippage", 0.0)
+
+    @property
+    def stamp_duty(self) -> float:
+        return self.get("stamp_duty", 0.0)
 
 
-def order_fees(model: CostModel, size: float, price_base: float, *, hk: bool, fx: float) -> Fees:
+def order_fees(
+    model: CostModel,
+    size: float,
+    price_base: float,
+    *,
+    hk: bool = False,
+    fx: float = 1.0,
+    side: str | None = None,
+    day: object = None,
+    listing: Listing | None = None,
+) -> Fees:
     """Fees for one fill of ``size`` shares at ``price_base`` (base currency per share).
 
-    ``fx`` is local-currency units per base unit (HKD per USD for a HK listing in a USD run).
+    ``fx`` is local-currency units per base unit (HKD per USD for a HK listing in a USD run). ``side`` is
+    ``buy``/``sell`` (default: the sign of ``size``, negative = sell), ``day`` the trade date and ``listing``
+    the symbol's listing (its venue picks the fee rows; default: HK when ``hk`` else no venue fees). Without
+    ``day`` only HK stamp duty is charged, at ``stamp_duty_rate`` or 0.13% (the behaviour of undated callers).
     """
     value = abs(size) * price_base
+    fees = Fees(commission=0.0, slippage=0.0, stamp_duty=0.0)
     if value == 0:
-        return Fees(0.0, 0.0, 0.0)
-    commission = max(model.commission_pct * value, model.min_commission)
-    slippage = model.slippage_bps / 10_000.0 * value
-    stamp = 0.0
-    if hk and model.stamp_duty_rate > 0:
-        # Round the HKD amount up to a whole dollar; the tiny epsilon keeps exact integers from rounding up
-        # because of float noise (e.g. 13.000000000002 -> 13).
-        stamp_local = math.ceil(model.stamp_duty_rate * value * fx - 1e-9)
-        stamp = stamp_local / fx
-    return Fees(commission, slippage, stamp)
+        return fees
+    fees["commission"] = max(model.commission_pct * value, model.min_commission)
+    fees["slippage"] = model.slippage_bps / 10_000.0 * value
+    venue = listing.venue if listing is not None else ("HK" if hk else "")
+    if listing is not None and listing.kind != "stock":
+        return fees  # indexes are not traded on a venue: no venue fees
+    if day is None:
+        if venue == "HK":
+            rate = UNDATED_HK_STAMP_DUTY if model.stamp_duty_rate is None else model.stamp_duty_rate
+            fees["stamp_duty"] = fee_schedule.round_amount(rate * value * fx, "ceil_unit") / fx
+        return fees
+    if side is None:
+        side = "sell" if size < 0 else "buy"
+    if side not in SIDES:
+        raise ValueError(f"side must be buy or sell, got {side!r}")
+    value_local = value * fx
+    for rule in fee_schedule.rules_on(venue, fee_schedule.iso_day(day)):
+        if not rule.applies(side):
+            continue
+        rate = rule.rate
+        if venue == "HK" and rule.item == "stamp_duty" and model.stamp_duty_rate is not None:
+            rate = model.stamp_duty_rate
+        amount = fee_schedule.round_amount(rate * value_local, rule.rounding) / fx
+        fees[rule.item] = fees.get(rule.item, 0.0) + amount
+    return fees

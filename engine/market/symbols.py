@@ -1,4 +1,7 @@
-"""Symbol normalisation and per-listing facts (exchange calendar, currency, board lot)."""
+"""Symbol normalisation and per-listing facts (exchange calendar, currency, price unit, board lot).
+
+The facts come from the venue table (``engine.market.venues``: built-in CSV data plus the user's rows).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +9,7 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
-
-# Board lots of the Hong Kong lines evbt knows (HKEX "board lot" per listing, as in 2021-2023).
-# Unknown HK listings default to 100 shares; US listings trade in single shares.
-HK_LOT_SIZES: dict[str, int] = {
-    "0700.HK": 100,
-    "9988.HK": 100,
-    "3690.HK": 100,
-    "9618.HK": 50,
-    "9999.HK": 100,
-    "9888.HK": 50,
-    "1024.HK": 100,
-    "9626.HK": 20,
-    "2800.HK": 500,
-}
-DEFAULT_HK_LOT = 100
+from engine.market.venues import VenueTable, active_venues
 
 _YAHOO = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]{0,19}$")
 _HK_CODE = re.compile(r"^0*([0-9]{1,5})(\.HK)?$")
@@ -33,14 +22,27 @@ class Listing:
     """Where and how a symbol trades."""
 
     symbol: str
-    exchange: str  # exchange-calendars code: "XHKG" or "XNYS"
-    currency: str  # "HKD" or "USD"
+    exchange: str  # exchange-calendars code ("XHKG", "XNYS", "XTKS", ...), "FX" for a Yahoo FX pair
+    currency: str  # ISO currency of the prices ("GBP" for London, whose quotes are in pence)
     lot_size: int
     timezone: str
+    venue: str = ""  # venue id of the fee schedule: US, HK, SSE, SZSE, TSE, LSE, ... ("" for FX pairs)
+    kind: str = "stock"  # stock | index | fx
+    price_unit: str = ""  # unit of the quotes: the currency, or a sub-unit such as GBp ("" = the currency)
+    lot_is_default: bool = False  # the lot is the venue default for a venue whose lots vary per listing
 
     @property
     def is_hk(self) -> bool:
         return self.exchange == "XHKG"
+
+    @property
+    def price_scale(self) -> float:
+        """Currency units per quote unit: 0.01 for a London listing quoted in pence, else 1."""
+        from engine.market.venues import SUBUNITS
+
+        if not self.price_unit or self.price_unit == self.currency:
+            return 1.0
+        return SUBUNITS[self.price_unit][1]
 
 
 def normalize_symbol(raw: str) -> str:
@@ -67,18 +69,33 @@ def normalize_symbol(raw: str) -> str:
     return text
 
 
-def listing(symbol: str) -> Listing:
-    """Exchange, currency and board lot for a normalised symbol."""
+def listing(symbol: str, venues: VenueTable | None = None) -> Listing:
+    """Exchange, currency, price unit and board lot for a symbol; ConfigError for an unknown suffix or index.
+
+    ``venues`` defaults to the table in force (built-in rows plus ``EVBT_VENUES``)."""
     sym = normalize_symbol(symbol)
-    if sym.endswith("=X"):  # Yahoo FX pair such as HKD=X (HKD per USD); no exchange calendar
-        return Listing(sym, "FX", sym[:3], 1, "UTC")
-    if sym.endswith(".HK") or sym in ("^HSI", "^HSTECH"):
-        return Listing(sym, "XHKG", "HKD", HK_LOT_SIZES.get(sym, DEFAULT_HK_LOT), "Asia/Hong_Kong")
-    return Listing(sym, "XNYS", "USD", 1, "America/New_York")
+    table = venues if venues is not None else active_venues()
+    if sym.endswith("=X") and sym not in table.rows:
+        # Yahoo FX pair: JPY=X (JPY per USD) or GBPUSD=X (USD per GBP); no exchange calendar
+        return Listing(sym, "FX", sym[:3], 1, "UTC", venue="", kind="fx", price_unit=sym[:3])
+    row = table.lookup(sym)
+    lot, is_default = table.board_lot(sym)
+    return Listing(sym, row.calendar, row.currency, lot, row.timezone, venue=row.venue, kind=row.kind,
+                   price_unit=row.price_unit, lot_is_default=is_default)
+
+
+def lot_warning(symbol: str, venues: VenueTable | None = None) -> str | None:
+    """The warning to show when a symbol's board lot is only its venue's default (None otherwise)."""
+    info = listing(symbol, venues)
+    if not info.lot_is_default:
+        return None
+    return (f"{info.symbol}: board lot unknown, using the {info.venue} default of {info.lot_size} shares "
+            f"(add the symbol to engine/market/data/lots.csv or a --venues file)")
 
 
 def parse_symbol_list(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
-    """Split comma/space separated symbols, normalise them, drop duplicates keeping order."""
+    """Split comma/space separated symbols, normalise them, drop duplicates keeping order; a symbol whose
+    venue is unknown (``FOO.ZZ``, ``^NOPE``) is a ConfigError listing the known suffixes."""
     if values is None:
         return []
     items = [values] if isinstance(values, str) else list(values)
@@ -87,6 +104,7 @@ def parse_symbol_list(values: tuple[str, ...] | list[str] | str | None) -> list[
         for part in re.split(r"[,\s]+", item):
             if part:
                 sym = normalize_symbol(part)
+                listing(sym)  # unknown suffix or index: an input error now, not a silent NYSE later
                 if sym not in out:
                     out.append(sym)
     return out

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.market.costs import CostModel
+from engine.market.fx import check_currency
 from engine.market.symbols import parse_symbol_list
 
 FILLS = ("open", "close")
@@ -55,8 +56,7 @@ class RunConfig:
         _choice("fill", self.fill, FILLS)
         _choice("sizing", self.sizing, SIZINGS)
         _choice("overlap", self.overlap, OVERLAPS)
-        if self.base_currency != "USD":
-            raise ConfigError("only USD is supported as base currency for now")
+        object.__setattr__(self, "base_currency", check_currency(self.base_currency))
         if not math.isfinite(self.size) or self.size <= 0:
             raise ConfigError(f"size must be positive, got {self.size}")
         if self.sizing in ("percent", "equal") and self.size > 1 and not self.allow_margin:
@@ -177,7 +177,7 @@ def params_to_dict(params: Any) -> dict[str, Any]:
 CONFIG_KEYS = {
     "strategy", "params", "symbols", "start", "end", "cash", "commission", "min_commission", "slippage_bps",
     "stamp_duty", "fill", "benchmark", "sizing", "size", "overlap", "allow_short", "allow_margin", "events",
-    "replace_events", "ratings",
+    "replace_events", "ratings", "base_currency",
 }  # fmt: skip
 
 
@@ -209,7 +209,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-_TEXT_KEYS = ("strategy", "symbols", "events", "fill", "benchmark", "sizing", "overlap")
+_TEXT_KEYS = ("strategy", "symbols", "events", "fill", "benchmark", "sizing", "overlap", "base_currency")
 
 
 # ----------------------------------------------------------------------------- assembling a run
@@ -279,7 +279,7 @@ def make_run_config(
     for key in ("allow_short", "allow_margin", "replace_events", "ratings"):
         if key in merged:
             kwargs[key] = coerce(merged.pop(key), bool, key)
-    for key in ("fill", "sizing", "overlap"):
+    for key in ("fill", "sizing", "overlap", "base_currency"):
         if key in merged:
             kwargs[key] = str(merged.pop(key))
     start = parse_date(merged.pop("start", SEED_START), "start")

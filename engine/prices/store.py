@@ -30,9 +30,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -100,13 +98,6 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-@lru_cache(maxsize=8)
-def _calendar(exchange: str) -> Any:
-    import exchange_calendars as xcals  # lazy: ~0.3 s import, only needed for coverage at the edges
-
-    return xcals.get_calendar(exchange, start="2000-01-01")
-
-
 def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
     """True if the symbol's exchange trades on a day in (after, upto]."""
     if upto <= after:
@@ -116,14 +107,13 @@ def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
     if exchange == "FX" or len(days) == 0:
         return len(days) > 0
     try:
-        with warnings.catch_warnings():  # exchange_calendars emits pandas deprecation warnings
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            cal = _calendar(exchange)
-            lo, hi = max(days[0], cal.first_session), min(days[-1], cal.last_session)
-            if lo > hi:
-                return True
-            return len(cal.sessions_in_range(lo, hi)) > 0
+        from engine.market.calendars import calendar_bounds, raw_sessions
+
+        first, last = calendar_bounds(exchange)
+        if days[0] < first or days[-1] > last:
+            return True  # outside what the calendar knows: assume a session
+        sessions, _early = raw_sessions(exchange, days[0], days[-1])
+        return len(sessions) > 0
     except Exception:  # calendar trouble must not block data access: assume a session
         return True
 

@@ -10,7 +10,6 @@ as stale bars (zero volume, O=H=L=C) like Yahoo does. Files are stored with ``so
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -57,15 +56,10 @@ def _sessions(symbol: str) -> tuple[pd.DatetimeIndex, set[pd.Timestamp]]:
     exchange = listing(symbol).exchange
     if exchange == "FX":
         return pd.bdate_range(SAMPLE_START, SAMPLE_END), set()
-    import exchange_calendars as xcals
+    from engine.market.calendars import raw_sessions
 
-    with warnings.catch_warnings():  # exchange_calendars emits pandas deprecation warnings
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        cal = xcals.get_calendar(exchange, start="2020-06-01", end="2023-06-30")
-        sessions = cal.sessions_in_range(pd.Timestamp(SAMPLE_START), pd.Timestamp(SAMPLE_END))
-        half_days = set(cal.early_closes) if exchange == "XHKG" else set()
-    return pd.DatetimeIndex(sessions).tz_localize(None), half_days
+    sessions, early = raw_sessions(exchange, SAMPLE_START, SAMPLE_END)
+    return sessions, (early if exchange == "XHKG" else set())
 
 
 def sample_frame(symbol: str) -> pd.DataFrame:

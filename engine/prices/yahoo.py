@@ -233,7 +233,7 @@ def normalize_history(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
         # zone already; an index in another zone (e.g. UTC, which puts a HK midnight on the previous day) is
         # converted to it first. FX pairs have no exchange zone and keep the zone Yahoo gave.
         venue = listing(symbol)
-        if venue.exchange in ("XHKG", "XNYS"):
+        if venue.exchange != "FX":
             index = index.tz_convert(venue.timezone)
         index = index.tz_localize(None)
     frame = frame.set_axis(index.normalize().rename("date"), axis=0)

@@ -1,0 +1,319 @@
+"""Exchange sessions for any era: the ONE module that imports exchange-calendars.
+
+A schedule is built for the range a run needs (not a fixed window): requests are widened to whole five-year
+blocks (so one run rarely rebuilds), clipped to the calendar's own bounds (``bound_min``/``bound_max`` of
+exchange-calendars: XSHG, XSES and XBOM end 2026-12-31 in 4.13 because their lunisolar holidays are published
+year by year; XTKS starts 1997) and grown when a later request needs more. A date a calendar cannot place is
+a ConfigError naming the calendar and the date, never a silent gap.
+
+The extra full-day closures of ``event_calendar/closures.csv`` (e.g. HK typhoon days the library lists as
+sessions) are removed from every schedule. Built schedules can be kept on disk between processes
+(``use_schedule_cache``), keyed by calendar, exchange-calendars version, range and closures file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import ConfigError
+from engine.paths import calendar_dir
+
+CLOSURES_PATH = calendar_dir() / "closures.csv"
+BLOCK_YEARS = 5
+EARLIEST = pd.Timestamp("1970-01-01")  # floor for calendars without a bound_min
+LATEST = pd.Timestamp("2099-12-31")  # ceiling for calendars without a bound_max
+
+
+@dataclass(frozen=True)
+class MarketSchedule:
+    """Corrected sessions of one exchange as sorted arrays (UTC instants as datetime64[ns], tz-naive)."""
+
+    exchange: str
+    sessions: pd.DatetimeIndex  # tz-naive session dates
+    opens: np.ndarray
+    closes: np.ndarray
+    first: pd.Timestamp  # the range the schedule was built for (inclusive dates)
+    last: pd.Timestamp
+
+    def index_of(self, session: pd.Timestamp) -> int | None:
+        pos = int(self.sessions.searchsorted(session))
+        if pos < len(self.sessions) and self.sessions[pos] == session:
+            return pos
+        return None
+
+    def covers(self, lo: pd.Timestamp, hi: pd.Timestamp) -> bool:
+        return self.first <= lo and hi <= self.last
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # exchange-calendars 4.13 under pandas 3.1 emits Pandas4Warning deprecations; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _compute_meta() -> dict[str, Any]:
+    import exchange_calendars as xcals
+    from exchange_calendars import calendar_utils
+
+    with _quiet():
+        names = xcals.get_calendar_names(include_aliases=True)
+        bounds = {}
+        for name in names:
+            cls = calendar_utils._default_calendar_factories[xcals.resolve_alias(name)]
+            lo, hi = cls.bound_min(), cls.bound_max()
+            bounds[name] = [str(pd.Timestamp(lo).date()) if lo is not None else None,
+                            str(pd.Timestamp(hi).date()) if hi is not None else None]
+    return {"bounds": bounds}
+
+
+_META: dict[str, Any] | None = None
+
+
+def _meta() -> dict[str, Any]:
+    """Calendar codes and their bounds; read from the schedule cache when present (importing
+    exchange-calendars costs ~0.5 s a process, so a run whose schedules are cached never imports it)."""
+    global _META
+    if _META is not None:
+        return _META
+    path = _SCHEDULE_CACHE_DIR / f"meta-{version('exchange-calendars')}.json" if _SCHEDULE_CACHE_DIR else None
+    if path is not None and path.is_file():
+        try:
+            _META = json.loads(path.read_text(encoding="utf-8"))
+            return _META
+        except (OSError, ValueError):
+            pass  # damaged: recompute
+    _META = _compute_meta()
+    return _META
+
+
+def _persist_meta() -> None:
+    """Write the codes-and-bounds file next to the schedules (only from a persisting ``schedule`` call)."""
+    if _SCHEDULE_CACHE_DIR is None:
+        return
+    path = _SCHEDULE_CACHE_DIR / f"meta-{version('exchange-calendars')}.json"
+    if path.is_file():
+        return
+    from engine.atomic import atomic_write_bytes
+    from engine.errors import DataError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(_meta(), sort_keys=True).encode())
+    except (OSError, DataError):
+        pass  # a read-only cache only costs the import next time
+
+
+def calendar_names() -> frozenset[str]:
+    return frozenset(_meta()["bounds"])
+
+
+def check_calendar_code(code: str, what: str = "calendar") -> None:
+    if code not in _meta()["bounds"]:
+        raise ConfigError(f"{what}: unknown exchange-calendars code {code!r}")
+
+
+def calendar_timezone(code: str) -> str:
+    import exchange_calendars as xcals
+
+    with _quiet():
+        return str(xcals.get_calendar(code).tz)
+
+
+def calendar_bounds(code: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last dates exchange-calendars can build ``code`` for."""
+    check_calendar_code(code)
+    lo, hi = _meta()["bounds"][code]
+    return (pd.Timestamp(lo) if lo is not None else EARLIEST, pd.Timestamp(hi) if hi is not None else LATEST)
+
+
+def load_closures() -> dict[str, set[pd.Timestamp]]:
+    """Extra full-day closures per exchange from ``event_calendar/closures.csv``."""
+    out: dict[str, set[pd.Timestamp]] = {}
+    with CLOSURES_PATH.open(encoding="utf-8", newline="") as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), start=2):
+            exchange = (row.get("exchange") or "").strip()
+            try:
+                day = pd.Timestamp(dt.date.fromisoformat((row.get("date") or "").strip()))
+            except ValueError:
+                raise ConfigError(f"{CLOSURES_PATH}:{lineno}: bad date {row.get('date')!r}") from None
+            if exchange not in calendar_names():
+                raise ConfigError(f"{CLOSURES_PATH}:{lineno}: unknown exchange {exchange!r}")
+            out.setdefault(exchange, set()).add(day)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- disk cache
+
+# Optional folder where built schedules are kept between processes (set by the engine to <cache>/.calendars).
+# Building XHKG and XNYS with exchange-calendars costs about 0.45 s a process; reading them back ~5 ms.
+_SCHEDULE_CACHE_DIR: Path | None = None
+
+
+def use_schedule_cache(folder: Path | None) -> None:
+    """Keep built schedules in ``folder`` (keyed by exchange-calendars version, range and closures file)."""
+    global _SCHEDULE_CACHE_DIR
+    _SCHEDULE_CACHE_DIR = Path(folder) if folder is not None else None
+
+
+def _cache_file(exchange: str, lo: pd.Timestamp, hi: pd.Timestamp) -> Path | None:
+    if _SCHEDULE_CACHE_DIR is None:
+        return None
+    key = "|".join([exchange, version("exchange-calendars"), str(lo.date()), str(hi.date()),
+                    hashlib.sha256(CLOSURES_PATH.read_bytes()).hexdigest()])
+    return _SCHEDULE_CACHE_DIR / f"{exchange}-{lo.year}-{hi.year}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def _read_cached(exchange: str, path: Path, lo: pd.Timestamp, hi: pd.Timestamp) -> MarketSchedule | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            sessions = pd.DatetimeIndex(data["sessions"].astype("datetime64[ns]"))
+            return MarketSchedule(exchange, sessions, data["opens"], data["closes"], lo, hi)
+    except (OSError, KeyError, ValueError):
+        return None  # absent or damaged: rebuild
+
+
+def _write_cached(sched: MarketSchedule, path: Path) -> None:
+    from engine.atomic import atomic_write_bytes
+    from engine.errors import DataError
+
+    buffer = io.BytesIO()
+    np.savez(buffer, sessions=sched.sessions.to_numpy().astype("datetime64[ns]"), opens=sched.opens,
+             closes=sched.closes)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
+    except (OSError, DataError):
+        pass  # a read-only cache only costs the rebuild next time
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+_SCHEDULES: dict[str, MarketSchedule] = {}
+_PERSISTED: set[tuple[str, str, pd.Timestamp, pd.Timestamp]] = set()  # (cache folder, exchange, range) on disk
+
+
+def _utc_naive_ns(values: pd.Series) -> np.ndarray:
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+
+
+def _build(exchange: str, lo: pd.Timestamp, hi: pd.Timestamp) -> MarketSchedule:
+    import exchange_calendars as xcals
+
+    with _quiet():
+        frame = xcals.get_calendar(exchange, start=lo, end=hi).schedule
+    closed = load_closures().get(exchange, set())
+    if closed:
+        frame = frame[~frame.index.isin(list(closed))]
+    sessions = pd.DatetimeIndex(frame.index).tz_localize(None).normalize()
+    return MarketSchedule(exchange, sessions, _utc_naive_ns(frame["open"]), _utc_naive_ns(frame["close"]), lo, hi)
+
+
+def _block(lo: pd.Timestamp, hi: pd.Timestamp, bounds: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[
+        pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(year=(lo.year - 1) // BLOCK_YEARS * BLOCK_YEARS, month=1, day=1)
+    end = pd.Timestamp(year=(hi.year + 1) // BLOCK_YEARS * BLOCK_YEARS + BLOCK_YEARS - 1, month=12, day=31)
+    return max(start, bounds[0]), min(end, bounds[1])
+
+
+def as_day(value: object) -> pd.Timestamp:
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.normalize()
+
+
+def schedule(exchange: str, start: object = None, end: object = None, *, persist: bool = True) -> MarketSchedule:
+    """Corrected schedule of ``exchange`` covering ``start..end`` (dates; default: the current schedule, or
+    the block around today). Dates outside the calendar's bounds are clipped (``require`` reports them).
+    ``persist=False`` keeps a newly built schedule in memory only (paths that must not write, e.g. before
+    a command has validated its input); a later persisting call writes it."""
+    check_calendar_code(exchange, "exchange")
+    bounds = calendar_bounds(exchange)
+    today = pd.Timestamp.today().normalize()
+    current = _SCHEDULES.get(exchange)
+    lo = as_day(start) if start is not None else (current.first if current else today)
+    hi = as_day(end) if end is not None else (current.last if current else today)
+    lo, hi = min(lo, hi), max(lo, hi)
+    # clip into the bounds (a range wholly outside them shrinks to the nearest edge; ``require`` reports it)
+    lo, hi = min(max(lo, bounds[0]), bounds[1]), max(min(hi, bounds[1]), bounds[0])
+    if current is None or not current.covers(lo, hi):
+        if current is not None:
+            lo, hi = min(lo, current.first), max(hi, current.last)
+        first, last = _block(lo, hi, bounds)
+        cache_file = _cache_file(exchange, first, last)
+        current = _read_cached(exchange, cache_file, first, last) if cache_file is not None and \
+            cache_file.is_file() else None
+        if current is None:
+            current = _build(exchange, first, last)
+        else:
+            _PERSISTED.add((str(_SCHEDULE_CACHE_DIR), exchange, first, last))
+        _SCHEDULES[exchange] = current
+    if persist and _SCHEDULE_CACHE_DIR is not None:
+        key = (str(_SCHEDULE_CACHE_DIR), exchange, current.first, current.last)
+        if key not in _PERSISTED:
+            cache_file = _cache_file(exchange, current.first, current.last)
+            if cache_file is not None and not cache_file.is_file():
+                _write_cached(current, cache_file)
+            _persist_meta()
+            _PERSISTED.add(key)
+    return current
+
+
+def require(exchange: str, day: object, what: str) -> pd.Timestamp:
+    """``day`` as a date if ``exchange``'s calendar can place it; ConfigError naming calendar and date."""
+    ts = as_day(day)
+    lo, hi = calendar_bounds(exchange)
+    if ts < lo or ts > hi:
+        side = f"ends {hi.date()}" if ts > hi else f"starts {lo.date()}"
+        raise ConfigError(f"{what} {ts.date()}: the {exchange} calendar (exchange-calendars "
+                          f"{version('exchange-calendars')}) {side}; it cannot say which days {exchange} trades then")
+    return ts
+
+
+def session_dates(exchange: str, start: object, end: object) -> pd.DatetimeIndex:
+    """Corrected session dates (tz-naive) of ``exchange`` in ``start..end`` inclusive (both checked)."""
+    lo = require(exchange, start, f"{exchange}: start")
+    hi = require(exchange, end, f"{exchange}: end")
+    sched = schedule(exchange, lo, hi)
+    return sched.sessions[(sched.sessions >= lo) & (sched.sessions <= hi)]
+
+
+@cache
+def _raw_calendar(exchange: str, first: pd.Timestamp, last: pd.Timestamp) -> Any:
+    import exchange_calendars as xcals
+
+    with _quiet():
+        return xcals.get_calendar(exchange, start=first, end=last)
+
+
+def raw_sessions(exchange: str, start: object, end: object) -> tuple[pd.DatetimeIndex, set[pd.Timestamp]]:
+    """The library's own sessions (no closures corrections) and early closes in ``start..end`` clipped to the
+    calendar's bounds (for the price store's coverage checks and the synthetic sample)."""
+    bounds = calendar_bounds(exchange)
+    lo, hi = max(as_day(start), bounds[0]), min(as_day(end), bounds[1])
+    if lo > hi:
+        return pd.DatetimeIndex([]), set()
+    cal = _raw_calendar(exchange, *_block(lo, hi, bounds))
+    with _quiet():
+        sessions = pd.DatetimeIndex(cal.sessions_in_range(max(lo, cal.first_session), min(hi, cal.last_session)))
+        early = {pd.Timestamp(d).tz_localize(None) if pd.Timestamp(d).tzinfo else pd.Timestamp(d)
+                 for d in cal.early_closes if lo <= pd.Timestamp(d).tz_localize(None) <= hi}
+    return (sessions.tz_localize(None) if sessions.tz is not None else sessions), early

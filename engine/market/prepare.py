@@ -1,0 +1,64 @@
+"""What the market model adds to a run's price frames before the drivers see them (one call from the engine):
+
+- prices in currency units: a listing quoted in a sub-unit (London, GBp) is divided by 100, so every driver,
+  fee and trade record works in pounds;
+- the FX rates the run needs for its base currency (``engine.market.fx.load_rates``);
+- warnings for board lots that are only a venue default and for dates the fee table does not cover.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from engine.errors import EvbtWarning
+from engine.market import fee_schedule
+from engine.market.fx import FxRates, load_rates
+from engine.market.symbols import listing, lot_warning
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
+
+
+@dataclass
+class MarketInputs:
+    frames: dict[str, pd.DataFrame]  # trading frames, prices in currency units
+    history: dict[str, pd.DataFrame]  # padded history frames, same units
+    fx: FxRates
+
+    @property
+    def fx_symbols(self) -> list[str]:
+        """FX pairs whose cached data the run used (for the run's data fingerprints)."""
+        return self.fx.symbols()
+
+
+def in_currency_units(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """Prices of ``symbol`` in its currency (pence -> pounds); other frames are returned unchanged."""
+    scale = listing(symbol).price_scale
+    if scale == 1.0:
+        return frame
+    per_unit = round(1.0 / scale)  # 100 pence a pound: divide (exact for prices quoted to the penny)
+    return frame.assign(**{c: frame[c] / per_unit for c in PRICE_COLUMNS if c in frame.columns})
+
+
+def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
+                   history: dict[str, pd.DataFrame]) -> MarketInputs:
+    """Frames in currency units, FX rates for ``config.base_currency`` and the market warnings of a run."""
+    scaled = {s: in_currency_units(f, s) for s, f in frames.items()}
+    scaled_history = {s: in_currency_units(f, s) for s, f in history.items()}
+    infos = {s: listing(s) for s in frames}
+    for symbol in frames:
+        message = lot_warning(symbol)
+        if message:
+            warnings.warn(message, EvbtWarning, stacklevel=2)
+    venues = sorted({i.venue for i in infos.values() if i.kind == "stock"})
+    for venue in venues:
+        for message in fee_schedule.coverage_gaps(venue, config.start, config.end):
+            warnings.warn(message, EvbtWarning, stacklevel=2)
+    start: dt.date = config.start
+    rates = load_rates(store, {i.currency for i in infos.values()}, getattr(config, "base_currency", "USD"),
+                       start, config.end)
+    return MarketInputs(scaled, scaled_history, rates)
