@@ -232,7 +232,7 @@ def test_cash_sizing(store):
 
 
 def test_fx_uses_the_last_quote_strictly_before_the_bar():
-    from engine.execution.backtrader_driver import HKD_PEG, fx_for
+    from engine.execution.books import HKD_PEG, fx_for
 
     bars = pd.DataFrame(index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-04"]))
     fx = pd.Series([7.81, 7.82, 7.83], index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-03"]))

@@ -1,0 +1,183 @@
+"""The run's market data as arrays, shared by both drivers: one ``Book`` per symbol, the clock, the marks.
+
+Built once per run (or per sweep window) from the trading frames; nothing here depends on parameters.
+
+- prices are kept raw (listing currency) and in the base currency (divided by the bar's FX rate: local units
+  per base unit, the last FX quote dated strictly before the session, see ``fx_for``);
+- every bar has the UTC instants of its session's open and close (``engine.execution.clock``);
+- the equity curve has one point per session date (the union of the books' bar dates), taken at that date's
+  last close instant: cash after every fill at or before it, each position marked at its symbol's latest close
+  at or before it (``close_u``);
+- sizing marks (``Market.sizing_marks``) are the latest close strictly before a fill instant.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from engine.execution.clock import Clock, bar_instants
+from engine.market.costs import CostModel, Fees, order_fees
+from engine.market.symbols import listing
+
+HKD_PEG = 7.80
+
+
+def fx_for(frame: pd.DataFrame, fx_series: pd.Series | None, hk: bool) -> np.ndarray:
+    """Local units per base unit at each bar: 1 for USD listings; for HKD listings the last HKD=X close dated
+    strictly before the bar (a HK session ends before that day's FX close, so the same day's quote would be
+    lookahead; bars before the series starts use its first quote), else the 7.80 peg."""
+    if not hk:
+        return np.ones(len(frame))
+    if fx_series is None or fx_series.empty:
+        return np.full(len(frame), HKD_PEG)
+    fx_dates = pd.DatetimeIndex(fx_series.index).as_unit("ns")
+    bar_dates = pd.DatetimeIndex(frame.index).as_unit("ns")
+    pos = fx_dates.searchsorted(bar_dates, side="left") - 1
+    values = fx_series.to_numpy(dtype=float)
+    return values[np.clip(pos, 0, len(values) - 1)]
+
+
+@dataclass
+class Book:
+    """One symbol's bars in the run period."""
+
+    symbol: str
+    exchange: str
+    index: pd.DatetimeIndex
+    dates: list[str]  # ISO session dates
+    open: np.ndarray  # listing currency
+    close: np.ndarray
+    stale: np.ndarray
+    fx: np.ndarray
+    open_base: np.ndarray
+    close_base: np.ndarray
+    open_at: np.ndarray  # int64 ns UTC
+    close_at: np.ndarray
+    session: np.ndarray  # session ordinal on the exchange calendar
+    lot_size: int
+    hk: bool
+    open_l: list[float] = field(default_factory=list)  # python copies: faster scalar access in the policy
+    close_l: list[float] = field(default_factory=list)
+    fx_l: list[float] = field(default_factory=list)
+    stale_l: list[bool] = field(default_factory=list)
+    session_l: list[int] = field(default_factory=list)
+    next_tradable: list[int] = field(default_factory=list)  # bar -> first non-stale bar at or after it
+
+    def fill_instants(self, fill: str) -> np.ndarray:
+        return self.open_at if fill == "open" else self.close_at
+
+    def fill_price(self, i: int, fill: str) -> float:
+        return self.open_l[i] if fill == "open" else self.close_l[i]
+
+    def exit_bar(self, entry_bar: int, hold: int) -> int:
+        """The first tradable bar on or after the session ``hold`` sessions after the entry bar's session
+        (len(dates) when there is none in the run)."""
+        target = self.session_l[entry_bar] + hold
+        pos = bisect.bisect_left(self.session_l, target)
+        return self.tradable_from(pos)
+
+    def tradable_from(self, bar: int) -> int:
+        return self.next_tradable[bar] if bar < len(self.next_tradable) else len(self.next_tradable)
+
+    def fees(self, model: CostModel, i: int, size: float, price_base: float) -> Fees:
+        """Fees of one fill of ``size`` shares at bar ``i`` (base currency)."""
+        return order_fees(model, size, price_base, hk=self.hk, fx=self.fx_l[i])
+
+
+@dataclass
+class Market:
+    """Everything about a run period that does not depend on the parameters."""
+
+    index: pd.DatetimeIndex  # equity curve dates: union of the books' bar dates
+    point_at: np.ndarray  # int64 ns: instant of each equity point (that date's last close)
+    books: list[Book]
+    close_u: np.ndarray  # (books, points): latest base close at or before the point (0 before the first bar)
+    bench_aligned: np.ndarray | None  # benchmark close on the index (ffilled, NaN before its first quote)
+    years: float  # calendar years between the first and last date (CAGR)
+    _clocks: dict[str, tuple[Clock, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def n_points(self) -> int:
+        return len(self.index)
+
+    def clock(self, fill: str) -> Clock:
+        return self._clock(fill)[0]
+
+    def sizing_marks(self, fill: str) -> np.ndarray:
+        """(books, ticks): base-currency mark of each book known strictly before each tick's instant: its latest
+        close with a close instant < the tick; before its first close, its first bar's open (only reachable by a
+        position bought at that open)."""
+        return self._clock(fill)[1]
+
+    def _clock(self, fill: str) -> tuple[Clock, np.ndarray]:
+        if fill not in self._clocks:
+            clock = Clock.build([b.fill_instants(fill) for b in self.books])
+            marks = np.zeros((len(self.books), len(clock.instants)))
+            for k, book in enumerate(self.books):
+                last = np.searchsorted(book.close_at, clock.instants, side="left") - 1
+                marks[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], book.open_base[0])
+            self._clocks[fill] = (clock, marks)
+        return self._clocks[fill]
+
+
+def _next_tradable(stale: np.ndarray) -> list[int]:
+    n = len(stale)
+    out = [n] * n
+    nxt = n
+    for i in range(n - 1, -1, -1):
+        if not stale[i]:
+            nxt = i
+        out[i] = nxt
+    return out
+
+
+def make_book(symbol: str, frame: pd.DataFrame, fx_series: pd.Series | None) -> Book:
+    info = listing(symbol)
+    fx = np.asarray(fx_for(frame, fx_series, info.is_hk), dtype=float)
+    index = pd.DatetimeIndex(frame.index)
+    inst = bar_instants(info.exchange, index)
+    open_ = frame["open"].to_numpy(dtype=float)
+    close = frame["close"].to_numpy(dtype=float)
+    stale = frame["stale"].to_numpy(dtype=bool)
+    return Book(
+        symbol=symbol, exchange=info.exchange, index=index, dates=[str(d.date()) for d in index], open=open_,
+        close=close, stale=stale, fx=fx, open_base=open_ / fx, close_base=close / fx, open_at=inst.open_at,
+        close_at=inst.close_at, session=inst.session, lot_size=info.lot_size, hk=info.is_hk,
+        open_l=open_.tolist(), close_l=close.tolist(), fx_l=fx.tolist(), stale_l=stale.tolist(),
+        session_l=inst.session.tolist(), next_tradable=_next_tradable(stale),
+    )
+
+
+def build_market(
+    frames: dict[str, pd.DataFrame],
+    symbols: Sequence[str],
+    fx_series: pd.Series | None,
+    bench_close: pd.Series | None,
+) -> Market:
+    """Arrays for ``symbols`` (in this order: the order fills of one instant are decided in)."""
+    used = [s for s in symbols if s in frames and not frames[s].empty]
+    books = [make_book(s, frames[s], fx_series) for s in used]
+    index = pd.DatetimeIndex(sorted(set().union(*(b.index for b in books)))) if books else pd.DatetimeIndex([])
+    n = len(index)
+    point_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    for book in books:
+        pos = index.searchsorted(book.index)
+        np.maximum.at(point_at, pos, book.close_at)
+    point_at = np.maximum.accumulate(point_at) if n else point_at
+    close_u = np.zeros((len(books), n))
+    for k, book in enumerate(books):
+        last = np.searchsorted(book.close_at, point_at, side="right") - 1
+        close_u[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0.0)
+    aligned = None
+    if bench_close is not None and len(bench_close):
+        from engine.analysis.metrics import align_benchmark
+
+        series = align_benchmark(bench_close, index)
+        aligned = None if series is None else series.to_numpy(dtype=float)
+    years = (index[-1] - index[0]).days / 365.25 if n else 0.0
+    return Market(index=index, point_at=point_at, books=books, close_u=close_u, bench_aligned=aligned, years=years)
