@@ -4,6 +4,7 @@ trade recomputation (written separately from engine.market.costs / engine.execut
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 
@@ -101,3 +102,65 @@ def recompute_trade(trade: dict, frame: pd.DataFrame, fx: float | pd.Series, *, 
     sign = 1 if trade["side"] == "long" else -1
     pnl = sign * (exit_value - entry_value) - fees
     return {"entry_price": entry_px, "exit_price": exit_px, "fees": fees, "pnl": pnl}
+
+
+def fast_replay(config, store, events: Sequence[Event]):
+    """The same run as ``engine.backtest.run(config, store, events=events)`` through the fast driver."""
+    from engine import backtest
+    from engine.execution import fast_driver
+    from engine.plan.planner import RunContext, build_plan
+    from strategies.registry import get_strategy
+
+    frames, history = backtest._load_frames(store, config)
+    fx = backtest._cached_series(store, backtest.FX_SYMBOL, config, fetch=False)
+    cls = get_strategy(config.strategy)
+    params = backtest.resolve_params(config.strategy, config.params)
+    period = [e for e in events if config.start - dt.timedelta(days=7) <= e.date <= config.end]
+    ctx = RunContext(tuple(frames), period, history, config.fill, config.start, config.end)
+    plan = build_plan(cls(params), ctx, frames)
+    market = fast_driver.build_market(frames, [s for s in config.symbols if s in frames], fx, None)
+    return fast_driver.simulate(market, config, plan, getattr(params, "stop_loss", None),
+                                getattr(params, "take_profit", None))
+
+
+@functools.cache
+def _calendar(exchange: str):
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar(exchange, start="2019-01-01", end="2024-12-31")
+
+
+def fill_instant(exchange: str, date: str, fill: str) -> pd.Timestamp:
+    """UTC instant of a session's open or close, straight from exchange-calendars (no engine code)."""
+    cal = _calendar(exchange)
+    day = pd.Timestamp(date)
+    return pd.Timestamp(cal.session_open(day) if fill == "open" else cal.session_close(day)).tz_convert("UTC")
+
+
+def cash_timeline_problems(trades: Sequence[dict], cash: float, exchange_of) -> list[str]:
+    """Replays a report's trade list in true UTC order (exits before entries at one instant) from the
+    exchange calendars alone and lists every entry that spent cash not yet available at its instant."""
+    moves = []
+    for t in trades:
+        sign = 1 if t["side"] == "long" else -1
+        fx_in = t["fx_entry"]
+        cost = sign * t["size"] * t["entry_price"] / fx_in + t["entry_fees"]
+        when = fill_instant(exchange_of(t["symbol"]), t["entry_date"], t["entry_fill"])
+        moves.append((when, 1, -cost, t))
+        if t["exit_date"] is not None:
+            proceeds = sign * t["size"] * t["exit_price"] / t["fx_exit"] - t["exit_fees"]
+            moves.append((fill_instant(exchange_of(t["symbol"]), t["exit_date"], t["exit_fill"]), 0, proceeds, t))
+    problems = []
+    for when, kind, delta, t in sorted(moves, key=lambda m: (m[0], m[1])):
+        cash += delta
+        if kind == 1 and cash < -1e-6:
+            problems.append(f"{t['symbol']} entry {t['entry_date']} at {when}: cash {cash:.2f}")
+    return problems
+
+
+def expected_exit_session(exchange: str, entry_date: str, hold: int, bar_dates: pd.DatetimeIndex) -> str:
+    """The exit of a ``hold``-session trade: ``hold`` sessions of the exchange after the entry session, or
+    the next bar when the data has no bar on that session (exchange-calendars plus closures.csv)."""
+    sessions = timing.sessions(exchange, "2019-01-02", "2024-12-31")
+    target = sessions[sessions.searchsorted(pd.Timestamp(entry_date)) + hold]
+    return str(bar_dates[bar_dates.searchsorted(target)].date())
