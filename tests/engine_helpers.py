@@ -125,9 +125,15 @@ def fast_replay(config, store, events: Sequence[Event]):
 
 @functools.cache
 def _calendar(exchange: str):
+    import warnings
+
     import exchange_calendars as xcals
 
-    return xcals.get_calendar(exchange, start="2019-01-01", end="2024-12-31")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exchange-calendars' pandas deprecations
+        cal = xcals.get_calendar(exchange, start="2019-01-01", end="2024-12-31")
+        cal.schedule  # noqa: B018 (built once here, under the filter)
+    return cal
 
 
 def fill_instant(exchange: str, date: str, fill: str) -> pd.Timestamp:
@@ -135,6 +141,28 @@ def fill_instant(exchange: str, date: str, fill: str) -> pd.Timestamp:
     cal = _calendar(exchange)
     day = pd.Timestamp(date)
     return pd.Timestamp(cal.session_open(day) if fill == "open" else cal.session_close(day)).tz_convert("UTC")
+
+
+def bar_open_close(exchange: str, index: pd.DatetimeIndex) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """UTC open and close instants of the sessions dated ``index`` (exchange-calendars directly)."""
+    schedule = _calendar(exchange).schedule.reindex(pd.DatetimeIndex(index).normalize())
+    return pd.DatetimeIndex(schedule["open"].array).tz_convert("UTC"), \
+        pd.DatetimeIndex(schedule["close"].array).tz_convert("UTC")
+
+
+def perturb_after(frame: pd.DataFrame, exchange: str, instant: pd.Timestamp, factor: float) -> pd.DataFrame:
+    """``frame`` with every open and close whose instant is strictly after ``instant`` multiplied by ``factor``
+    (high/low kept consistent)."""
+    out = frame.copy()
+    opens_at, closes_at = bar_open_close(exchange, out.index)
+    later_open = np.asarray(opens_at > instant)
+    later_close = np.asarray(closes_at > instant)
+    out.loc[later_open, "open"] *= factor
+    out.loc[later_close, ["close", "adj_close"]] *= factor
+    changed = later_open | later_close
+    out.loc[changed, "high"] = out.loc[changed, ["open", "close"]].max(axis=1) * 1.01
+    out.loc[changed, "low"] = out.loc[changed, ["open", "close"]].min(axis=1) * 0.99
+    return out
 
 
 def cash_timeline_problems(trades: Sequence[dict], cash: float, exchange_of) -> list[str]:
@@ -164,3 +192,31 @@ def expected_exit_session(exchange: str, entry_date: str, hold: int, bar_dates: 
     sessions = timing.sessions(exchange, "2019-01-02", "2024-12-31")
     target = sessions[sessions.searchsorted(pd.Timestamp(entry_date)) + hold]
     return str(bar_dates[bar_dates.searchsorted(target)].date())
+
+
+def trade_problems(trade: dict, frame: pd.DataFrame, exchange: str, known: pd.Timestamp, hold: int) -> list[str]:
+    """What is wrong with one trade of a ``hold``-session strategy, recomputed from the raw bars and the
+    exchange calendar only: the entry must be the first fill point (open/close) strictly after ``known`` (on the
+    first real bar on or after that session), the exit ``hold`` sessions later (next bar if none), and both
+    prices the raw bars' prices at that fill point."""
+    fill = trade["entry_fill"]
+    cal = _calendar(exchange)
+    schedule = cal.schedule
+    column = "open" if fill == "open" else "close"
+    instants = pd.DatetimeIndex(schedule[column].array).tz_convert("UTC")
+    session = schedule.index[int(instants.searchsorted(known, side="right"))]
+    real = frame.index[~frame["stale"].to_numpy(dtype=bool)] if "stale" in frame else frame.index
+    want_entry = str(real[real.searchsorted(session)].date())
+    problems = []
+    if trade["entry_date"] != want_entry:
+        problems.append(f"{trade['symbol']}: entry {trade['entry_date']}, first fill point after the news is "
+                        f"{want_entry}")
+    if trade["entry_price"] != float(frame.loc[pd.Timestamp(trade["entry_date"]), fill]):
+        problems.append(f"{trade['symbol']}: entry price is not the bar's {fill}")
+    if trade["exit_date"] is not None:
+        want_exit = expected_exit_session(exchange, want_entry, hold, real)
+        if trade["exit_date"] != want_exit:
+            problems.append(f"{trade['symbol']}: exit {trade['exit_date']}, {hold} sessions later is {want_exit}")
+        if trade["exit_price"] != float(frame.loc[pd.Timestamp(trade["exit_date"]), fill]):
+            problems.append(f"{trade['symbol']}: exit price is not the bar's {fill}")
+    return problems
