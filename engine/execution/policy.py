@@ -152,7 +152,7 @@ class Policy:
         tradable = [(k, i) for k, i in self.clock.at[t] if not books[k].stale_l[i]]
         if not tradable:
             return
-        equity = self.sizing_equity(t)
+        equity = self.sizing_equity(t)  # before this instant's fills: marks strictly before it
         if self.config.overlap == "extend":
             for k, i in tradable:
                 for action in self.actions[k].get(i, ()):
