@@ -289,10 +289,12 @@ def metrics_from_arrays(
     rets = daily_returns(values)
     start_value = float(values[0]) if len(values) else None
     final_value = float(values[-1]) if len(values) else None
-    total = _ratio(final_value - start_value, start_value) if len(values) else None
+    total = None
     growth = None
-    if len(equity) and start_value is not None and final_value is not None and years is not None:
-        growth = cagr_years(start_value, final_value, years)
+    if start_value is not None and final_value is not None:
+        total = _ratio(final_value - start_value, start_value)
+        if len(equity) and years is not None:
+            growth = cagr_years(start_value, final_value, years)
     mdd = max_drawdown(values)
     bench_ret = benchmark_return(bench)
     alpha, beta = alpha_beta(equity, bench)
