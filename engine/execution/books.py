@@ -16,11 +16,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from engine.execution.clock import Clock, bar_instants
+from engine.execution.clock import BarInstants, Clock, bar_instants
 from engine.market.costs import CostModel, Fees, order_fees
 from engine.market.symbols import listing
 
@@ -56,17 +57,30 @@ class Book:
     fx: np.ndarray
     open_base: np.ndarray
     close_base: np.ndarray
-    open_at: np.ndarray  # int64 ns UTC
-    close_at: np.ndarray
-    session: np.ndarray  # session ordinal on the exchange calendar
     lot_size: int
     hk: bool
     open_l: list[float] = field(default_factory=list)  # python copies: faster scalar access in the policy
     close_l: list[float] = field(default_factory=list)
     fx_l: list[float] = field(default_factory=list)
     stale_l: list[bool] = field(default_factory=list)
-    session_l: list[int] = field(default_factory=list)
     next_tradable: list[int] = field(default_factory=list)  # bar -> first non-stale bar at or after it
+
+    @cached_property
+    def instants(self) -> BarInstants:
+        """Session open/close instants and ordinals (built on first use: calendars are only read when needed)."""
+        return bar_instants(self.exchange, self.index)
+
+    @property
+    def open_at(self) -> np.ndarray:  # int64 ns UTC
+        return self.instants.open_at
+
+    @property
+    def close_at(self) -> np.ndarray:
+        return self.instants.close_at
+
+    @cached_property
+    def session_l(self) -> list[int]:  # session ordinal of each bar on the exchange calendar
+        return self.instants.session.tolist()
 
     def fill_instants(self, fill: str) -> np.ndarray:
         return self.open_at if fill == "open" else self.close_at
@@ -94,9 +108,7 @@ class Market:
     """Everything about a run period that does not depend on the parameters."""
 
     index: pd.DatetimeIndex  # equity curve dates: union of the books' bar dates
-    point_at: np.ndarray  # int64 ns: instant of each equity point (that date's last close)
     books: list[Book]
-    close_u: np.ndarray  # (books, points): latest base close at or before the point (0 before the first bar)
     bench_aligned: np.ndarray | None  # benchmark close on the index (ffilled, NaN before its first quote)
     years: float  # calendar years between the first and last date (CAGR)
     _clocks: dict[str, tuple[Clock, np.ndarray]] = field(default_factory=dict)
@@ -104,6 +116,24 @@ class Market:
     @property
     def n_points(self) -> int:
         return len(self.index)
+
+    @cached_property
+    def point_at(self) -> np.ndarray:
+        """int64 ns: the instant of each equity point (that date's last close over the books with a bar)."""
+        n = len(self.index)
+        point_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        for book in self.books:
+            np.maximum.at(point_at, self.index.searchsorted(book.index), book.close_at)
+        return np.maximum.accumulate(point_at) if n else point_at
+
+    @cached_property
+    def close_u(self) -> np.ndarray:
+        """(books, points): latest base-currency close at or before each point (0 before the book's first bar)."""
+        out = np.zeros((len(self.books), len(self.index)))
+        for k, book in enumerate(self.books):
+            last = np.searchsorted(book.close_at, self.point_at, side="right") - 1
+            out[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0.0)
+        return out
 
     def clock(self, fill: str) -> Clock:
         return self._clock(fill)[0]
@@ -140,16 +170,14 @@ def make_book(symbol: str, frame: pd.DataFrame, fx_series: pd.Series | None) -> 
     info = listing(symbol)
     fx = np.asarray(fx_for(frame, fx_series, info.is_hk), dtype=float)
     index = pd.DatetimeIndex(frame.index)
-    inst = bar_instants(info.exchange, index)
     open_ = frame["open"].to_numpy(dtype=float)
     close = frame["close"].to_numpy(dtype=float)
     stale = frame["stale"].to_numpy(dtype=bool)
     return Book(
         symbol=symbol, exchange=info.exchange, index=index, dates=[str(d.date()) for d in index], open=open_,
-        close=close, stale=stale, fx=fx, open_base=open_ / fx, close_base=close / fx, open_at=inst.open_at,
-        close_at=inst.close_at, session=inst.session, lot_size=info.lot_size, hk=info.is_hk,
-        open_l=open_.tolist(), close_l=close.tolist(), fx_l=fx.tolist(), stale_l=stale.tolist(),
-        session_l=inst.session.tolist(), next_tradable=_next_tradable(stale),
+        close=close, stale=stale, fx=fx, open_base=open_ / fx, close_base=close / fx, lot_size=info.lot_size,
+        hk=info.is_hk, open_l=open_.tolist(), close_l=close.tolist(), fx_l=fx.tolist(), stale_l=stale.tolist(),
+        next_tradable=_next_tradable(stale),
     )
 
 
@@ -164,15 +192,6 @@ def build_market(
     books = [make_book(s, frames[s], fx_series) for s in used]
     index = pd.DatetimeIndex(sorted(set().union(*(b.index for b in books)))) if books else pd.DatetimeIndex([])
     n = len(index)
-    point_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-    for book in books:
-        pos = index.searchsorted(book.index)
-        np.maximum.at(point_at, pos, book.close_at)
-    point_at = np.maximum.accumulate(point_at) if n else point_at
-    close_u = np.zeros((len(books), n))
-    for k, book in enumerate(books):
-        last = np.searchsorted(book.close_at, point_at, side="right") - 1
-        close_u[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0.0)
     aligned = None
     if bench_close is not None and len(bench_close):
         from engine.analysis.metrics import align_benchmark
@@ -180,4 +199,4 @@ def build_market(
         series = align_benchmark(bench_close, index)
         aligned = None if series is None else series.to_numpy(dtype=float)
     years = (index[-1] - index[0]).days / 365.25 if n else 0.0
-    return Market(index=index, point_at=point_at, books=books, close_u=close_u, bench_aligned=aligned, years=years)
+    return Market(index=index, books=books, bench_aligned=aligned, years=years)
