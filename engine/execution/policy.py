@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.execution.books import Book, Market
+from engine.execution.clock import iso_utc
 from engine.execution.records import OrderRecord, TradeRecord, round_trip
 from engine.execution.sizing import entry_size
 from engine.market.costs import Fees
@@ -292,6 +293,8 @@ class Policy:
             fx_exit=book.fx_l[i], entry_fees=lot.entry_fees, exit_fees=exit_fees,
             fees=lot.entry_fees + exit_fees, entry_value=entry_value, pnl=pnl, ret=ret, exit_reason=reason,
             holding_sessions=book.session_l[i] - book.session_l[lot.entry_bar],
+            entry_at=iso_utc(self.clock.instants[lot.entry_tick]),
+            exit_at=None if is_open else iso_utc(int(book.fill_instants(self.fill)[i])),
         )
 
     def finish(self) -> None:
