@@ -55,24 +55,32 @@ def bar_instants(exchange: str, dates: pd.DatetimeIndex) -> BarInstants:
 class Clock:
     """All fill instants of a run in UTC order.
 
-    ``instants[t]`` is tick ``t``; ``tick_of[k][i]`` the tick of book ``k``'s bar ``i``; ``at[t]`` the
+    ``instants[t]`` is tick ``t``; ``tick_of[k][i]`` the tick of book ``k``'s bar ``i``; ``at(t)`` the
     ``(book, bar)`` pairs filling at tick ``t``, in book order (same-instant fills across venues are one tick).
     """
 
     instants: np.ndarray
     tick_of: list[list[int]]
-    at: list[list[tuple[int, int]]]
+    _books: list[int]
+    _bars: list[int]
+    _start: list[int]
 
     @classmethod
     def build(cls, fill_instants: list[np.ndarray]) -> Clock:
         stacked = np.concatenate(fill_instants) if fill_instants else np.zeros(0, dtype=np.int64)
         instants = np.unique(stacked)
-        tick_of = [np.searchsorted(instants, inst).astype(np.int64).tolist() for inst in fill_instants]
-        at: list[list[tuple[int, int]]] = [[] for _ in range(len(instants))]
-        for k, ticks in enumerate(tick_of):
-            for i, t in enumerate(ticks):
-                at[t].append((k, i))
-        return cls(instants, tick_of, at)
+        ticks = [np.searchsorted(instants, inst).astype(np.int64) for inst in fill_instants]
+        all_ticks = np.concatenate(ticks) if ticks else np.zeros(0, dtype=np.int64)
+        books = np.concatenate([np.full(len(t), k) for k, t in enumerate(ticks)]) if ticks else all_ticks
+        bars = np.concatenate([np.arange(len(t)) for t in ticks]) if ticks else all_ticks
+        order = np.lexsort((bars, books, all_ticks))
+        start = np.searchsorted(all_ticks[order], np.arange(len(instants) + 1), side="left")
+        return cls(instants, [t.tolist() for t in ticks], books[order].tolist(), bars[order].tolist(),
+                   start.tolist())
+
+    def at(self, t: int) -> list[tuple[int, int]]:
+        lo, hi = self._start[t], self._start[t + 1]
+        return list(zip(self._books[lo:hi], self._bars[lo:hi], strict=True))
 
 
 def iso_utc(ns: int) -> str:

@@ -150,7 +150,7 @@ class Policy:
 
     def _process(self, t: int) -> None:
         books = self.market.books
-        tradable = [(k, i) for k, i in self.clock.at[t] if not books[k].stale_l[i]]
+        tradable = [(k, i) for k, i in self.clock.at(t) if not books[k].stale_l[i]]
         if not tradable:
             return
         equity = self.sizing_equity(t)  # before this instant's fills: marks strictly before it
