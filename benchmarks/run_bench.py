@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_PRICES = Path(os.environ.get("EVBT_SHARED") or ROOT.parent / "shared") / "data" / "prices"
+SHARED_PRICES = Path(os.environ.get("EVBT_SHARED_DATA") or ROOT.parent / "shared" / "data") / "prices"
 sys.path.insert(0, str(ROOT))
 
 SEED = ["BABA", "JD", "NTES", "BIDU", "TCEHY", "PDD", "BILI",
