@@ -220,3 +220,43 @@ def trade_problems(trade: dict, frame: pd.DataFrame, exchange: str, known: pd.Ti
         if trade["exit_price"] != float(frame.loc[pd.Timestamp(trade["exit_date"]), fill]):
             problems.append(f"{trade['symbol']}: exit price is not the bar's {fill}")
     return problems
+
+
+def size_problems(trades: Sequence[dict], frames: dict[str, pd.DataFrame], cash: float, fraction: float,
+                  lots: dict[str, int], exchange_of, fx: float | None = 7.8) -> list[str]:
+    """Recomputes every entry size of a percent-sized run from the trade list and the raw bars alone: the
+    equity known strictly before the entry's instant (cash after every earlier fill, each position at its
+    latest raw close whose close instant is before the entry) times ``fraction``, in whole board lots."""
+    fills = []
+    for t in trades:
+        sign = 1 if t["side"] == "long" else -1
+        when = fill_instant(exchange_of(t["symbol"]), t["entry_date"], t["entry_fill"])
+        fills.append((when, 1, t, sign * t["size"], -sign * t["size"] * t["entry_price"] / t["fx_entry"]
+                      - t["entry_fees"]))
+        if t["exit_date"] is not None:
+            out = fill_instant(exchange_of(t["symbol"]), t["exit_date"], t["exit_fill"])
+            fills.append((out, 0, t, -sign * t["size"], sign * t["size"] * t["exit_price"] / t["fx_exit"]
+                          - t["exit_fees"]))
+    closes = {}
+    for symbol, frame in frames.items():
+        _, closes_at = bar_open_close(exchange_of(symbol), frame.index)
+        closes[symbol] = (closes_at, frame["close"].to_numpy(dtype=float))
+    problems = []
+    for when, kind, t, _shares, _money in sorted(fills, key=lambda f: (f[0], f[1])):
+        if kind != 1:
+            continue
+        equity = cash
+        for w2, _k2, t2, shares2, money2 in fills:
+            if w2 < when:
+                equity += money2
+                closes_at, close = closes[t2["symbol"]]
+                last = int(closes_at.searchsorted(when, side="left")) - 1
+                rate = fx if t2["symbol"].endswith(".HK") and fx else 1.0
+                equity += shares2 * close[last] / rate
+        price_base = t["entry_price"] / t["fx_entry"]
+        lot = lots.get(t["symbol"], 1)
+        want = math.floor(fraction * equity / price_base / lot) * lot
+        if want != t["size"]:
+            problems.append(f"{t['symbol']} {t['entry_date']}: size {t['size']}, equity known before "
+                            f"{when} gives {want}")
+    return problems
