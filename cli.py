@@ -390,6 +390,8 @@ def _run_options(func):
         click.option("--slippage-bps", type=str, help="Slippage in basis points per fill (default 5)."),
         click.option("--stamp-duty", type=str,
                      help="HK stamp duty rate per side on every date (default: the dated rates of fees.csv)."),
+        click.option("--venue-fees/--no-venue-fees", "venue_fees", default=None,
+                     help="Charge the venue's dated taxes and levies (default: yes)."),
         click.option("--base-currency", type=str,
                      help="Currency of cash, fees and equity (default USD; e.g. JPY, HKD, GBP, EUR)."),
         click.option("--fill", type=click.Choice(["open", "close"]), help="Fill point (default open)."),

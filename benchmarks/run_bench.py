@@ -4,8 +4,10 @@ Run: /work/venv/bin/python benchmarks/run_bench.py [--repeats 5]
 
 Both sides run as fresh processes (imports included) on the same parquet cache (real CSVs from
 ../shared/data/prices imported through `evbt data import`, else the synthetic sample). The minimal script
-reads the 14 parquet files with pyarrow, feeds backtrader with cheat-on-open and submits exactly the orders of
-the evbt run (taken from its trade list) at the same bars: the floor of "the same work in backtrader".
+reads the 14 parquet files with pyarrow, feeds backtrader bars stamped at the same UTC fill instants as evbt
+(session opens from the exchange calendars, computed beforehand by this harness and handed over in a file, as evbt
+reads them from its schedule cache), runs cheat-on-open and submits exactly the orders of the evbt run (taken from
+its trade list) at the same bars: the floor of "the same work in backtrader".
 Prints wall-clock medians, the ratio, and peak RSS. Targets: CLI within 1.3x of the floor and under 2 s.
 """
 
@@ -22,8 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_PRICES = ROOT.parent / "shared" / "data" / "prices"
+SHARED_PRICES = Path(os.environ.get("EVBT_SHARED_DATA") or ROOT.parent / "shared" / "data") / "prices"
+sys.path.insert(0, str(ROOT))
+
 SEED = ["BABA", "JD", "NTES", "BIDU", "TCEHY", "PDD", "BILI",
         "0700.HK", "9988.HK", "3690.HK", "9618.HK", "9999.HK", "9888.HK", "1024.HK"]
 
@@ -35,12 +42,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 from urllib.parse import quote
 
-cache, orders_file = Path(sys.argv[1]), Path(sys.argv[2])
-orders = json.loads(orders_file.read_text())  # [symbol, date, signed size]
+import numpy as np
+
+cache, orders_file, stamps_file = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+orders = json.loads(orders_file.read_text())  # [symbol, bar index, signed size]
+stamps = np.load(stamps_file)  # symbol -> UTC fill instant (int64 ns) of each bar in the period
 symbols = sorted({o[0] for o in orders})
 by_key = {}
-for sym, date, size in orders:
-    by_key.setdefault((sym, date), []).append(size)
+for sym, bar, size in orders:
+    by_key.setdefault((sym, bar), []).append(size)
 
 cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True, runonce=False)
 cerebro.broker.setcash(1_000_000)
@@ -54,7 +64,7 @@ for sym in symbols:
     fx = 7.8 if sym.endswith(".HK") else 1.0
     feed = pd.DataFrame({"open": df["open"] / fx, "high": df["high"] / fx, "low": df["low"] / fx,
                          "close": df["close"] / fx, "volume": df["volume"], "openinterest": 0.0})
-    feed.index = pd.DatetimeIndex(feed.index).as_unit("ns")
+    feed.index = pd.DatetimeIndex(stamps[sym].astype("datetime64[ns]"))
     cerebro.adddata(bt.feeds.PandasDirectData(dataname=feed, name=sym), name=sym)
 
 class Replay(bt.Strategy):
@@ -69,7 +79,7 @@ class Replay(bt.Strategy):
         for d in self.datas:
             if len(d) > self.seen[d]:
                 self.seen[d] = len(d)
-                for size in by_key.get((d._name, str(d.datetime.date(0))), []):
+                for size in by_key.get((d._name, len(d) - 1), []):
                     (self.buy if size > 0 else self.sell)(data=d, size=abs(size))
     def next(self):
         self.values.append(self.broker.getvalue())
@@ -78,6 +88,27 @@ cerebro.addstrategy(Replay)
 cerebro.run()
 print(cerebro.broker.getvalue())
 '''
+
+
+def _orders_and_stamps(report: dict, cache: Path) -> tuple[list, dict[str, np.ndarray]]:
+    """The run's orders as (symbol, bar index, signed size) and each symbol's bar instants (session opens, UTC)."""
+    from engine.execution.clock import session_instants
+    from engine.market.symbols import listing
+    from engine.prices.store import PriceStore
+
+    store = PriceStore(cache, offline=True)
+    config = report["config"]
+    symbols = sorted({t["symbol"] for t in report["trades"]})
+    frames = {s: store.load(s).loc[config["start"]: config["end"]] for s in symbols}
+    orders = []
+    for t in report["trades"]:
+        sign = 1 if t["side"] == "long" else -1
+        index = frames[t["symbol"]].index
+        orders.append([t["symbol"], int(index.get_loc(pd.Timestamp(t["entry_date"]))), sign * t["size"]])
+        if t["exit_date"]:
+            orders.append([t["symbol"], int(index.get_loc(pd.Timestamp(t["exit_date"]))), -sign * t["size"]])
+    stamps = {s: session_instants(listing(s).exchange, f.index)[0] for s, f in frames.items()}
+    return orders, stamps
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
@@ -105,17 +136,14 @@ def main() -> None:
             label = "SYNTHETIC sample (no ../shared), 6 symbols"
         report = json.loads(subprocess.run([*run_args, "--json"], check=True, env=env, capture_output=True,
                                            text=True).stdout)
-        orders = []
-        for t in report["trades"]:
-            sign = 1 if t["side"] == "long" else -1
-            orders.append([t["symbol"], t["entry_date"], sign * t["size"]])
-            if t["exit_date"]:
-                orders.append([t["symbol"], t["exit_date"], -sign * t["size"]])
+        orders, stamps = _orders_and_stamps(report, Path(env["EVBT_CACHE_DIR"]))
         orders_file = Path(tmp) / "orders.json"
         orders_file.write_text(json.dumps(orders))
+        stamps_file = Path(tmp) / "stamps.npz"
+        np.savez(stamps_file, **stamps)
         script = Path(tmp) / "minimal.py"
         script.write_text(MINIMAL)
-        minimal = [sys.executable, str(script), env["EVBT_CACHE_DIR"], str(orders_file)]
+        minimal = [sys.executable, str(script), env["EVBT_CACHE_DIR"], str(orders_file), str(stamps_file)]
         timed(run_args, env)  # warm the schedule cache and the OS page cache
         timed(minimal, env)
         cli_times, floor_times = [], []

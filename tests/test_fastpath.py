@@ -118,11 +118,13 @@ def test_orders_on_the_last_bar(sample_cache: Path, fill: str) -> None:
         _assert_same(_config("reassurance", ("hold=1",), fill=fill, end=end), store)
 
 
-def test_allow_margin_falls_back_to_backtrader(sample_cache: Path) -> None:
+def test_allow_margin_is_replayed_exactly(sample_cache: Path) -> None:
+    """With --allow-margin cash may go negative: the fast path and backtrader (with its credit line) agree."""
     store = PriceStore(sample_cache, offline=True)
     config = _config("reassurance", (), allow_margin=True, size="0.3")
-    assert fastpath.unsupported_reason(config)
-    _assert_same(config, store, expect_engine="backtrader")
+    assert fastpath.unsupported_reason(config) is None
+    got = _assert_same(config, store)
+    assert got.curve["cash"].min() < 0
 
 
 def test_fast_metrics_equal_compute_metrics(sample_cache: Path) -> None:
@@ -138,6 +140,16 @@ def test_fast_metrics_equal_compute_metrics(sample_cache: Path) -> None:
         assert _close(got.metrics.to_dict()[key], value), key
 
 
+def _duration_loop(values: np.ndarray) -> int:
+    longest, peak_value, peak_pos = 0, values[0], 0
+    for pos, value in enumerate(values):
+        if value >= peak_value:
+            if pos - peak_pos > 1:
+                longest = max(longest, pos - peak_pos)
+            peak_value, peak_pos = value, pos
+    return int(max(longest, len(values) - 1 - peak_pos))
+
+
 def test_drawdown_duration_matches_loop() -> None:
     from engine.analysis.metrics import max_drawdown_duration
 
@@ -145,7 +157,7 @@ def test_drawdown_duration_matches_loop() -> None:
     for _ in range(200):
         values = 100 + np.cumsum(rng.normal(0, 1, rng.integers(1, 40)))
         values[rng.integers(0, len(values))] = values.max()  # ties with the peak
-        assert fastpath._drawdown_duration(values) == max_drawdown_duration(values)
+        assert max_drawdown_duration(values) == _duration_loop(values)
 
 
 def test_cached_plans_equal_build_plan(sample_cache: Path) -> None:
@@ -188,8 +200,11 @@ def test_market_index_is_union_of_sessions(sample_cache: Path) -> None:
     wctx = sweep.window_context(sweep.load_sweep_data(store, config, [window]), window)
     union = sorted(set().union(*(f.index for f in wctx.frames.values())))
     assert list(wctx.market.index) == [pd.Timestamp(d) for d in union]
-    for k, book in enumerate(wctx.market.books):
-        assert (wctx.market.bar_at[k, book.cycle] == np.arange(len(book.dates))).all()
+    for fill in ("open", "close"):
+        clock = wctx.market.clock(fill)
+        assert (np.diff(clock.instants) > 0).all()
+        for k, book in enumerate(wctx.market.books):
+            assert (clock.instants[clock.tick_of[k]] == book.fill_instants(fill)).all()
 
 
 @pytest.mark.parametrize("strategy,params,options", [

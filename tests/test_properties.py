@@ -4,7 +4,10 @@ Frames are random walks on the real XNYS/XHKG sessions (tests/engine_helpers.py)
 PriceStore; ``engine.backtest.run`` runs with ``events=[...]``. Properties:
 - accounting: equity = cash + position value at every bar (long-only runs); with every position closed, the
   equity change equals the sum of trade PnL (net of all fees);
-- no lookahead: changing a symbol's prices after a fill's instant cannot change that fill;
+- the clock: replayed in true UTC order from the exchange calendars alone, no entry spends cash that only a
+  later fill provides;
+- no lookahead across venues: multiplying every price of every symbol whose instant is after an entry's fill
+  instant changes neither that entry nor any earlier one;
 - determinism: the same inputs give a byte-identical report;
 - the exact fast path (engine/execution/fast_driver.py, used by sweeps) equals the backtrader engine trade for trade.
 Bounded for CI: few examples, no deadline.
@@ -29,10 +32,11 @@ from engine.market.costs import CostModel
 from engine.plan.config import RunConfig
 from engine.prices.store import PriceStore
 from engine.reporting.report import dumps_report
-from tests.engine_helpers import event, frame_on_sessions
+from tests.engine_helpers import cash_timeline_problems, event, fill_instant, frame_on_sessions, perturb_after
 
 START, END = dt.date(2022, 3, 1), dt.date(2022, 7, 29)
-SYMBOLS = ("BABA", "0700.HK")
+SYMBOLS = ("BABA", "JD", "0700.HK", "9988.HK")
+EXCHANGE = {"BABA": "XNYS", "JD": "XNYS", "0700.HK": "XHKG", "9988.HK": "XHKG"}
 TZS = ("Asia/Shanghai", "America/New_York", "Asia/Hong_Kong")
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -45,7 +49,7 @@ def scenarios(draw: st.DrawFn) -> dict:
     for i in range(n):
         day = START + dt.timedelta(days=draw(st.integers(0, (END - START).days - 20)))
         time = draw(st.one_of(st.none(), st.times().map(lambda t: t.replace(second=0, microsecond=0))))
-        syms = draw(st.sampled_from([(), ("BABA",), ("0700.HK",), SYMBOLS]))
+        syms = draw(st.sampled_from([(), ("BABA",), ("0700.HK",), ("JD", "9988.HK"), SYMBOLS]))
         events.append(event(f"e{i}", day.isoformat(), symbols=syms, scope="sector" if not syms else "single",
                             tz=draw(st.sampled_from(TZS)), time=time.isoformat() if time else None))
     return {
@@ -54,13 +58,15 @@ def scenarios(draw: st.DrawFn) -> dict:
         "hold": draw(st.integers(1, 8)),
         "fill": draw(st.sampled_from(["open", "close"])),
         "overlap": draw(st.sampled_from(["extend", "ignore", "add"])),
-        "size": draw(st.sampled_from([0.05, 0.2, 0.45])),
+        "size": draw(st.sampled_from([0.05, 0.2, 0.45, 0.9])),
     }
 
 
 def _frames(seeds: tuple[int, int]) -> dict[str, pd.DataFrame]:
     return {"BABA": frame_on_sessions("XNYS", "2021-11-01", "2022-07-29", seed=seeds[0], base=90.0),
-            "0700.HK": frame_on_sessions("XHKG", "2021-11-01", "2022-07-29", seed=seeds[1], base=350.0)}
+            "JD": frame_on_sessions("XNYS", "2021-11-01", "2022-07-29", seed=seeds[0] + 1, base=60.0),
+            "0700.HK": frame_on_sessions("XHKG", "2021-11-01", "2022-07-29", seed=seeds[1], base=350.0),
+            "9988.HK": frame_on_sessions("XHKG", "2021-11-01", "2022-07-29", seed=seeds[1] + 1, base=90.0)}
 
 
 def _store(root: Path, frames: dict[str, pd.DataFrame]) -> PriceStore:
@@ -123,32 +129,29 @@ def _check_fast_path(s: dict, frames: dict[str, pd.DataFrame], out: backtest.Out
 
 @SETTINGS
 @given(scenarios(), st.integers(0, 100), st.sampled_from([0.5, 1.7]))
-def test_no_lookahead_and_determinism(s: dict, pick: int, factor: float) -> None:
+def test_clock_cash_and_no_lookahead_across_venues(s: dict, pick: int, factor: float) -> None:
     frames = _frames(s["seeds"])
     first = _run(s, frames, s["events"])
     again = _run(s, frames, s["events"])
     assert dumps_report(first.report) == dumps_report(again.report)  # determinism, byte for byte
     trades = first.report["trades"]
+    assert cash_timeline_problems(trades, 1_000_000.0, EXCHANGE.__getitem__) == []
     if not trades:
         return
     t = trades[pick % len(trades)]
-    frame = frames[t["symbol"]].copy()
-    entry = pd.Timestamp(t["entry_date"])
-    later = frame.index > entry
-    price_cols = ["open", "high", "low", "close", "adj_close"]
-    frame.loc[later, price_cols] *= factor  # every later bar of that symbol
-    if t["entry_fill"] == "open":  # the fill bar's close, high and low come after its open
-        opn = frame.loc[entry, "open"]
-        close = opn * (2.0 - factor if factor < 1 else factor)
-        frame.loc[entry, ["close", "adj_close"]] = close
-        frame.loc[entry, "high"] = max(opn, close) * 1.01
-        frame.loc[entry, "low"] = min(opn, close) * 0.99
-        frame.loc[entry, "volume"] = 1.0
-    changed = {**frames, t["symbol"]: frame}
+    instant = fill_instant(EXCHANGE[t["symbol"]], t["entry_date"], t["entry_fill"])
+    changed = {sym: perturb_after(frame, EXCHANGE[sym], instant, factor) for sym, frame in frames.items()}
     other = _run(s, changed, s["events"])
-    same = [u for u in other.report["trades"] if u["symbol"] == t["symbol"] and u["entry_date"] == t["entry_date"]
-            and u["event_id"] == t["event_id"]]
-    assert same, "the fill disappeared after changing only later prices"
-    u = same[0]
-    assert (u["entry_price"], u["size"], u["entry_fees"], u["fx_entry"]) == \
-        (t["entry_price"], t["size"], t["entry_fees"], t["fx_entry"])
+
+    def upto(report_trades: list[dict], strictly: bool) -> list[tuple]:
+        out = []
+        for u in report_trades:
+            at = fill_instant(EXCHANGE[u["symbol"]], u["entry_date"], u["entry_fill"])
+            if at < instant or (not strictly and at == instant and u["event_id"] == t["event_id"]
+                                and u["symbol"] == t["symbol"]):
+                out.append((u["symbol"], u["event_id"], u["entry_date"], u["size"], u["entry_price"],
+                            u["entry_fees"], u["fx_entry"]))
+        return sorted(out)
+
+    assert upto(other.report["trades"], strictly=False) == upto(trades, strictly=False), \
+        "an entry changed after changing only prices later than its fill instant"

@@ -237,13 +237,15 @@ def test_cash_sizing(store):
 
 
 def test_fx_uses_the_last_quote_strictly_before_the_bar():
-    from engine.execution.backtrader_driver import HKD_PEG, fx_for
+    from engine.execution.books import fx_for
 
     bars = pd.DataFrame(index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-04"]))
     fx = pd.Series([7.81, 7.82, 7.83], index=pd.DatetimeIndex(["2022-03-01", "2022-03-02", "2022-03-03"]))
-    assert list(fx_for(bars, fx, hk=True)) == [7.81, 7.81, 7.83]  # first bar: the series' first quote
-    assert list(fx_for(bars, None, hk=True)) == [HKD_PEG] * 3
-    assert list(fx_for(bars, fx, hk=False)) == [1.0] * 3
+    # a quote dated D is known from 00:00 UTC of D+1, before the HK open of D+1; the first bar has no earlier
+    # quote, so it takes the peg (the series' first quote would come from its future)
+    assert list(fx_for(bars, fx, "0700.HK")) == [7.80, 7.81, 7.83]
+    assert list(fx_for(bars, None, "0700.HK")) == [7.80] * 3  # the HKD peg
+    assert list(fx_for(bars, fx, "BABA")) == [1.0] * 3
 
 
 def test_hkd_series_used_and_reported(store):

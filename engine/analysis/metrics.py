@@ -146,18 +146,23 @@ def max_drawdown_duration(values: np.ndarray) -> int | None:
     """Longest run under water in bars: peak bar to recovery bar (or to the last bar); 0 if never."""
     if len(values) == 0:
         return None
-    longest, peak_value, peak_pos = 0, values[0], 0
-    for pos, value in enumerate(values):
-        if value >= peak_value:
-            if pos - peak_pos > 1:  # at least one bar under water in between
-                longest = max(longest, pos - peak_pos)
-            peak_value, peak_pos = value, pos
-    return int(max(longest, len(values) - 1 - peak_pos))
+    prior_peak = np.maximum.accumulate(values)
+    is_peak = np.empty(len(values), dtype=bool)
+    is_peak[0] = True
+    is_peak[1:] = values[1:] >= prior_peak[:-1]
+    peaks = np.flatnonzero(is_peak)
+    gaps = np.diff(peaks)
+    longest = int(gaps[gaps > 1].max()) if np.any(gaps > 1) else 0
+    return int(max(longest, len(values) - 1 - int(peaks[-1])))
 
 
 def cagr(start_value: float, end_value: float, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
     """Compound annual growth rate over calendar time (days / 365.25)."""
-    years = (pd.Timestamp(end) - pd.Timestamp(start)).days / DAYS_PER_YEAR
+    return cagr_years(start_value, end_value, (pd.Timestamp(end) - pd.Timestamp(start)).days / DAYS_PER_YEAR)
+
+
+def cagr_years(start_value: float, end_value: float, years: float) -> float | None:
+    """Compound annual growth rate over ``years`` calendar years."""
     if years <= 0 or start_value <= 0 or end_value < 0:
         return None
     return _finite((end_value / start_value) ** (1.0 / years) - 1.0)
@@ -172,24 +177,28 @@ def align_benchmark(benchmark: pd.Series | None, index: pd.Index) -> pd.Series |
     return bench.reindex(union).ffill().reindex(index)
 
 
-def benchmark_return(aligned: pd.Series | None) -> float | None:
+def benchmark_return(aligned: np.ndarray | pd.Series | None) -> float | None:
     """Benchmark return from the first to the last equity date; ``None`` if it lacks the first date."""
     if aligned is None or len(aligned) == 0:
         return None
-    first, last = aligned.iloc[0], aligned.iloc[-1]
-    if pd.isna(first) or pd.isna(last) or first <= 0:
+    values = np.asarray(aligned, dtype="float64")
+    first, last = values[0], values[-1]
+    if np.isnan(first) or np.isnan(last) or first <= 0:
         return None
     return _finite(last / first - 1.0)
 
 
-def alpha_beta(equity: pd.Series, aligned: pd.Series | None) -> tuple[float | None, float | None]:
-    """CAPM alpha (annualised, arithmetic) and beta of daily equity returns against the benchmark."""
-    if aligned is None:
+def alpha_beta(equity: np.ndarray, bench: np.ndarray | None) -> tuple[float | None, float | None]:
+    """CAPM alpha (annualised, arithmetic) and beta of daily equity returns against the benchmark closes
+    aligned to the equity points (steps from or to a value <= 0 or NaN are dropped)."""
+    if bench is None:
         return None, None
-    frame = pd.DataFrame({"r": equity, "rb": aligned}).astype("float64")
-    frame = frame.where(frame > 0)
-    rets = (frame / frame.shift(1) - 1.0).dropna()
-    return capm(rets["r"].to_numpy(), rets["rb"].to_numpy())
+    e = np.where(equity > 0, equity, np.nan)
+    b = np.where(bench > 0, bench, np.nan)
+    r = e[1:] / e[:-1] - 1.0
+    rb = b[1:] / b[:-1] - 1.0
+    ok = ~(np.isnan(r) | np.isnan(rb))
+    return capm(r[ok], rb[ok])
 
 
 def capm(r: np.ndarray, rb: np.ndarray) -> tuple[float | None, float | None]:
@@ -257,18 +266,38 @@ def compute_metrics(
 ) -> Metrics:
     """All metrics of one run (see the module docstring for the conventions)."""
     eq = _clean_series(equity)
-    values = value_path(eq, initial_value)
+    years = (eq.index[-1] - eq.index[0]).days / DAYS_PER_YEAR if len(eq) else None
+    aligned = align_benchmark(benchmark, eq.index)
+    return metrics_from_arrays(eq.to_numpy(dtype="float64"), years, trades, _mean_exposure(exposure),
+                               None if aligned is None else aligned.to_numpy(dtype="float64"), initial_value)
+
+
+def metrics_from_arrays(
+    equity: np.ndarray,
+    years: float | None,
+    trades: Sequence[TradeRecord],
+    mean_exposure: float | None,
+    bench: np.ndarray | None,
+    initial_value: float | None = None,
+) -> Metrics:
+    """The one metrics implementation, on a clean equity array: ``years`` between its first and last date,
+    ``bench`` the benchmark closes aligned to its points (NaN before the first quote). ``compute_metrics`` and
+    the sweep fast path both call it."""
+    values = equity
+    if len(values) and initial_value is not None and math.isfinite(initial_value):
+        values = np.concatenate([[float(initial_value)], values])
     rets = daily_returns(values)
     start_value = float(values[0]) if len(values) else None
     final_value = float(values[-1]) if len(values) else None
-    total = _ratio(final_value - start_value, start_value) if len(values) else None
+    total = None
     growth = None
-    if len(eq) and start_value is not None and final_value is not None:
-        growth = cagr(start_value, final_value, eq.index[0], eq.index[-1])
+    if start_value is not None and final_value is not None:
+        total = _ratio(final_value - start_value, start_value)
+        if len(equity) and years is not None:
+            growth = cagr_years(start_value, final_value, years)
     mdd = max_drawdown(values)
-    aligned = align_benchmark(benchmark, eq.index)
-    bench_ret = benchmark_return(aligned)
-    alpha, beta = alpha_beta(eq, aligned)
+    bench_ret = benchmark_return(bench)
+    alpha, beta = alpha_beta(equity, bench)
     stats = trade_stats(trades)
     return Metrics(
         final_value=_finite(final_value),
@@ -287,9 +316,32 @@ def compute_metrics(
         avg_win=stats.avg_win,
         avg_loss=stats.avg_loss,
         profit_factor=stats.profit_factor,
-        exposure=_mean_exposure(exposure),
+        exposure=_finite(mean_exposure),
         benchmark_return=bench_ret,
         excess_return=_diff(total, bench_ret),
         alpha=alpha,
         beta=beta,
     )
+
+
+@dataclass(frozen=True)
+class ReturnStats:
+    """Moments of the daily returns (for the deflated Sharpe ratio of sweeps)."""
+
+    n: int
+    sharpe_daily: float | None
+    skew: float | None
+    kurtosis: float | None  # not excess (normal = 3)
+
+
+def return_stats(returns: np.ndarray) -> ReturnStats:
+    n = len(returns)
+    if n < 3:
+        return ReturnStats(n, None, None, None)
+    mean = float(np.mean(returns))
+    std = float(np.std(returns, ddof=1))
+    pop = float(np.std(returns))
+    if not std > _EPS or not pop > _EPS:
+        return ReturnStats(n, None, None, None)
+    z = (returns - mean) / pop
+    return ReturnStats(n, mean / std, float(np.mean(z**3)), float(np.mean(z**4)))

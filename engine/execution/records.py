@@ -39,6 +39,8 @@ class TradeRecord:
     exit_reason: str  # hold | stop_loss | take_profit | signal | end_of_data | open
     holding_sessions: int
     benchmark_return: float | None = None  # benchmark close-to-close return over the same window
+    entry_at: str | None = None  # UTC instant of the entry fill (session open/close), ISO 8601
+    exit_at: str | None = None  # UTC instant of the exit fill; None while open
 
 
 def round_trip(side: str, size: int, entry_exec: float, exit_exec: float, entry_fees: float,

@@ -34,8 +34,11 @@ class CostModel:
     min_commission: float = 0.0
     slippage_bps: float = 5.0
     stamp_duty_rate: float | None = None  # HK stamp duty override, both sides; None = the dated schedule
+    venue_fees: bool = True  # the venue's dated taxes and levies (fees.csv); False = commission and slippage only
 
     def __post_init__(self) -> None:
+        if not isinstance(self.venue_fees, bool):
+            raise ValueError(f"venue_fees must be true or false, got {self.venue_fees!r}")
         for name in ("commission_pct", "min_commission", "slippage_bps", "stamp_duty_rate"):
             value = getattr(self, name)
             if value is None and name == "stamp_duty_rate":
@@ -92,8 +95,8 @@ def order_fees(
     fees["commission"] = max(model.commission_pct * value, model.min_commission)
     fees["slippage"] = model.slippage_bps / 10_000.0 * value
     venue = listing.venue if listing is not None else ("HK" if hk else "")
-    if listing is not None and listing.kind != "stock":
-        return fees  # indexes are not traded on a venue: no venue fees
+    if (listing is not None and listing.kind != "stock") or not model.venue_fees:
+        return fees  # indexes are not traded on a venue, or the run leaves venue fees out
     if day is None:
         if venue == "HK":
             rate = UNDATED_HK_STAMP_DUTY if model.stamp_duty_rate is None else model.stamp_duty_rate

@@ -177,7 +177,7 @@ def params_to_dict(params: Any) -> dict[str, Any]:
 CONFIG_KEYS = {
     "strategy", "params", "symbols", "start", "end", "cash", "commission", "min_commission", "slippage_bps",
     "stamp_duty", "fill", "benchmark", "sizing", "size", "overlap", "allow_short", "allow_margin", "events",
-    "replace_events", "ratings", "base_currency",
+    "replace_events", "ratings", "base_currency", "venue_fees",
 }  # fmt: skip
 
 
@@ -258,7 +258,10 @@ def make_run_config(
         params = params_to_dict(build_params(params_cls, params, strategy))
 
     costs = CostModel()
-    cost_values = {field: _number(key, merged.pop(key)) for key, field in _COST_KEYS.items() if key in merged}
+    cost_values: dict[str, Any] = {field: _number(key, merged.pop(key))
+                                   for key, field in _COST_KEYS.items() if key in merged}
+    if "venue_fees" in merged:
+        cost_values["venue_fees"] = coerce(merged.pop("venue_fees"), bool, "venue_fees")
     try:
         costs = dataclasses.replace(costs, **cost_values)
     except ValueError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.analysis.metrics import Metrics, compute_metrics, daily_returns
+from engine.analysis.metrics import Metrics, ReturnStats, compute_metrics, daily_returns, return_stats
 from engine.backtest import benchmark_trade_return
 from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
@@ -106,7 +106,7 @@ class PointResult:
     """A finished evaluation of one configuration on one window."""
 
     metrics: Metrics
-    stats: fastpath.ReturnStats
+    stats: ReturnStats
     engine: str  # fast | backtrader
     trades: list[TradeRecord]
     orders: list[OrderRecord]
@@ -147,11 +147,11 @@ def _evaluate_backtrader(wctx: WindowContext, config: RunConfig, plan: Plan, sto
 
     symbols = [s for s in config.symbols if s in wctx.frames]
     trades, orders, curve = run_backtest(config, wctx.frames, plan, wctx.fx_series, stop_loss=stop,
-                                         take_profit=take, symbols=symbols)
+                                         take_profit=take, symbols=symbols, market=wctx.market)
     bench_close = wctx.bench_frame["close"] if wctx.bench_frame is not None else None
     metrics = compute_metrics(curve["equity"], trades, curve["exposure"], bench_close, initial_value=config.cash)
     values = np.concatenate([[config.cash], curve["equity"].to_numpy(dtype=float)])
-    stats = fastpath.return_stats(daily_returns(values))
+    stats = return_stats(daily_returns(values))
     trades = _with_benchmarks(trades, wctx, config)
     orders = sorted(plan.skipped + orders, key=lambda o: (o.date, o.symbol, o.status))
     return PointResult(metrics, stats, "backtrader", trades, orders, curve, plan, wctx)

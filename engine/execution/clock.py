@@ -1,0 +1,90 @@
+"""The market clock: every fill point is an instant (a session open or close of the symbol's exchange, in UTC).
+
+``bar_instants`` gives, for each price bar of one symbol, the UTC instants of its session's open and close and the
+session's ordinal on the exchange calendar (``hold`` counts these, not price bars). ``Clock`` merges the fill
+instants of every symbol of a run into one sorted list of ticks: on a date both trade, HK open (01:30 UTC),
+HK close (08:00 UTC), US open (13:30 or 14:30 UTC), US close. Both drivers process fills tick by tick in that order.
+
+Instants are int64 nanoseconds since the epoch (UTC), so comparisons are plain integer comparisons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.events import timing
+
+
+@dataclass(frozen=True)
+class BarInstants:
+    """Per bar of one symbol: open and close instants (int64 ns UTC) and the session ordinal on its exchange."""
+
+    open_at: np.ndarray
+    close_at: np.ndarray
+    session: np.ndarray
+
+
+def session_instants(exchange: str, dates: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(open, close, ordinal) of the sessions of ``exchange`` dated ``dates`` (tz-naive session dates).
+
+    A date that is not a session of the (corrected) calendar, e.g. a bar Yahoo wrote on an unlisted closure,
+    takes the open/close time of day of the nearest session before it and the ordinal of the next session.
+    """
+    index = pd.DatetimeIndex(dates).normalize()
+    # the schedule must cover the bars (calendars are built for the range a run needs, not a fixed window)
+    sched = timing.schedule(exchange, index.min(), index.max()) if len(index) else timing.schedule(exchange)
+    days = index.as_unit("ns").to_numpy()
+    sessions = sched.sessions.as_unit("ns").to_numpy()
+    pos = np.searchsorted(sessions, days, side="left")
+    opens = sched.opens.astype("datetime64[ns]").astype(np.int64)
+    closes = sched.closes.astype("datetime64[ns]").astype(np.int64)
+    n = len(sessions)
+    exact = (pos < n) & (sessions[np.minimum(pos, n - 1)] == days)
+    ref = np.where(exact, pos, np.clip(pos - 1, 0, n - 1))
+    shift = days.astype(np.int64) - sessions[ref].astype(np.int64)
+    return opens[ref] + shift, closes[ref] + shift, pos.astype(np.int64)
+
+
+def bar_instants(exchange: str, dates: pd.DatetimeIndex) -> BarInstants:
+    open_at, close_at, session = session_instants(exchange, dates)
+    return BarInstants(open_at, close_at, session)
+
+
+@dataclass
+class Clock:
+    """All fill instants of a run in UTC order.
+
+    ``instants[t]`` is tick ``t``; ``tick_of[k][i]`` the tick of book ``k``'s bar ``i``; ``at(t)`` the
+    ``(book, bar)`` pairs filling at tick ``t``, in book order (same-instant fills across venues are one tick).
+    """
+
+    instants: np.ndarray
+    tick_of: list[list[int]]
+    _books: list[int]
+    _bars: list[int]
+    _start: list[int]
+
+    @classmethod
+    def build(cls, fill_instants: list[np.ndarray]) -> Clock:
+        stacked = np.concatenate(fill_instants) if fill_instants else np.zeros(0, dtype=np.int64)
+        instants = np.unique(stacked)
+        ticks = [np.searchsorted(instants, inst).astype(np.int64) for inst in fill_instants]
+        all_ticks = np.concatenate(ticks) if ticks else np.zeros(0, dtype=np.int64)
+        books = np.concatenate([np.full(len(t), k) for k, t in enumerate(ticks)]) if ticks else all_ticks
+        bars = np.concatenate([np.arange(len(t)) for t in ticks]) if ticks else all_ticks
+        order = np.lexsort((bars, books, all_ticks))
+        start = np.searchsorted(all_ticks[order], np.arange(len(instants) + 1), side="left")
+        return cls(instants, [t.tolist() for t in ticks], books[order].tolist(), bars[order].tolist(),
+                   start.tolist())
+
+    def at(self, t: int) -> list[tuple[int, int]]:
+        lo, hi = self._start[t], self._start[t + 1]
+        return list(zip(self._books[lo:hi], self._bars[lo:hi], strict=True))
+
+
+def iso_utc(ns: int) -> str:
+    """An instant as ISO 8601 UTC text, e.g. 2022-05-18T01:30:00Z."""
+    return pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,328 @@
+"""The execution policy, written once: what happens at each fill instant. Both drivers call it.
+
+The policy is a plain-Python state machine over the run's clock (``engine.execution.clock``): ``step(t)``
+decides and books every fill of tick ``t`` and returns them; the fast path applies them as they are, the
+backtrader driver submits them to backtrader's broker (whose cash must agree). Rules, in order, at one instant:
+
+1. Bars that are placeholders (``stale``) never fill: an exit due on one moves to the next real bar.
+2. ``--overlap extend``: an entry signal on a symbol already held on that side restarts the held position's hold
+   clock first, so a hold exit due at this same instant is cancelled (no sale and buy-back).
+3. Exits: positions whose exit is due (hold clock, stop-loss, take-profit) and positions closed by exit signals,
+   in book order. Their proceeds are cash for this instant's entries.
+4. Entries, in book order then signal order: overlap (``extend`` restarts the clock, ``ignore`` skips, ``add``
+   opens a second position), shorts need ``allow_short``, an opposite position is closed first; the size comes
+   from ``engine.execution.sizing`` with the equity known strictly before this instant (cash after every earlier
+   fill plus each position at its latest close strictly before the instant); an order whose cost exceeds the
+   cash (after every earlier fill and this instant's exits and earlier entries) is refused unless ``allow_margin``.
+
+``hold`` counts sessions of the symbol's exchange: the exit is at the session ``hold`` sessions after the entry
+session, or at the next bar if the data has no bar for it. Stop-loss and take-profit are checked on closes from
+the entry (fill ``close``: from the next close); a hit exits at the next fill point of that symbol.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.execution.books import Book, Market
+from engine.execution.clock import iso_utc
+from engine.execution.records import OrderRecord, TradeRecord, round_trip
+from engine.execution.sizing import entry_size
+from engine.market.costs import Fees
+from engine.plan.config import RunConfig
+from engine.plan.planner import Plan, PlannedAction
+
+
+@dataclass(eq=False)
+class Lot:
+    """One open position opened by one entry (``add`` overlap opens several per symbol)."""
+
+    trade_id: int
+    book: int
+    side: str
+    size: int
+    entry_bar: int
+    entry_tick: int
+    entry_price: float  # raw bar price, listing currency
+    fx_entry: float
+    entry_exec: float  # base-currency price
+    entry_fees: float
+    event_id: str
+    event_type: str
+    hold_bar: int | None  # exit bar of the hold clock (None: no hold exit)
+    guard_bar: int | None = None  # exit bar of a stop-loss / take-profit hit
+    guard_reason: str = ""
+
+    @property
+    def due(self) -> int | None:
+        if self.hold_bar is None:
+            return self.guard_bar
+        if self.guard_bar is None:
+            return self.hold_bar
+        return min(self.hold_bar, self.guard_bar)
+
+    @property
+    def reason(self) -> str:
+        if self.guard_bar is not None and (self.hold_bar is None or self.guard_bar < self.hold_bar):
+            return self.guard_reason
+        return "hold"
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One executed order: ``signed`` shares of book ``book`` at bar ``bar`` (tick ``tick``)."""
+
+    tick: int
+    book: int
+    bar: int
+    signed: int
+    price: float  # raw, listing currency
+    price_base: float
+    fees: Fees
+    kind: str  # entry | exit
+
+    @property
+    def cash_delta(self) -> float:
+        return -self.signed * self.price_base - self.fees.total
+
+
+@dataclass
+class Policy:
+    market: Market
+    config: RunConfig
+    plan: Plan
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    records: bool = True
+    cash: float = 0.0
+    trades: list[TradeRecord] = field(default_factory=list)
+    orders: list[OrderRecord] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        books = self.market.books
+        self.fill = self.config.fill
+        self.clock = self.market.clock(self.fill)
+        self.marks = self.market.sizing_marks(self.fill)
+        self.cash = float(self.config.cash)
+        self.pos: dict[int, float] = {}
+        self.lots: list[list[Lot]] = [[] for _ in books]
+        self.actions: list[dict[int, list[PlannedAction]]] = []
+        self._heap: list[int] = []
+        self._next_id = 1
+        for k, book in enumerate(books):
+            per_bar: dict[int, list[PlannedAction]] = {}
+            for action in self.plan.actions.get(book.symbol, []):
+                per_bar.setdefault(action.bar, []).append(action)
+            self.actions.append(per_bar)
+            for bar in per_bar:
+                heapq.heappush(self._heap, self.clock.tick_of[k][bar])
+
+    # ------------------------------------------------------------------ driving
+
+    def run(self) -> None:
+        """Process every tick where something can happen, in time order (the fast path)."""
+        done = -1
+        while self._heap:
+            t = heapq.heappop(self._heap)
+            if t > done:
+                done = t
+                self._process(t)
+
+    def step(self, t: int) -> list[Fill]:
+        """Process tick ``t`` (called for every tick in order by the backtrader driver); its fills."""
+        if not self._heap or self._heap[0] > t:
+            return []
+        while self._heap and self._heap[0] <= t:
+            heapq.heappop(self._heap)
+        first = len(self.fills)
+        self._process(t)
+        return self.fills[first:]
+
+    def sizing_equity(self, t: int) -> float:
+        marks = self.marks
+        return self.cash + sum(p * float(marks[k, t]) for k, p in self.pos.items() if p)
+
+    # ------------------------------------------------------------------ one instant
+
+    def _process(self, t: int) -> None:
+        books = self.market.books
+        tradable = [(k, i) for k, i in self.clock.at(t) if not books[k].stale_l[i]]
+        if not tradable:
+            return
+        equity = self.sizing_equity(t)  # before this instant's fills: marks strictly before it
+        if self.config.overlap == "extend":
+            for k, i in tradable:
+                for action in self.actions[k].get(i, ()):
+                    if action.action == "enter":
+                        for lot in self.lots[k]:
+                            if lot.side == action.side:
+                                self._restart(lot, i, action.hold)
+        for k, i in tradable:
+            for lot in list(self.lots[k]):
+                due = lot.due
+                if lot.entry_tick < t and due is not None and due <= i:
+                    self._exit(lot, i, t, lot.reason)
+            for action in self.actions[k].get(i, ()):
+                if action.action == "exit":
+                    for lot in list(self.lots[k]):
+                        if lot.entry_tick < t and lot.side == action.side:
+                            self._exit(lot, i, t, "signal")
+        for k, i in tradable:
+            for action in self.actions[k].get(i, ()):
+                if action.action == "enter":
+                    self._enter(k, action, i, t, equity)
+
+    def _restart(self, lot: Lot, i: int, hold: int | None) -> None:
+        book = self.market.books[lot.book]
+        lot.hold_bar = None if hold is None else book.exit_bar(i, hold)
+        self._schedule(lot)
+
+    def _schedule(self, lot: Lot) -> None:
+        due = lot.due
+        if due is not None and due < len(self.clock.tick_of[lot.book]):
+            heapq.heappush(self._heap, self.clock.tick_of[lot.book][due])
+
+    def _enter(self, k: int, action: PlannedAction, i: int, t: int, equity: float) -> None:
+        cfg = self.config
+        book = self.market.books[k]
+        date = book.dates[i]
+        verb = "buy" if action.side == "long" else "sell"
+        lots = self.lots[k]
+        same = [lot for lot in lots if lot.side == action.side]
+        if same and cfg.overlap != "add":
+            if cfg.overlap == "extend":
+                for lot in same:
+                    self._restart(lot, i, action.hold)
+                reason = "already held: hold clock restarted (overlap=extend)"
+            else:
+                reason = "already held (overlap=ignore)"
+            self._order(date, book.symbol, verb, 0, "skipped", reason, action.event_id)
+            return
+        if action.side == "short" and not cfg.allow_short:
+            self._order(date, book.symbol, verb, 0, "refused", "shorts not allowed (use --allow-short)",
+                        action.event_id)
+            return
+        for lot in [lot for lot in lots if lot.side != action.side and lot.entry_tick < t]:
+            self._exit(lot, i, t, "signal")
+        price = book.fill_price(i, self.fill)
+        fx = book.fx_l[i]
+        price_base = price / fx
+        target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
+        if size <= 0:
+            self._order(date, book.symbol, verb, 0, "skipped",
+                        f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
+            return
+        fees = book.fees(cfg.costs, i, size, price_base, verb)
+        signed = size if action.side == "long" else -size
+        delta = -signed * price_base - fees.total
+        if action.side == "long" and self.cash + delta < 0 and not cfg.allow_margin:
+            self._order(date, book.symbol, verb, size, "refused",
+                        f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)", action.event_id)
+            return
+        lot = Lot(
+            trade_id=self._next_id, book=k, side=action.side, size=size, entry_bar=i, entry_tick=t,
+            entry_price=price, fx_entry=fx, entry_exec=price_base, entry_fees=fees.total,
+            event_id=action.event_id, event_type=action.event_type,
+            hold_bar=None if action.hold is None else book.exit_bar(i, action.hold),
+        )
+        self._next_id += 1
+        self._arm_guard(book, lot)
+        lots.append(lot)
+        self._book_fill(Fill(t, k, i, signed, price, price_base, fees, "entry"))
+        self._order(date, book.symbol, verb, size, "filled", "entry", action.event_id, price, fees.total)
+        self._schedule(lot)
+
+    def _exit(self, lot: Lot, i: int, t: int, reason: str) -> None:
+        book = self.market.books[lot.book]
+        price = book.fill_price(i, self.fill)
+        price_base = price / book.fx_l[i]
+        verb = "sell" if lot.side == "long" else "buy"
+        fees = book.fees(self.config.costs, i, lot.size, price_base, verb)
+        signed = -lot.size if lot.side == "long" else lot.size
+        self._book_fill(Fill(t, lot.book, i, signed, price, price_base, fees, "exit"))
+        self._order(book.dates[i], book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price, fees.total)
+        self.lots[lot.book].remove(lot)
+        self.trades.append(self._trade(lot, i, price, price_base, fees.total, reason))
+
+    def _book_fill(self, fill: Fill) -> None:
+        self.cash += fill.cash_delta
+        self.pos[fill.book] = self.pos.get(fill.book, 0.0) + fill.signed
+        self.fills.append(fill)
+
+    def _arm_guard(self, book: Book, lot: Lot) -> None:
+        """The first close that hits the stop-loss / take-profit; the exit is at the next bar's fill point."""
+        stop, take = self.stop_loss, self.take_profit
+        if stop is None and take is None:
+            return
+        first = lot.entry_bar + (1 if self.fill == "close" else 0)
+        move = book.close[first:] / lot.entry_price - 1.0
+        ret = move if lot.side == "long" else -move
+        hit_stop = ret <= -stop if stop is not None else np.zeros(len(ret), dtype=bool)
+        hit_take = ret >= take if take is not None else np.zeros(len(ret), dtype=bool)
+        where = np.flatnonzero(hit_stop | hit_take)
+        if not len(where):
+            return
+        j = first + int(where[0])
+        bar = book.tradable_from(j + 1)
+        if bar < len(book.dates):
+            lot.guard_bar = bar
+            lot.guard_reason = "stop_loss" if hit_stop[j - first] else "take_profit"
+
+    # ------------------------------------------------------------------ records
+
+    def _order(self, date: str, symbol: str, verb: str, size: int, status: str, reason: str,
+               event_id: str | None, price: float | None = None, fees: float | None = None) -> None:
+        if self.records:
+            self.orders.append(OrderRecord(date, symbol, verb, size, status, reason, event_id, price, fees))
+
+    def _trade(self, lot: Lot, i: int, price: float, exec_price: float, exit_fees: float,
+               reason: str) -> TradeRecord:
+        book = self.market.books[lot.book]
+        entry_value, pnl, ret = round_trip(lot.side, lot.size, lot.entry_exec, exec_price, lot.entry_fees,
+                                           exit_fees)
+        is_open = reason == "open"
+        return TradeRecord(
+            trade_id=lot.trade_id, symbol=book.symbol, side=lot.side, event_id=lot.event_id,
+            event_type=lot.event_type, entry_date=book.dates[lot.entry_bar], entry_fill=self.fill,
+            entry_price=lot.entry_price, exit_date=None if is_open else book.dates[i],
+            exit_fill=None if is_open else self.fill, exit_price=price, size=lot.size, fx_entry=lot.fx_entry,
+            fx_exit=book.fx_l[i], entry_fees=lot.entry_fees, exit_fees=exit_fees,
+            fees=lot.entry_fees + exit_fees, entry_value=entry_value, pnl=pnl, ret=ret, exit_reason=reason,
+            holding_sessions=book.session_l[i] - book.session_l[lot.entry_bar],
+            entry_at=iso_utc(self.clock.instants[lot.entry_tick]),
+            exit_at=None if is_open else iso_utc(int(book.fill_instants(self.fill)[i])),
+        )
+
+    def finish(self) -> None:
+        """Positions still open are marked at their symbol's last close (open trades)."""
+        for k, book in enumerate(self.market.books):
+            last = len(book.dates) - 1
+            for lot in self.lots[k]:
+                price = book.close_l[last]
+                self.trades.append(self._trade(lot, last, price, price / book.fx_l[last], 0.0, "open"))
+        self.trades.sort(key=lambda tr: tr.trade_id)
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(equity, cash, exposure) at each equity point: fills at or before the point's instant, positions at
+        their latest close at or before it."""
+        market = self.market
+        n = market.n_points
+        d_cash = np.zeros(n)
+        d_pos = np.zeros((len(market.books), n))
+        if self.fills:
+            instants = self.clock.instants[[f.tick for f in self.fills]]
+            points = np.searchsorted(market.point_at, instants, side="left")
+            for f, p in zip(self.fills, points.tolist(), strict=True):
+                d_cash[p] += f.cash_delta
+                d_pos[f.book, p] += f.signed
+        cash = self.config.cash + np.cumsum(d_cash)
+        marked = np.cumsum(d_pos, axis=1) * market.close_u
+        equity = cash + marked.sum(axis=0)
+        gross = np.abs(marked).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exposure = np.where(equity != 0, gross / np.where(equity != 0, equity, 1.0), 0.0)
+        return equity, cash, exposure
