@@ -534,7 +534,7 @@ def runs_ls(strategy: str | None = None, since: str | None = None, until: str | 
     """
     from engine.api import parse_day
     from engine.reporting.cli_text import runs_ls_text
-    from engine.runs.catalog import RunFilter, find_runs, summary_json
+    from engine.results.catalog import RunFilter, find_runs, summary_json
 
     filters = RunFilter(strategy, parse_day(since, "--since"), parse_day(until, "--until"), tag)
     summaries = find_runs(filters)
@@ -558,7 +558,7 @@ def runs_rm(runs: tuple[str, ...]) -> None:
     Example:
       evbt runs rm reassurance-3f2a
     """
-    from engine.runs.catalog import remove_runs
+    from engine.results.catalog import remove_runs
 
     for run_id in remove_runs(runs):
         click.echo(f"{run_id}: removed")
@@ -574,7 +574,7 @@ def runs_gc(app: AppContext) -> None:
       evbt runs gc
     """
     from engine.reporting.cli_text import size_label
-    from engine.runs.catalog import gc
+    from engine.results.catalog import gc
 
     result = gc(app.store(offline=True))
     click.echo(f"freed {result.removed} data version(s), {size_label(result.freed_bytes)}; "

@@ -81,7 +81,7 @@ def execute_run(settings: Settings, config: Any, save: bool = True,
                 tags: Sequence[str] = ()) -> tuple[Any, Path | None]:
     """Run a backtest on the cache; save it (with the data versions it read) unless ``save`` is false."""
     from engine import backtest
-    from engine.runs.catalog import save_outcome
+    from engine.results.catalog import save_outcome
 
     store = settings.store()
     outcome = backtest.run(config, store)
@@ -106,8 +106,8 @@ def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
 def rerun(settings: Settings, run: str, current_data: bool = False) -> Any:
     """Run a saved result again on the data versions it read (or today's cache with ``current_data``); say
     whether the report is byte-identical, else which inputs and which trades changed."""
-    from engine.runs.rerun import rerun as rerun_target
-    from engine.runs.resolve import resolve
+    from engine.results.rerun import rerun as rerun_target
+    from engine.results.resolve import resolve
 
     return rerun_target(resolve(run), settings.store(), current_data=current_data,
                         repo_dir=Path(__file__).resolve().parent.parent)
@@ -115,7 +115,7 @@ def rerun(settings: Settings, run: str, current_data: bool = False) -> Any:
 
 def load_any_report(reference: str) -> dict[str, Any]:
     """The report a reference names: run id or prefix, run folder, report file, SWEEP_ID, SWEEP_ID:RANK."""
-    from engine.runs.resolve import resolve
+    from engine.results.resolve import resolve
 
     return resolve(reference).report
 
@@ -257,7 +257,7 @@ def write_outcome_visuals(settings: Settings, outcome: Any, html_path: Path | No
 
 def write_saved_run_visuals(settings: Settings, run: str, html_path: Path | None, plot_path: Path | None,
                             wrote: Wrote, warn: Callable[[str], None]) -> None:
-    from engine.runs.resolve import resolve
+    from engine.results.resolve import resolve
 
     target = resolve(run)
     equity = target.equity()
@@ -272,7 +272,7 @@ def write_compare_visuals(references: Sequence[str], comparison: dict[str, Any],
     if html_path is None and plot_path is None:
         return
     from engine.reporting import html_report as html
-    from engine.runs.resolve import resolve
+    from engine.results.resolve import resolve
 
     curves = {}
     for reference, info in zip(references, comparison["runs"], strict=True):

@@ -1,8 +1,8 @@
 """Every command example in README.md's ```sh blocks runs, in order, in one fresh cache and runs folder, offline.
 
-Data: the real CSVs of ../shared/data when present, else the synthetic sample (every command then gets
-``--sample``). Commands that cannot run here are replaced by their offline equivalent or skipped, and each such
-case is announced below (``REPLACED`` / ``SKIPPED``); any other non-zero exit fails, unless the README line
+Data: the real CSVs of ../shared/data ($EVBT_SHARED_DATA) when present, else the synthetic sample (every
+command then gets ``--sample``). Commands that cannot run here are replaced by their offline equivalent or
+skipped, each announced (``REPLACED`` / ``SKIPPED``); any other non-zero exit fails unless the README line
 announces it with a ``# exit N`` comment. Run ids in the README (``strategy-<12 hex>``) stand for the newest
 saved run of that strategy.
 """
@@ -19,18 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_data_dir
-
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_PRICES = shared_data_dir() / "prices"
 SETUP = ("python3.11", "python", "pip", "pipx", ".venv/bin/pip", ".venv/bin/ruff", "ruff", ".venv/bin/python",
          "pytest")
 SHELL_SETUP = ("eval", "_EVBT_COMPLETE=")  # shell completion set-up (the completion test covers the script)
 SKIPPED = {("events", "fetch-ratings"): "needs the network (Yahoo analyst ratings)"}
 REPLACED = {("data", "fetch"): "needs the network: replaced by importing the CSV files",
             ("data", "import"): "the README's files are the user's: replaced by importing the CSV files"}
-# The synthetic sample covers 2021-2022 only: a walk-forward test window in 2023 has no prices there.
-SAMPLE_SKIPPED = {"--walk-forward": "the synthetic sample ends in 2022; walk-forward test windows reach 2023"}
 RUN_ID = re.compile(r"^([a-z0-9_]+)-[0-9a-f]{12}$")
 
 
@@ -68,8 +63,11 @@ def test_every_readme_example_runs(run_cli: Callable[..., tuple[int, str, str]],
                                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EVBT_OFFLINE", "1")
-    real = SHARED_PRICES.is_dir()
-    csvs = sorted(glob.glob(str(SHARED_PRICES / "*.csv")))
+    from conftest import shared_data_dir
+
+    prices = shared_data_dir() / "prices"
+    real = prices.is_dir()
+    csvs = sorted(glob.glob(str(prices / "*.csv")))
     prefix = [] if real else ["--sample"]
     notes: list[str] = []
     for argv, expected in readme_commands((ROOT / "README.md").read_text(encoding="utf-8")):
@@ -81,9 +79,6 @@ def test_every_readme_example_runs(run_cli: Callable[..., tuple[int, str, str]],
             notes.append(f"REPLACED evbt {' '.join(argv)}: {REPLACED[head]}")
             argv = ["data", "import", *csvs] if real else ["data", "sample"]
         argv = [_newest_run(m.group(1)) if (m := RUN_ID.match(a)) else a for a in argv]
-        if not real and (flag := next((a for a in argv if a in SAMPLE_SKIPPED), None)):
-            notes.append(f"SKIPPED evbt {' '.join(argv)}: {SAMPLE_SKIPPED[flag]}")
-            continue
         code, out, err = run_cli(*prefix, *argv)
         assert code == expected, f"evbt {' '.join(argv)} exited {code}: {err.strip()[-500:]}"
         if "--json" in argv:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from engine.runs.resolve import resolve
+from engine.results.resolve import resolve
 
 RunCli = Callable[..., tuple[int, str, str]]
 SWEEP = ("--offline", "sweep", "reassurance", "--symbols", "BABA,JD,0700.HK", "--end", "2022-12-30", "--quiet")

@@ -110,3 +110,13 @@ def test_any_sequence_prints_what_fresh_folders_print(run_cli: RunCli, sample_ca
             got = _sweep(run_cli, shared, *grid, *extra)
             want = _sweep(run_cli, Path(tmp) / f"fresh{n}", *grid, *extra)
             assert _tables(got) == _tables(want), (grid, extra)
+
+
+def test_walk_forward_steps_past_the_data_are_left_out(run_cli: RunCli, sample_cache: Path) -> None:
+    # the sample ends in 2022; the default period runs to 2023-06-30 (was: exit 2, "no symbol ... has prices")
+    code, out, err = run_cli("--offline", "sweep", "reassurance", "--symbols", "BABA,JD", "-g", "hold=2,5",
+                             "--walk-forward", "12:3", "--quiet", "--workers", "1", "--json")
+    assert code == 0, err
+    assert "walk-forward:" in err and "step(s) left out, no prices in 2023-01-01..2023-03-31" in err
+    steps = json.loads(out)["walk_forward"]
+    assert steps and all(s["test"]["start"] < "2023-01-01" for s in steps)

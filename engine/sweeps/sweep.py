@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, EvbtWarning
+from engine.errors import ConfigError, EvbtWarning, MissingDataError
 from engine.events import timing
 from engine.plan.config import RunConfig, run_config_from_dict
 from engine.prices.store import PriceStore
@@ -119,6 +119,7 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
     windows = make_windows(req.base.start, req.base.end, req.split, req.walk_forward)
     data = load_sweep_data(store, req.base, windows)
     worker = Worker(data)
+    windows = _windows_with_data(worker, windows)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvbtWarning)
         tasks = build_tasks(req.base, req.grid, windows, data, worker.caches)
@@ -156,9 +157,31 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
                         time.perf_counter() - began)
 
 
+def _windows_with_data(worker: Worker, windows: list[Window]) -> list[Window]:
+    """Walk-forward steps with a window that holds no price bar (the data ends before the period does) are
+    left out with a warning; any other window without data is an error."""
+    empty = []
+    for window in windows:
+        try:
+            worker.caches.context(worker.data, window)
+        except MissingDataError:
+            if not window.label.startswith("wf"):
+                raise
+            empty.append(window.label.split("-")[0])
+    if not empty:
+        return windows
+    kept = [w for w in windows if w.label.split("-")[0] not in empty]
+    if not kept:
+        raise MissingDataError("no walk-forward window has prices: the data does not cover the period")
+    dropped = [w for w in windows if w.label.endswith("-test") and w.label.split("-")[0] in empty]
+    warnings.warn(f"walk-forward: {len(dropped)} step(s) left out, no prices in "
+                  + ", ".join(f"{w.start}..{w.end}" for w in dropped), EvbtWarning, stacklevel=3)
+    return kept
+
+
 def _add_commands(req: SweepRequest, summary: dict[str, Any], folder: SweepFolder) -> None:
     """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id)."""
-    from engine.runs.reproduce import reproduce_command
+    from engine.results.reproduce import reproduce_command
 
     best = summary.get("best")
     if not best:

@@ -14,8 +14,8 @@ from engine.plan.config import run_config_from_dict
 from engine.prices.snapshots import SnapshotStore
 from engine.prices.store import PriceStore
 from engine.reporting.report import dumps_report
-from engine.runs.catalog import save_outcome
-from engine.runs.resolve import Resolved
+from engine.results.catalog import save_outcome
+from engine.results.resolve import Resolved
 from engine.saved_runs import build_manifest, diff_manifests
 
 TRADE_FIELDS = ("entry_date", "entry_price", "exit_date", "exit_price", "size", "fees", "pnl", "exit_reason")

@@ -1,1 +1,0 @@
-"""Saved runs beyond storage: one resolver for every reference kind, reruns from data snapshots, listing."""
