@@ -140,7 +140,14 @@ def _driver_sweep_writer(start_at: str) -> None:
     print(json.dumps({"code": code, "error": "" if code == 0 else text.strip()[-300:]}), flush=True)
 
 
+def _driver_flip_import(cache: str, v0: str, v1: str) -> None:
+    from scripts.trials.hostile_data import flip_import_driver
+
+    flip_import_driver(cache, v0, v1)
+
+
 DRIVERS: dict[str, Callable[..., None]] = {
+    "flip-import": _driver_flip_import,
     "cache-write": _driver_cache_write,
     "cache-fetch": _driver_cache_fetch,
     "runs-save": _driver_runs_save,
