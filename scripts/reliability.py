@@ -43,10 +43,38 @@ from scripts.trials.concurrency import concurrent_fetch_import, concurrent_runs,
 from scripts.trials.crash import crash_trials  # noqa: E402
 from scripts.trials.disk import disk_trials  # noqa: E402
 from scripts.trials.drivers import DRIVERS  # noqa: E402
+from scripts.trials.hostile_data import bitflip_trials, import_race_trials, symlink_trials  # noqa: E402
+from scripts.trials.hostile_resources import (  # noqa: E402
+    big_events_run,
+    cluster_trials,
+    grid_refusal,
+    orphan_trials,
+)
 from scripts.trials.render import _catalogue_counts, render  # noqa: E402
+from scripts.trials.render_hostile import HostileResults  # noqa: E402
 
 __all__ = ["KINDS", "concurrent_fetch_import", "concurrent_runs", "concurrent_sweeps", "crash_trials", "disk_trials",
            "main"]
+
+
+def run_hostile(args: argparse.Namespace, work: Path) -> HostileResults:
+    """The second round (issue 17): bit flips, import races, planted symlinks, orphans, cluster, bounded work."""
+    scale = max(args.trials / 240, 0.05)
+    flips = bitflip_trials(max(10, round(200 * scale)), args.seed, work)
+    print(f"bit flips: {flips.counts}, {flips.bad} bad", flush=True)
+    races = import_race_trials(max(3, round(100 * scale)), work)
+    print(f"import races: {races.counts}, {races.bad} bad", flush=True)
+    links = symlink_trials(work)
+    print(f"symlinks: {links[1]} targets touched", flush=True)
+    orphans = orphan_trials(max(1, round(10 * scale)), work)
+    print(f"orphans: {orphans}", flush=True)
+    cluster = cluster_trials(work)
+    grids = grid_refusal(work)
+    shared = [p / "data" / "prices" for p in (REPO.parent / "shared", REPO.parent.parent / "shared")]
+    big = big_events_run(args.events, work, next((p for p in shared if p.is_dir()), None))
+    for row in [*cluster, *grids, big]:
+        print(" | ".join(row), flush=True)
+    return HostileResults(flips, races, links, orphans, cluster, grids, big)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="report path (default RELIABILITY.md when "
                                                                 "--trials >= 200)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--events", type=int, default=100_000, help="events in the bounded large run")
     parser.add_argument("--driver", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.driver:
@@ -77,14 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     disk = disk_trials(work)
     for row in disk:
         print(" | ".join(row), flush=True)
+    hostile = run_hostile(args, work)
     out = args.out or (REPO / "RELIABILITY.md" if args.trials >= 200 else None)
     if out is not None:
-        out.write_text(render(stats, conc, disk, _catalogue_counts(), args.seed))
+        out.write_text(render(stats, conc, disk, _catalogue_counts(), args.seed, hostile))
         print(f"wrote {out}")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     failed = sum(len(s.failures) for s in stats) + sum(bool(c.problems) for c in conc) + \
-        sum(r[2] == "FAILED" for r in disk)
+        sum(r[2] == "FAILED" for r in disk) + hostile.failed()
     return 1 if failed else 0
 
 

@@ -155,7 +155,12 @@ def read_file(path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _damaged(path, f"unreadable: {exc}") from exc
-    return decode(table, path, symbol)
+    try:
+        return decode(table, path, symbol)
+    except CacheFileError:
+        raise
+    except Exception as exc:  # any other decoding trouble (e.g. a flipped bit making a date out of range)
+        raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
 
 
 def read_meta_only(path: Path) -> dict[str, Any]:

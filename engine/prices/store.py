@@ -349,7 +349,11 @@ class PriceStore:
         cached = self._read_cached(sym)
         meta, old = cached if cached is not None else (None, None)
         if meta is not None and meta["source"] != "yfinance":
-            warnings.warn(f"{sym}: replacing {meta['source']} data with a yfinance download", EvbtWarning,
+            # the download spans at least what the old file held: `--start D` must not drop earlier history
+            first = dt.date.fromisoformat(meta["first_date"])
+            start = min(start, first) if start is not None else None
+            warnings.warn(f"{sym}: replacing {meta['source']} data ({meta['first_date']} .. {meta['last_date']}, "
+                          f"{meta['rows']} rows) with a yfinance download from {_fmt(start)}", EvbtWarning,
                           stacklevel=3)
             old, meta = None, None
         ranges = _missing_ranges(self, meta, start, want_end, refresh)

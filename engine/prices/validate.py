@@ -43,7 +43,7 @@ VOLUME_MAX = 1e18
 
 def _fail(symbol: str, frame: pd.DataFrame, mask: np.ndarray, rule: str) -> None:
     pos = int(np.flatnonzero(mask)[0])
-    day = pd.Timestamp(frame.index[pos]).date().isoformat()
+    day = str(np.datetime_as_string(frame.index.values[pos], unit="D"))  # also for dates beyond Python's range
     raise DataError(f"{symbol}: invalid price bar on {day}: {rule}")
 
 

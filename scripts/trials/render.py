@@ -8,6 +8,7 @@ import sys
 
 from scripts.trials.common import REPO, TrialStats
 from scripts.trials.concurrency import ConcurrencyStats
+from scripts.trials.render_hostile import HostileResults, render_hostile
 
 FOUND = [
     "empty yfinance answer for dates already cached silently extended the cache's coverage "
@@ -43,7 +44,7 @@ def _catalogue_counts() -> dict[str, int]:
 
 
 def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tuple[str, str, str]],
-           counts: dict[str, int], seed: int) -> str:
+           counts: dict[str, int], seed: int, hostile: HostileResults | None = None) -> str:
     total = sum(s.trials for s in stats)
     held = sum(s.held for s in stats)
     killed = sum(s.killed_while_running for s in stats)
@@ -105,7 +106,8 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         "The test suite simulates the same faults without mounts (`os.write`/`os.fsync` raising ENOSPC or EROFS): "
         "`tests/test_reliability_disk.py`.",
         "",
-        "## Found and fixed while writing these tests",
+        *(render_hostile(hostile) if hostile is not None else []),
+        "## Found and fixed while writing these tests (first round)",
         "",
         *[f"- {item}" for item in FOUND],
         "",
@@ -128,6 +130,11 @@ def render(stats: list[TrialStats], conc: list[ConcurrencyStats], disk: list[tup
         "anything but ConfigError and never write on error.",
         "- Security (`tests/test_reliability_security.py`): path-like symbols rejected everywhere, no pickle/eval/"
         "unsafe yaml in engine/ and cli.py, files written only under the chosen folders.",
+        "- Second round (`tests/test_reliability_integrity.py`, `tests/test_reliability_inputs.py`, "
+        "`tests/test_reliability_hostile.py`): altered/damaged/stray cache files refused at read and reported, the "
+        "run-record race, orphan temps, hung-network message, ratings log noise, online missing benchmark, "
+        "relative `--events`, Ctrl-C 130, file modes, planted symlinks, `--cluster` probes, orphan workers, and "
+        "the trials above with a few iterations.",
         "",
     ]
     return "\n".join(lines)
