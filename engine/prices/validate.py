@@ -33,9 +33,10 @@ PRICE_ABS_TOL = 1e-6
 PRICE_REL_TOL = 1e-6
 INDEX_UNIT = "us"  # pandas 3's default; readers must not rely on it
 # Plausible bounds: a bar outside them is a typo or a damaged file, and would overflow date or share arithmetic
-# later (year 9999 + a holding period; cash / 1e-310 shares).
+# later (year 9999 + a holding period; cash / 1e-310 shares). The dates stay inside the datetime64[ns] range
+# (1677-09-22 .. 2262-04-11) that calendar and session arithmetic use.
 FIRST_DAY = dt.date(1800, 1, 1)
-LAST_DAY = dt.date(2200, 12, 31)
+LAST_DAY = dt.date(2261, 12, 31)
 PRICE_MIN = 1e-9
 PRICE_MAX = 1e12
 VOLUME_MAX = 1e18
