@@ -1,5 +1,7 @@
 """Hostile files, folders, processes and addresses (issue 17), with the trials of scripts/reliability.py run
-for a few iterations (the script runs the full counts into RELIABILITY.md)."""
+for a few iterations (the script runs the full counts into RELIABILITY.md; the `--cluster` CLI trials and the
+bit-flip trials run only there: the probe and the read checks are tested directly here and in
+test_reliability_integrity.py)."""
 
 from __future__ import annotations
 
@@ -69,11 +71,6 @@ def test_cluster_addresses_evbt_cannot_use_are_config_errors(address: str, needl
         check_cluster_address(address)
 
 
-def test_cluster_trials_fail_fast_and_clearly(tmp_path: Path) -> None:
-    rows = hostile_resources.cluster_trials(tmp_path, timeout=1.0)
-    assert [r[2] for r in rows] == ["held"] * len(rows), rows
-
-
 def test_killing_the_sweep_leaves_no_orphan_workers(tmp_path: Path) -> None:
     stats = hostile_resources.orphan_trials(1, tmp_path, grace=10.0)
     assert stats.workers_seen >= 2 and stats.orphans == 0, stats
@@ -85,10 +82,5 @@ def test_symlinks_planted_at_writers_touch_no_target(tmp_path: Path) -> None:
 
 
 def test_imports_racing_runs_record_consistent_versions(tmp_path: Path) -> None:
-    out = hostile_data.import_race_trials(3, tmp_path)
-    assert out.trials == 3 and out.bad == 0, out.notes
-
-
-def test_bit_flips_detected_or_harmless(tmp_path: Path) -> None:
-    out = hostile_data.bitflip_trials(25, 5, tmp_path)
-    assert out.bad == 0, out.notes
+    out = hostile_data.import_race_trials(2, tmp_path)
+    assert out.trials == 2 and out.bad == 0, out.notes
