@@ -24,6 +24,7 @@ import pytest
 from engine.errors import DataError
 from engine.prices import cache_file
 from engine.prices.store import PriceStore
+from scripts.trials.common import forget_schedules
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -214,3 +215,43 @@ def test_run_records_the_version_it_read_even_if_the_file_changes(sample_cache: 
     assert raced.report["data"]["symbols"]["BABA"]["fingerprint"] == v1
     assert raced.report["run_id"] == clean.report["run_id"]
     assert raced.report["metrics"] == clean.report["metrics"]
+
+
+def _damage_truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _damage_shift_opens(path: Path) -> None:
+    """A valid npz whose opens moved a day later (results would change): rewritten without care for digests."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["opens"] = arrays["opens"] + np.timedelta64(1, "D")
+    arrays["closes"] = arrays["closes"] + np.timedelta64(1, "D")
+    arrays.pop("digest", None)
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
+
+
+@pytest.mark.parametrize("damage", [_damage_truncate, _damage_shift_opens], ids=["truncated", "altered"])
+def test_schedule_cache_damaged_or_altered_is_rebuilt_never_trusted(damage: Callable[[Path], None],
+                                                                    run_cli: Run, sample_cache: Path) -> None:
+    """A damaged `.calendars/*.npz` made every run fail with `internal error: BadZipFile`; an altered one
+    changed results (988,430 -> 992,532) under the same run id."""
+    argv = ("--offline", "run", "reassurance", "--symbols", "BABA,JD,0700.HK,9988.HK", "--end", "2022-12-30",
+            "--json", "--no-save")
+    forget_schedules()
+    code, clean, err = run_cli(*argv)
+    assert code == 0, err
+    files = sorted(sample_cache.rglob(".calendars/*.npz"))
+    assert files, "the run keeps its exchange schedules in the cache"
+    for path in files:
+        damage(path)
+    forget_schedules()
+    code, again, err = run_cli(*argv)
+    assert code == 0 and "internal error" not in err, err
+    assert json.loads(again)["run_id"] == json.loads(clean)["run_id"]
+    assert json.loads(again)["metrics"] == json.loads(clean)["metrics"]
+    forget_schedules()
+    code, third, _ = run_cli(*argv)  # the rebuilt files are the right ones
+    assert code == 0 and json.loads(third)["metrics"] == json.loads(clean)["metrics"]
+

@@ -218,3 +218,20 @@ def _calibrate(argv: list[str], env: dict[str, str]) -> float:
     if code != 0:
         raise RuntimeError(f"calibration run failed with exit {code}: {argv}")
     return time.monotonic() - began
+
+
+def forget_schedules() -> None:
+    """Drop schedules held in this process so the next run reads the files (as a new process would)."""
+    import importlib
+
+    for name in ("engine.events.timing", "engine.market.calendars"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+        for attr in ("_SCHEDULES", "_PERSISTED"):
+            if isinstance(getattr(module, attr, None), dict | set):
+                getattr(module, attr).clear()

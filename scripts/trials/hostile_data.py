@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scripts.trials.common import _env, _prepare_sample, _quiet_cli, _spawn_driver, _wait_ready, write_csv
+from scripts.trials.common import (
+    _env,
+    _prepare_sample,
+    _quiet_cli,
+    _spawn_driver,
+    _wait_ready,
+    forget_schedules,
+    write_csv,
+)
 
 RACE_SYMBOLS = "BABA,JD,0700.HK,9988.HK"
 RACE_ARGV = ["--offline", "run", "reassurance", "--symbols", RACE_SYMBOLS, "--end", "2022-12-30", "--json"]
@@ -290,7 +298,8 @@ def symlink_trials(work: Path, quick: bool = False) -> tuple[list[tuple[str, str
          lambda: cli(*run_args, "--no-save", "--html", str(out_dir / "r.html"), "--plot", str(out_dir / "r.png")),
          [out_dir / "r.html", out_dir / "r.png"]),
         ("exchange-schedule cache (`.calendars/*.npz`)",
-         lambda: (shutil.rmtree(cache / ".calendars", ignore_errors=True), cli(*run_args, "--no-save"))[1], []),
+         lambda: (shutil.rmtree(cache / ".calendars", ignore_errors=True), forget_schedules(),
+                  cli(*run_args, "--no-save"))[2], []),
         ("ratings cache", lambda: (write_cached(ratings_path(cache, "BABA"), pd.DataFrame(
             {"date": ["2022-01-03"], "firm": ["X"], "from_grade": ["Hold"], "to_grade": ["Buy"],
              "action": ["up"]})), "written")[1], [ratings_path(cache, "BABA")]),
