@@ -195,16 +195,17 @@ def data_verify(ctx: click.Context, symbols: tuple[str, ...], as_json: bool) -> 
       evbt data verify BABA 700
     """
     from engine.market.symbols import parse_symbol_list
+    from engine.prices.verify import verify_summary
 
     results = _data_store(ctx).verify(parse_symbol_list(list(symbols)) if symbols else None)
     bad = [r for r in results if not r.ok]
     if as_json:
-        emit_json([{"symbol": r.symbol, "path": str(r.path), "ok": r.ok, "problem": r.problem}
+        emit_json([{"symbol": r.symbol, "path": str(r.path), "ok": r.ok, "status": r.status, "problem": r.problem}
                    for r in results])
     else:
         for r in results:
-            click.echo(f"{r.symbol}: ok" if r.ok else f"{r.symbol}: DAMAGED: {r.problem}")
-        click.echo(f"{len(results)} file(s) checked, {len(bad)} damaged")
+            click.echo(r.line())
+        click.echo(verify_summary(results))
     if bad:
         ctx.exit(ExitStatus.RUN_FAILED)
 

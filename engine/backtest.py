@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from engine.analysis.metrics import compute_metrics
-from engine.errors import ConfigError, EvbtWarning, MissingDataError
+from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.events import catalog as events_mod
 from engine.events import timing
 from engine.execution.backtrader_driver import run_backtest
@@ -131,7 +131,7 @@ def run(
         if config.benchmark:
             try:
                 bench_frame = store.load(config.benchmark, config.start - dt.timedelta(days=10), config.end)
-            except MissingDataError as exc:
+            except (MissingDataError, DataError) as exc:  # online (fetch failed) as offline: a warning
                 warnings.warn(f"benchmark {config.benchmark} unavailable: {exc}", EvbtWarning, stacklevel=2)
     run_warnings = [str(w.message) for w in caught if issubclass(w.category, EvbtWarning)]
     for message in run_warnings:  # pass them on to whoever shows warnings (the CLI)

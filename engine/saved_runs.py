@@ -287,8 +287,7 @@ def _save_run(
     _recover(runs_dir)
     manifest = _keep_history(runs_dir / run_id, manifest)
     tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    _clear(tmp)
     tmp.mkdir()
     try:
         _write_run_files(tmp, report, result, manifest)
@@ -316,12 +315,19 @@ def _keep_history(final: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _clear(path: Path) -> None:
+    """Remove a leftover work folder; a symlink planted at its name is removed itself, never followed."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 def _swap_into_place(tmp: Path, final: Path) -> None:
     """rename(tmp, final); an old folder is first moved aside to a hidden name and then removed."""
     old = final.parent / f".old-{final.name}-{os.getpid()}"
     if final.exists():
-        if old.exists():
-            shutil.rmtree(old)
+        _clear(old)
         with contextlib.suppress(FileNotFoundError):  # a concurrent save may have moved it first
             os.replace(final, old)
     try:

@@ -216,7 +216,7 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         time.sleep(rng.uniform(0.2, 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        (result,) = store.verify(["BABA"])
+        (result,) = [r for r in store.verify(["BABA"]) if r.status != "removed"]
         assert result.ok, result.problem
         assert store.read_meta("BABA")["rows"] in (7, 20, 60)
 
@@ -224,8 +224,29 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
 def test_two_processes_same_symbol_end_with_one_valid_file(tmp_path: Path) -> None:
     procs = [_writer(tmp_path, 20, delay=0.3), _writer(tmp_path, 40, delay=0.3)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
-    (result,) = PriceStore(tmp_path).verify()
+    (result,) = [r for r in PriceStore(tmp_path).verify() if r.status != "removed"]
     assert result.ok, result.problem
     assert PriceStore(tmp_path).read_meta("BABA")["rows"] in (20, 40)
     assert (tmp_path / ".locks").is_dir()
     assert list(tmp_path.glob("*.tmp")) == [] and list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_fetch_over_csv_history_keeps_the_whole_span(tmp_path: Path) -> None:
+    """`data fetch SYM --start D` over an imported CSV replaced 1,181 rows by the 124 fetched ones: the
+    yfinance download now reaches back to the CSV's first date."""
+    full = bars("2019-01-02", 1181)
+    asked: list[object] = []
+
+    def fetcher(symbol: str, start: object, end: object) -> pd.DataFrame:
+        asked.append(start)
+        lo = pd.Timestamp(start) if start is not None else full.index[0]
+        return full.loc[lo: pd.Timestamp(end)]
+
+    store = PriceStore(tmp_path, fetcher=fetcher)
+    store.write("BABA", full, "csv")
+    with pytest.warns(Warning, match="replacing csv data"):
+        store.update("BABA", pd.Timestamp(full.index[-124]).date(), pd.Timestamp(full.index[-1]).date(),
+                     refresh=True)
+    meta = store.read_meta("BABA")
+    assert meta["source"] == "yfinance" and meta["rows"] == 1181
+    assert asked == [full.index[0].date()]

@@ -91,8 +91,15 @@ def _parse_time(text: str) -> dt.time:
     return dt.time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
 
 
+# zoneinfo also opens files that are not a fixed place's zone: ``localtime`` is whatever the machine is set to
+# (timing would depend on the computer), ``Factory`` and ``posixrules`` are tooling artefacts.
+_NOT_A_PLACE = {"localtime", "factory", "posixrules"}
+
+
 def _valid_tz(name: str) -> bool:
     if not name or name.startswith("/") or ".." in name:
+        return False
+    if name.lower() in _NOT_A_PLACE or name.lower().startswith(("posix/", "right/")):
         return False
     try:
         ZoneInfo(name)

@@ -13,10 +13,10 @@ sessions) are removed from every schedule. Built schedules can be kept on disk b
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import warnings
 from collections.abc import Iterator
@@ -182,24 +182,25 @@ def _cache_file(exchange: str, lo: pd.Timestamp, hi: pd.Timestamp) -> Path | Non
 
 
 def _read_cached(exchange: str, path: Path, lo: pd.Timestamp, hi: pd.Timestamp) -> MarketSchedule | None:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            sessions = pd.DatetimeIndex(data["sessions"].astype("datetime64[ns]"))
-            return MarketSchedule(exchange, sessions, data["opens"], data["closes"], lo, hi)
-    except (OSError, KeyError, ValueError):
-        return None  # absent or damaged: rebuild
+    from engine.market.schedule_file import unpack
+
+    arrays = unpack(path)  # None when damaged or altered (digest, shape): never trusted, rebuilt
+    if arrays is None:
+        with contextlib.suppress(OSError):
+            path.unlink()  # so the rebuilt schedule is written in its place
+        return None
+    return MarketSchedule(exchange, pd.DatetimeIndex(arrays[0]), arrays[1], arrays[2], lo, hi)
 
 
 def _write_cached(sched: MarketSchedule, path: Path) -> None:
     from engine.atomic import atomic_write_bytes
     from engine.errors import DataError
+    from engine.market.schedule_file import pack
 
-    buffer = io.BytesIO()
-    np.savez(buffer, sessions=sched.sessions.to_numpy().astype("datetime64[ns]"), opens=sched.opens,
-             closes=sched.closes)
+    data = pack(sched.sessions.to_numpy(), sched.opens, sched.closes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, data)
     except (OSError, DataError):
         pass  # a read-only cache only costs the rebuild next time
 

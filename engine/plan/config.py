@@ -162,10 +162,37 @@ def build_params(params_cls: type, raw: dict[str, Any], strategy: str) -> Any:
                 f"parameters: {', '.join(known)}"
             )
         values[key] = coerce(value, hints[key], key)
+    _check_guards(values)
+    _check_event_types(values)
     try:
         return params_cls(**values)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"strategy {strategy}: {exc}") from None
+
+
+# stop_loss / take_profit are fractions of the entry price (0.1 = exit after a 10% loss / gain). Zero or a
+# negative value would exit every trade after one session; the upper bounds are far beyond any real move
+# (a long position cannot lose more than 100%, so a larger stop only matters for shorts).
+GUARD_BOUNDS = {"stop_loss": 10.0, "take_profit": 100.0}
+
+
+def _check_guards(values: dict[str, Any]) -> None:
+    for key, upper in GUARD_BOUNDS.items():
+        value = values.get(key)
+        if value is not None and not 0 < value <= upper:
+            raise ConfigError(f"parameter {key}: {value:g} must be > 0 and <= {upper:g} (a fraction of the entry "
+                              f"price: 0.1 = 10%; leave it out to switch the guard off)")
+
+
+def _check_event_types(values: dict[str, Any]) -> None:
+    """A ``types`` parameter names event types: a typo would silently select no event (0 trades)."""
+    from engine.events.catalog import EVENT_TYPES
+
+    chosen = values.get("types")
+    for name in chosen if isinstance(chosen, tuple) else ():
+        if name not in EVENT_TYPES:
+            raise ConfigError(f"parameter types: unknown event type {name!r}{suggest(name, list(EVENT_TYPES))}; "
+                              f"types: {', '.join(EVENT_TYPES)}")
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
@@ -190,6 +217,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level: an array nested 100,000 deep
+        raise ConfigError(f"config file {path}: nested too deeply to be a run configuration") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path}: cannot read ({exc})") from None
     for key in data:
@@ -206,6 +235,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
             data["symbols"] = parse_symbol_list(data["symbols"])
         except ConfigError as exc:
             raise ConfigError(f"config file {path}: symbols: {exc}") from None
+        if not data["symbols"]:
+            raise ConfigError(f"config file {path}: symbols is empty (leave the key out for the strategy's "
+                              "default universe)")
     return data
 
 
@@ -267,9 +299,12 @@ def make_run_config(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     symbols = merged.pop("symbols", None)
-    symbols_tuple = tuple(parse_symbol_list(symbols)) if symbols else tuple(default_symbols)
+    symbols_tuple = tuple(parse_symbol_list(symbols)) if symbols is not None else tuple(default_symbols)
+    if symbols is not None and not symbols_tuple:
+        raise ConfigError("--symbols is empty (leave it out for the strategy's default universe)")
     events = merged.pop("events", ())
-    events_files = (events,) if isinstance(events, str) else tuple(str(e) for e in events)
+    # saved absolute, so `evbt rerun` from another folder reads the same file
+    events_files = tuple(str(Path(e).absolute()) for e in ((events,) if isinstance(events, str) else events))
     benchmark = merged.pop("benchmark", "KWEB")
     if isinstance(benchmark, str) and benchmark.strip().lower() in ("", "none"):
         benchmark = None

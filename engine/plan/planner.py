@@ -90,6 +90,7 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     actions: dict[str, list[PlannedAction]] = {}
     skipped: list[OrderRecord] = []
     used: list[str] = []
+    used_set: set[str] = set()  # membership beside the ordered list: a list test made 100k events quadratic
     for seq, sig in enumerate(signals):
         session = sig.session
         if session is None and sig.event is not None and sig.symbol in frames:
@@ -108,7 +109,8 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
             event_id=sig.event_id, event_type=sig.event_type, group=sig.group,
             group_size=group_sizes.get(sig.group, 1) if sig.group else 1, weight=sig.weight, seq=seq,
         ))
-        if sig.event is not None and sig.event.id not in used:
+        if sig.event is not None and sig.event.id not in used_set:
+            used_set.add(sig.event.id)
             used.append(sig.event.id)
     for symbol_actions in actions.values():
         symbol_actions.sort(key=lambda a: (a.bar, a.seq))

@@ -7,7 +7,8 @@ frame only after the whole file parsed and validated.
 Decisions:
 - Header names are matched case-insensitively after trimming; extra columns are ignored. ``Adj Close`` may
   be absent (then ``adj_close`` = ``close`` and the adjustment note says so); the other six are required.
-- Dates must be ISO ``YYYY-MM-DD`` (a time/zone suffix after the date is ignored: daily bars only).
+- Dates must be ISO ``YYYY-MM-DD`` (a time/zone suffix after ``T`` or a space is ignored: daily bars only;
+  ``2022-01-015`` is an error, not 2022-01-01) between ``FIRST_DAY`` and ``LAST_DAY`` of validate.py.
 - Rows whose price fields are all ``null`` (Yahoo's placeholder for a day without data) are skipped; a row
   with only some fields ``null``/empty is an error.
 - Duplicate dates are an error (which row is right is unknowable). Rows out of order are sorted: the order
@@ -21,6 +22,7 @@ import csv
 import datetime as dt
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +31,13 @@ import pandas as pd
 
 from engine.errors import ConfigError, DataError
 from engine.market.symbols import normalize_symbol
-from engine.prices.validate import validate_prices
+from engine.prices.validate import FIRST_DAY, LAST_DAY, validate_prices
 
 REQUIRED = {
     "date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume",
 }
 OPTIONAL = {"adj_close": "Adj Close"}
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])")
 _FIELDS = ["open", "high", "low", "close", "adj_close", "volume"]
 
 
@@ -82,12 +85,19 @@ def _header_map(path: Path, header: list[str]) -> dict[str, int]:
 
 
 def _parse_date(path: Path, line: int, text: str) -> dt.date:
+    stripped = text.strip()
     try:
-        return dt.date.fromisoformat(text.strip()[:10])
+        if not _DATE_RE.match(stripped):
+            raise ValueError(stripped)
+        day = dt.date.fromisoformat(stripped[:10])
     except ValueError:
         raise ConfigError(
             f"{path.name} line {line}, column Date: {text!r} is not a YYYY-MM-DD date"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ConfigError(f"{path.name} line {line}, column Date: {day.isoformat()} is outside the supported "
+                          f"range {FIRST_DAY.isoformat()} .. {LAST_DAY.isoformat()}")
+    return day
 
 
 def _parse_number(path: Path, line: int, label: str, text: str) -> float:

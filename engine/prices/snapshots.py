@@ -61,9 +61,9 @@ def _pid_alive(pid: int) -> bool:
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     """``dst`` = ``src`` as a hard link (free) or a copy; atomic (temp name, then replace)."""
-    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
+    from engine.atomic import temp_name
+
+    tmp = dst.parent / temp_name(dst.name)  # random: a symlink planted at a guessable name is never followed
     try:
         os.link(src, tmp)
     except OSError:

@@ -25,77 +25,43 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
-import json
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from engine.atomic import atomic_write_bytes
-from engine.errors import DataError, EvbtWarning, MissingDataError
+from engine.atomic import atomic_write_bytes, remove_orphan_temps, temp_owner
+from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.market.symbols import listing, normalize_symbol
+from engine.prices.cache_file import (
+    META_KEY,
+    SOURCES,
+    SUFFIX,
+    content_hash,
+    parquet_bytes,
+    read_file,
+    read_meta_only,
+    table_from_frame,
+)
 from engine.prices.validate import COLUMNS, INDEX_UNIT, validate_prices
 
-META_KEY = b"evbt"
-SUFFIX = ".parquet"
-OVERLAP_DAYS = 5
-SOURCES = ("yfinance", "csv", "sample")
-_FLOAT_COLUMNS = COLUMNS[:-1]
-_FLOAT_INDEX = pd.Index(_FLOAT_COLUMNS)
-Fetcher = Callable[[str, dt.date, dt.date], pd.DataFrame]
+if TYPE_CHECKING:
+    from engine.prices.verify import VerifyResult
 
-_SCHEMA = pa.schema(
-    [("date", pa.timestamp(INDEX_UNIT))]
-    + [(c, pa.float64()) for c in ("open", "high", "low", "close", "adj_close", "volume")]
-    + [("stale", pa.bool_())]
-)
+__all__ = ["META_KEY", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
+
+OVERLAP_DAYS = 5
+Fetcher = Callable[[str, dt.date, dt.date], pd.DataFrame]
 
 
 def _to_date(value: object | None) -> dt.date | None:
     if value is None:
         return None
     return pd.Timestamp(value).date()
-
-
-def content_hash(frame: pd.DataFrame) -> str:
-    """sha256 over the session dates (as days) and every column's values: independent of datetime unit."""
-    h = hashlib.sha256()
-    days = frame.index.values.astype("datetime64[D]").astype("int64")
-    h.update(np.ascontiguousarray(days).tobytes())
-    for col in COLUMNS:
-        h.update(col.encode())
-        h.update(np.ascontiguousarray(frame[col].to_numpy()).tobytes())
-    return h.hexdigest()
-
-
-def _table_from_frame(frame: pd.DataFrame, meta: dict) -> pa.Table:
-    arrays = [pa.array(frame.index.values.astype(f"datetime64[{INDEX_UNIT}]"), type=pa.timestamp(INDEX_UNIT))]
-    arrays += [pa.array(frame[c].to_numpy(), type=_SCHEMA.field(c).type) for c in COLUMNS]
-    schema = _SCHEMA.with_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _frame_from_table(table: pa.Table) -> pd.DataFrame:
-    """Columns straight from Arrow buffers (faster than ``to_pandas`` + ``set_index``)."""
-    index = pd.DatetimeIndex(table.column("date").to_numpy(), name="date")
-    block = np.column_stack([table.column(c).to_numpy() for c in _FLOAT_COLUMNS])
-    frame = pd.DataFrame(block, index=index, columns=_FLOAT_INDEX, copy=False)
-    frame["stale"] = table.column("stale").to_numpy(zero_copy_only=False)
-    return frame
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")  # measured: ~30% faster to read than zstd
-    return sink.getvalue().to_pybytes()
 
 
 def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
@@ -118,16 +84,6 @@ def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
         return True
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of re-validating one cache file."""
-
-    symbol: str
-    path: Path
-    ok: bool
-    problem: str | None = None
-
-
 class PriceStore:
     """Per-symbol parquet price cache with incremental yfinance fetch and offline mode."""
 
@@ -142,6 +98,9 @@ class PriceStore:
         self.offline = offline
         self._fetcher = fetcher
         self.lock_timeout = lock_timeout
+        # metadata of the version of each symbol this store last read or wrote: fingerprint()/read_meta()
+        # answer from it, so a run records the version it traded even if another process replaced the file
+        self._served: dict[str, dict] = {}
 
     # ---------------------------------------------------------------- paths and locks
     def path_for(self, symbol: str) -> Path:
@@ -159,12 +118,43 @@ class PriceStore:
             raise DataError(f"cannot create cache folder {locks}: {exc.strerror or exc}") from exc
         return FileLock(locks / (self.path_for(symbol).name + ".lock"), timeout=self.lock_timeout)
 
-    def symbols(self) -> list[str]:
-        """Symbols with a cache file, sorted."""
+    def scan(self) -> tuple[list[str], list[Path]]:
+        """(symbols with a cache file, stray ``*.parquet`` files whose name is not a cache file name)."""
         if not self.root.is_dir():
-            return []
-        return sorted(unquote(p.name[: -len(SUFFIX)]) for p in self.root.glob("*" + SUFFIX)
-                      if not p.name.startswith("."))
+            return [], []
+        symbols: list[str] = []
+        strays: list[Path] = []
+        for path in sorted(self.root.glob("*" + SUFFIX)):
+            if path.name.startswith("."):
+                continue
+            try:
+                sym = normalize_symbol(unquote(path.name[: -len(SUFFIX)]))
+                ok = self.path_for(sym) == path
+            except (ConfigError, DataError):
+                ok = False
+            if ok:
+                symbols.append(sym)
+            else:
+                strays.append(path)
+        return sorted(symbols), strays
+
+    def symbols(self) -> list[str]:
+        """Symbols with a cache file, sorted (stray files with other names are ignored: see ``strays``)."""
+        return self.scan()[0]
+
+    def strays(self) -> list[Path]:
+        """``*.parquet`` files in the cache folder that no symbol maps to (copies, renamed files)."""
+        return self.scan()[1]
+
+    def remove_orphan_temps(self) -> list[tuple[Path, int]]:
+        """Delete temp files of killed writers in the cache folder; (path, size) of each removed."""
+        sizes = {}
+        if self.root.is_dir():
+            for tmp in self.root.iterdir():
+                if temp_owner(tmp.name) is not None:
+                    with contextlib.suppress(OSError):
+                        sizes[tmp] = tmp.lstat().st_size
+        return [(p, sizes.get(p, 0)) for p in remove_orphan_temps(self.root)]
 
     def _absent(self, symbol: str) -> MissingDataError:
         return MissingDataError(f"{normalize_symbol(symbol)}: not in the price cache {self.root}")
@@ -173,35 +163,44 @@ class PriceStore:
         return self.path_for(symbol).is_file()
 
     # ---------------------------------------------------------------- raw read/write
-    def _read_table(self, symbol: str) -> pa.Table:
-        path = self.path_for(symbol)
+    def read_checked(self, symbol: str) -> tuple[dict, pd.DataFrame]:
+        """(metadata, frame) from one read of the file, every check passed (cache_file.decode); remembered
+        as the served version. MissingDataError if not cached, DataError if damaged or altered."""
+        sym = normalize_symbol(symbol)
         try:
-            return pq.ParquetFile(path).read()  # cheaper than pq.read_table's dataset machinery
+            meta, frame = read_file(self.path_for(sym), sym)
         except FileNotFoundError:
-            raise self._absent(symbol) from None
-        except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{path}: unreadable cache file ({exc}); run `evbt data verify`") from exc
+            raise self._absent(sym) from None
+        self._served[sym] = meta
+        return meta, frame
 
     def read_meta(self, symbol: str) -> dict:
-        """The metadata dict stored with a symbol's file (see module doc)."""
-        path = self.path_for(symbol)
+        """The metadata of a symbol's file (see module doc): of the version this store last served or wrote,
+        else from the file footer (shape-checked; the bars are not read, so their hash is not checked)."""
+        sym = normalize_symbol(symbol)
+        if sym in self._served:
+            return dict(self._served[sym])
         try:
-            schema = pq.read_schema(path)
+            return read_meta_only(self.path_for(sym))
         except FileNotFoundError:
-            raise self._absent(symbol) from None
-        except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"{path}: unreadable cache file ({exc}); run `evbt data verify`") from exc
-        raw = (schema.metadata or {}).get(META_KEY)
-        if raw is None:
-            raise DataError(f"{path}: cache file has no evbt metadata; run `evbt data verify`")
-        return json.loads(raw)
+            raise self._absent(sym) from None
 
     def fingerprint(self, symbol: str) -> str:
-        return str(self.read_meta(symbol)["content_hash"])
+        """Content hash of the version this store served (a checked read of the file if none yet)."""
+        sym = normalize_symbol(symbol)
+        if sym not in self._served:
+            self.read_checked(sym)
+        return str(self._served[sym]["content_hash"])
+
+    def load_versioned(self, symbol: str, start: object | None = None,
+                       end: object | None = None) -> tuple[pd.DataFrame, dict]:
+        """``load`` plus the metadata of exactly the file version the bars came from."""
+        frame = self.load(symbol, start, end)
+        return frame, dict(self._served[normalize_symbol(symbol)])
 
     def read_all(self, symbol: str) -> pd.DataFrame:
-        """Every cached bar of a symbol, no network."""
-        return _frame_from_table(self._read_table(symbol))
+        """Every cached bar of a symbol, no network (checked like every read)."""
+        return self.read_checked(symbol)[1]
 
     def write(
         self,
@@ -257,11 +256,16 @@ class PriceStore:
             "rows": len(clean),
             "content_hash": content_hash(clean),
         }
-        atomic_write_bytes(self.path_for(sym), _parquet_bytes(_table_from_frame(clean, meta)))
+        removed = self.remove_orphan_temps()
+        if removed:
+            warnings.warn(f"removed {len(removed)} temp file(s) that killed evbt writers left in {self.root} "
+                          f"({_size(sum(n for _, n in removed))})", EvbtWarning, stacklevel=4)
+        atomic_write_bytes(self.path_for(sym), parquet_bytes(table_from_frame(clean, meta)))
         from engine.prices.snapshots import adopt  # a kept version equal to this one is re-linked: no copy
 
         adopt(self.root, self.path_for(sym), meta)
-        return meta
+        self._served[sym] = meta
+        return dict(meta)
 
     def remove(self, symbol: str) -> bool:
         """Delete a symbol's file; False if it was not cached."""
@@ -297,15 +301,11 @@ class PriceStore:
         return _slice(frame, sym, lo, hi)
 
     def _read_cached(self, sym: str) -> tuple[dict, pd.DataFrame] | None:
-        """(metadata, frame) from one file read, or None if the symbol is not cached."""
+        """(metadata, frame) from one checked file read, or None if the symbol is not cached."""
         try:
-            table = self._read_table(sym)
+            return self.read_checked(sym)
         except MissingDataError:
             return None
-        raw = (table.schema.metadata or {}).get(META_KEY)
-        if raw is None:
-            raise DataError(f"{self.path_for(sym)}: cache file has no evbt metadata; run `evbt data verify`")
-        return json.loads(raw), _frame_from_table(table)
 
     def _ensure(self, sym: str, lo: dt.date | None, hi: dt.date | None) -> pd.DataFrame:
         cached = self._read_cached(sym)
@@ -346,10 +346,14 @@ class PriceStore:
     ) -> pd.DataFrame:
         today = dt.date.today()
         want_end = min(end or today, today)
-        old = self.read_all(sym) if self.has(sym) else None
-        meta = self.read_meta(sym) if old is not None else None
+        cached = self._read_cached(sym)
+        meta, old = cached if cached is not None else (None, None)
         if meta is not None and meta["source"] != "yfinance":
-            warnings.warn(f"{sym}: replacing {meta['source']} data with a yfinance download", EvbtWarning,
+            # the download spans at least what the old file held: `--start D` must not drop earlier history
+            first = dt.date.fromisoformat(meta["first_date"])
+            start = min(start, first) if start is not None else None
+            warnings.warn(f"{sym}: replacing {meta['source']} data ({meta['first_date']} .. {meta['last_date']}, "
+                          f"{meta['rows']} rows) with a yfinance download from {_fmt(start)}", EvbtWarning,
                           stacklevel=3)
             old, meta = None, None
         ranges = _missing_ranges(self, meta, start, want_end, refresh)
@@ -386,43 +390,23 @@ class PriceStore:
 
     # ---------------------------------------------------------------- listing and verify
     def entries(self) -> list[dict]:
-        """Metadata of every cached symbol plus file size; unreadable files carry an ``error`` key."""
-        out = []
-        for sym in self.symbols():
-            path = self.path_for(sym)
-            try:
-                meta = dict(self.read_meta(sym))
-            except (DataError, MissingDataError) as exc:
-                meta = {"symbol": sym, "error": str(exc)}
-            meta["size"] = path.stat().st_size if path.exists() else 0
-            out.append(meta)
-        return out
+        """Metadata of every cached file plus ``size`` and ``status``; never raises for a bad file."""
+        from engine.prices.verify import list_entries
+
+        return list_entries(self)
 
     def verify(self, symbols: list[str] | None = None) -> list[VerifyResult]:
-        """Re-read and re-validate files: metadata present, hash matches, every price rule holds."""
-        return [self._verify_one(s) for s in (symbols if symbols is not None else self.symbols())]
+        """Full read checks of every (or the named) file; see ``engine.prices.verify``."""
+        from engine.prices.verify import verify_store
 
-    def _verify_one(self, symbol: str) -> VerifyResult:
-        path = self.path_for(symbol)
-        sym = normalize_symbol(symbol)
-        try:
-            meta = self.read_meta(sym)
-            frame = self.read_all(sym)
-            clean = validate_prices(frame, sym)
-        except (DataError, MissingDataError) as exc:
-            return VerifyResult(sym, path, False, str(exc))
-        except Exception as exc:  # any decoding trouble means a damaged file
-            return VerifyResult(sym, path, False, f"{type(exc).__name__}: {exc}")
-        if not clean["stale"].equals(frame["stale"]):
-            return VerifyResult(sym, path, False, "stale flags do not match the prices")
-        if content_hash(clean) != meta.get("content_hash"):
-            return VerifyResult(sym, path, False, "content hash mismatch (file altered or damaged)")
-        if meta.get("symbol") != sym or meta.get("rows") != len(frame):
-            return VerifyResult(sym, path, False, "metadata does not match the data")
-        return VerifyResult(sym, path, True)
+        return verify_store(self, symbols)
 
 
 _YF_ADJUSTMENT = "raw OHLC from yfinance (auto_adjust=False); adj_close dividend/split adjusted"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
 def _fmt(day: dt.date | None) -> str:

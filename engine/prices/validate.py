@@ -1,8 +1,9 @@
 """Checks every price frame passes before it is cached or served.
 
 Rules (a violation raises ``DataError`` naming the symbol, the first offending date and the rule):
-unique ascending dates; no NaN, no non-positive open/high/low/close/adj_close; volume >= 0;
-high >= max(open, close); low <= min(open, close).
+unique ascending midnight dates between ``FIRST_DAY`` and ``LAST_DAY``; no NaN; open/high/low/close/adj_close
+within ``[PRICE_MIN, PRICE_MAX]`` (so no zero, negative or denormal price: sizing divides by prices); volume in
+``[0, VOLUME_MAX]``; high >= max(open, close); low <= min(open, close).
 
 Real-world quirks and what we decided (all seen in the real Yahoo CSVs under ../shared/data/prices):
 - Rounding noise: Yahoo prints 6 decimals and derives some fields from adjusted values, so H/L can miss
@@ -19,6 +20,8 @@ Real-world quirks and what we decided (all seen in the real Yahoo CSVs under ../
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
@@ -29,11 +32,19 @@ COLUMNS = [*PRICE_COLUMNS, "volume", "stale"]
 PRICE_ABS_TOL = 1e-6
 PRICE_REL_TOL = 1e-6
 INDEX_UNIT = "us"  # pandas 3's default; readers must not rely on it
+# Plausible bounds: a bar outside them is a typo or a damaged file, and would overflow date or share arithmetic
+# later (year 9999 + a holding period; cash / 1e-310 shares). The dates stay inside the datetime64[ns] range
+# (1677-09-22 .. 2262-04-11) that calendar and session arithmetic use.
+FIRST_DAY = dt.date(1800, 1, 1)
+LAST_DAY = dt.date(2261, 12, 31)
+PRICE_MIN = 1e-9
+PRICE_MAX = 1e12
+VOLUME_MAX = 1e18
 
 
 def _fail(symbol: str, frame: pd.DataFrame, mask: np.ndarray, rule: str) -> None:
     pos = int(np.flatnonzero(mask)[0])
-    day = pd.Timestamp(frame.index[pos]).date().isoformat()
+    day = str(np.datetime_as_string(frame.index.values[pos], unit="D"))  # also for dates beyond Python's range
     raise DataError(f"{symbol}: invalid price bar on {day}: {rule}")
 
 
@@ -45,6 +56,10 @@ def _check_index(frame: pd.DataFrame, symbol: str) -> None:
         raise DataError(f"{symbol}: price index must be tz-naive session dates")
     if idx.hasnans:
         raise DataError(f"{symbol}: price index contains a missing date")
+    too_early, too_late = idx < pd.Timestamp(FIRST_DAY), idx > pd.Timestamp(LAST_DAY)
+    if too_early.any() or too_late.any():
+        _fail(symbol, frame, np.asarray(too_early | too_late),
+              f"date outside {FIRST_DAY.isoformat()} .. {LAST_DAY.isoformat()}")
     off_midnight = idx != idx.normalize()
     if off_midnight.any():
         _fail(symbol, frame, np.asarray(off_midnight), "date is not a midnight session date")
@@ -68,9 +83,14 @@ def _check_values(frame: pd.DataFrame, symbol: str) -> None:
         values = frame[col].to_numpy(dtype="float64")
         if (values <= 0).any():
             _fail(symbol, frame, values <= 0, f"{col} must be > 0")
+        odd = (values < PRICE_MIN) | (values > PRICE_MAX)
+        if odd.any():
+            _fail(symbol, frame, odd, f"{col} outside the plausible range {PRICE_MIN:g} .. {PRICE_MAX:g}")
     volume = frame["volume"].to_numpy(dtype="float64")
     if (volume < 0).any():
         _fail(symbol, frame, volume < 0, "volume must be >= 0")
+    if (volume > VOLUME_MAX).any():
+        _fail(symbol, frame, volume > VOLUME_MAX, f"volume above {VOLUME_MAX:g}")
 
 
 def _check_range(frame: pd.DataFrame, symbol: str) -> None:
@@ -92,6 +112,18 @@ def stale_mask(frame: pd.DataFrame) -> np.ndarray:
     o, h, lo, c = (frame[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close"))
     vol = frame["volume"].to_numpy(dtype="float64")
     return (vol == 0) & (o == h) & (h == lo) & (lo == c)
+
+
+def check_frame(frame: pd.DataFrame, symbol: str) -> None:
+    """Every rule on a frame already in the contract's shape (as read from the cache), without copying;
+    the ``stale`` flags must equal the ones the prices imply."""
+    _check_index(frame, symbol)
+    _check_values(frame, symbol)
+    _check_range(frame, symbol)
+    flags = frame["stale"].to_numpy()
+    wrong = flags != stale_mask(frame)
+    if wrong.any():
+        _fail(symbol, frame, wrong, "stale flag does not match the prices")
 
 
 def validate_prices(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:

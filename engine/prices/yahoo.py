@@ -111,7 +111,7 @@ def _run_bounded(func: Callable[[], Any], timeout: float) -> Any:
     try:
         ok, value = box.get(timeout=max(timeout, 0.001))
     except queue.Empty:
-        raise _AttemptTimeout(f"no answer within {timeout:.0f} s") from None
+        raise _AttemptTimeout(f"no answer within {timeout:.3g} s") from None
     if ok:
         return value
     raise value
@@ -143,7 +143,11 @@ def upgrades_downgrades(symbol: str) -> pd.DataFrame:
     """yfinance's analyst rating changes of ``symbol`` (raw frame; engine.events.ratings normalises it)."""
     import yfinance as yf
 
-    return yf.Ticker(symbol).upgrades_downgrades
+    _CAPTURE.start()  # yfinance logs "Cookie/crumb" failures before raising: keep them off the terminal
+    try:
+        return yf.Ticker(symbol).upgrades_downgrades
+    finally:
+        _CAPTURE.stop()
 
 
 def _is_missing_ticker(exc: BaseException) -> bool:
@@ -179,10 +183,11 @@ def fetch_history(
         remaining = deadline - (time.monotonic() - began)
         try:
             raw = _run_bounded(lambda: _download(sym, start, last, attempt_timeout),
-                               min(attempt_timeout, remaining))
+                               max(min(attempt_timeout, remaining), 0.001))
             break
         except transient as exc:
-            if attempt >= retries or remaining - delay <= 0:
+            left = deadline - (time.monotonic() - began)  # after this attempt, not before it (was: "-4 s")
+            if attempt >= retries or left - delay <= 0:
                 raise DataError(f"{sym}: download failed after {attempt + 1} attempt(s): "
                                 f"{type(exc).__name__}: {exc}") from exc
             sleep(delay)

@@ -31,7 +31,8 @@ def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[in
 
 def data_ls_text(entries: Sequence[Mapping[str, Any]]) -> str:
     rows = [[e["symbol"], e.get("first_date", "?"), e.get("last_date", "?"), str(e.get("rows", "?")),
-             source_label(e) if "error" not in e else "DAMAGED", e.get("fetched_at", "?"),
+             source_label(e) if "error" not in e else str(e.get("status", "damaged")).upper(),
+             e.get("fetched_at", "?"),
              size_label(e["size"])] for e in entries]
     return aligned(["symbol", "first", "last", "rows", "source", "fetched at", "size"], rows, right={3, 6})
 

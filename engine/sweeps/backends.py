@@ -51,7 +51,10 @@ class _ChildState:
     worker: Worker | None = None
 
 
-def _child_init(worker: Worker) -> None:
+def _child_init(worker: Worker, parent: int) -> None:
+    from engine.sweeps.safety import die_with_parent  # no orphan workers when the main process is SIGKILLed
+
+    die_with_parent(parent)
     _ChildState.worker = worker
 
 
@@ -79,7 +82,7 @@ def execute_processes(worker: Worker, parts: list[list[Task]], workers: int) -> 
 
     ctx = mp.get_context("fork")  # fork: initargs are inherited, not pickled
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_child_init,
-                                initargs=(worker,)) as pool:
+                                initargs=(worker, os.getpid())) as pool:
         futures = [pool.submit(_child_batch, batch) for batch in parts]
         try:
             for future in cf.as_completed(futures):
@@ -106,6 +109,9 @@ class DaskBackend:
                                             dashboard_address="127.0.0.1:0", host="127.0.0.1")
                 self.client = Client(self.cluster, timeout=timeout)
             else:
+                from engine.sweeps.safety import probe_scheduler  # bounded handshake; web and tls refused
+
+                probe_scheduler(address, timeout)
                 self.client = Client(address, timeout=timeout)
         except (OSError, TimeoutError) as exc:
             self.close()

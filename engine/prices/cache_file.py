@@ -1,0 +1,174 @@
+"""One price cache file: its parquet layout, its metadata, and the checks every read makes.
+
+A file is trusted only after the checks of ``decode``: the Arrow schema is exactly the contract's (a
+``close`` stored as text is refused), the ``evbt`` metadata is a JSON object with every required key and
+sane values, every price rule of ``engine.prices.validate`` holds (midnight session dates, ascending and
+unique, no NaN, ...), the ``stale`` flags match the prices, the content hash of the bars just read equals
+the stored one, and the symbol, row count and first/last dates agree with the bars. Files written by this
+version also carry ``meta_hash`` (sha256 of the other metadata fields), so a flipped byte in, say,
+``fetched_at`` is caught too. Hashing the arrays already in memory costs about 0.1 ms per 1,000 bars.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.errors import DataError
+from engine.prices.validate import COLUMNS, INDEX_UNIT, check_frame
+
+META_KEY = b"evbt"
+SUFFIX = ".parquet"
+SOURCES = ("yfinance", "csv", "sample")
+REQUIRED_META = ("symbol", "source", "fetched_at", "adjustment", "currency", "exchange", "first_date",
+                 "last_date", "covered_from", "covered_to", "rows", "content_hash")
+_FLOAT_COLUMNS = COLUMNS[:-1]
+_FLOAT_INDEX = pd.Index(_FLOAT_COLUMNS)
+
+SCHEMA = pa.schema(
+    [("date", pa.timestamp(INDEX_UNIT))]
+    + [(c, pa.float64()) for c in ("open", "high", "low", "close", "adj_close", "volume")]
+    + [("stale", pa.bool_())]
+)
+
+
+class CacheFileError(DataError):
+    """A cache file that must not be served (damaged, altered, or not written by evbt)."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    """sha256 over the session dates (as days) and every column's values: independent of datetime unit."""
+    h = hashlib.sha256()
+    days = frame.index.values.astype("datetime64[D]").astype("int64")
+    h.update(np.ascontiguousarray(days).tobytes())
+    for col in COLUMNS:
+        h.update(col.encode())
+        h.update(np.ascontiguousarray(frame[col].to_numpy()).tobytes())
+    return h.hexdigest()
+
+
+def meta_hash(meta: dict[str, Any]) -> str:
+    """sha256 of the metadata without its own ``meta_hash`` field (canonical JSON)."""
+    body = {k: v for k, v in meta.items() if k != "meta_hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def table_from_frame(frame: pd.DataFrame, meta: dict) -> pa.Table:
+    arrays = [pa.array(frame.index.values.astype(f"datetime64[{INDEX_UNIT}]"), type=pa.timestamp(INDEX_UNIT))]
+    arrays += [pa.array(frame[c].to_numpy(), type=SCHEMA.field(c).type) for c in COLUMNS]
+    sealed = {**meta, "meta_hash": meta_hash(meta)}
+    schema = SCHEMA.with_metadata({META_KEY: json.dumps(sealed, sort_keys=True).encode()})
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")  # measured: ~30% faster to read than zstd
+    return sink.getvalue().to_pybytes()
+
+
+def _frame_from_table(table: pa.Table) -> pd.DataFrame:
+    """Columns straight from Arrow buffers (faster than ``to_pandas`` + ``set_index``)."""
+    index = pd.DatetimeIndex(table.column("date").to_numpy(), name="date")
+    block = np.column_stack([table.column(c).to_numpy() for c in _FLOAT_COLUMNS])
+    frame = pd.DataFrame(block, index=index, columns=_FLOAT_INDEX, copy=False)
+    frame["stale"] = table.column("stale").to_numpy(zero_copy_only=False)
+    return frame
+
+
+def _damaged(path: Path, problem: str) -> CacheFileError:
+    return CacheFileError(f"{path}: damaged or altered cache file ({problem}); it was not used. "
+                          "Re-import or re-fetch the symbol (`evbt data verify` lists every such file)", problem)
+
+
+def parse_meta(raw: bytes | None, path: Path) -> dict[str, Any]:
+    """The metadata dict of a file, checked for shape (keys, types, dates, its own hash)."""
+    if raw is None:
+        raise _damaged(path, "no evbt metadata")
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise _damaged(path, "metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise _damaged(path, "metadata is not a JSON object")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise _damaged(path, f"metadata lacks {', '.join(missing)}")
+    if meta["source"] not in SOURCES:
+        raise _damaged(path, f"unknown source {meta['source']!r} in metadata")
+    if not isinstance(meta["rows"], int) or isinstance(meta["rows"], bool) or meta["rows"] < 1:
+        raise _damaged(path, "metadata rows is not a positive integer")
+    for key in ("first_date", "last_date", "covered_from", "covered_to"):
+        try:
+            dt.date.fromisoformat(str(meta[key]))
+        except ValueError:
+            raise _damaged(path, f"metadata {key} is not a date") from None
+    if "meta_hash" in meta and meta.pop("meta_hash") != meta_hash(meta):
+        raise _damaged(path, "metadata hash mismatch")
+    return meta
+
+
+def _check_schema(table: pa.Table, path: Path) -> None:
+    got = [(f.name, f.type) for f in table.schema]
+    want = [(f.name, f.type) for f in SCHEMA]
+    if got != want:
+        bad = [f"{n}: {t}" for n, t in got if (n, t) not in want] or [n for n, _ in want if n not in dict(got)]
+        raise _damaged(path, f"columns differ from the price schema ({', '.join(map(str, bad[:3]))})")
+    if table.num_rows and any(table.column(c).null_count for c in table.column_names):
+        raise _damaged(path, "null values")
+
+
+def decode(table: pa.Table, path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(metadata, frame) of a table read from ``path``, or CacheFileError if anything does not check out."""
+    meta = parse_meta((table.schema.metadata or {}).get(META_KEY), path)
+    _check_schema(table, path)
+    frame = _frame_from_table(table)
+    try:
+        check_frame(frame, symbol)
+    except DataError as exc:
+        raise _damaged(path, str(exc).removeprefix(f"{symbol}: ")) from None
+    if content_hash(frame) != meta["content_hash"]:
+        raise _damaged(path, "content hash mismatch: the bars changed after they were written")
+    first, last = frame.index[0].date().isoformat(), frame.index[-1].date().isoformat()
+    if (meta["symbol"], meta["rows"], meta["first_date"], meta["last_date"]) != (symbol, len(frame), first, last):
+        raise _damaged(path, "metadata (symbol, rows or dates) does not match the bars")
+    return meta, frame
+
+
+def read_file(path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Read and check one cache file. FileNotFoundError passes through (the caller decides)."""
+    try:
+        table = pq.ParquetFile(path).read()  # cheaper than pq.read_table's dataset machinery
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise _damaged(path, f"unreadable: {exc}") from exc
+    try:
+        return decode(table, path, symbol)
+    except CacheFileError:
+        raise
+    except Exception as exc:  # any other decoding trouble (e.g. a flipped bit making a date out of range)
+        raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def read_meta_only(path: Path) -> dict[str, Any]:
+    """Metadata from the file footer alone (no bars read, so no content check): for listings."""
+    try:
+        schema = pq.read_schema(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise _damaged(path, f"unreadable: {exc}") from exc
+    return parse_meta((schema.metadata or {}).get(META_KEY), path)

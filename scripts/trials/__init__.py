@@ -1,0 +1,1 @@
+"""Reliability trials behind scripts/reliability.py (one module per kind of trial)."""
