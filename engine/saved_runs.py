@@ -63,6 +63,8 @@ class RunSummary:
 
 
 def _slug(text: str) -> str:
+    if text.endswith(".py"):  # a user strategy file: its name, not its folders
+        text = Path(text).stem
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug or "run"
 

@@ -43,7 +43,7 @@ def with_warmup(full: pd.DataFrame, symbol: str, start: dt.date, sessions: int) 
     have = len(tradable)
     begin = f"its data begins {index[0].date()}" if len(index) else "no data"
     note = (f"{symbol}: warm-up needs {sessions} sessions before {start}, the data has {have} ({begin}); "
-            f"indicators read None until enough bars exist (fetch earlier data with "
+            f"indicators read None until enough bars exist (if the listing is older: "
             f"`evbt data fetch {symbol} --start ...`)")
     return full.iloc[int(tradable[0]) if have else first:], note
 
