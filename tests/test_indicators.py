@@ -100,6 +100,7 @@ def test_as_of_reads_use_the_last_bar_strictly_before_the_session() -> None:
     assert ctx.rolling_return("AAA", DATES[5], 2) == pytest.approx(13 / 12 - 1)
     assert ctx.trailing_return("AAA", DATES[5], 2) == pytest.approx(13 / 12 - 1)
     assert ctx.sma("ZZZ", DATES[5], 3) is None  # unknown symbol
+    assert ctx.sma("AAA", None, 3) is None and ctx.history("AAA", None) is None  # no entry session
 
 
 def test_history_is_the_bars_before_the_session_and_a_copy() -> None:

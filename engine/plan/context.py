@@ -69,39 +69,39 @@ class RunContext:
 
     # ------------------------------------------------------------------ as-of price views (bars < session)
 
-    def history(self, symbol: str, session: pd.Timestamp, bars: int | None = None) -> pd.DataFrame | None:
+    def history(self, symbol: str, session: pd.Timestamp | None, bars: int | None = None) -> pd.DataFrame | None:
         """Tradable OHLCV bars of ``symbol`` dated strictly before ``session`` (the last ``bars`` of them)."""
         return self._prices.history(symbol, session, bars)
 
-    def last_close(self, symbol: str, session: pd.Timestamp) -> float | None:
+    def last_close(self, symbol: str, session: pd.Timestamp | None) -> float | None:
         """The close of the last tradable bar strictly before ``session``."""
         return self._prices.value(symbol, session, _close)
 
-    def indicator(self, symbol: str, session: pd.Timestamp, func: ind.Indicator, *args: Any,
+    def indicator(self, symbol: str, session: pd.Timestamp | None, func: ind.Indicator, *args: Any,
                   **kwargs: Any) -> float | None:
         """``func(frame, *args, **kwargs)`` (a Series over the symbol's tradable bars, computed once per symbol and
         arguments) read at the last bar strictly before ``session``; None if there is no such bar or it is NaN."""
         return self._prices.value(symbol, session, func, *args, **kwargs)
 
-    def sma(self, symbol: str, session: pd.Timestamp, n: int) -> float | None:
+    def sma(self, symbol: str, session: pd.Timestamp | None, n: int) -> float | None:
         return self.indicator(symbol, session, ind.sma, n)
 
-    def rsi(self, symbol: str, session: pd.Timestamp, n: int = 14) -> float | None:
+    def rsi(self, symbol: str, session: pd.Timestamp | None, n: int = 14) -> float | None:
         return self.indicator(symbol, session, ind.rsi, n)
 
-    def atr(self, symbol: str, session: pd.Timestamp, n: int = 14) -> float | None:
+    def atr(self, symbol: str, session: pd.Timestamp | None, n: int = 14) -> float | None:
         return self.indicator(symbol, session, ind.atr, n)
 
-    def rolling_return(self, symbol: str, session: pd.Timestamp, n: int) -> float | None:
+    def rolling_return(self, symbol: str, session: pd.Timestamp | None, n: int) -> float | None:
         return self.indicator(symbol, session, ind.rolling_return, n)
 
-    def volatility(self, symbol: str, session: pd.Timestamp, n: int, annualize: bool = False) -> float | None:
+    def volatility(self, symbol: str, session: pd.Timestamp | None, n: int, annualize: bool = False) -> float | None:
         return self.indicator(symbol, session, ind.volatility, n, annualize=annualize)
 
-    def volume_zscore(self, symbol: str, session: pd.Timestamp, n: int = 20) -> float | None:
+    def volume_zscore(self, symbol: str, session: pd.Timestamp | None, n: int = 20) -> float | None:
         return self.indicator(symbol, session, ind.volume_zscore, n)
 
-    def trailing_return(self, symbol: str, session: pd.Timestamp, sessions: int) -> float | None:
+    def trailing_return(self, symbol: str, session: pd.Timestamp | None, sessions: int) -> float | None:
         """Close-to-close return over ``sessions`` bars ending at the last close strictly before ``session``."""
         return self.rolling_return(symbol, session, sessions)
 
@@ -137,17 +137,18 @@ class PriceViews:
         """Number of tradable bars dated strictly before ``session``."""
         return int(self._dates[symbol].searchsorted(pd.Timestamp(session).to_datetime64(), side="left"))
 
-    def history(self, symbol: str, session: pd.Timestamp, bars: int | None) -> pd.DataFrame | None:
+    def history(self, symbol: str, session: pd.Timestamp | None, bars: int | None) -> pd.DataFrame | None:
         frame = self._bars(symbol)
-        if frame is None:
+        if frame is None or session is None:
             return None
         end = self._before(symbol, session)
         begin = 0 if bars is None else max(0, end - bars)
         return frame.iloc[begin:end].copy()
 
-    def value(self, symbol: str, session: pd.Timestamp, func: ind.Indicator, *args: Any, **kwargs: Any) -> float | None:
+    def value(self, symbol: str, session: pd.Timestamp | None, func: ind.Indicator, *args: Any,
+              **kwargs: Any) -> float | None:
         frame = self._bars(symbol)
-        if frame is None or frame.empty:
+        if frame is None or frame.empty or session is None:  # no session (e.g. after the calendar): no value
             return None
         key = (symbol, func, args, tuple(sorted(kwargs.items())))
         values = self._memo.get(key)
