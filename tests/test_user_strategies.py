@@ -7,10 +7,12 @@ rule exits 1 and shows the rule's own traceback frames without --debug.
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 Run = Callable[..., tuple[int, str, str]]
@@ -153,3 +155,59 @@ def test_a_name_clash_with_a_built_in_is_reported(run_cli: Run, tmp_path: Path) 
     code, out, err = run_cli("--strategies-dir", str(tmp_path), "strategies")
     assert code == 0, err
     assert "strategy name 'reassurance' is already taken by the built-in 'reassurance'" in out
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _tutorial() -> str:
+    text = README.read_text()
+    block = text.split("<!-- tutorial:begin -->", 1)[1].split("<!-- tutorial:end -->", 1)[0]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_tutorial_runs_as_written(run_cli: Run, sample_cache: Path, tmp_path: Path) -> None:
+    code_text = _tutorial()
+    assert 10 <= len([line for line in code_text.splitlines() if line.strip()]) <= 20
+    path = tmp_path / "below_average.py"
+    path.write_text(code_text)
+    code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, "-p", "ma=20", "-p", "hold=5", "--json",
+                             "--no-save")
+    assert code == 0, err
+    trades = json.loads(out)["trades"]
+    assert trades
+    from engine.prices.store import PriceStore
+
+    store = PriceStore(sample_cache, offline=True)
+    for trade in trades:  # recomputed from the cached bars: the last close before the entry is below its average
+        bars = store.read_all(trade["symbol"])
+        bars = bars[~bars["stale"]]
+        before = bars.loc[bars.index < pd.Timestamp(trade["entry_date"]), "close"]
+        assert len(before) >= 20
+        assert before.iloc[-1] < before.iloc[-20:].mean()
+    code, out, err = run_cli("--offline", "run", "reassurance", *SYMBOLS, "-p", "hold=5", "--json", "--no-save")
+    everything = {(t["symbol"], t["event_id"]) for t in json.loads(out)["trades"]}
+    assert {(t["symbol"], t["event_id"]) for t in trades} < everything  # a strict filter of the same entries
+
+
+def test_sweep_of_a_user_file_runs_on_the_fast_path_and_equals_evbt_run(run_cli: Run, sample_cache: Path,
+                                                                         tmp_path: Path) -> None:
+    path = tmp_path / "below_average.py"
+    path.write_text(_tutorial())
+    period = ("--start", "2021-06-01", "--end", "2022-12-30")
+    code, out, err = run_cli("--offline", "sweep", str(path), *SYMBOLS, *period, "-g", "ma=5,20,100", "--quiet",
+                             "--json", "--top", "0", "--workers", "1")
+    assert code == 0, err
+    ranking = json.loads(out)["ranking"]
+    assert len(ranking) == 3 and {r["engine"] for r in ranking} == {"fast"}
+    assert "warm-up needs 100 sessions before 2021-06-01" in err  # the sample begins 2021-01
+    for point in ranking:
+        code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, *period, "-p", f"ma={point['values']['ma']}",
+                                 "--json", "--no-save")
+        assert code == 0, err
+        report = json.loads(out)
+        assert report["run_id"] == point["key"]
+        assert report["run_id"].startswith("below-average-")
+        for name, value in report["metrics"].items():
+            got = point["metrics"][name]
+            assert (value is None and got is None) or math.isclose(got, value, rel_tol=1e-9, abs_tol=1e-12), name
