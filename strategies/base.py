@@ -136,7 +136,7 @@ class Strategy:
     default_symbols: ClassVar[tuple[str, ...]] = CHINA_INTERNET
 
     def __init__(self, params: BaseParams | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+        self.params: Any = params if params is not None else self.Params()  # an instance of ``Params``
 
     def warmup(self) -> int:
         """Sessions of history the rule reads before the run's first session (e.g. 50 for a 50-session average).

@@ -63,8 +63,8 @@ def rsi(frame: pd.DataFrame, n: int = 14) -> pd.Series:
 def true_range(frame: pd.DataFrame) -> pd.Series:
     """max(high, previous close) - min(low, previous close); the first bar has no previous close (NaN)."""
     prev = frame["close"].shift(1)
-    high = np.maximum(frame["high"], prev)
-    low = np.minimum(frame["low"], prev)
+    high = frame["high"].where(frame["high"] >= prev, prev)
+    low = frame["low"].where(frame["low"] <= prev, prev)
     return (high - low).where(prev.notna())
 
 
