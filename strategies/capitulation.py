@@ -37,11 +37,26 @@ class Capitulation(Strategy):
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: CapitulationParams = self.params
+        self._checked = 0
+        self._deepest: tuple[float, str, str] | None = None  # (change, symbol, event id)
         for event in ctx.events_of(*p.types):
             for symbol in ctx.symbols_for(event):
                 session = ctx.entry_session(event, symbol)
-                if session is None:
-                    continue
                 change = ctx.rolling_return(symbol, session, p.lookback)
-                if change is not None and change <= -p.fall:
+                if change is None:
+                    continue
+                self._checked += 1
+                if self._deepest is None or change < self._deepest[0]:
+                    self._deepest = (change, symbol, event.id)
+                if change <= -p.fall:
                     yield Signal(symbol=symbol, event=event, hold=p.hold, group=event.id)
+
+    def explain(self) -> str | None:
+        p: CapitulationParams = self.params
+        deepest = getattr(self, "_deepest", None)
+        if deepest is None:
+            return (f"capitulation: no signal: no {'/'.join(p.types)} event had {p.lookback + 1} closes before its "
+                    "entry for a symbol of the universe")
+        return (f"capitulation: no signal: {self._checked} (event, symbol) pair(s) checked; the deepest fall over "
+                f"{p.lookback} sessions was {deepest[0]:.2%} ({deepest[1]} before {deepest[2]}), short of "
+                f"fall={p.fall:g}")

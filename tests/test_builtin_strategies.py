@@ -128,7 +128,10 @@ def test_capitulation_buys_only_after_a_fall_of_at_least_x_over_k_sessions() -> 
     events = [_premarket("mar", "2022-03-15"), _premarket("apr", "2022-04-12")]
     assert _signals(Capitulation(CapitulationParams(fall=0.15, lookback=3)), frame, events) == ["mar"]
     assert _signals(Capitulation(CapitulationParams(fall=0.14, lookback=3)), frame, events) == ["mar", "apr"]
-    assert _signals(Capitulation(CapitulationParams(fall=0.25, lookback=3)), frame, events) == []
+    deep = Capitulation(CapitulationParams(fall=0.25, lookback=3))
+    assert _signals(deep, frame, events) == []
+    assert deep.explain() == ("capitulation: no signal: 2 (event, symbol) pair(s) checked; the deepest fall over 3 "
+                              "sessions was -20.00% (BABA before mar), short of fall=0.25")
     with pytest.raises(ValueError, match="fall"):
         CapitulationParams(fall=-0.1)
 
