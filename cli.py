@@ -59,9 +59,11 @@ def warn(message: str) -> None:
 @click.option("--debug", is_flag=True, default=False, help="Show full tracebacks on errors.")
 @click.option("--venues", "venues_file", type=click.Path(dir_okay=False, path_type=Path), envvar="EVBT_VENUES",
               default=None, help="CSV of venue rows added to / overriding the built-in table (env EVBT_VENUES).")
+@click.option("--strategies-dir", "strategy_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Folder of your own strategy modules (repeatable; also env EVBT_STRATEGIES_PATH).")
 @click.pass_context
 def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool, debug: bool,
-        venues_file: Path | None = None) -> None:
+        venues_file: Path | None = None, strategy_dirs: tuple[Path, ...] = ()) -> None:
     """evbt: event-driven backtests of dated news on cached daily prices.
 
     \b
@@ -78,7 +80,7 @@ def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool,
     if sample:
         root = root / "sample"
     ctx.obj = Settings(cache_dir=root, offline=offline or sample or _env_flag("EVBT_OFFLINE"), sample=sample,
-                       debug=debug)
+                       debug=debug, strategy_dirs=tuple(strategy_dirs))
 
 
 # ---------------------------------------------------------------- data commands (issue 2)
@@ -441,11 +443,12 @@ def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file
             as_csv: bool, no_save: bool, tags: tuple[str, ...], events_file: str | None,
             html_path: Path | None = None,
             plot_path: Path | None = None, **options) -> None:
-    """Backtest STRATEGY on cached prices and print metrics and trades.
+    """Backtest STRATEGY (a name, or your own path/to/rule.py) on cached prices; print metrics and trades.
 
     \b
     Examples:
       evbt run reassurance                           # the seed scenario
+      evbt run my_rules/below_average.py -p hold=10  # one Strategy subclass in your own file
       evbt run reassurance -p hold=10 --fill close
       evbt run analyst_follow -p firms=JPMorgan --json
       evbt run event_hold -p types=policy_support --symbols BABA,0700.HK
@@ -486,17 +489,19 @@ def demo_cmd(app: AppContext, as_json: bool) -> None:
 
 @cli.command("strategies")
 @click.option("--json", "as_json", is_flag=True)
-def strategies_cmd(as_json: bool) -> None:
-    """List strategies and their parameters with defaults.
+@click.pass_obj
+def strategies_cmd(app: AppContext, as_json: bool) -> None:
+    """List strategies (built-ins and your folders') and their parameters with defaults.
 
     \b
-    Example:
+    Examples:
       evbt strategies
+      evbt --strategies-dir ~/rules strategies
     """
     from engine.api import strategy_table
     from engine.reporting.cli_text import strategies_text
 
-    rows = strategy_table()
+    rows = strategy_table(app)
     if as_json:
         emit_json(rows)
         return
@@ -816,9 +821,10 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
     from engine.prices.store import PriceStore
     from engine.sweeps.grid import parse_grid
     from engine.sweeps.sweep import SweepRequest, check_metric, heatmap_keys_for, parse_walk_forward, run_sweep
-    from strategies.registry import get_strategy
+    from strategies.registry import get_strategy, resolve
 
     check_metric(metric)
+    strategy = resolve(strategy, app.strategy_dirs)  # a user strategy: the absolute path of its file
     grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
     options["events"] = events_file
     config = build_run_config(app, strategy, params, config_file, options)
@@ -881,6 +887,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still no traceback unless --debug
         if debug:
             raise
+        from strategies.registry import user_error
+
+        if (message := user_error(exc)) is not None:  # raised in the user's own strategy file: show its frames
+            click.echo(f"error: {message}", err=True)
+            return ExitStatus.RUN_FAILED
         click.echo(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
         return ExitStatus.RUN_FAILED
     # standalone_mode=False returns ctx.exit(code) codes as the result (e.g. `data verify` finding damage)

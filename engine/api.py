@@ -23,6 +23,7 @@ class Settings:
     offline: bool
     sample: bool = False
     debug: bool = False
+    strategy_dirs: tuple[Path, ...] = ()  # --strategies-dir (EVBT_STRATEGIES_PATH is read by the registry)
 
     def store(self, offline: bool | None = None) -> Any:
         from engine.prices.store import PriceStore
@@ -59,8 +60,9 @@ def build_run_config(settings: Settings, strategy: str, params: Sequence[str], c
                      options: dict[str, Any]) -> Any:
     """The RunConfig of ``evbt run STRATEGY`` from -p pairs, a TOML file and command-line options."""
     from engine.plan.config import make_run_config
-    from strategies.registry import get_strategy
+    from strategies.registry import get_strategy, resolve
 
+    strategy = resolve(strategy, settings.strategy_dirs)  # a user strategy: the absolute path of its file
     cls = get_strategy(strategy)
     defaults = cls.default_symbols
     if settings.sample and options.get("symbols") is None:
@@ -128,17 +130,23 @@ def compare(references: Sequence[str]) -> dict[str, Any]:
     return compare_reports([load_any_report(r) for r in references])
 
 
-def strategy_table() -> list[dict[str, Any]]:
-    """Every strategy with its description and parameter defaults (JSON-ready values)."""
+def strategy_table(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every strategy (built-ins and the user folders') with its description, parameter defaults (JSON-ready
+    values), its file for a user strategy, and the user modules that failed to import (``broken`` rows)."""
     import dataclasses
 
-    from strategies.registry import available
+    from strategies.registry import discover
 
-    rows = []
-    for name, cls in available().items():
+    found = discover(settings.strategy_dirs if settings is not None else ())
+    rows: list[dict[str, Any]] = []
+    for name, cls in found.classes.items():
         params = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
                   for f in dataclasses.fields(cls.Params)}
-        rows.append({"name": name, "description": cls.description, "params": params})
+        row = {"name": name, "description": cls.description, "params": params}
+        if name in found.files:
+            row["file"] = found.files[name]
+        rows.append(row)
+    rows.extend({"name": None, "broken": where, "error": error} for where, error in found.broken.items())
     return rows
 
 

@@ -22,13 +22,14 @@ from engine.execution.records import RunResult, TradeRecord
 from engine.market.prepare import prepare_market
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import RunContext, build_plan
+from engine.plan.warmup import load_with_warmup
 from engine.prices.store import PriceStore
 from engine.reporting.report import build_report
 from engine.saved_runs import make_run_id
 from strategies.registry import get_strategy
 
 FX_SYMBOL = "HKD=X"
-HISTORY_PAD_DAYS = 120  # bars before the start kept for look-back rules (fade), never traded
+HISTORY_PAD_DAYS = 120  # calendar days of history sweeps keep before a window (the run uses Strategy.warmup())
 
 
 @dataclass
@@ -47,13 +48,13 @@ def resolve_params(strategy_name: str, raw: dict[str, Any]) -> Any:
     return build_params(cls.Params, raw, strategy_name)
 
 
-def _load_frames(store: PriceStore, config: RunConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """Trading frames (start..end) and history frames (padded before start) per symbol with data."""
-    lo = config.start - dt.timedelta(days=HISTORY_PAD_DAYS)
+def _load_frames(store: PriceStore, config: RunConfig,
+                 warmup_sessions: int = 0) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Trading frames (start..end) and history frames (the strategy's warm-up bars before start) per symbol."""
     frames: dict[str, pd.DataFrame] = {}
     history: dict[str, pd.DataFrame] = {}
     for symbol in config.symbols:
-        full = store.load(symbol, lo, config.end)
+        full = load_with_warmup(store, symbol, config.start, config.end, warmup_sessions)
         trading = full.loc[pd.Timestamp(config.start): pd.Timestamp(config.end)]
         if trading.empty:
             warnings.warn(f"{symbol}: no price bars between {config.start} and {config.end}; left out",
@@ -114,6 +115,7 @@ def run(
     """Run one backtest. ``events`` defaults to the calendar named by the config (curated + files)."""
     strategy_cls = get_strategy(config.strategy)
     params = build_params(strategy_cls.Params, config.params, config.strategy)
+    strategy = strategy_cls(params)
     timing.use_schedule_cache(store.root / ".calendars")
     if events is None:
         events = events_mod.load_calendar([Path(p) for p in config.events_files], config.replace_events)
@@ -124,7 +126,7 @@ def run(
                             key=lambda e: (e.date, e.id))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvbtWarning)
-        frames, history = _load_frames(store, config)
+        frames, history = _load_frames(store, config, strategy.warmup())
         market = prepare_market(store, config, frames, history)  # pence -> pounds, FX rates, market warnings
         frames, history, fx_series = market.frames, market.history, market.fx
         bench_frame = None
@@ -139,7 +141,7 @@ def run(
 
     period_events = [e for e in events if config.start - dt.timedelta(days=7) <= e.date <= config.end]
     ctx = RunContext(tuple(frames), period_events, history, config.fill, config.start, config.end)
-    plan = build_plan(strategy_cls(params), ctx, frames)
+    plan = build_plan(strategy, ctx, frames)
     trades, orders, curve = run_backtest(
         config, frames, plan, fx_series,
         stop_loss=getattr(params, "stop_loss", None),

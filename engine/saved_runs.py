@@ -62,6 +62,13 @@ class RunSummary:
 # ---------------------------------------------------------------- ids and manifests
 
 
+def strategy_slug(text: str) -> str:
+    """The run id prefix of a strategy reference (a user strategy file: its stem, not its folders)."""
+    if text.endswith(".py"):
+        text = Path(text).stem
+    return _slug(text)
+
+
 def _slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug or "run"
@@ -86,7 +93,7 @@ def make_run_id(
         "calendar_hash": calendar_hash,
     }
     text = json.dumps(to_jsonable(payload), sort_keys=True, separators=(",", ":"))
-    return f"{_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:_ID_HASH_LEN]}"
+    return f"{strategy_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:_ID_HASH_LEN]}"
 
 
 def package_versions() -> dict[str, str | None]:

@@ -1,12 +1,20 @@
-"""analyst_follow: long on upgrades, out on a downgrade or after N sessions; optional short on downgrades."""
+"""analyst_follow: long on upgrades, out on a downgrade or after N sessions; optional short on downgrades.
+
+With ``below_ma=N`` an upgrade is only followed when the last close before the entry session is below its
+N-session moving average (buying the upgrade of a stock that is still in a downtrend).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strategies.base import BaseParams, Signal, Strategy, StrategyContext
 from strategies.event_hold import firm_matches
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -14,16 +22,31 @@ class AnalystFollowParams(BaseParams):
     firms: tuple[str, ...] = ()  # empty = every firm
     hold: int = 20
     short_downgrades: bool = False
+    below_ma: int = 0  # > 0: enter only if the last close is below its N-session moving average (0 = no filter)
 
     def __post_init__(self) -> None:
         if self.hold < 1:
             raise ValueError("hold must be >= 1 session")
+        if self.below_ma < 0 or self.below_ma == 1:
+            raise ValueError("below_ma must be 0 (off) or a moving-average length >= 2 sessions")
 
 
 class AnalystFollow(Strategy):
     name = "analyst_follow"
-    description = "Long on analyst upgrades; exit on a downgrade or after N sessions; optionally short downgrades."
+    description = ("Long on analyst upgrades (optionally only below the N-session average); exit on a downgrade "
+                   "or after N sessions; optionally short downgrades.")
     Params = AnalystFollowParams
+
+    def warmup(self) -> int:
+        return self.params.below_ma
+
+    def _trend_ok(self, ctx: StrategyContext, symbol: str, session: pd.Timestamp) -> bool:
+        n = self.params.below_ma
+        if n == 0:
+            return True
+        close = ctx.last_close(symbol, session)
+        average = ctx.sma(symbol, session, n)
+        return close is not None and average is not None and close < average  # no average yet: no entry
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: AnalystFollowParams = self.params
@@ -32,7 +55,9 @@ class AnalystFollow(Strategy):
                 continue
             for symbol in ctx.symbols_for(event):
                 if event.type == "analyst_upgrade":
-                    yield Signal(symbol=symbol, event=event, hold=p.hold, group=event.id)
+                    session = ctx.entry_session(event, symbol)
+                    if session is not None and self._trend_ok(ctx, symbol, session):
+                        yield Signal(symbol=symbol, event=event, hold=p.hold, group=event.id)
                 else:
                     yield Signal(symbol=symbol, event=event, action="exit", side="long")
                     if p.short_downgrades:

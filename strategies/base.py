@@ -21,9 +21,9 @@ sizes the order, applies costs and exits after ``hold`` sessions of the symbol's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +77,12 @@ class Signal:
 
 
 class StrategyContext(Protocol):
-    """What the engine gives a strategy: events of the run's period, the universe, and safe price views."""
+    """What the engine gives a strategy: events of the run's period, the universe, and as-of price views.
+
+    Every price view reads tradable bars (stale placeholders left out) dated **strictly before** ``session``:
+    a rule deciding on an entry session cannot see that session's bar or any later one. Views return None
+    when there is no such bar or the indicator's window is not full (see ``Strategy.warmup``).
+    """
 
     universe: tuple[str, ...]
     fill: str
@@ -91,9 +96,35 @@ class StrategyContext(Protocol):
 
     def entry_session(self, event: Event, symbol: str) -> pd.Timestamp | None: ...
 
-    def first_session(self, symbol: str) -> pd.Timestamp | None: ...
+    def first_session(self, symbol: str) -> pd.Timestamp | None:
+        """The symbol's first tradable bar on or after the run's start."""
+        ...
 
-    def trailing_return(self, symbol: str, session: pd.Timestamp, sessions: int) -> float | None: ...
+    def history(self, symbol: str, session: pd.Timestamp | None, bars: int | None = None) -> pd.DataFrame | None:
+        """OHLCV bars before ``session`` (the last ``bars`` of them), a copy."""
+        ...
+
+    def last_close(self, symbol: str, session: pd.Timestamp | None) -> float | None: ...
+
+    def indicator(self, symbol: str, session: pd.Timestamp | None, func: Callable[..., pd.Series], *args: Any,
+                  **kwargs: Any) -> float | None:
+        """A vectorised ``func(frame, *args) -> Series`` (memoised per symbol and arguments) as of ``session``."""
+        ...
+
+    def sma(self, symbol: str, session: pd.Timestamp | None, n: int) -> float | None: ...
+
+    def rsi(self, symbol: str, session: pd.Timestamp | None, n: int = 14) -> float | None: ...
+
+    def atr(self, symbol: str, session: pd.Timestamp | None, n: int = 14) -> float | None: ...
+
+    def rolling_return(self, symbol: str, session: pd.Timestamp | None, n: int) -> float | None: ...
+
+    def volatility(self, symbol: str, session: pd.Timestamp | None, n: int,
+                   annualize: bool = False) -> float | None: ...
+
+    def volume_zscore(self, symbol: str, session: pd.Timestamp | None, n: int = 20) -> float | None: ...
+
+    def trailing_return(self, symbol: str, session: pd.Timestamp | None, sessions: int) -> float | None: ...
 
 
 class Strategy:
@@ -105,7 +136,14 @@ class Strategy:
     default_symbols: ClassVar[tuple[str, ...]] = CHINA_INTERNET
 
     def __init__(self, params: BaseParams | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+        self.params: Any = params if params is not None else self.Params()  # an instance of ``Params``
+
+    def warmup(self) -> int:
+        """Sessions of history the rule reads before the run's first session (e.g. 50 for a 50-session average).
+
+        The run loads that many tradable bars before its start (never traded) and warns, naming the symbol,
+        when the data does not have them."""
+        return 0
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         raise NotImplementedError

@@ -28,6 +28,9 @@ class Fade(Strategy):
     description = "After a reassurance that follows a rally of >= X% over K sessions, short (or exit) for N sessions."
     Params = FadeParams
 
+    def warmup(self) -> int:
+        return self.params.lookback + 1  # lookback returns need lookback + 1 closes
+
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: FadeParams = self.params
         self._checked = 0
@@ -37,7 +40,7 @@ class Fade(Strategy):
                 session = ctx.entry_session(event, symbol)
                 if session is None:
                     continue
-                rally = ctx.trailing_return(symbol, session, p.lookback)
+                rally = ctx.rolling_return(symbol, session, p.lookback)
                 if rally is None:
                     continue
                 self._checked += 1

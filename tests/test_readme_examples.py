@@ -59,10 +59,20 @@ def _newest_run(strategy: str) -> str:
     return runs[0].run_id
 
 
+def _write_tutorial(folder: Path) -> None:
+    """The strategy tutorial's file, as the README's examples use it: ./below_average.py and in ./rules."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = text.split("<!-- tutorial:begin -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (folder / "below_average.py").write_text(code)
+    (folder / "rules").mkdir()
+    (folder / "rules" / "below_average.py").write_text(code)
+
+
 def test_every_readme_example_runs(run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EVBT_OFFLINE", "1")
+    _write_tutorial(tmp_path)
     from conftest import shared_data_dir
 
     prices = shared_data_dir() / "prices"

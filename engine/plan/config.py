@@ -167,7 +167,10 @@ def build_params(params_cls: type, raw: dict[str, Any], strategy: str) -> Any:
     try:
         return params_cls(**values)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"strategy {strategy}: {exc}") from None
+        from strategies.registry import user_location
+
+        where = user_location(exc)  # a user strategy file's Params check: name its file and line
+        raise ConfigError(f"strategy {strategy}: {exc}" + (f" ({where})" if where else "")) from None
 
 
 # stop_loss / take_profit are fractions of the entry price (0.1 = exit after a 10% loss / gain). Zero or a

@@ -75,7 +75,10 @@ def param_value_text(value: Any) -> str:
 def strategies_text(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = []
     for row in rows:
-        lines.append(f"{row['name']}: {row['description']}")
+        if row.get("broken"):
+            lines.append(f"failed to import: {row['error']}")
+            continue
+        lines.append(f"{row['name']}: {row['description']}" + (f"  [{row['file']}]" if row.get("file") else ""))
         lines.extend(f"    {key} = {param_value_text(value)}" for key, value in row["params"].items())
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ from engine.execution import fast_driver as fastpath
 from engine.market.symbols import listing
 from engine.plan.config import RunConfig
 from engine.plan.planner import Plan, RunContext
+from engine.plan.warmup import with_cached_history
 from engine.prices.store import PriceStore
 from engine.sweeps.windows import Window
 
@@ -63,7 +64,7 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
     fingerprints: dict[str, str] = {}
     for symbol in base.symbols:
         try:
-            frames[symbol] = store.load(symbol, lo, hi)
+            frames[symbol] = with_cached_history(store, symbol, store.load(symbol, lo, hi))
         except MissingDataError:
             if not store.has(symbol):
                 raise
@@ -104,7 +105,7 @@ class WindowContext:
     market: fastpath.Market
     fingerprints: dict[str, str]
     warnings: list[str]
-    contexts: dict[str, RunContext] = field(default_factory=dict)
+    contexts: dict[tuple[str, int], RunContext] = field(default_factory=dict)  # (fill, warm-up) -> context
     plans: dict[Any, Plan] = field(default_factory=dict)
     placements: dict[str, dict[tuple[str, Any], tuple[Any, ...]]] = field(default_factory=dict)
 
@@ -117,7 +118,7 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
     notes: list[str] = []
     for symbol in data.symbols:
         full = data.frames.get(symbol)
-        part = None if full is None else inclusive(full, start - dt.timedelta(days=HISTORY_PAD_DAYS), end)
+        part = None if full is None else full.loc[: pd.Timestamp(end)]  # cut to each strategy's warm-up in plan_for
         trading = None if part is None else inclusive(part, start, end)
         if part is None or trading is None or trading.empty:
             notes.append(f"{symbol}: no price bars between {start} and {end}; left out")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.market.symbols import listing
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import Plan, RunContext, build_plan
+from engine.plan.warmup import with_warmup
 from engine.reporting.report import build_report, to_jsonable
 from engine.saved_runs import make_run_id
 from engine.sweeps.data import SweepData, WindowContext, window_context
@@ -81,18 +83,35 @@ def plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: An
     key = (config.strategy, config.fill, json.dumps(to_jsonable(params_to_dict(params)), sort_keys=True))
     plan = wctx.plans.get(key)
     if plan is None:
-        ctx = wctx.contexts.get(config.fill)
-        if ctx is None:
+        strategy = get_strategy(config.strategy)(params)
+        sessions = strategy.warmup()
+        ctx = wctx.contexts.get((config.fill, sessions))
+        if ctx is None:  # the history engine.backtest.run would load: exactly the strategy's warm-up
             start, end = wctx.window.start, wctx.window.end
             period = [e for e in data.events if start - dt.timedelta(days=7) <= e.date <= end]
-            ctx = RunContext(tuple(wctx.frames), period, wctx.history, config.fill, start, end)
-            wctx.contexts[config.fill] = ctx
+            history = {s: with_warmup(h, s, start, sessions)[0] for s, h in wctx.history.items()}
+            ctx = RunContext(tuple(wctx.frames), period, history, config.fill, start, end)
+            wctx.contexts[(config.fill, sessions)] = ctx
         placements = wctx.placements.setdefault(config.fill, {})
-        plan = plan_with_cache(get_strategy(config.strategy)(params), ctx, wctx.frames, placements)
+        plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
         while len(wctx.plans) >= PLAN_CACHE_SIZE:  # tasks come sorted by plan key: a small FIFO suffices
             wctx.plans.pop(next(iter(wctx.plans)))
         wctx.plans[key] = plan
     return plan
+
+
+def warmup_notes(data: SweepData, windows: Sequence[Window], tasks: Sequence[Any], caches: SweepCaches) -> list[str]:
+    """One note per (symbol, window, warm-up) whose data lacks the warm-up some grid point declares."""
+    cls = get_strategy(data.strategy)
+    distinct = {t.params_json: t.config.params for t in tasks}
+    sessions = {cls(caches.typed_params(data.strategy, raw)).warmup() for raw in distinct.values()}
+    notes: list[str] = []
+    for window in windows:
+        wctx = caches.context(data, window)
+        for n in sorted(sessions):
+            notes += [note for s, h in wctx.history.items() if s in wctx.frames
+                      and (note := with_warmup(h, s, window.start, n)[1]) is not None]
+    return list(dict.fromkeys(notes))
 
 
 def plan_with_cache(strategy: Any, ctx: RunContext, frames: dict[str, pd.DataFrame],

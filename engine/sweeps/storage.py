@@ -24,7 +24,7 @@ from engine.analysis.metrics import Metrics
 from engine.errors import DataError
 from engine.plan.config import RunConfig
 from engine.reporting.report import dumps_report
-from engine.saved_runs import default_runs_dir
+from engine.saved_runs import default_runs_dir, strategy_slug
 from engine.sweeps.data import SweepData
 from engine.sweeps.evaluate import PointResult
 from engine.sweeps.tasks import Task
@@ -159,7 +159,7 @@ def make_sweep_id(base: RunConfig, data: SweepData, windows: Sequence[Window] = 
     if labels and labels != ["full"]:
         scope["windows"] = [[w.label, w.start.isoformat(), w.end.isoformat()] for w in windows]
     digest = hashlib.sha256(json.dumps(scope, sort_keys=True).encode()).hexdigest()[:12]
-    return f"sweep-{re.sub(r'[^a-z0-9]+', '-', base.strategy.lower())}-{digest}"
+    return f"sweep-{strategy_slug(base.strategy)}-{digest}"
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ from engine.sweeps.evaluate import (  # noqa: F401  (re-exported)
     point_report,
     point_result,
     typed_params,
+    warmup_notes,
 )
 from engine.sweeps.grid import Grid
 from engine.sweeps.heatmap import heatmap_keys_for, heatmap_matrix, write_heatmap  # noqa: F401
@@ -126,6 +127,8 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
     for note in dict.fromkeys(str(w.message) for w in caught):
         warnings.warn(note, EvbtWarning, stacklevel=2)
     for note in dict.fromkeys(n for w in windows for n in worker.caches.context(data, w).warnings):
+        warnings.warn(note, EvbtWarning, stacklevel=2)
+    for note in warmup_notes(data, windows, tasks, worker.caches):
         warnings.warn(note, EvbtWarning, stacklevel=2)
     backend = DaskBackend(req.cluster, req.workers) if req.cluster else None  # fail before writing anything
     folder = SweepFolder(sweeps_dir(runs_dir) / make_sweep_id(req.base, data, windows))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from engine.errors import ConfigError
 from engine.plan.config import RunConfig, params_to_dict
 from engine.reporting.report import to_jsonable
+from engine.saved_runs import strategy_slug
 from engine.sweeps.data import SweepData
 from engine.sweeps.evaluate import SweepCaches
 from engine.sweeps.grid import Grid
@@ -80,8 +80,7 @@ def run_key(strategy: str, params: dict[str, Any], config: dict[str, Any], finge
     payload = {"strategy": strategy, "params": params, "config": config, "data": fingerprints,
                "calendar_hash": calendar_hash}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    slug = re.sub(r"[^a-z0-9]+", "-", strategy.lower()).strip("-") or "run"
-    return f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return f"{strategy_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def values_json(values: dict[str, Any]) -> str:
