@@ -696,9 +696,15 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
 @click.option("--to", "end", default=None, help="Last event date (YYYY-MM-DD).")
 @click.option("--window", default="-5:10", show_default=True, help="Event window in trading days around day 0.")
 @click.option("--estimation", default="-250:-30", show_default=True, help="Estimation window in trading days.")
-@click.option("--model", type=click.Choice(["market", "mean", "raw"]), default="market", show_default=True,
-              help="Normal-return model: market model (OLS on the benchmark), constant mean, or raw returns.")
-@click.option("--benchmark", default=None, help="Market index for every symbol (default: ^HSI for HK, KWEB for US).")
+@click.option("--model", type=click.Choice(["market", "two-factor", "mean", "raw"]), default=None,
+              help="Normal-return model: market model on the broad-market benchmark (default), two-factor "
+                   "(market + sector; default with --sector-benchmark), constant mean, or raw returns.")
+@click.option("--benchmark", default=None,
+              help="Market benchmark for every symbol (default: the venue's broad market, ^HSI for HK, SPY for US).")
+@click.option("--sector-benchmark", default=None, metavar="SYMBOL",
+              help="Sector benchmark (e.g. KWEB) for the two-factor model: separates the sector from the market.")
+@click.option("--pool", is_flag=True, default=False,
+              help="Pool every event type into one group (default: one group per type).")
 @click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True,
               help="Entry rule defining day 0 (as in `evbt run`).")
 @click.option("--events", "files", multiple=True, type=click.Path(path_type=Path), help="User event CSV.")
@@ -709,29 +715,35 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
 @_PLOT_OPTION
 @click.pass_obj
 def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...], start: str | None,
-              end: str | None, window: str, estimation: str, model: str, benchmark: str | None, fill: str,
-              files: tuple[Path, ...], replace: bool, as_json: bool, html_path: Path | None,
-              plot_path: Path | None) -> None:
-    """Event study: abnormal returns around events, CAR per event, AAR/CAAR with t, BMP and Kolari-Pynnonen tests.
+              end: str | None, window: str, estimation: str, model: str | None, benchmark: str | None,
+              sector_benchmark: str | None, pool: bool, fill: str, files: tuple[Path, ...], replace: bool,
+              as_json: bool, html_path: Path | None, plot_path: Path | None) -> None:
+    """Event study per event type: abnormal returns, CAR per event, AAR/CAAR with parametric (cross-sectional t,
+    BMP, Kolari-Pynnonen) and non-parametric (Corrado rank, generalised sign, Wilcoxon) tests.
 
-    Day 0 is each event's entry session on the symbol's exchange (no lookahead). Events whose windows
-    lack data are listed as skipped with the reason.
+    Day 0 is the backtest's fill bar for each event's entry session on the symbol's exchange (no lookahead).
+    Sector events also apply to any index or fund named with --symbol. Events whose windows lack data are
+    listed as skipped, one line per reason.
 
     \b
     Examples:
       evbt study --type official_reassurance
+      evbt study --type official_reassurance --symbol ^HSTECH --symbol BABA --sector-benchmark KWEB
       evbt study --type analyst_upgrade --symbol BABA --window -1:5 --model mean --json
       evbt study --type policy_support --html study.html --plot caar.png
     """
-    from engine.analysis.event_study import render_study_text
     from engine.api import study, write_study_visuals
+    from engine.reporting.study_text import render_study_text
 
     with _busy("event study", as_json):
-        result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace)
+        result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace,
+                       sector_benchmark=sector_benchmark, pool=pool)
     if as_json:
         from engine.reporting.report import dumps_report
 
         click.echo(dumps_report(result.to_dict()), nl=False)
+        for message in result.warnings:
+            warn(message)
     else:
         click.echo(render_study_text(result), nl=False)
     write_study_visuals(result, html_path, plot_path, _wrote)

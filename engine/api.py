@@ -189,8 +189,8 @@ def study_universe(settings: Settings, symbols: Sequence[str]) -> list[str]:
 
 
 def study(settings: Settings, types: Sequence[str], symbols: Sequence[str], start: str | None, end: str | None,
-          window: str, estimation: str, model: str, benchmark: str | None, fill: str, files: Sequence[Path],
-          replace_calendar: bool) -> Any:
+          window: str, estimation: str, model: str | None, benchmark: str | None, fill: str, files: Sequence[Path],
+          replace_calendar: bool, sector_benchmark: str | None = None, pool: bool = False) -> Any:
     """Run an event study on the cache; raises ConfigError when no event matches."""
     from engine.analysis.event_study import StudyConfig, parse_window, run_study
     from engine.events.catalog import load_calendar
@@ -202,7 +202,8 @@ def study(settings: Settings, types: Sequence[str], symbols: Sequence[str], star
         types=tuple(types), symbols=tuple(universe) if symbols else (),
         start=parse_day(start, "--from"), end=parse_day(end, "--to"),
         window=parse_window(window, "--window"), estimation=parse_window(estimation, "--estimation"),
-        model=model, benchmark=normalize_symbol(benchmark) if benchmark else None, fill=fill,
+        model=model, benchmark=normalize_symbol(benchmark) if benchmark else None,
+        sector_benchmark=normalize_symbol(sector_benchmark) if sector_benchmark else None, fill=fill, pool=pool,
     )
     events = load_calendar(list(files), replace=replace_calendar)
     result = run_study(config, settings.store(), events, universe)

@@ -215,7 +215,7 @@ def wilcoxon_signed_rank(values: np.ndarray) -> TestResult:
     _, tie_counts = np.unique(np.abs(v), return_counts=True)
     ties = bool(np.any(tie_counts > 1))
     if not ties and n <= WILCOXON_EXACT_MAX:
-        return TestResult(w_plus, signed_rank_exact_pvalue(int(round(w_plus)), n), None, "exact")
+        return TestResult(w_plus, signed_rank_exact_pvalue(round(w_plus), n), None, "exact")
     mean = n * (n + 1) / 4.0
     var = n * (n + 1) * (2 * n + 1) / 24.0 - float(np.sum(tie_counts**3 - tie_counts)) / 48.0
     if not var > 0:
