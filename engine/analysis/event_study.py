@@ -44,7 +44,15 @@ from engine.analysis.abnormal_returns import (
 )
 from engine.analysis.distributions import CONFIDENCE, t_pvalue
 from engine.analysis.event_tests import Clustering, aggregate, clustering_of
-from engine.analysis.study_results import EventResult, GroupResult, SkippedEvent, StudyResult
+from engine.analysis.study_results import (
+    SKIP_KINDS,
+    EventResult,
+    GroupResult,
+    SkipGroup,
+    SkippedEvent,
+    StudyResult,
+    group_skips,
+)
 from engine.errors import ConfigError, EvbtError
 
 DEFAULT_WINDOW = (-5, 10)
@@ -401,4 +409,5 @@ def _is_sample(store: Any, symbol: str) -> bool:
         return False
 
 
-__all__ = ["MODELS", "Clustering", "StudyConfig", "StudyResult", "clustering_of", "parse_window", "run_study"]
+__all__ = ["MODELS", "SKIP_KINDS", "Clustering", "EventResult", "GroupResult", "SkipGroup", "SkippedEvent",
+           "StudyConfig", "StudyResult", "clustering_of", "group_skips", "make_groups", "parse_window", "run_study"]
