@@ -435,11 +435,14 @@ def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None)
 @click.option("--tag", "tags", multiple=True, metavar="LABEL", help="Label the saved run (repeatable).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
+@click.option("--placebo", "placebo_n", type=int, default=None, metavar="N",
+              help="Also rerun the strategy on N sets of random event dates and rank the real result among them.")
+@click.option("--placebo-seed", type=int, default=None, help="Seed of the random dates (default 0; reproducible).")
 @click.pass_obj
 def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file: Path | None, as_json: bool,
             as_csv: bool, no_save: bool, tags: tuple[str, ...], events_file: str | None,
-            html_path: Path | None = None,
-            plot_path: Path | None = None, **options) -> None:
+            html_path: Path | None = None, plot_path: Path | None = None, placebo_n: int | None = None,
+            placebo_seed: int | None = None, **options) -> None:
     """Backtest STRATEGY on cached prices and print metrics and trades.
 
     \b
@@ -448,16 +451,31 @@ def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file
       evbt run reassurance -p hold=10 --fill close
       evbt run analyst_follow -p firms=JPMorgan --json
       evbt run event_hold -p types=policy_support --symbols BABA,0700.HK
+      evbt run reassurance --placebo 1000 --placebo-seed 7 --html run.html
     """
-    from engine.api import build_run_config, execute_run, write_outcome_visuals
+    from engine.api import build_run_config, check_placebo, execute_run, placebo_test, write_outcome_visuals
 
     options["events"] = events_file
     config = build_run_config(app, strategy, params, config_file, options)
+    check_placebo(config, placebo_n, placebo_seed)
     with _busy(f"running {strategy}", as_json or as_csv):
         outcome, saved = execute_run(app, config, save=not no_save, tags=tags)
-    _print_report(outcome.report, as_json, as_csv, saved)
+    if placebo_n is None or not as_json:  # the report first: a placebo that cannot run still leaves it printed
+        _print_report(outcome.report, as_json, as_csv, saved)
+    placebo = None
+    if placebo_n is not None:
+        with _busy(f"placebo test ({placebo_n} sets)", as_json or as_csv):
+            placebo = placebo_test(app, config, outcome, placebo_n, placebo_seed)
+    if placebo is not None and as_json:
+        from engine.reporting.report import dumps_report
+
+        click.echo(dumps_report({**outcome.report, "placebo": placebo}))
+    if placebo is not None and not as_json:
+        from engine.reporting.placebo_text import render_placebo_text
+
+        click.echo("\n" + render_placebo_text(placebo), nl=False, err=as_csv)
     with _busy("writing the charts"):
-        write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn)
+        write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn, placebo=placebo)
 
 
 @cli.command("demo")

@@ -91,6 +91,35 @@ def execute_run(settings: Settings, config: Any, save: bool = True,
     return outcome, path
 
 
+def check_placebo(config: Any, n: int | None, seed: int | None) -> None:
+    """Refuse a placebo request the fast path cannot serve before the real run starts."""
+    from engine.analysis.placebo import MAX_PLACEBO
+    from engine.execution.fast_driver import unsupported_reason
+
+    if n is None:
+        if seed is not None:
+            raise ConfigError("--placebo-seed needs --placebo N")
+        return
+    if not 1 <= n <= MAX_PLACEBO:
+        raise ConfigError(f"--placebo: expected 1..{MAX_PLACEBO} placebo sets, got {n}")
+    reason = unsupported_reason(config)
+    if reason is not None:
+        raise ConfigError(f"--placebo runs on the fast path, which does not cover {reason}")
+
+
+def placebo_test(settings: Settings, config: Any, outcome: Any, n: int, seed: int | None,
+                 workers: int | None = None) -> Any:
+    """Rank the run among ``n`` sets of random event dates (engine.analysis.placebo); the bootstrap resamples
+    the run's own closed trades."""
+    import os
+
+    from engine.analysis.placebo import run_placebo
+
+    returns = [t.ret for t in outcome.result.trades if t.exit_reason != "open"]
+    return run_placebo(config, settings.store(), n, seed=seed or 0, trade_returns=returns,
+                       workers=workers or min(os.cpu_count() or 1, 8))
+
+
 def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
     """Settings for the demo (the sample folder) and whether the sample had to be written first."""
     from engine.prices.synthetic import SAMPLE_SYMBOLS, write_sample
@@ -231,7 +260,7 @@ def _run_calendar(report: dict[str, Any], warn: Callable[[str], None]) -> list[A
 
 
 def write_run_visuals(settings: Settings, report: dict[str, Any], equity: Any, html_path: Path | None,
-                      plot_path: Path | None, wrote: Wrote, warn: Callable[[str], None]) -> None:
+                      plot_path: Path | None, wrote: Wrote, warn: Callable[[str], None], placebo: Any = None) -> None:
     """HTML and/or PNG of one run; prices for the charts come from the cache only (never the network)."""
     if html_path is None and plot_path is None:
         return
@@ -240,20 +269,22 @@ def write_run_visuals(settings: Settings, report: dict[str, Any], equity: Any, h
     events = _run_calendar(report, warn)
     panels, notes = html.price_panels(report, settings.store(offline=True), events)
     if html_path is not None:
-        wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes)))
+        wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes,
+                                                                        placebo=placebo)))
     if plot_path is not None:
         from engine.reporting.charts import write_png
 
-        wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels)))
+        wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels, placebo=placebo)))
 
 
 def write_outcome_visuals(settings: Settings, outcome: Any, html_path: Path | None, plot_path: Path | None,
-                          wrote: Wrote, warn: Callable[[str], None]) -> None:
+                          wrote: Wrote, warn: Callable[[str], None], placebo: Any = None) -> None:
     if html_path is None and plot_path is None:
         return
     from engine.reporting.html_report import equity_frame
 
-    write_run_visuals(settings, outcome.report, equity_frame(outcome.result), html_path, plot_path, wrote, warn)
+    write_run_visuals(settings, outcome.report, equity_frame(outcome.result), html_path, plot_path, wrote, warn,
+                      placebo=placebo)
 
 
 def write_saved_run_visuals(settings: Settings, run: str, html_path: Path | None, plot_path: Path | None,

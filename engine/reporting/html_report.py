@@ -164,9 +164,31 @@ def _markers(trades: Sequence[Mapping[str, Any]]) -> Iterable[charts.Marker]:
             yield charts.Marker(pd.Timestamp(t["exit_date"]), float(t["exit_price"]), "sell" if long else "buy")
 
 
-def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = ()
-               ) -> charts.ChartSet:
-    """Equity vs benchmark, drawdown, and one price chart per panel."""
+def placebo_charts(placebo: Any) -> charts.ChartSet:
+    """One histogram per ranked metric of a placebo test, the real result marked."""
+    from engine.reporting.placebo_text import LABELS
+
+    out = charts.ChartSet()
+    for r in placebo.ranks:
+        label, kind = LABELS.get(r.metric, (r.metric, "ratio"))
+        out.add(f"Placebo distribution of the {label}", charts.placebo_panel(r.values, r.real, label, kind == "pct"))
+    return out
+
+
+def placebo_section(placebo: Any) -> str:
+    """HTML section of a placebo test: setup, ranking table, bootstrap interval, verdict, histograms."""
+    from engine.reporting import placebo_text as pt
+
+    figures = [figure(charts.svg(panel, 2.4), title) for title, panel in placebo_charts(placebo).panels]
+    return section("Placebo test: random event dates", paragraph(pt.setup_line(placebo)),
+                   table(pt.PLACEBO_HEADERS, pt.placebo_rows(placebo), range(1, 7)),
+                   paragraph(pt.bootstrap_line(placebo)), paragraph(pt.verdict_line(placebo), "note"),
+                   *figures, *(paragraph(n, "meta") for n in placebo.notes))
+
+
+def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
+               placebo: Any = None) -> charts.ChartSet:
+    """Equity vs benchmark, drawdown, one price chart per panel, and the placebo histograms if any."""
     cash = (report.get("config") or {}).get("cash")
     initial = float(cash) if isinstance(cash, (int, float)) else None
     bench = equity["benchmark"] if "benchmark" in equity and equity["benchmark"].notna().any() else None
@@ -176,6 +198,8 @@ def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence
     out.add("Drawdown", charts.drawdown_panel(equity["equity"], initial))
     for panel in panels:
         out.add(f"{panel.symbol} price with events and trades", charts.price_panel(panel))
+    if placebo is not None:
+        out.panels += placebo_charts(placebo).panels
     return out
 
 
@@ -205,15 +229,18 @@ def _trade_rows(trades: Sequence[Mapping[str, Any]], descriptions: Mapping[str, 
 
 
 def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
-                 events: Sequence[Any] = (), notes: Sequence[str] = ()) -> str:
-    """HTML of one run: header, metrics, equity, drawdown, price charts, trades, refused orders, warnings."""
+                 events: Sequence[Any] = (), notes: Sequence[str] = (), placebo: Any = None) -> str:
+    """HTML of one run: header, metrics, placebo test (if any), equity, drawdown, price charts, trades, refused
+    orders, warnings."""
     synthetic = bool((report.get("data") or {}).get("synthetic"))
     chart_set = run_charts(report, equity, panels)
     figures = [figure(charts.svg(panel), title) for title, panel in chart_set.panels]
     trades = report.get("trades") or []
     descriptions = {e.id: e.description for e in events}
-    parts = [_run_header(report), section("Summary metrics", metrics_table(report.get("metrics") or {})),
-             section("Equity and drawdown", *figures[:2])]
+    parts = [_run_header(report), section("Summary metrics", metrics_table(report.get("metrics") or {}))]
+    if placebo is not None:
+        parts.append(placebo_section(placebo))
+    parts.append(section("Equity and drawdown", *figures[:2]))
     if figures[2:] or notes:
         parts.append(section("Prices, events and trades", *figures[2:],
                              *(paragraph(n, "note") for n in notes)))
