@@ -116,8 +116,10 @@ def placebo_test(settings: Settings, config: Any, outcome: Any, n: int, seed: in
     from engine.analysis.placebo import run_placebo
 
     returns = [t.ret for t in outcome.result.trades if t.exit_reason != "open"]
-    return run_placebo(config, settings.store(), n, seed=seed or 0, trade_returns=returns,
-                       workers=workers or min(os.cpu_count() or 1, 8))
+    if workers is None:  # EVBT_PLACEBO_WORKERS (benchmarks) or the CPU count, like sweeps
+        env = os.environ.get("EVBT_PLACEBO_WORKERS", "")
+        workers = int(env) if env.isdigit() and int(env) > 0 else min(os.cpu_count() or 1, 8)
+    return run_placebo(config, settings.store(), n, seed=seed or 0, trade_returns=returns, workers=workers)
 
 
 def prepare_demo(settings: Settings) -> tuple[Settings, bool]:

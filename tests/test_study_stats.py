@@ -369,3 +369,26 @@ def test_sector_events_apply_to_named_indexes_and_funds() -> None:
     assert [s for _, s in study.study_pairs([gaming], universe)] == ["NTES", "^HSTECH", "KWEB"]
     single = ev("single", ("BABA",))
     assert [s for _, s in study.study_pairs([single], universe)] == ["BABA"]
+
+
+def test_day0_uses_the_backtest_fill_bar_rule_across_a_gap(tmp_path) -> None:
+    """A suspension moves day 0 to the next bar, as it moves a backtest's fill (the study used to skip such
+    samples with its own 10-day rule); the sample notes the gap."""
+    from engine.events.timing import entry_session
+    from engine.plan.planner import placement
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import event, frame_on_sessions
+
+    store = PriceStore(tmp_path, offline=True)
+    stock = frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=1)
+    stock = stock.drop(stock.loc["2022-03-14":"2022-03-31"].index)
+    store.write("AAA", stock.drop(columns=["stale"]), "csv")
+    store.write("SPY", frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=2).drop(columns=["stale"]), "csv")
+    ev = event("halt", "2022-03-16", tz="America/New_York")
+    result = study.run_study(study.StudyConfig(types=("official_reassurance",)), store, [ev], ["AAA"])
+    [row] = result.events
+    entry = entry_session(ev, "AAA", "open")
+    assert row.entry_session == "2022-03-17" == entry.date().isoformat()
+    assert row.day0 == "2022-04-01" == placement(store.load("AAA"), entry)[2].date().isoformat()
+    assert row.day0_gap_days == 15
+    assert any("calendar days after the entry session" in w for w in result.warnings)
