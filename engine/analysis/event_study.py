@@ -185,17 +185,20 @@ def _load_frames(store: Any, symbols: Iterable[str], lo: dt.date, hi: dt.date) -
     return out
 
 
+Skip = tuple[str, str]  # (kind, reason)
+Factors = tuple[pd.Series, pd.Series | None, pd.Series | None]  # returns, market, sector on the symbol's bars
+
+
 @dataclass
 class _Inputs:
     config: StudyConfig
     model: str
     frames: Mapping[str, pd.DataFrame | str]
     market_of: Mapping[str, str]
-    returns: dict[str, tuple[pd.Series, pd.Series | None, pd.Series | None] | tuple[str, str]]
+    returns: dict[str, Factors | Skip]
 
 
-def _symbol_returns(inputs: _Inputs, sym: str) -> tuple[pd.Series, pd.Series | None, pd.Series | None] | tuple[
-        str, str]:
+def _symbol_returns(inputs: _Inputs, sym: str) -> Factors | Skip:
     frame = inputs.frames[sym]
     if isinstance(frame, str):
         return "no_data", frame
@@ -217,16 +220,16 @@ def _symbol_returns(inputs: _Inputs, sym: str) -> tuple[pd.Series, pd.Series | N
     return returns, factors[0], factors[1]
 
 
-def _prepare(inputs: _Inputs, ev: Any, sym: str) -> PreparedSample | tuple[str, str]:
+def _prepare(inputs: _Inputs, ev: Any, sym: str) -> PreparedSample | Skip:
     from engine.events.timing import entry_session
     from engine.plan.planner import placement
 
     if sym not in inputs.returns:
         inputs.returns[sym] = _symbol_returns(inputs, sym)
     got = inputs.returns[sym]
-    if isinstance(got[0], str):
-        return str(got[0]), str(got[1])
-    returns, market, sector = got  # type: ignore[misc]
+    if len(got) == 2:
+        return got
+    returns, market, sector = got
     try:
         entry = pd.Timestamp(entry_session(ev, sym, inputs.config.fill)).normalize()
     except ConfigError as exc:
@@ -237,8 +240,9 @@ def _prepare(inputs: _Inputs, ev: Any, sym: str) -> PreparedSample | tuple[str, 
     if placed[0] == "skip":
         first, last = frame.index[0].date(), frame.index[-1].date()
         return "fill_bar", f"{placed[2]} (entry session {entry.date()}, data {first} .. {last})"
-    return prepare_sample(returns, market, placed[2], inputs.config.window, inputs.config.estimation,
-                          sector=sector, entry=entry)
+    prepared = prepare_sample(returns, market, placed[2], inputs.config.window, inputs.config.estimation,
+                              sector=sector, entry=entry)
+    return (_kind_of(prepared), prepared) if isinstance(prepared, str) else prepared
 
 
 def _kind_of(reason: str) -> str:
@@ -374,9 +378,6 @@ def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: 
     skipped: list[SkippedEvent] = []
     for ev, sym in pairs:
         prepared = _prepare(inputs, ev, sym)
-        if isinstance(prepared, str):
-            skipped.append(SkippedEvent(ev.id, sym, prepared, _kind_of(prepared)))
-            continue
         if isinstance(prepared, tuple):
             skipped.append(SkippedEvent(ev.id, sym, prepared[1], prepared[0]))
             continue

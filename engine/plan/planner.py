@@ -51,7 +51,8 @@ class Plan:
 def fill_bars(frame: pd.DataFrame, sessions: Sequence[pd.Timestamp]) -> np.ndarray:
     """Index of the first non-stale bar dated on or after each session (-1 where there is none)."""
     tradable = np.flatnonzero(~frame["stale"].to_numpy(dtype=bool))
-    first = frame.index.searchsorted(pd.DatetimeIndex(sessions), side="left")
+    wanted = np.array([pd.Timestamp(s).to_datetime64() for s in sessions], dtype="datetime64[ns]")
+    first = np.searchsorted(frame.index.to_numpy(), wanted, side="left")
     j = tradable.searchsorted(first, side="left")
     out = np.full(len(j), -1, dtype=np.int64)
     found = j < len(tradable)
@@ -77,12 +78,11 @@ def placements(frame: pd.DataFrame | None, sessions: Sequence[pd.Timestamp | Non
     """
     if frame is None or frame.empty:
         return [("skip", "", "no price data in the run period") for _ in sessions]
-    known = [k for k, s in enumerate(sessions) if s is not None]
-    bars = fill_bars(frame, [pd.Timestamp(sessions[k]) for k in known]) if known else np.zeros(0, dtype=int)
+    known = [(k, pd.Timestamp(s)) for k, s in enumerate(sessions) if s is not None]
+    bars = fill_bars(frame, [s for _, s in known]) if known else np.zeros(0, dtype=int)
     first = frame.index[0]
     out: list[Placement] = [("skip", "", "no session after the event")] * len(sessions)
-    for k, bar in zip(known, bars.tolist(), strict=True):
-        session = pd.Timestamp(sessions[k])
+    for (k, session), bar in zip(known, bars.tolist(), strict=True):
         day = str(session.date())
         if bar < 0:
             out[k] = ("skip", day, "entry session after the last bar of the run")

@@ -323,7 +323,7 @@ def placebo_panel(values: Sequence[float], real: float | None, label: str, perce
         data = np.asarray(values, dtype=float)
         bins = int(min(60, max(10, math.sqrt(len(data))))) if len(data) else 10
         ax.hist(data, bins=bins, color=COLORS[7], alpha=0.55, label=f"{len(data)} placebo sets")
-        if finite(real):
+        if real is not None and finite(real):
             ax.axvline(float(real), color=COLORS[1], lw=1.6, label=f"real run ({_fmt_metric(real, percent)})")
         ax.set_xlabel(label)
         ax.set_ylabel("placebo sets")
