@@ -100,10 +100,11 @@ def template_exchange(event: Event, fallback: str) -> str:
 class PlaceboContext(RunContext):
     """A RunContext whose entry sessions are precomputed per (event id, exchange) for the pseudo-events."""
 
-    def __init__(self, *args: Any, sessions: dict[tuple[str, str], pd.Timestamp | None], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sessions: dict[tuple[str, str], pd.Timestamp | None],
+                 exchange_of: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sessions = sessions
-        self._exchange = {s: timing.exchange_of(s) for s in self.universe}
+        self._exchange = exchange_of or {s: timing.exchange_of(s) for s in self.universe}
 
     def entry_session(self, event: Event, symbol: str) -> pd.Timestamp | None:
         return self._sessions.get((event.id, self._exchange[symbol]))
@@ -259,6 +260,7 @@ class _Job:
     templates: list[Event]
     known: dict[tuple[int, dt.date], list[pd.Timestamp | None]]
     placements: dict
+    exchange_of: dict[str, str]
 
 
 def _run_chunk(job: _Job, chunk: Sequence[tuple[int, list[tuple[int, dt.date]]]]
@@ -271,7 +273,7 @@ def _run_chunk(job: _Job, chunk: Sequence[tuple[int, list[tuple[int, dt.date]]]]
         sessions = {(ev.id, ex): s for ev, (j, day) in zip(pseudo, draw, strict=True)
                     for ex, s in zip(job.exchanges, job.known[(j, day)], strict=True)}
         ctx = PlaceboContext(job.universe, pseudo, setup.wctx.history, config.fill, config.start, config.end,
-                             sessions=sessions)
+                             sessions=sessions, exchange_of=job.exchange_of)
         metrics, _, result = evaluate_events(setup, ctx, job.placements)
         for m in RANKED_METRICS:
             values[m].append(getattr(metrics, m))
@@ -349,7 +351,8 @@ def run_placebo(config: Any, store: Any, n: int, seed: int = 0, trade_returns: S
             if (j, day) not in known:
                 known[(j, day)] = _sessions_of(pseudo_event(templates[j], day, 0), exchanges, config.fill)
     _prewarm(placements, wctx.frames, exchanges, known.values())
-    job = _Job(setup, universe, exchanges, templates, known, placements)
+    job = _Job(setup, universe, exchanges, templates, known, placements,
+               {s: timing.exchange_of(s) for s in universe})
     values, trades = _run_sets(job, list(enumerate(draws)), workers)
     ranks = tuple(rank_metric(m, getattr(real_metrics, m), values[m]) for m in RANKED_METRICS)
     if trade_returns is None:
@@ -361,3 +364,24 @@ def run_placebo(config: Any, store: Any, n: int, seed: int = 0, trade_returns: S
     return PlaceboResult(n, seed, tuple(e.id for e in templates), radius, ranks,
                          bootstrap_mean(trade_returns, bootstrap, seed), trades / n,
                          time.perf_counter() - began, tuple(notes))
+
+
+@dataclass(frozen=True)
+class PlaceboRow:
+    """One configuration's placebo test, for ranking a sweep's points by their placebo p-value."""
+
+    label: str
+    result: PlaceboResult
+
+    @property
+    def p_value(self) -> float | None:
+        r = self.result.rank("total_return")
+        return None if r is None else r.p_value
+
+
+def rank_by_placebo(store: Any, configs: Sequence[tuple[str, Any]], n: int, seed: int = 0, workers: int = 1
+                    ) -> list[PlaceboRow]:
+    """Placebo tests of several configurations (e.g. a sweep's top points), the same pseudo-event seed for each,
+    ranked by the total-return p-value (lowest first; undefined last, then by label)."""
+    rows = [PlaceboRow(label, run_placebo(config, store, n, seed=seed, workers=workers)) for label, config in configs]
+    return sorted(rows, key=lambda r: (r.p_value is None, r.p_value if r.p_value is not None else 0.0))

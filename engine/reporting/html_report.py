@@ -374,7 +374,7 @@ def _group_section(group: Any, result: Any, chart: tuple[str, Any] | None) -> st
     parts = []
     if chart is not None:
         parts.append(figure(charts.svg(chart[1], 3.2), chart[0]))
-    parts.append(table(["statistic", "value", "statistic", "p (two-sided)"], summary_rows(group), [1, 2, 3]))
+    parts.append(table(["test", "value", "statistic", "p (two-sided)"], summary_rows(group), [1, 2, 3]))
     parts.append(paragraph(_clustering_text(group.clustering), "note" if group.clustering.clustered else "meta"))
     parts.append(paragraph(decomposition_text(group.mean_decomposition, result.model) or ""))
     day_rows = [[d.day, d.n, _pct(d.aar, 3), *_test_cells(d.aar_t), _num(d.aar_bmp.stat),
