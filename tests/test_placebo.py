@@ -211,3 +211,20 @@ def test_cli_placebo_bad_input_exits_2(run_cli: Run, sample_cache: Path, extra: 
     code, out, err = run_cli("--offline", "run", "reassurance", "--symbols", "BABA,JD", *extra)
     assert code == 2 and message in err
     assert "saved:" not in out  # refused before the real run
+
+
+def test_rank_by_placebo_orders_configurations_by_p_value(tmp_path: Path) -> None:
+    store = _planted_store(tmp_path / "cache")
+    planted = _config(_events_file(tmp_path / "events.csv"))
+    # the same strategy on events one week later: the planted moves are over, nothing to find
+    late = tmp_path / "late.csv"
+    rows = list(csv.reader(_events_file(tmp_path / "base.csv").open(encoding="utf-8")))
+    with late.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(rows[0])
+        for row in rows[1:]:
+            row[1] = (dt.date.fromisoformat(row[1]) + dt.timedelta(days=21)).isoformat()
+            w.writerow(row)
+    ranked = pl.rank_by_placebo(store, [("late", _config(late)), ("planted", planted)], 20, seed=1)
+    assert [r.label for r in ranked] == ["planted", "late"]
+    assert ranked[0].p_value == pytest.approx(1 / 21) and ranked[1].p_value > ranked[0].p_value
