@@ -345,6 +345,24 @@ def _choices(config: StudyConfig, model: str, market_of: Mapping[str, str], pair
     return tuple(out)
 
 
+def _venue_mismatches(model: str, market_of: Mapping[str, str], sector: str | None, symbols: Sequence[str]
+                      ) -> list[str]:
+    """Benchmarks of another venue than the symbol: their return on a date includes another session's hours."""
+    from engine.market.symbols import listing
+
+    if model not in FACTOR_MODELS:
+        return []
+    found: dict[tuple[str, str], list[str]] = {}
+    for sym in symbols:
+        benches = [market_of[sym]] + ([sector] if model == "two-factor" and sector else [])
+        for bench in benches:
+            if listing(bench).exchange != listing(sym).exchange:
+                found.setdefault((bench, listing(bench).exchange), []).append(sym)
+    return [f"benchmark {bench} trades on {ex}, not the venue of {', '.join(syms)}: its return on a date covers "
+            f"another session (e.g. US hours after the Hong Kong close); a benchmark of the same venue is cleaner"
+            for (bench, ex), syms in sorted(found.items())]
+
+
 def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: Sequence[str]) -> StudyResult:
     """Event study of ``events`` (already loaded) on ``universe`` symbols with prices from ``store``."""
     from engine.events.catalog import filter_events
@@ -365,6 +383,7 @@ def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: 
         warnings.append("pooling event types with opposite expected signs ("
                         + ", ".join(f"{t} {sign_word(EXPECTED_SIGN.get(t, 0))}" for t in types_present)
                         + "): their reactions cancel in the CAAR; study them separately (drop --pool)")
+    warnings += _venue_mismatches(model, market_of, config.sector_benchmark, symbols)
     if not pairs:
         return StudyResult(config, model, (), (), choices, tuple(warnings))
     lo, hi = _date_range([ev for ev, _ in pairs], config)
