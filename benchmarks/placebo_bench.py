@@ -2,11 +2,11 @@
 
 Usage: python benchmarks/placebo_bench.py [-n 1000] [--prices DIR] [--workers 1,2]
 
-Data: the real CSVs in ``--prices`` (default ../shared/data/prices) imported into a temporary cache when present,
-else the synthetic sample. Each measurement is one fresh Python process running the whole command (imports, the
-real backtrader run, data loading, the N placebo replays on the fast path, printing), with ``--no-save``; the
-figure inside the placebo (``elapsed_s`` of the JSON) is shown beside the wall time. The machine's load average is
-printed: on a shared machine wall times grow with it.
+Data: the real CSVs in ``--prices`` (default $EVBT_SHARED_DATA/prices, else ../shared/data/prices) imported into
+a temporary cache when present, else the synthetic sample. Each measurement is one fresh Python process running the
+whole command (imports, the real backtrader run, data loading, the N placebo replays on the fast path, printing),
+with ``--no-save``; the figure inside the placebo (``elapsed_s`` of the JSON) is shown beside the wall time. The
+machine's load average is printed: on a shared machine wall times grow with it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PRICES = ROOT.parent / "shared" / "data" / "prices"
+DEFAULT_PRICES = Path(os.environ.get("EVBT_SHARED_DATA") or ROOT.parent / "shared" / "data") / "prices"
 
 
 def _prepare_cache(cache: Path, prices: Path) -> tuple[str, list[str]]:
