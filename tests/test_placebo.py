@@ -202,7 +202,6 @@ def test_cli_placebo_text_json_html(run_cli: Run, sample_cache: Path, tmp_path: 
     [
         (("--placebo-seed", "3"), "--placebo-seed needs --placebo N"),
         (("--placebo", "0"), "expected 1..100000 placebo sets"),
-        (("--placebo", "5", "--allow-margin"), "fast path, which does not cover allow_margin"),
         (("--placebo", "x"), "Invalid value"),
     ],
 )
@@ -228,3 +227,13 @@ def test_rank_by_placebo_orders_configurations_by_p_value(tmp_path: Path) -> Non
     ranked = pl.rank_by_placebo(store, [("late", _config(late)), ("planted", planted)], 20, seed=1)
     assert [r.label for r in ranked] == ["planted", "late"]
     assert ranked[0].p_value == pytest.approx(1 / 21) and ranked[1].p_value > ranked[0].p_value
+
+
+def test_cli_placebo_refused_when_the_fast_path_cannot_replay(run_cli: Run, sample_cache: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.execution import fast_driver
+
+    monkeypatch.setattr(fast_driver, "unsupported_reason", lambda config: "a feature it does not model")
+    code, out, err = run_cli("--offline", "run", "reassurance", "--symbols", "BABA,JD", "--placebo", "5")
+    assert code == 2 and "--placebo runs on the fast path, which does not cover a feature it does not model" in err
+    assert "saved:" not in out
