@@ -822,11 +822,15 @@ def _sweep_progress(quiet: bool) -> tuple[Any, Any]:
               help="Write a PNG heatmap of the metric over two grid keys.")
 @click.option("--heatmap-keys", default=None, metavar="X,Y", help="Grid keys of the heatmap (default: first two).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--placebo", "placebo_n", type=int, default=None, metavar="N",
+              help="Also rank the top points by a placebo test on N sets of random event dates each.")
+@click.option("--placebo-seed", type=int, default=None, help="Seed of the random dates (default 0).")
 @click.pass_obj
 def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], params: tuple[str, ...],
               config_file: Path | None, metric: str, top: int, workers: int | None, cluster: str | None,
               split: str | None, walk_forward: str | None, as_json: bool, heatmap: Path | None,
-              heatmap_keys: str | None, quiet: bool, events_file: str | None, **options) -> None:
+              heatmap_keys: str | None, quiet: bool, events_file: str | None, placebo_n: int | None = None,
+              placebo_seed: int | None = None, **options) -> None:
     """Backtest STRATEGY over a parameter grid: ranked table, best point, saved sweep folder.
 
     Points already computed for the same configuration, data and calendar are reused (an interrupted
@@ -840,7 +844,7 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
       evbt sweep reassurance -g hold=1..20 --walk-forward 12:3 --heatmap hold.png
       evbt sweep reassurance -g hold=1..30 --cluster local
     """
-    from engine.api import build_run_config
+    from engine.api import build_run_config, check_sweep_placebo, sweep_placebo
     from engine.plan.config import parse_date
     from engine.prices.store import PriceStore
     from engine.sweeps.grid import parse_grid
@@ -848,6 +852,7 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
     from strategies.registry import get_strategy
 
     check_metric(metric)
+    check_sweep_placebo(placebo_n, placebo_seed, split, walk_forward)
     grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
     options["events"] = events_file
     config = build_run_config(app, strategy, params, config_file, options)
@@ -870,15 +875,24 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
         from engine.sweeps.sweep import write_heatmap
 
         write_heatmap(heatmap, outcome.path, hm_keys, metric)
+    ranked = sweep_placebo(app, request, summary, placebo_n, placebo_seed) if placebo_n is not None else None
     if as_json:
         doc = dict(summary)
         doc["ranking"] = summary["ranking"][: top or None]
         doc.update({"saved": str(outcome.path), "elapsed_s": round(outcome.elapsed, 3)})
+        if ranked is not None:
+            from engine.reporting.report import to_jsonable
+
+            doc["placebo_ranking"] = to_jsonable([{"point": r.label, "placebo": r.result} for r in ranked])
         emit_json(doc)
         return
     from engine.reporting.cli_text import sweep_text
 
     click.echo(sweep_text(strategy, outcome, top, heatmap))
+    if ranked is not None:
+        from engine.reporting.placebo_text import placebo_ranking_text
+
+        click.echo("\n" + placebo_ranking_text(ranked, placebo_n or 0, placebo_seed), nl=False)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

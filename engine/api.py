@@ -122,6 +122,42 @@ def placebo_test(settings: Settings, config: Any, outcome: Any, n: int, seed: in
     return run_placebo(config, settings.store(), n, seed=seed or 0, trade_returns=returns, workers=workers)
 
 
+MAX_SWEEP_PLACEBO_POINTS = 20
+
+
+def check_sweep_placebo(n: int | None, seed: int | None, split: str | None, walk_forward: str | None) -> None:
+    """``evbt sweep --placebo N``: refuse what it cannot rank before the sweep starts."""
+    if n is None:
+        if seed is not None:
+            raise ConfigError("--placebo-seed needs --placebo N")
+        return
+    from engine.analysis.placebo import MAX_PLACEBO
+
+    if not 1 <= n <= MAX_PLACEBO:
+        raise ConfigError(f"--placebo: expected 1..{MAX_PLACEBO} placebo sets, got {n}")
+    if split or walk_forward:
+        raise ConfigError("--placebo ranks points over the whole period: not with --split or --walk-forward")
+
+
+def sweep_placebo(settings: Settings, request: Any, summary: dict[str, Any], n: int, seed: int | None) -> list[Any]:
+    """Placebo tests of the sweep's top points (``--top``, at most MAX_SWEEP_PLACEBO_POINTS), ranked by their
+    total-return p-value (engine.analysis.placebo.rank_by_placebo)."""
+    from engine.analysis.placebo import rank_by_placebo
+    from engine.execution.fast_driver import unsupported_reason
+    from engine.sweeps.sweep import point_config
+    from strategies.registry import get_strategy
+
+    params_cls = get_strategy(request.strategy).Params
+    count = min(request.top or MAX_SWEEP_PLACEBO_POINTS, MAX_SWEEP_PLACEBO_POINTS)
+    configs = []
+    for entry in summary["ranking"][:count]:
+        config = point_config(request.base, entry["values"], request.grid, params_cls)
+        if unsupported_reason(config) is not None:
+            raise ConfigError(f"--placebo runs on the fast path, which does not cover {unsupported_reason(config)}")
+        configs.append((" ".join(f"{k}={v}" for k, v in entry["values"].items()), config))
+    return rank_by_placebo(settings.store(), configs, n, seed=seed or 0, workers=request.workers)
+
+
 def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
     """Settings for the demo (the sample folder) and whether the sample had to be written first."""
     from engine.prices.synthetic import SAMPLE_SYMBOLS, write_sample

@@ -237,3 +237,25 @@ def test_cli_placebo_refused_when_the_fast_path_cannot_replay(run_cli: Run, samp
     code, out, err = run_cli("--offline", "run", "reassurance", "--symbols", "BABA,JD", "--placebo", "5")
     assert code == 2 and "--placebo runs on the fast path, which does not cover a feature it does not model" in err
     assert "saved:" not in out
+
+
+def test_cli_sweep_ranks_top_points_by_placebo_p_value(run_cli: Run, sample_cache: Path) -> None:
+    base = ("--offline", "sweep", "reassurance", "--symbols", "BABA,JD,PDD,0700.HK,9988.HK,3690.HK", "-g",
+            "hold=1,5,10", "--top", "2", "--quiet")
+    code, out, err = run_cli(*base, "--placebo", "10", "--placebo-seed", "2", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    ranked = doc["placebo_ranking"]
+    assert len(ranked) == 2  # the --top points only
+    top_points = {" ".join(f"{k}={v}" for k, v in e["values"].items()) for e in doc["ranking"][:2]}
+    assert {r["point"] for r in ranked} == top_points
+    p = [next(x["p_value"] for x in r["placebo"]["ranks"] if x["metric"] == "total_return") for r in ranked]
+    assert p == sorted(p)
+    assert all(r["placebo"]["n"] == 10 and r["placebo"]["seed"] == 2 for r in ranked)
+    code, out, err = run_cli(*base, "--placebo", "10")
+    assert code == 0, err
+    assert "Placebo ranking of the top 2 point(s): 10 sets of random event dates each (seed 0)" in out
+    for extra, message in ((("--placebo", "5", "--split", "2022-07-01"), "not with --split or --walk-forward"),
+                           (("--placebo-seed", "1"), "--placebo-seed needs --placebo N")):
+        code, _, err = run_cli(*base, *extra)
+        assert code == 2 and message in err

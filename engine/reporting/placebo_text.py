@@ -61,3 +61,18 @@ def render_placebo_text(result: Any) -> str:
              verdict_line(result)]
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def placebo_ranking_text(rows: Any, n: int, seed: int | None) -> str:
+    """The sweep's top points ranked by the placebo p-value of their total return."""
+    table_rows = []
+    for k, row in enumerate(rows, start=1):
+        total, sharpe = row.result.rank("total_return"), row.result.rank("sharpe")
+        table_rows.append([str(k), row.label, _value(total.real, "pct"), f"{total.percentile:.1f}"
+                           if total.percentile is not None else "n/a",
+                           f"{total.p_value:.4f}" if total.p_value is not None else "n/a",
+                           f"{sharpe.p_value:.4f}" if sharpe.p_value is not None else "n/a"])
+    head = (f"Placebo ranking of the top {len(rows)} point(s): {n} sets of random event dates each "
+            f"(seed {seed or 0}), lowest total-return p-value first")
+    return head + "\n" + render_table(["rank", "point", "total return", "percentile", "p (total return)",
+                                       "p (Sharpe)"], table_rows) + "\n"
