@@ -438,11 +438,14 @@ def _print_report(report: dict, as_json: bool, as_csv: bool, saved: Path | None)
 @click.option("--tag", "tags", multiple=True, metavar="LABEL", help="Label the saved run (repeatable).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
+@click.option("--placebo", "placebo_n", type=int, default=None, metavar="N",
+              help="Also rerun the strategy on N sets of random event dates and rank the real result among them.")
+@click.option("--placebo-seed", type=int, default=None, help="Seed of the random dates (default 0; reproducible).")
 @click.pass_obj
 def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file: Path | None, as_json: bool,
             as_csv: bool, no_save: bool, tags: tuple[str, ...], events_file: str | None,
-            html_path: Path | None = None,
-            plot_path: Path | None = None, **options) -> None:
+            html_path: Path | None = None, plot_path: Path | None = None, placebo_n: int | None = None,
+            placebo_seed: int | None = None, **options) -> None:
     """Backtest STRATEGY (a name, or your own path/to/rule.py) on cached prices; print metrics and trades.
 
     \b
@@ -452,16 +455,31 @@ def run_cmd(app: AppContext, strategy: str, params: tuple[str, ...], config_file
       evbt run reassurance -p hold=10 --fill close
       evbt run analyst_follow -p firms=JPMorgan --json
       evbt run event_hold -p types=policy_support --symbols BABA,0700.HK
+      evbt run reassurance --placebo 1000 --placebo-seed 7 --html run.html
     """
-    from engine.api import build_run_config, execute_run, write_outcome_visuals
+    from engine.api import build_run_config, check_placebo, execute_run, placebo_test, write_outcome_visuals
 
     options["events"] = events_file
     config = build_run_config(app, strategy, params, config_file, options)
+    check_placebo(config, placebo_n, placebo_seed)
     with _busy(f"running {strategy}", as_json or as_csv):
         outcome, saved = execute_run(app, config, save=not no_save, tags=tags)
-    _print_report(outcome.report, as_json, as_csv, saved)
+    if placebo_n is None or not as_json:  # the report first: a placebo that cannot run still leaves it printed
+        _print_report(outcome.report, as_json, as_csv, saved)
+    placebo = None
+    if placebo_n is not None:
+        with _busy(f"placebo test ({placebo_n} sets)", as_json or as_csv):
+            placebo = placebo_test(app, config, outcome, placebo_n, placebo_seed)
+    if placebo is not None and as_json:
+        from engine.reporting.report import dumps_report
+
+        click.echo(dumps_report({**outcome.report, "placebo": placebo}))
+    if placebo is not None and not as_json:
+        from engine.reporting.placebo_text import render_placebo_text
+
+        click.echo("\n" + render_placebo_text(placebo), nl=False, err=as_csv)
     with _busy("writing the charts"):
-        write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn)
+        write_outcome_visuals(app, outcome, html_path, plot_path, _wrote, warn, placebo=placebo)
 
 
 @cli.command("demo")
@@ -702,9 +720,15 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
 @click.option("--to", "end", default=None, help="Last event date (YYYY-MM-DD).")
 @click.option("--window", default="-5:10", show_default=True, help="Event window in trading days around day 0.")
 @click.option("--estimation", default="-250:-30", show_default=True, help="Estimation window in trading days.")
-@click.option("--model", type=click.Choice(["market", "mean", "raw"]), default="market", show_default=True,
-              help="Normal-return model: market model (OLS on the benchmark), constant mean, or raw returns.")
-@click.option("--benchmark", default=None, help="Market index for every symbol (default: ^HSI for HK, KWEB for US).")
+@click.option("--model", type=click.Choice(["market", "two-factor", "mean", "raw"]), default=None,
+              help="Normal-return model: market model on the broad-market benchmark (default), two-factor "
+                   "(market + sector; default with --sector-benchmark), constant mean, or raw returns.")
+@click.option("--benchmark", default=None,
+              help="Market benchmark for every symbol (default: the venue's broad market, ^HSI for HK, SPY for US).")
+@click.option("--sector-benchmark", default=None, metavar="SYMBOL",
+              help="Sector benchmark (e.g. KWEB) for the two-factor model: separates the sector from the market.")
+@click.option("--pool", is_flag=True, default=False,
+              help="Pool every event type into one group (default: one group per type).")
 @click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True,
               help="Entry rule defining day 0 (as in `evbt run`).")
 @click.option("--events", "files", multiple=True, type=click.Path(path_type=Path), help="User event CSV.")
@@ -715,29 +739,35 @@ def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Pat
 @_PLOT_OPTION
 @click.pass_obj
 def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...], start: str | None,
-              end: str | None, window: str, estimation: str, model: str, benchmark: str | None, fill: str,
-              files: tuple[Path, ...], replace: bool, as_json: bool, html_path: Path | None,
-              plot_path: Path | None) -> None:
-    """Event study: abnormal returns around events, CAR per event, AAR/CAAR with t, BMP and Kolari-Pynnonen tests.
+              end: str | None, window: str, estimation: str, model: str | None, benchmark: str | None,
+              sector_benchmark: str | None, pool: bool, fill: str, files: tuple[Path, ...], replace: bool,
+              as_json: bool, html_path: Path | None, plot_path: Path | None) -> None:
+    """Event study per event type: abnormal returns, CAR per event, AAR/CAAR with parametric (cross-sectional t,
+    BMP, Kolari-Pynnonen) and non-parametric (Corrado rank, generalised sign, Wilcoxon) tests.
 
-    Day 0 is each event's entry session on the symbol's exchange (no lookahead). Events whose windows
-    lack data are listed as skipped with the reason.
+    Day 0 is the backtest's fill bar for each event's entry session on the symbol's exchange (no lookahead).
+    Sector events also apply to any index or fund named with --symbol. Events whose windows lack data are
+    listed as skipped, one line per reason.
 
     \b
     Examples:
       evbt study --type official_reassurance
+      evbt study --type official_reassurance --symbol ^HSTECH --symbol BABA --sector-benchmark KWEB
       evbt study --type analyst_upgrade --symbol BABA --window -1:5 --model mean --json
       evbt study --type policy_support --html study.html --plot caar.png
     """
-    from engine.analysis.event_study import render_study_text
     from engine.api import study, write_study_visuals
+    from engine.reporting.study_text import render_study_text
 
     with _busy("event study", as_json):
-        result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace)
+        result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace,
+                       sector_benchmark=sector_benchmark, pool=pool)
     if as_json:
         from engine.reporting.report import dumps_report
 
         click.echo(dumps_report(result.to_dict()), nl=False)
+        for message in result.warnings:
+            warn(message)
     else:
         click.echo(render_study_text(result), nl=False)
     write_study_visuals(result, html_path, plot_path, _wrote)
@@ -798,11 +828,15 @@ def _sweep_progress(quiet: bool) -> tuple[Any, Any]:
               help="Write a PNG heatmap of the metric over two grid keys.")
 @click.option("--heatmap-keys", default=None, metavar="X,Y", help="Grid keys of the heatmap (default: first two).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--placebo", "placebo_n", type=int, default=None, metavar="N",
+              help="Also rank the top points by a placebo test on N sets of random event dates each.")
+@click.option("--placebo-seed", type=int, default=None, help="Seed of the random dates (default 0).")
 @click.pass_obj
 def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], params: tuple[str, ...],
               config_file: Path | None, metric: str, top: int, workers: int | None, cluster: str | None,
               split: str | None, walk_forward: str | None, as_json: bool, heatmap: Path | None,
-              heatmap_keys: str | None, quiet: bool, events_file: str | None, **options) -> None:
+              heatmap_keys: str | None, quiet: bool, events_file: str | None, placebo_n: int | None = None,
+              placebo_seed: int | None = None, **options) -> None:
     """Backtest STRATEGY over a parameter grid: ranked table, best point, saved sweep folder.
 
     Points already computed for the same configuration, data and calendar are reused (an interrupted
@@ -816,7 +850,7 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
       evbt sweep reassurance -g hold=1..20 --walk-forward 12:3 --heatmap hold.png
       evbt sweep reassurance -g hold=1..30 --cluster local
     """
-    from engine.api import build_run_config
+    from engine.api import build_run_config, check_sweep_placebo, sweep_placebo
     from engine.plan.config import parse_date
     from engine.prices.store import PriceStore
     from engine.sweeps.grid import parse_grid
@@ -825,6 +859,7 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
 
     check_metric(metric)
     strategy = resolve(strategy, app.strategy_dirs)  # a user strategy: the absolute path of its file
+    check_sweep_placebo(placebo_n, placebo_seed, split, walk_forward)
     grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
     options["events"] = events_file
     config = build_run_config(app, strategy, params, config_file, options)
@@ -847,15 +882,24 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], param
         from engine.sweeps.sweep import write_heatmap
 
         write_heatmap(heatmap, outcome.path, hm_keys, metric)
+    ranked = sweep_placebo(app, request, summary, placebo_n, placebo_seed) if placebo_n is not None else None
     if as_json:
         doc = dict(summary)
         doc["ranking"] = summary["ranking"][: top or None]
         doc.update({"saved": str(outcome.path), "elapsed_s": round(outcome.elapsed, 3)})
+        if ranked is not None:
+            from engine.reporting.report import to_jsonable
+
+            doc["placebo_ranking"] = to_jsonable([{"point": r.label, "placebo": r.result} for r in ranked])
         emit_json(doc)
         return
     from engine.reporting.cli_text import sweep_text
 
     click.echo(sweep_text(strategy, outcome, top, heatmap))
+    if ranked is not None:
+        from engine.reporting.placebo_text import placebo_ranking_text
+
+        click.echo("\n" + placebo_ranking_text(ranked, placebo_n or 0, placebo_seed), nl=False)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

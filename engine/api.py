@@ -93,6 +93,73 @@ def execute_run(settings: Settings, config: Any, save: bool = True,
     return outcome, path
 
 
+def check_placebo(config: Any, n: int | None, seed: int | None) -> None:
+    """Refuse a placebo request the fast path cannot serve before the real run starts."""
+    from engine.analysis.placebo import MAX_PLACEBO
+    from engine.execution.fast_driver import unsupported_reason
+
+    if n is None:
+        if seed is not None:
+            raise ConfigError("--placebo-seed needs --placebo N")
+        return
+    if not 1 <= n <= MAX_PLACEBO:
+        raise ConfigError(f"--placebo: expected 1..{MAX_PLACEBO} placebo sets, got {n}")
+    reason = unsupported_reason(config)
+    if reason is not None:
+        raise ConfigError(f"--placebo runs on the fast path, which does not cover {reason}")
+
+
+def placebo_test(settings: Settings, config: Any, outcome: Any, n: int, seed: int | None,
+                 workers: int | None = None) -> Any:
+    """Rank the run among ``n`` sets of random event dates (engine.analysis.placebo); the bootstrap resamples
+    the run's own closed trades."""
+    import os
+
+    from engine.analysis.placebo import run_placebo
+
+    returns = [t.ret for t in outcome.result.trades if t.exit_reason != "open"]
+    if workers is None:  # EVBT_PLACEBO_WORKERS (benchmarks) or the CPU count, like sweeps
+        env = os.environ.get("EVBT_PLACEBO_WORKERS", "")
+        workers = int(env) if env.isdigit() and int(env) > 0 else min(os.cpu_count() or 1, 8)
+    return run_placebo(config, settings.store(), n, seed=seed or 0, trade_returns=returns, workers=workers)
+
+
+MAX_SWEEP_PLACEBO_POINTS = 20
+
+
+def check_sweep_placebo(n: int | None, seed: int | None, split: str | None, walk_forward: str | None) -> None:
+    """``evbt sweep --placebo N``: refuse what it cannot rank before the sweep starts."""
+    if n is None:
+        if seed is not None:
+            raise ConfigError("--placebo-seed needs --placebo N")
+        return
+    from engine.analysis.placebo import MAX_PLACEBO
+
+    if not 1 <= n <= MAX_PLACEBO:
+        raise ConfigError(f"--placebo: expected 1..{MAX_PLACEBO} placebo sets, got {n}")
+    if split or walk_forward:
+        raise ConfigError("--placebo ranks points over the whole period: not with --split or --walk-forward")
+
+
+def sweep_placebo(settings: Settings, request: Any, summary: dict[str, Any], n: int, seed: int | None) -> list[Any]:
+    """Placebo tests of the sweep's top points (``--top``, at most MAX_SWEEP_PLACEBO_POINTS), ranked by their
+    total-return p-value (engine.analysis.placebo.rank_by_placebo)."""
+    from engine.analysis.placebo import rank_by_placebo
+    from engine.execution.fast_driver import unsupported_reason
+    from engine.sweeps.sweep import point_config
+    from strategies.registry import get_strategy
+
+    params_cls = get_strategy(request.strategy).Params
+    count = min(request.top or MAX_SWEEP_PLACEBO_POINTS, MAX_SWEEP_PLACEBO_POINTS)
+    configs = []
+    for entry in summary["ranking"][:count]:
+        config = point_config(request.base, entry["values"], request.grid, params_cls)
+        if unsupported_reason(config) is not None:
+            raise ConfigError(f"--placebo runs on the fast path, which does not cover {unsupported_reason(config)}")
+        configs.append((" ".join(f"{k}={v}" for k, v in entry["values"].items()), config))
+    return rank_by_placebo(settings.store(), configs, n, seed=seed or 0, workers=request.workers)
+
+
 def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
     """Settings for the demo (the sample folder) and whether the sample had to be written first."""
     from engine.prices.synthetic import SAMPLE_SYMBOLS, write_sample
@@ -197,8 +264,8 @@ def study_universe(settings: Settings, symbols: Sequence[str]) -> list[str]:
 
 
 def study(settings: Settings, types: Sequence[str], symbols: Sequence[str], start: str | None, end: str | None,
-          window: str, estimation: str, model: str, benchmark: str | None, fill: str, files: Sequence[Path],
-          replace_calendar: bool) -> Any:
+          window: str, estimation: str, model: str | None, benchmark: str | None, fill: str, files: Sequence[Path],
+          replace_calendar: bool, sector_benchmark: str | None = None, pool: bool = False) -> Any:
     """Run an event study on the cache; raises ConfigError when no event matches."""
     from engine.analysis.event_study import StudyConfig, parse_window, run_study
     from engine.events.catalog import load_calendar
@@ -210,7 +277,8 @@ def study(settings: Settings, types: Sequence[str], symbols: Sequence[str], star
         types=tuple(types), symbols=tuple(universe) if symbols else (),
         start=parse_day(start, "--from"), end=parse_day(end, "--to"),
         window=parse_window(window, "--window"), estimation=parse_window(estimation, "--estimation"),
-        model=model, benchmark=normalize_symbol(benchmark) if benchmark else None, fill=fill,
+        model=model, benchmark=normalize_symbol(benchmark) if benchmark else None,
+        sector_benchmark=normalize_symbol(sector_benchmark) if sector_benchmark else None, fill=fill, pool=pool,
     )
     events = load_calendar(list(files), replace=replace_calendar)
     result = run_study(config, settings.store(), events, universe)
@@ -238,7 +306,7 @@ def _run_calendar(report: dict[str, Any], warn: Callable[[str], None]) -> list[A
 
 
 def write_run_visuals(settings: Settings, report: dict[str, Any], equity: Any, html_path: Path | None,
-                      plot_path: Path | None, wrote: Wrote, warn: Callable[[str], None]) -> None:
+                      plot_path: Path | None, wrote: Wrote, warn: Callable[[str], None], placebo: Any = None) -> None:
     """HTML and/or PNG of one run; prices for the charts come from the cache only (never the network)."""
     if html_path is None and plot_path is None:
         return
@@ -247,20 +315,22 @@ def write_run_visuals(settings: Settings, report: dict[str, Any], equity: Any, h
     events = _run_calendar(report, warn)
     panels, notes = html.price_panels(report, settings.store(offline=True), events)
     if html_path is not None:
-        wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes)))
+        wrote(html_path, html.write_html(html_path, html.run_document(report, equity, panels, events, notes,
+                                                                        placebo=placebo)))
     if plot_path is not None:
         from engine.reporting.charts import write_png
 
-        wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels)))
+        wrote(plot_path, write_png(plot_path, html.run_charts(report, equity, panels, placebo=placebo)))
 
 
 def write_outcome_visuals(settings: Settings, outcome: Any, html_path: Path | None, plot_path: Path | None,
-                          wrote: Wrote, warn: Callable[[str], None]) -> None:
+                          wrote: Wrote, warn: Callable[[str], None], placebo: Any = None) -> None:
     if html_path is None and plot_path is None:
         return
     from engine.reporting.html_report import equity_frame
 
-    write_run_visuals(settings, outcome.report, equity_frame(outcome.result), html_path, plot_path, wrote, warn)
+    write_run_visuals(settings, outcome.report, equity_frame(outcome.result), html_path, plot_path, wrote, warn,
+                      placebo=placebo)
 
 
 def write_saved_run_visuals(settings: Settings, run: str, html_path: Path | None, plot_path: Path | None,

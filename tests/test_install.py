@@ -27,8 +27,16 @@ from engine import paths
 
 Run = Callable[..., tuple[int, str, str]]
 REPO = Path(__file__).resolve().parents[1]
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "data_cache", "runs", "build", "dist", "*.egg-info",
-                                     "__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache")
+_IGNORE_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__",
+                                         ".hypothesis", ".pytest_cache", ".ruff_cache")
+
+
+def COPY_IGNORE(folder: str, names: list[str]) -> set[str]:
+    """Checkout state to leave out of the copy: the top-level data_cache/ and runs/ only (engine/runs is code)."""
+    ignored = set(_IGNORE_ANYWHERE(folder, names))
+    if Path(folder).resolve() == REPO.resolve():
+        ignored |= {"data_cache", "runs"} & set(names)
+    return ignored
 TIMEOUT_S = 600  # a safety net against a hung subprocess, not a speed check
 
 

@@ -3,6 +3,7 @@ Python loops and the textbook closed forms (MacKinlay 1997) instead of engine.an
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import statistics
 
@@ -10,7 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.analysis import abnormal_returns as ab
+from engine.analysis import distributions as dist
 from engine.analysis import event_study as study
+from engine.analysis import event_tests as et
 from engine.errors import ConfigError
 
 # ---------------------------------------------------------------- Student t
@@ -19,22 +23,22 @@ from engine.errors import ConfigError
 @pytest.mark.parametrize("t", [0.0, 0.3, 1.0, 2.5, 12.0])
 def test_t_pvalue_closed_forms(t: float) -> None:
     # df = 1 is the Cauchy distribution, df = 2 has a closed form too.
-    assert study.t_pvalue(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
-    assert study.t_pvalue(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
+    assert dist.t_pvalue(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
+    assert dist.t_pvalue(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
     # very many degrees of freedom: the normal distribution
-    assert study.t_pvalue(t, 1e7) == pytest.approx(math.erfc(t / math.sqrt(2)), abs=1e-6)
-    assert study.t_pvalue(-t, 7) == study.t_pvalue(t, 7)
+    assert dist.t_pvalue(t, 1e7) == pytest.approx(math.erfc(t / math.sqrt(2)), abs=1e-6)
+    assert dist.t_pvalue(-t, 7) == dist.t_pvalue(t, 7)
 
 
 def test_t_table_values() -> None:
     # printed t tables (two-sided 5% and 1%)
-    assert study.t_critical(10) == pytest.approx(2.228, abs=5e-4)
-    assert study.t_critical(1) == pytest.approx(12.706, abs=5e-4)
-    assert study.t_critical(30) == pytest.approx(2.042, abs=5e-4)
-    assert study.t_critical(5, 0.99) == pytest.approx(4.032, abs=5e-4)
-    assert study.t_pvalue(2.0, 10) == pytest.approx(0.07339, abs=1e-5)
-    assert study.t_pvalue(None, 10) is None
-    assert study.t_pvalue(float("nan"), 10) is None
+    assert dist.t_critical(10) == pytest.approx(2.228, abs=5e-4)
+    assert dist.t_critical(1) == pytest.approx(12.706, abs=5e-4)
+    assert dist.t_critical(30) == pytest.approx(2.042, abs=5e-4)
+    assert dist.t_critical(5, 0.99) == pytest.approx(4.032, abs=5e-4)
+    assert dist.t_pvalue(2.0, 10) == pytest.approx(0.07339, abs=1e-5)
+    assert dist.t_pvalue(None, 10) is None
+    assert dist.t_pvalue(float("nan"), 10) is None
 
 
 # ---------------------------------------------------------------- one event by hand
@@ -48,44 +52,44 @@ Y_WIN = np.array([0.03, -0.01])
 
 
 def test_market_model_by_hand() -> None:
-    fit = study.fit_model("market", Y_EST, M_EST)
+    fit = ab.fit_model("market", Y_EST, M_EST)
     assert fit.params == pytest.approx([0.001, 0.5], abs=1e-12)
     sigma2 = 1e-5 / 3  # SSR = 1e-6 * (1 + 4 + 0 + 4 + 1), T - k = 3
     assert fit.sigma2 == pytest.approx(sigma2, rel=1e-9)
     assert fit.dof == 3
-    ab = study.abnormal_returns(fit, Y_WIN, M_WIN)
-    assert ab.ar == pytest.approx([0.024, -0.021], abs=1e-12)  # 0.03 - 0.001 - 0.005; -0.01 - 0.001 - 0.01
-    assert ab.car == pytest.approx([0.024, 0.003], abs=1e-12)
+    out = ab.abnormal_returns(fit, Y_WIN, M_WIN)
+    assert out.ar == pytest.approx([0.024, -0.021], abs=1e-12)  # 0.03 - 0.001 - 0.005; -0.01 - 0.001 - 0.01
+    assert out.car == pytest.approx([0.024, 0.003], abs=1e-12)
     # (X'X)^-1 = diag(1/5, 1/0.001) because mean(m) = 0 and sum(m^2) = 0.001
-    assert ab.ar_var == pytest.approx([sigma2 * 1.3, sigma2 * 1.6], rel=1e-9)  # 1 + 1/5 + m^2 / 0.001
-    assert ab.car_var == pytest.approx([sigma2 * 1.3, sigma2 * 3.7], rel=1e-9)  # 2 + 2^2/5 + 0.03^2/0.001
+    assert out.ar_var == pytest.approx([sigma2 * 1.3, sigma2 * 1.6], rel=1e-9)  # 1 + 1/5 + m^2 / 0.001
+    assert out.car_var == pytest.approx([sigma2 * 1.3, sigma2 * 3.7], rel=1e-9)  # 2 + 2^2/5 + 0.03^2/0.001
 
 
 def test_mean_and_raw_models_by_hand() -> None:
-    fit = study.fit_model("mean", Y_EST, M_EST)
+    fit = ab.fit_model("mean", Y_EST, M_EST)
     assert fit.params == pytest.approx([0.001])
     sigma2 = 2 * (0.009**2 + 0.007**2) / 4  # residuals -0.009 -0.007 0 0.007 0.009, T - 1 = 4
     assert fit.sigma2 == pytest.approx(sigma2, rel=1e-9)
-    ab = study.abnormal_returns(fit, Y_WIN, M_WIN)
-    assert ab.ar == pytest.approx([0.029, -0.011], abs=1e-12)
-    assert ab.car_var[-1] == pytest.approx(sigma2 * (2 + 4 / 5), rel=1e-9)
-    raw = study.fit_model("raw", Y_EST, M_EST)
+    out = ab.abnormal_returns(fit, Y_WIN, M_WIN)
+    assert out.ar == pytest.approx([0.029, -0.011], abs=1e-12)
+    assert out.car_var[-1] == pytest.approx(sigma2 * (2 + 4 / 5), rel=1e-9)
+    raw = ab.fit_model("raw", Y_EST, M_EST)
     assert raw.dof == 5
     assert raw.sigma2 == pytest.approx(float(np.sum(Y_EST**2)) / 5, rel=1e-12)
-    ab_raw = study.abnormal_returns(raw, Y_WIN, M_WIN)
-    assert ab_raw.ar == pytest.approx(Y_WIN)
-    assert ab_raw.car_var == pytest.approx([raw.sigma2, 2 * raw.sigma2])
+    out_raw = ab.abnormal_returns(raw, Y_WIN, M_WIN)
+    assert out_raw.ar == pytest.approx(Y_WIN)
+    assert out_raw.car_var == pytest.approx([raw.sigma2, 2 * raw.sigma2])
 
 
 def test_cross_section_by_hand() -> None:
-    res = study.cross_sectional_t(np.array([0.01, 0.03, 0.02]))
+    res = et.cross_sectional_t(np.array([0.01, 0.03, 0.02]))
     assert res.stat == pytest.approx(2 * math.sqrt(3))  # mean 0.02, sd 0.01, N = 3
     assert res.df == 2
     assert res.p == pytest.approx(1 - 2 * math.sqrt(3) / math.sqrt(2 + 12))  # closed form for df = 2
-    assert study.cross_sectional_t(np.array([0.01])).stat is None
-    assert study.cross_sectional_t(np.array([0.01, 0.01])).stat is None
-    assert study.kp_factor(0.1, 11) == pytest.approx(math.sqrt(0.9 / 2.0))
-    assert study.kp_factor(0.0, 5) == 1.0
+    assert et.cross_sectional_t(np.array([0.01])).stat is None
+    assert et.cross_sectional_t(np.array([0.01, 0.01])).stat is None
+    assert et.kp_factor(0.1, 11) == pytest.approx(math.sqrt(0.9 / 2.0))
+    assert et.kp_factor(0.0, 5) == 1.0
 
 
 def test_windows_are_validated() -> None:
@@ -147,7 +151,7 @@ def ref_event(model: str, y_est: list[float], m_est: list[float], y_win: list[fl
 
 def ref_corr(a: dict, b: dict) -> float | None:
     common = sorted(set(a) & set(b))
-    if len(common) < study.MIN_COMMON:
+    if len(common) < et.MIN_COMMON:
         return None
     xs, ys = [a[d] for d in common], [b[d] for d in common]
     return statistics.correlation(xs, ys)
@@ -183,7 +187,7 @@ def ref_aggregate(events: list[dict]) -> dict:
     return out
 
 
-def _synthetic_events(seed: int, n: int, model: str) -> tuple[list[study.Sample], list[dict]]:
+def _synthetic_events(seed: int, n: int, model: str) -> tuple[list[ab.Sample], list[dict]]:
     """n events on a common business-day calendar; half of them share day 0 (clustering)."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2020-01-01", periods=900)
@@ -197,9 +201,9 @@ def _synthetic_events(seed: int, n: int, model: str) -> tuple[list[study.Sample]
         rets = 0.0002 * k + beta * market + 0.7 * common + rng.normal(0, 0.015, len(dates))
         rets[pos : pos + 3] += 0.02  # an event effect
         returns = pd.Series(rets, index=dates)
-        prepared = study.prepare_sample(returns, pd.Series(market, index=dates), dates[pos], win, est)
+        prepared = ab.prepare_sample(returns, pd.Series(market, index=dates), dates[pos], win, est)
         assert not isinstance(prepared, str)
-        _, sample = study.study_sample(prepared, model)
+        _, sample = ab.study_sample(prepared, model)
         samples.append(sample)
         ref = ref_event(model, list(prepared.est_returns), list(prepared.est_market),
                         list(prepared.win_returns), list(prepared.win_market))
@@ -209,7 +213,7 @@ def _synthetic_events(seed: int, n: int, model: str) -> tuple[list[study.Sample]
     return samples, refs
 
 
-@pytest.mark.parametrize("model", study.MODELS)
+@pytest.mark.parametrize("model", ("market", "mean", "raw"))
 def test_against_independent_implementation(model: str) -> None:
     samples, refs = _synthetic_events(seed=7, n=8, model=model)
     for sample, ref in zip(samples, refs, strict=True):
@@ -217,7 +221,7 @@ def test_against_independent_implementation(model: str) -> None:
         assert sample.abnormal.ar_var == pytest.approx(ref["ar_var"], rel=1e-9)
         assert sample.abnormal.car == pytest.approx(ref["car"], rel=1e-9, abs=1e-14)
         assert sample.abnormal.car_var == pytest.approx(ref["car_var"], rel=1e-9)
-    days, clustering = study.aggregate(samples, (-3, 5))
+    days, clustering = et.aggregate(samples, (-3, 5))
     expected = ref_aggregate(refs)
     assert clustering.clustered is expected["clustered"] is True
     assert clustering.mean_correlation == pytest.approx(expected["rbar"], rel=1e-9)
@@ -235,7 +239,7 @@ def test_against_independent_implementation(model: str) -> None:
         assert day.caar_t_kp is not None
         assert day.caar_t_kp.stat == pytest.approx(expected["caar_t"][col] * expected["factor"], rel=1e-9)
         assert day.band_low is not None and day.band_high is not None
-        half = study.t_critical(len(samples) - 1) * statistics.stdev(
+        half = dist.t_critical(len(samples) - 1) * statistics.stdev(
             [r["car"][col] for r in refs]) / math.sqrt(len(refs)) / expected["factor"]
         assert day.band_high - day.caar == pytest.approx(half, rel=1e-9)
         assert day.caar - day.band_low == pytest.approx(half, rel=1e-9)
@@ -244,7 +248,7 @@ def test_against_independent_implementation(model: str) -> None:
 def test_no_clustering_no_adjustment() -> None:
     samples, _ = _synthetic_events(seed=3, n=8, model="market")
     apart = samples[1::2]  # the events 60 bars apart: windows never overlap
-    days, clustering = study.aggregate(apart, (-3, 5))
+    days, clustering = et.aggregate(apart, (-3, 5))
     assert clustering.clustered is False
     assert clustering.overlapping_pairs == 0
     assert clustering.kp_factor is None
@@ -253,7 +257,7 @@ def test_no_clustering_no_adjustment() -> None:
 
 def test_clustered_correlation_is_positive_and_shrinks_statistics() -> None:
     samples, _ = _synthetic_events(seed=11, n=8, model="market")
-    days, clustering = study.aggregate(samples, (-3, 5))
+    days, clustering = et.aggregate(samples, (-3, 5))
     assert clustering.mean_correlation > 0  # the shared shock
     assert 0 < clustering.kp_factor < 1
     assert abs(days[-1].caar_bmp_kp.stat) < abs(days[-1].caar_bmp.stat)
@@ -264,18 +268,127 @@ def test_prepare_sample_skip_reasons() -> None:
     rets = pd.Series(np.random.default_rng(0).normal(0, 0.01, 300), index=dates)
     rets.iloc[0] = np.nan
     market = rets * 0.5
-    ok = study.prepare_sample(rets, market, dates[260], (-5, 10), (-250, -30))
+    ok = ab.prepare_sample(rets, market, dates[260], (-5, 10), (-250, -30))
     assert not isinstance(ok, str) and ok.day0 == dates[260]
-    assert "not enough history" in study.prepare_sample(rets, market, dates[100], (-5, 10), (-250, -30))
-    assert "bars after day 0" in study.prepare_sample(rets, market, dates[295], (-5, 10), (-250, -30))
-    assert "no price bar on or after" in study.prepare_sample(
-        rets, market, dates[-1] + pd.Timedelta(days=5), (-5, 10), (-250, -30))
-    gap = rets.drop(dates[261:280])  # a suspension: the next bar is weeks later
-    assert "within" in study.prepare_sample(gap, market.reindex(gap.index), dates[262], (-5, 10), (-250, -30))
+    assert "not enough history" in ab.prepare_sample(rets, market, dates[100], (-5, 10), (-250, -30))
+    assert "bars after day 0" in ab.prepare_sample(rets, market, dates[295], (-5, 10), (-250, -30))
     holes = market.copy()
     holes.iloc[100] = np.nan
-    assert "benchmark" in study.prepare_sample(rets, holes, dates[260], (-5, 10), (-250, -30))
-    # day 0 is the first bar on or after the entry session (a Saturday entry maps to Monday)
-    saturday = pd.Timestamp("2021-12-18")
-    mapped = study.prepare_sample(rets, market, saturday, (-5, 10), (-250, -30))
-    assert not isinstance(mapped, str) and mapped.day0 == pd.Timestamp("2021-12-20")
+    assert "benchmark" in ab.prepare_sample(rets, holes, dates[260], (-5, 10), (-250, -30))
+    sector_holes = ab.prepare_sample(rets, market, dates[260], (-5, 10), (-250, -30), sector=holes)
+    assert "sector benchmark has no prices" in sector_holes
+    with pytest.raises(ValueError, match="not a bar"):  # day 0 comes from the fill-bar rule, always a bar
+        ab.prepare_sample(rets, market, pd.Timestamp("2021-12-18"), (-5, 10), (-250, -30))
+
+
+# ---------------------------------------------------------------- two-factor model by hand
+
+# Sector = market + D, with D orthogonal to [1, m]: the sector's part beyond the market is exactly D (g = 0, h = 1).
+D_EST = np.array([0.01, -0.02, 0.0, 0.02, -0.01])
+S_EST = M_EST + D_EST
+E3 = 0.001 * np.array([2.0, -1.0, -2.0, -1.0, 2.0])  # orthogonal to 1, m and D
+Y3 = 0.001 + 0.5 * M_EST + 0.8 * D_EST + E3
+S_WIN = np.array([0.03, 0.0])
+
+
+def test_two_factor_model_by_hand() -> None:
+    fit = ab.fit_model("two-factor", Y3, M_EST, S_EST)
+    assert fit.ortho == pytest.approx((0.0, 1.0), abs=1e-12)
+    assert fit.params == pytest.approx([0.001, 0.5, 0.8], abs=1e-12)
+    sigma2 = 14e-6 / 2  # SSR = 1e-6 (4 + 1 + 4 + 1 + 4), T - k = 2
+    assert fit.sigma2 == pytest.approx(sigma2, rel=1e-9) and fit.dof == 2
+    assert fit.xtx_inv == pytest.approx(np.diag([0.2, 1000.0, 1000.0]), abs=1e-6)
+    out = ab.abnormal_returns(fit, Y_WIN, M_WIN, S_WIN)
+    # sector beyond the market in the window: S - M = [0.02, -0.02]
+    assert out.ar == pytest.approx([0.03 - 0.001 - 0.005 - 0.016, -0.01 - 0.001 - 0.01 + 0.016], abs=1e-12)
+    assert out.ar_var[0] == pytest.approx(sigma2 * (1 + 0.2 + 1000 * 0.01**2 + 1000 * 0.02**2), rel=1e-9)
+    parts = ab.decompose(fit, Y_WIN, M_WIN, S_WIN)
+    assert (parts.raw, parts.constant, parts.market, parts.sector, parts.abnormal) == pytest.approx(
+        (0.02, 0.002, 0.015, 0.0, 0.003), abs=1e-12)
+    # the orthogonal form keeps the market model's beta as the market exposure
+    assert ab.fit_model("market", Y3, M_EST).params[1] == pytest.approx(fit.params[1], abs=1e-12)
+
+
+def test_collinear_design_is_refused_not_inverted() -> None:
+    with pytest.raises(ab.CollinearError, match="collinear"):
+        ab.fit_model("market", Y_EST, np.full(5, 0.01))  # a benchmark that moved the same every day
+    with pytest.raises(ab.CollinearError):
+        ab.fit_model("two-factor", Y_EST, M_EST, 2.0 * M_EST)  # the sector is the market
+
+
+# ---------------------------------------------------------------- groups, pooling, skip reasons
+
+
+def _fake(event_type: str, k: int, car: float) -> tuple[study.EventResult, ab.Sample]:
+    dates = pd.bdate_range("2021-01-01", periods=60) + pd.Timedelta(days=400 * k)
+    ar = np.array([car / 2, car / 2])
+    sample = ab.Sample(ab.EventAbnormal(ar, np.full(2, 1e-4), np.cumsum(ar), np.array([1e-4, 2e-4])),
+                       pd.Series(np.linspace(-0.01, 0.01, 50), index=dates[:50]), dates[55:57], dates[55])
+    result = study.EventResult(f"e{k}", "BABA", event_type, "2021-01-01", "", "2021-01-01", "2021-01-01", 0,
+                               "", "", None, None, (), 0.01, 48, tuple(ar), car, 0.01, None, None)
+    return result, sample
+
+
+def test_groups_by_type_and_pooling() -> None:
+    samples = [_fake("regulatory_crackdown", 0, -0.05), _fake("official_reassurance", 1, 0.04),
+               _fake("official_reassurance", 2, 0.06), _fake("regulatory_crackdown", 3, -0.03)]
+    groups = study.make_groups(samples, (0, 1), pool=False)
+    assert [g.types for g in groups] == [("official_reassurance",), ("regulatory_crackdown",)]  # EVENT_TYPES order
+    assert [g.expected_sign for g in groups] == [1, -1]
+    assert [len(g.events) for g in groups] == [2, 2]
+    assert groups[0].summary.caar == pytest.approx(0.05) and groups[1].summary.caar == pytest.approx(-0.04)
+    pooled = study.make_groups(samples, (0, 1), pool=True)
+    assert len(pooled) == 1 and pooled[0].types == ("official_reassurance", "regulatory_crackdown")
+    assert pooled[0].summary.caar == pytest.approx(0.005)  # the two reactions cancel
+    assert pooled[0].expected_sign == 0
+    assert study.pooled_sign(["official_reassurance", "regulatory_crackdown"]) == (0, True)
+    assert study.pooled_sign(["official_reassurance", "policy_support", "other"]) == (1, False)
+    assert study.pooled_sign(["delisting_risk", "analyst_downgrade"]) == (-1, False)
+
+
+def test_repeated_skip_reasons_are_grouped() -> None:
+    skipped = [study.SkippedEvent(f"e{k}", "0700.HK", "benchmark ^HSI unavailable (" + "x" * 200 + ")", "benchmark")
+               for k in range(20)]
+    skipped += [study.SkippedEvent("h1", "BABA", "not enough history: ... has 10", "history"),
+                study.SkippedEvent("h2", "BABA", "not enough history: ... has 56", "history")]
+    groups = study.group_skips(skipped)
+    assert [(g.kind, g.count) for g in groups] == [("benchmark", 20), ("history", 2)]
+    assert groups[0].reason.startswith("benchmark ^HSI unavailable") and len(groups[0].examples) == 3
+    assert groups[1].reason == study.SKIP_KINDS["history"]  # details differ: the kind's sentence
+
+
+def test_sector_events_apply_to_named_indexes_and_funds() -> None:
+    from engine.events.catalog import Event
+
+    def ev(scope: str, symbols: tuple[str, ...]) -> Event:
+        return Event("x", dt.date(2022, 3, 16), "Asia/Shanghai", None, None, None, "official_reassurance", scope,
+                     symbols, "", "")
+
+    universe = ["BABA", "NTES", "^HSTECH", "KWEB"]
+    gaming = ev("sector", ("NTES",))
+    assert [s for _, s in study.study_pairs([gaming], universe)] == ["NTES", "^HSTECH", "KWEB"]
+    single = ev("single", ("BABA",))
+    assert [s for _, s in study.study_pairs([single], universe)] == ["BABA"]
+
+
+def test_day0_uses_the_backtest_fill_bar_rule_across_a_gap(tmp_path) -> None:
+    """A suspension moves day 0 to the next bar, as it moves a backtest's fill (the study used to skip such
+    samples with its own 10-day rule); the sample notes the gap."""
+    from engine.events.timing import entry_session
+    from engine.plan.planner import placement
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import event, frame_on_sessions
+
+    store = PriceStore(tmp_path, offline=True)
+    stock = frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=1)
+    stock = stock.drop(stock.loc["2022-03-14":"2022-03-31"].index)
+    store.write("AAA", stock.drop(columns=["stale"]), "csv")
+    store.write("SPY", frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=2).drop(columns=["stale"]), "csv")
+    ev = event("halt", "2022-03-16", tz="America/New_York")
+    result = study.run_study(study.StudyConfig(types=("official_reassurance",)), store, [ev], ["AAA"])
+    [row] = result.events
+    entry = entry_session(ev, "AAA", "open")
+    assert row.entry_session == "2022-03-17" == entry.date().isoformat()
+    assert row.day0 == "2022-04-01" == placement(store.load("AAA"), entry)[2].date().isoformat()
+    assert row.day0_gap_days == 15
+    assert any("calendar days after the entry session" in w for w in result.warnings)

@@ -7,16 +7,19 @@ sweeps can reuse it across parameter points.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
 from strategies.base import Strategy
 
-__all__ = ["Placement", "Plan", "PlannedAction", "RunContext", "build_plan", "fill_bar", "placement"]
+__all__ = ["Placement", "Plan", "PlannedAction", "RunContext", "build_plan", "fill_bar", "fill_bars", "placement",
+           "placements"]
 
 
 @dataclass(frozen=True)
@@ -45,33 +48,56 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # why the strategy produced no signal (Strategy.explain)
 
 
+def fill_bars(frame: pd.DataFrame, sessions: Sequence[pd.Timestamp]) -> np.ndarray:
+    """Index of the first non-stale bar dated on or after each session (-1 where there is none)."""
+    tradable = np.flatnonzero(~frame["stale"].to_numpy(dtype=bool))
+    wanted = np.array([pd.Timestamp(s).to_datetime64() for s in sessions], dtype="datetime64[ns]")
+    first = np.searchsorted(frame.index.to_numpy(), wanted, side="left")
+    j = tradable.searchsorted(first, side="left")
+    out = np.full(len(j), -1, dtype=np.int64)
+    found = j < len(tradable)
+    out[found] = tradable[j[found]]
+    return out
+
+
 def fill_bar(frame: pd.DataFrame, session: pd.Timestamp) -> int | None:
     """Index of the first non-stale bar dated on or after ``session`` (None if there is none)."""
-    stale = frame["stale"].to_numpy()
-    pos = int(frame.index.searchsorted(pd.Timestamp(session), side="left"))
-    while pos < len(frame) and stale[pos]:
-        pos += 1
-    return pos if pos < len(frame) else None
+    bar = int(fill_bars(frame, [pd.Timestamp(session)])[0])
+    return bar if bar >= 0 else None
 
 
 Placement = tuple  # ("bar", index, date) or ("skip", date text, reason)
 
 
-def placement(frame: pd.DataFrame | None, session: pd.Timestamp | None) -> Placement:
-    """Where a signal for ``session`` fills in ``frame``: ("bar", index, date) or ("skip", date text, reason)."""
+def placements(frame: pd.DataFrame | None, sessions: Sequence[pd.Timestamp | None]) -> list[Placement]:
+    """Where signals for ``sessions`` fill in ``frame``: ("bar", index, date) or ("skip", date text, reason) each.
+
+    The one fill-bar rule of backtests and event studies: the first non-stale bar on or after the session, however
+    far (a suspension or an unlisted closure moves the fill to the next bar); a session after the last bar or
+    before the frame's first bar (an earlier period, or before the listing) is skipped, never moved forward.
+    """
     if frame is None or frame.empty:
-        return ("skip", "", "no price data in the run period")
-    if session is None:
-        return ("skip", "", "no session after the event")
-    bar = fill_bar(frame, session)
-    day = str(pd.Timestamp(session).date())
-    if bar is None:
-        return ("skip", day, "entry session after the last bar of the run")
-    if pd.Timestamp(session) < frame.index[0]:
-        # The fill point is before this symbol's first bar in the run: it belongs to an earlier period (or the
-        # listing did not exist yet) and must not be moved forward to the first available bar.
-        return ("skip", day, "fill session before the symbol's first bar in the run")
-    return ("bar", bar, pd.Timestamp(frame.index[bar]))
+        return [("skip", "", "no price data in the run period") for _ in sessions]
+    known = [(k, pd.Timestamp(s)) for k, s in enumerate(sessions) if s is not None]
+    bars = fill_bars(frame, [s for _, s in known]) if known else np.zeros(0, dtype=int)
+    first = frame.index[0]
+    out: list[Placement] = [("skip", "", "no session after the event")] * len(sessions)
+    for (k, session), bar in zip(known, bars.tolist(), strict=True):
+        day = str(session.date())
+        if bar < 0:
+            out[k] = ("skip", day, "entry session after the last bar of the run")
+        elif session < first:
+            # The fill point is before this symbol's first bar in the run: it belongs to an earlier period (or the
+            # listing did not exist yet) and must not be moved forward to the first available bar.
+            out[k] = ("skip", day, "fill session before the symbol's first bar in the run")
+        else:
+            out[k] = ("bar", bar, pd.Timestamp(frame.index[bar]))
+    return out
+
+
+def placement(frame: pd.DataFrame | None, session: pd.Timestamp | None) -> Placement:
+    """``placements`` for one session."""
+    return placements(frame, [session])[0]
 
 
 def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],

@@ -47,6 +47,9 @@ SAMPLE_SPECS: dict[str, SampleSpec] = {
     "9988.HK": SampleSpec(260.0, 0.030, 3.0e7, _CHINA_JUMPS_HK),
     "3690.HK": SampleSpec(290.0, 0.035, 2.0e7, _CHINA_JUMPS_HK),
     "HKD=X": SampleSpec(7.78, 0.0005, 0.0),
+    # broad markets (the event study's default benchmarks); the real 2022-03-16 moves were about +9% and +2%
+    "^HSI": SampleSpec(27000.0, 0.014, 2.0e9, (("2022-03-15", -0.05), ("2022-03-16", 0.09))),
+    "SPY": SampleSpec(375.0, 0.011, 7.0e7, (("2022-03-16", 0.02),)),
 }
 SAMPLE_SYMBOLS: tuple[str, ...] = tuple(SAMPLE_SPECS)
 

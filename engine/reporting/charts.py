@@ -316,5 +316,32 @@ def caar_panel(points: Sequence[CaarPoint], confidence: float, adjusted: bool) -
     return draw
 
 
+def placebo_panel(values: Sequence[float], real: float | None, label: str, percent: bool) -> Panel:
+    """Histogram of a metric over the placebo sets, the real run's value marked by a vertical line."""
+
+    def draw(ax: Any) -> None:
+        data = np.asarray(values, dtype=float)
+        bins = int(min(60, max(10, math.sqrt(len(data))))) if len(data) else 10
+        ax.hist(data, bins=bins, color=COLORS[7], alpha=0.55, label=f"{len(data)} placebo sets")
+        if real is not None and finite(real):
+            ax.axvline(float(real), color=COLORS[1], lw=1.6, label=f"real run ({_fmt_metric(real, percent)})")
+        ax.set_xlabel(label)
+        ax.set_ylabel("placebo sets")
+        ax.set_title(f"{label}: real run against random event dates")
+        if percent:
+            from matplotlib.ticker import PercentFormatter
+
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.legend(loc="upper left")
+
+    return draw
+
+
+def _fmt_metric(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value * 100:.2f}%" if percent else f"{value:.3f}"
+
+
 def finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)

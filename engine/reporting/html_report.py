@@ -164,9 +164,31 @@ def _markers(trades: Sequence[Mapping[str, Any]]) -> Iterable[charts.Marker]:
             yield charts.Marker(pd.Timestamp(t["exit_date"]), float(t["exit_price"]), "sell" if long else "buy")
 
 
-def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = ()
-               ) -> charts.ChartSet:
-    """Equity vs benchmark, drawdown, and one price chart per panel."""
+def placebo_charts(placebo: Any) -> charts.ChartSet:
+    """One histogram per ranked metric of a placebo test, the real result marked."""
+    from engine.reporting.placebo_text import LABELS
+
+    out = charts.ChartSet()
+    for r in placebo.ranks:
+        label, kind = LABELS.get(r.metric, (r.metric, "ratio"))
+        out.add(f"Placebo distribution of the {label}", charts.placebo_panel(r.values, r.real, label, kind == "pct"))
+    return out
+
+
+def placebo_section(placebo: Any) -> str:
+    """HTML section of a placebo test: setup, ranking table, bootstrap interval, verdict, histograms."""
+    from engine.reporting import placebo_text as pt
+
+    figures = [figure(charts.svg(panel, 2.4), title) for title, panel in placebo_charts(placebo).panels]
+    return section("Placebo test: random event dates", paragraph(pt.setup_line(placebo)),
+                   table(pt.PLACEBO_HEADERS, pt.placebo_rows(placebo), range(1, 7)),
+                   paragraph(pt.bootstrap_line(placebo)), paragraph(pt.verdict_line(placebo), "note"),
+                   *figures, *(paragraph(n, "meta") for n in placebo.notes))
+
+
+def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
+               placebo: Any = None) -> charts.ChartSet:
+    """Equity vs benchmark, drawdown, one price chart per panel, and the placebo histograms if any."""
     cash = (report.get("config") or {}).get("cash")
     initial = float(cash) if isinstance(cash, (int, float)) else None
     bench = equity["benchmark"] if "benchmark" in equity and equity["benchmark"].notna().any() else None
@@ -176,6 +198,8 @@ def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence
     out.add("Drawdown", charts.drawdown_panel(equity["equity"], initial))
     for panel in panels:
         out.add(f"{panel.symbol} price with events and trades", charts.price_panel(panel))
+    if placebo is not None:
+        out.panels += placebo_charts(placebo).panels
     return out
 
 
@@ -205,15 +229,18 @@ def _trade_rows(trades: Sequence[Mapping[str, Any]], descriptions: Mapping[str, 
 
 
 def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
-                 events: Sequence[Any] = (), notes: Sequence[str] = ()) -> str:
-    """HTML of one run: header, metrics, equity, drawdown, price charts, trades, refused orders, warnings."""
+                 events: Sequence[Any] = (), notes: Sequence[str] = (), placebo: Any = None) -> str:
+    """HTML of one run: header, metrics, placebo test (if any), equity, drawdown, price charts, trades, refused
+    orders, warnings."""
     synthetic = bool((report.get("data") or {}).get("synthetic"))
     chart_set = run_charts(report, equity, panels)
     figures = [figure(charts.svg(panel), title) for title, panel in chart_set.panels]
     trades = report.get("trades") or []
     descriptions = {e.id: e.description for e in events}
-    parts = [_run_header(report), section("Summary metrics", metrics_table(report.get("metrics") or {})),
-             section("Equity and drawdown", *figures[:2])]
+    parts = [_run_header(report), section("Summary metrics", metrics_table(report.get("metrics") or {}))]
+    if placebo is not None:
+        parts.append(placebo_section(placebo))
+    parts.append(section("Equity and drawdown", *figures[:2]))
     if figures[2:] or notes:
         parts.append(section("Prices, events and trades", *figures[2:],
                              *(paragraph(n, "note") for n in notes)))
@@ -283,15 +310,20 @@ def compare_charts(curves: Mapping[str, pd.Series]) -> charts.ChartSet:
 # ---------------------------------------------------------------- study
 
 
-def caar_points(result: Any) -> list[charts.CaarPoint]:
-    return [charts.CaarPoint(d.day, d.aar, d.caar, d.band_low, d.band_high) for d in result.days]
+def caar_points(group: Any) -> list[charts.CaarPoint]:
+    return [charts.CaarPoint(d.day, d.aar, d.caar, d.band_low, d.band_high) for d in group.days]
 
 
 def study_charts(result: Any) -> charts.ChartSet:
+    """One CAAR chart per event-type group."""
+    from engine.reporting.study_text import group_title
+
     out = charts.ChartSet()
-    if result.days:
-        adjusted = bool(result.clustering.clustered and result.clustering.kp_factor)
-        out.add("CAAR with confidence band", charts.caar_panel(caar_points(result), result.confidence, adjusted))
+    for group in result.groups:
+        if group.days:
+            adjusted = bool(group.clustering.clustered and group.clustering.kp_factor)
+            out.add(f"CAAR with confidence band: {group_title(group)}",
+                    charts.caar_panel(caar_points(group), result.confidence, adjusted))
     return out
 
 
@@ -303,19 +335,19 @@ def _test_cells(test: Any) -> list[str]:
 
 def _study_header(result: Any) -> str:
     c = result.config
-    bench = ", ".join(result.benchmarks) or ("none" if c.model != "market" else "-")
     lines = [
         f"Event types: {', '.join(c.types) or 'all'}; symbols: {', '.join(c.symbols) or 'default universe'}; "
         f"dates {c.start or 'any'} to {c.end or 'any'}.",
-        f"Model: {c.model} (benchmark {bench}); event window {c.window[0]}:{c.window[1]}, estimation window "
-        f"{c.estimation[0]}:{c.estimation[1]} trading days; day 0 = entry session (fill {c.fill}).",
-        f"{len(result.events)} event-symbol samples studied, {len(result.skipped)} skipped.",
+        f"{len(result.events)} event-symbol samples studied in {len(result.groups)} group(s), "
+        f"{len(result.skipped)} skipped.",
     ]
-    return "".join(paragraph(line) for line in lines)
+    parts = [paragraph(line) for line in lines]
+    parts.append("<ul>" + "".join(f"<li>{esc(choice)}</li>" for choice in result.choices) + "</ul>")
+    parts += [paragraph("Warning: " + w, "note") for w in result.warnings]
+    return "".join(parts)
 
 
-def _clustering_text(result: Any) -> str:
-    cl = result.clustering
+def _clustering_text(cl: Any) -> str:
     if not cl.clustered:
         return "No two event windows overlap in calendar time: no clustering adjustment."
     shared = "; ".join(f"{d} ({n} samples)" for d, n in cl.shared_day0) or "none"
@@ -325,41 +357,49 @@ def _clustering_text(result: Any) -> str:
             f"{_num(cl.kp_factor, '.4f')} applied to the cross-sectional and BMP statistics and the band.")
 
 
-def summary_rows(result: Any) -> list[list[str]]:
-    s = result.summary
+def summary_rows(group: Any) -> list[list[str]]:
+    from engine.reporting.study_text import window_tests
+
+    s = group.summary
     if s is None:
         return []
-    rows = [["CAAR over the window", _pct(s.caar), "", ""],
-            ["cross-sectional t", "", *_test_cells(s.caar_t)],
-            ["BMP (standardised) t", "", *_test_cells(s.caar_bmp)]]
-    if s.caar_t_kp is not None:
-        rows.append(["cross-sectional t, Kolari-Pynnonen", "", *_test_cells(s.caar_t_kp)])
-        rows.append(["BMP t, Kolari-Pynnonen", "", *_test_cells(s.caar_bmp_kp)])
+    rows = [["CAAR over the window", _pct(s.caar), "", ""]]
+    rows += [[label, "", *_test_cells(test)] for label, test in window_tests(s)]
     return rows
 
 
+def _group_section(group: Any, result: Any, chart: tuple[str, Any] | None) -> str:
+    from engine.reporting.study_text import decomposition_text, group_title
+
+    parts = []
+    if chart is not None:
+        parts.append(figure(charts.svg(chart[1], 3.2), chart[0]))
+    parts.append(table(["test", "value", "statistic", "p (two-sided)"], summary_rows(group), [1, 2, 3]))
+    parts.append(paragraph(_clustering_text(group.clustering), "note" if group.clustering.clustered else "meta"))
+    parts.append(paragraph(decomposition_text(group.mean_decomposition, result.model) or ""))
+    day_rows = [[d.day, d.n, _pct(d.aar, 3), *_test_cells(d.aar_t), _num(d.aar_bmp.stat),
+                 _num(d.aar_rank.stat if d.aar_rank else None), _pct(d.caar, 3), *_test_cells(d.caar_t),
+                 _num(d.caar_bmp.stat), _num(d.caar_bmp_kp.stat) if d.caar_bmp_kp else "-",
+                 _num(d.caar_rank.stat if d.caar_rank else None), _num(d.caar_sign.stat if d.caar_sign else None),
+                 _num(d.caar_wilcoxon.p if d.caar_wilcoxon else None, ".4f")] for d in group.days]
+    parts.append(table(["day", "N", "AAR", "t", "p", "BMP", "rank", "CAAR", "t", "p", "BMP", "BMP-KP", "rank",
+                        "sign", "Wilcoxon p"], day_rows, range(0, 15)))
+    ev_rows = [[e.event_id, e.symbol, e.event_date, e.day0, e.description, _pct(e.car), _num(e.car_t),
+                _num(e.car_p, ".4f")] for e in group.events]
+    ev_table = table(["event", "symbol", "date", "day 0", "description", "CAR", "t", "p"], ev_rows, [5, 6, 7])
+    parts.append(scroll(ev_table))
+    return section(group_title(group), *parts)
+
+
 def study_document(result: Any) -> str:
-    """HTML of ``evbt study``: setup, CAAR chart with band, tests, per-day and per-event tables, skips."""
+    """HTML of ``evbt study``: choices, then per group the CAAR chart with band, tests, per-day and per-event
+    tables; skipped samples one row per reason."""
     parts = [_study_header(result)]
     chart_set = study_charts(result)
-    if chart_set.panels:
-        title, panel = chart_set.panels[0]
-        parts.append(section("CAAR", figure(charts.svg(panel, 3.2), title)))
-    parts.append(section("Tests over the whole window",
-                         table(["statistic", "value", "t", "p (two-sided)"], summary_rows(result), [1, 2, 3]),
-                         paragraph(_clustering_text(result), "note" if result.clustering.clustered else "meta")))
-    day_rows = [[d.day, d.n, _pct(d.aar, 3), *_test_cells(d.aar_t), _num(d.aar_bmp.stat), _pct(d.caar, 3),
-                 *_test_cells(d.caar_t), _num(d.caar_bmp.stat),
-                 _num(d.caar_bmp_kp.stat) if d.caar_bmp_kp else "-"] for d in result.days]
-    parts.append(section("By relative day", table(
-        ["day", "N", "AAR", "t", "p", "BMP", "CAAR", "t", "p", "BMP", "BMP-KP"], day_rows, range(0, 11))))
-    ev_rows = [[e.event_id, e.symbol, e.event_type, e.event_date, e.day0, e.description, _pct(e.car),
-                _num(e.car_t), _num(e.car_p, ".4f")] for e in result.events]
-    ev_table = table(["event", "symbol", "type", "date", "day 0", "description", "CAR", "t", "p"], ev_rows, [6, 7, 8])
-    parts.append(section(f"Events ({len(result.events)})", scroll(ev_table)))
+    titles = iter(chart_set.panels)
+    for group in result.groups:
+        parts.append(_group_section(group, result, next(titles) if group.days else None))
     if result.skipped:
-        parts.append(section(f"Skipped ({len(result.skipped)})", table(
-            ["event", "symbol", "reason"], [[s.event_id, s.symbol, s.reason] for s in result.skipped])))
+        rows = [[g.count, g.reason, ", ".join(g.examples)] for g in result.skip_groups]
+        parts.append(section(f"Skipped ({len(result.skipped)})", table(["samples", "reason", "e.g."], rows, [0])))
     return page("evbt event study", parts, result.synthetic)
-
-
