@@ -408,6 +408,12 @@ def _run_options(func):
                      help="A new signal on a held symbol (default extend)."),
         click.option("--allow-short", is_flag=True, default=None, help="Allow short entries."),
         click.option("--allow-margin", is_flag=True, default=None, help="Allow cash to go negative."),
+        click.option("--max-positions", "max_positions", type=str,
+                     help="Portfolio limit: open positions at once; entries beyond are skipped (reported)."),
+        click.option("--max-gross", "max_gross", type=str,
+                     help="Portfolio limit: gross position value / equity after an entry (e.g. 0.5)."),
+        click.option("--max-weight", "max_weight", type=str,
+                     help="Portfolio limit: one symbol's position value / equity after an entry (e.g. 0.1)."),
         click.option("--ratings", is_flag=True, default=None,
                      help="Merge yfinance analyst rating changes for the universe (see `evbt events fetch-ratings`)."),
     ]

@@ -39,10 +39,48 @@ CHINA_INTERNET: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class BaseParams:
-    """Exit guards every strategy accepts (fractions; None = off), checked on closes."""
+    """Exit rules every strategy accepts (fractions; None = off), checked on closes; ``-p trailing_stop=0.1``."""
 
     stop_loss: float | None = None
     take_profit: float | None = None
+    trailing_stop: float | None = None
+
+
+@dataclass(frozen=True)
+class Exits:
+    """Exit rules attached to an entry signal, besides its ``hold``; the first that fires closes the position and
+    the trade list names it (``exit_reason``).
+
+    - ``stop_loss``: a close at or below entry x (1 - x) (long; at or above entry x (1 + x) for a short);
+    - ``take_profit``: a close at or above entry x (1 + x) (long; mirrored for a short);
+    - ``trailing_stop``: a close at or below (1 - x) x the highest of the entry price and the closes since the
+      entry (long; for a short: at or above (1 + x) x the lowest);
+    - ``on_events``: event types that close the position when one concerns the same symbol after the entry
+      (e.g. ``("analyst_downgrade",)``), at that event's no-lookahead fill point (reason ``event:TYPE``).
+
+    Guards are checked on closes from the entry (fill ``close``: from the next close) and a hit exits at the
+    symbol's next fill point. A field left None takes the run's parameter of the same name (``-p stop_loss=``).
+    On one close, the order of precedence is stop_loss, trailing_stop, take_profit.
+    """
+
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None
+    on_events: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("stop_loss", "trailing_stop"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise ValueError(f"{name} must be a fraction in (0, 1), e.g. 0.1 for 10%; got {value}")
+        if self.take_profit is not None and not self.take_profit > 0:
+            raise ValueError(f"take_profit must be a positive fraction, e.g. 0.2 for 20%; got {self.take_profit}")
+
+    def with_defaults(self, params: object) -> Exits:
+        """These rules, each missing guard taken from the run's parameters (``BaseParams`` fields)."""
+        pick = {name: getattr(self, name) if getattr(self, name) is not None else getattr(params, name, None)
+                for name in ("stop_loss", "take_profit", "trailing_stop")}
+        return Exits(on_events=self.on_events, **pick)
 
 
 @dataclass(frozen=True)
@@ -53,6 +91,7 @@ class Signal:
     - ``session``: explicit entry session (tz-naive date); default: the event's no-lookahead entry session.
     - ``group``: signals sharing a group split one allotment when sizing is ``equal``.
     - ``weight``: fraction of equity for this entry, overriding the run's sizing (used by buy_hold).
+    - ``exits``: exit rules of the position this entry opens (``Exits``); None = the run's parameters.
     """
 
     symbol: str
@@ -64,6 +103,7 @@ class Signal:
     group: str | None = None
     weight: float | None = None
     label: str | None = None  # event id to report when there is no event (e.g. "buy_hold")
+    exits: Exits | None = None
 
     @property
     def event_id(self) -> str:

@@ -142,10 +142,10 @@ def fast_replay(config, store, events: Sequence[Event]):
     from engine.plan.planner import RunContext, build_plan
     from strategies.registry import get_strategy
 
-    frames, history = backtest._load_frames(store, config)
-    fx = backtest._cached_series(store, backtest.FX_SYMBOL, config, fetch=False)
     cls = get_strategy(config.strategy)
     params = backtest.resolve_params(config.strategy, config.params)
+    frames, history = backtest._load_frames(store, config, cls(params).warmup())
+    fx = backtest._cached_series(store, backtest.FX_SYMBOL, config, fetch=False)
     period = [e for e in events if config.start - dt.timedelta(days=7) <= e.date <= config.end]
     ctx = RunContext(tuple(frames), period, history, config.fill, config.start, config.end)
     plan = build_plan(cls(params), ctx, frames)

@@ -182,3 +182,68 @@ def test_warm_up_bars_are_never_traded(tmp_path: Path) -> None:
     assert out.result.equity.index[0] == pd.Timestamp("2022-03-01")
     assert [t.entry_date for t in out.result.trades] == ["2022-03-01"]
     assert not math.isnan(out.result.equity.iloc[-1])
+
+
+class SizedProbe(Strategy):
+    """Entries whose own weight comes from an indicator (RSI) read as of the entry session."""
+
+    name = "sized_probe"
+
+    def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
+        for ev in ctx.events:
+            for symbol in ctx.symbols_for(ev):
+                rsi = ctx.rsi(symbol, ctx.entry_session(ev, symbol), 5)
+                if rsi is not None:
+                    yield Signal(symbol=symbol, event=ev, hold=30, weight=0.01 + 0.04 * rsi / 100)
+
+
+def _targets(rule: Strategy, frames: dict[str, pd.DataFrame], events: list[Event], fill: str,
+             monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """(symbol, entry date, event, target value) of every entry the policy sizes (fast driver, no costs)."""
+    from engine.execution import fast_driver, policy
+    from engine.execution.sizing import entry_size as real
+    from engine.plan.planner import build_plan
+
+    seen: list[tuple] = []
+
+    def recording(config, action, equity, price_base, lot_size):
+        target, size = real(config, action, equity, price_base, lot_size)
+        seen.append((action.symbol, action.date, action.event_id, round(target, 6)))
+        return target, size
+
+    monkeypatch.setattr(policy, "entry_size", recording)
+    trading = {k: f.loc[pd.Timestamp(START):] for k, f in frames.items()}
+    ctx = RunContext(SYMBOLS, events, frames, fill, START, END)
+    plan = build_plan(rule, ctx, trading)
+    config = RunConfig(strategy="probe", params={}, symbols=SYMBOLS, start=START, end=END, fill=fill,
+                       benchmark=None, allow_margin=True, size=0.05, overlap="add")
+    fast_driver.simulate(fast_driver.build_market(trading, list(SYMBOLS), None, None), config, plan)
+    return seen
+
+
+@SETTINGS
+@given(scenarios(), st.sampled_from(["open", "close"]))
+def test_prices_at_or_after_a_session_cannot_change_its_entry_size(s: dict, fill: str) -> None:
+    """The size of an entry (its target value: equity known before the fill instant x weight) does not move when
+    the symbol's prices at or after its session change; the share count is that value at the fill price."""
+    weekly = [event(f"w{i}", (START + dt.timedelta(days=7 * i + 3)).isoformat()) for i in range(12)]
+    events = s["events"] + weekly  # entries on held symbols: equity then includes their marks
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        frames = _frames(s["seeds"])
+        for rule in (SizedProbe(BaseParams()), Fade(FadeParams(rally=0.0, lookback=3))):
+            base = _targets(rule, frames, events, fill, monkeypatch)
+            sessions = sorted({date for sym, date, _, _ in base if sym == s["symbol"]})
+            if not sessions:
+                continue
+            cut = sessions[s["cut"] % len(sessions)]
+            perturbed = frames[s["symbol"]].copy()
+            perturbed.loc[perturbed.index >= cut, ["open", "high", "low", "close", "adj_close", "volume"]] *= \
+                s["factor"]
+            after = _targets(rule, {**frames, s["symbol"]: perturbed}, events, fill, monkeypatch)
+            # the symbol's entries up to its cut session, and every other entry dated before it (another venue's
+            # session on the cut date may come after the cut session's prices, which it may then use)
+            assert _known(after, cut, s["symbol"]) == _known(base, cut, s["symbol"]), rule.name
+
+
+def _known(rows: list[tuple], cut: pd.Timestamp, symbol: str) -> list[tuple]:
+    return [x for x in rows if x[1] < cut or (x[1] == cut and x[0] == symbol)]

@@ -85,7 +85,7 @@ def test_strategies_dir_and_env_path_are_listed_and_runnable(run_cli: Run, sampl
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["first_rule"]["file"] == str((tmp_path / "a" / "first.py").resolve())
-    assert rows["second_rule"]["params"] == {"stop_loss": None, "take_profit": None, "hold": 3}
+    assert rows["second_rule"]["params"] == {"stop_loss": None, "take_profit": None, "trailing_stop": None, "hold": 3}
     assert "reassurance" in rows and "file" not in rows["reassurance"]
     code, out, err = run_cli("--offline", "--strategies-dir", str(tmp_path / "a"), "run", "first_rule", *SYMBOLS,
                              "--no-save")

@@ -33,7 +33,8 @@ from engine.execution.records import OrderRecord, TradeRecord, round_trip
 from engine.execution.sizing import entry_size
 from engine.market.costs import Fees
 from engine.plan.config import RunConfig
-from engine.plan.planner import Plan, PlannedAction
+from engine.plan.planner import NO_EXITS, Plan, PlannedAction
+from strategies.base import Exits
 
 
 @dataclass(eq=False)
@@ -53,7 +54,8 @@ class Lot:
     event_id: str
     event_type: str
     hold_bar: int | None  # exit bar of the hold clock (None: no hold exit)
-    guard_bar: int | None = None  # exit bar of a stop-loss / take-profit hit
+    exits: Exits = NO_EXITS  # the entry's exit rules (stop-loss, take-profit, trailing stop, exit events)
+    guard_bar: int | None = None  # exit bar of a stop-loss / trailing-stop / take-profit hit
     guard_reason: str = ""
 
     @property
@@ -171,6 +173,10 @@ class Policy:
                     for lot in list(self.lots[k]):
                         if lot.entry_tick < t and lot.side == action.side:
                             self._exit(lot, i, t, "signal")
+                elif action.action == "event_exit":  # a later event the position's exit rules name
+                    for lot in list(self.lots[k]):
+                        if lot.entry_tick < t and action.event_type in lot.exits.on_events:
+                            self._exit(lot, i, t, f"event:{action.event_type}")
         for k, i in tradable:
             for action in self.actions[k].get(i, ()):
                 if action.action == "enter":
@@ -216,6 +222,10 @@ class Policy:
             self._order(date, book.symbol, verb, 0, "skipped",
                         f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
             return
+        limit = self._limit_reason(k, size * price_base, equity, t)
+        if limit is not None:
+            self._order(date, book.symbol, verb, size, "skipped", limit, action.event_id)
+            return
         fees = book.fees(cfg.costs, i, size, price_base, verb)
         signed = size if action.side == "long" else -size
         delta = -signed * price_base - fees.total
@@ -227,7 +237,7 @@ class Policy:
             trade_id=self._next_id, book=k, side=action.side, size=size, entry_bar=i, entry_tick=t,
             entry_price=price, fx_entry=fx, entry_exec=price_base, entry_fees=fees.total,
             event_id=action.event_id, event_type=action.event_type,
-            hold_bar=None if action.hold is None else book.exit_bar(i, action.hold),
+            hold_bar=None if action.hold is None else book.exit_bar(i, action.hold), exits=action.exits,
         )
         self._next_id += 1
         self._arm_guard(book, lot)
@@ -254,23 +264,63 @@ class Policy:
         self.fills.append(fill)
 
     def _arm_guard(self, book: Book, lot: Lot) -> None:
-        """The first close that hits the stop-loss / take-profit; the exit is at the next bar's fill point."""
-        stop, take = self.stop_loss, self.take_profit
-        if stop is None and take is None:
+        """The first close that hits the stop-loss, trailing stop or take-profit (that order of precedence on
+        one close); the exit is at the next bar's fill point."""
+        rules = lot.exits
+        stop = rules.stop_loss if rules.stop_loss is not None else self.stop_loss
+        take = rules.take_profit if rules.take_profit is not None else self.take_profit
+        trail = rules.trailing_stop
+        if stop is None and take is None and trail is None:
             return
         first = lot.entry_bar + (1 if self.fill == "close" else 0)
-        move = book.close[first:] / lot.entry_price - 1.0
-        ret = move if lot.side == "long" else -move
-        hit_stop = ret <= -stop if stop is not None else np.zeros(len(ret), dtype=bool)
-        hit_take = ret >= take if take is not None else np.zeros(len(ret), dtype=bool)
-        where = np.flatnonzero(hit_stop | hit_take)
-        if not len(where):
+        closes = book.close[first:]
+        long = lot.side == "long"
+        move = closes / lot.entry_price - 1.0
+        ret = move if long else -move
+        hits: list[tuple[str, np.ndarray]] = []
+        if stop is not None:
+            hits.append(("stop_loss", ret <= -stop))
+        if trail is not None:  # against the best close since the entry (the entry price to begin with)
+            if long:
+                peak = np.maximum.accumulate(np.maximum(closes, lot.entry_price))
+                hits.append(("trailing_stop", closes <= peak * (1.0 - trail)))
+            else:
+                trough = np.minimum.accumulate(np.minimum(closes, lot.entry_price))
+                hits.append(("trailing_stop", closes >= trough * (1.0 + trail)))
+        if take is not None:
+            hits.append(("take_profit", ret >= take))
+        firsts = [(int(np.argmax(mask)), rank, name) for rank, (name, mask) in enumerate(hits) if mask.any()]
+        if not firsts:
             return
-        j = first + int(where[0])
-        bar = book.tradable_from(j + 1)
+        offset, _, name = min(firsts)
+        bar = book.tradable_from(first + offset + 1)
         if bar < len(book.dates):
             lot.guard_bar = bar
-            lot.guard_reason = "stop_loss" if hit_stop[j - first] else "take_profit"
+            lot.guard_reason = name
+
+    def _limit_reason(self, k: int, value: float, equity: float, t: int) -> str | None:
+        """Why an entry of ``value`` (base currency) in book ``k`` breaks a portfolio limit (None = it does not).
+        Exposure is measured with the sizing marks (latest closes strictly before the instant) and the sizing
+        equity, after this instant's earlier fills."""
+        cfg = self.config
+        if cfg.max_positions is not None:
+            held = sum(len(lots) for lots in self.lots)
+            if held >= cfg.max_positions:
+                return f"max open positions reached ({held} open, --max-positions {cfg.max_positions})"
+        if cfg.max_weight is None and cfg.max_gross is None:
+            return None
+        if equity <= 0:
+            return "exposure limits: equity is not positive"
+        marks = self.marks[:, t]
+        if cfg.max_weight is not None:
+            weight = (abs(self.pos.get(k, 0.0)) * float(marks[k]) + value) / equity
+            if weight > cfg.max_weight + 1e-12:
+                return f"weight {weight:.2%} would exceed --max-weight {cfg.max_weight:.2%}"
+        if cfg.max_gross is not None:
+            gross = (sum(abs(p) * float(marks[b]) for b, p in self.pos.items()) + value) / equity
+            if gross > cfg.max_gross + 1e-12:
+                return f"gross exposure {gross:.2%} would exceed --max-gross {cfg.max_gross:.2%}"
+        return None
 
     # ------------------------------------------------------------------ records
 

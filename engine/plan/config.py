@@ -17,8 +17,10 @@ from engine.errors import ConfigError
 from engine.market.costs import CostModel
 from engine.market.fx import check_currency
 from engine.market.symbols import parse_symbol_list
+from strategies.base import Exits
 
 FILLS = ("open", "close")
+LIMIT_KEYS = ("max_positions", "max_gross", "max_weight")
 SIZINGS = ("percent", "cash", "equal")
 OVERLAPS = ("extend", "ignore", "add")
 
@@ -45,6 +47,10 @@ class RunConfig:
     events_files: tuple[str, ...] = ()
     replace_events: bool = False
     ratings: bool = False  # merge yfinance analyst rating changes (cached) for the universe into the calendar
+    # portfolio limits (None = none): entries beyond them are skipped and reported with the reason
+    max_positions: int | None = None  # open positions (lots) at once
+    max_gross: float | None = None  # gross position value / equity after the entry
+    max_weight: float | None = None  # one symbol's position value / equity after the entry
 
     def __post_init__(self) -> None:
         if self.start >= self.end:
@@ -59,6 +65,12 @@ class RunConfig:
         object.__setattr__(self, "base_currency", check_currency(self.base_currency))
         if not math.isfinite(self.size) or self.size <= 0:
             raise ConfigError(f"size must be positive, got {self.size}")
+        if self.max_positions is not None and (isinstance(self.max_positions, bool) or self.max_positions < 1):
+            raise ConfigError(f"max_positions must be a whole number >= 1, got {self.max_positions}")
+        for name in ("max_gross", "max_weight"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive fraction of equity (e.g. 0.5), got {value}")
         if self.sizing in ("percent", "equal") and self.size > 1 and not self.allow_margin:
             raise ConfigError(f"size {self.size} is a fraction of equity: use a value in (0, 1] (or --allow-margin)")
 
@@ -69,6 +81,9 @@ class RunConfig:
         data["symbols"] = list(self.symbols)
         data["events_files"] = list(self.events_files)
         data["params"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()}
+        for key in LIMIT_KEYS:  # absent when unset: configurations without limits keep their run ids
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -165,12 +180,17 @@ def build_params(params_cls: type, raw: dict[str, Any], strategy: str) -> Any:
     _check_guards(values)
     _check_event_types(values)
     try:
-        return params_cls(**values)
+        params = params_cls(**values)
     except (ValueError, TypeError) as exc:
         from strategies.registry import user_location
 
         where = user_location(exc)  # a user strategy file's Params check: name its file and line
         raise ConfigError(f"strategy {strategy}: {exc}" + (f" ({where})" if where else "")) from None
+    try:  # the exit rules every strategy takes (stop_loss, take_profit, trailing_stop)
+        Exits().with_defaults(params)
+    except ValueError as exc:
+        raise ConfigError(f"strategy {strategy}: {exc}") from None
+    return params
 
 
 # stop_loss / take_profit are fractions of the entry price (0.1 = exit after a 10% loss / gain). Zero or a
@@ -207,7 +227,7 @@ def params_to_dict(params: Any) -> dict[str, Any]:
 CONFIG_KEYS = {
     "strategy", "params", "symbols", "start", "end", "cash", "commission", "min_commission", "slippage_bps",
     "stamp_duty", "fill", "benchmark", "sizing", "size", "overlap", "allow_short", "allow_margin", "events",
-    "replace_events", "ratings", "base_currency", "venue_fees",
+    "replace_events", "ratings", "base_currency", "venue_fees", "max_positions", "max_gross", "max_weight",
 }  # fmt: skip
 
 
@@ -317,6 +337,11 @@ def make_run_config(
     for key in ("cash", "size"):
         if key in merged:
             kwargs[key] = _number(key, merged.pop(key))
+    for key in ("max_gross", "max_weight"):
+        if key in merged:
+            kwargs[key] = _number(key, merged.pop(key))
+    if "max_positions" in merged:
+        kwargs["max_positions"] = coerce(merged.pop("max_positions"), int, "max_positions")
     for key in ("allow_short", "allow_margin", "replace_events", "ratings"):
         if key in merged:
             kwargs[key] = coerce(merged.pop(key), bool, key)

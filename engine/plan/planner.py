@@ -16,10 +16,13 @@ import pandas as pd
 
 from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
-from strategies.base import Strategy
+from strategies.base import Exits, Strategy
 
 __all__ = ["Placement", "Plan", "PlannedAction", "RunContext", "build_plan", "fill_bar", "fill_bars", "placement",
            "placements"]
+
+
+NO_EXITS = Exits()
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class PlannedAction:
     symbol: str
     bar: int
     date: pd.Timestamp
-    action: str  # enter | exit
+    action: str  # enter | exit | event_exit (closes positions whose exits.on_events has event_type)
     side: str  # long | short
     hold: int | None
     event_id: str
@@ -38,6 +41,7 @@ class PlannedAction:
     group_size: int
     weight: float | None
     seq: int  # signal order, for deterministic tie-breaking
+    exits: Exits = NO_EXITS  # entries: the signal's exit rules with the run's parameters filled in
 
 
 @dataclass
@@ -108,6 +112,7 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     bars but not on strategy parameters: sweeps pass one dict for all their points.
     """
     memo = placements if placements is not None else {}
+    params = strategy.params
     signals = list(strategy.signals(ctx))
     group_sizes: dict[str, int] = {}
     for sig in signals:
@@ -130,15 +135,43 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
             skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))
             continue
         _, bar, date = placed
+        exits = (sig.exits or NO_EXITS).with_defaults(params) if sig.action == "enter" else NO_EXITS
         actions.setdefault(sig.symbol, []).append(PlannedAction(
             symbol=sig.symbol, bar=bar, date=date, action=sig.action, side=sig.side, hold=sig.hold,
             event_id=sig.event_id, event_type=sig.event_type, group=sig.group,
             group_size=group_sizes.get(sig.group, 1) if sig.group else 1, weight=sig.weight, seq=seq,
+            exits=exits,
         ))
         if sig.event is not None and sig.event.id not in used_set:
             used_set.add(sig.event.id)
             used.append(sig.event.id)
+    _add_event_exits(ctx, frames, memo, actions, len(signals))
     for symbol_actions in actions.values():
         symbol_actions.sort(key=lambda a: (a.bar, a.seq))
     note = strategy.explain() if not signals else None
     return Plan(actions=actions, skipped=skipped, events_used=used, notes=[note] if note else [])
+
+
+def _add_event_exits(ctx: RunContext, frames: dict[str, pd.DataFrame], memo: dict[tuple[str, Any], Placement],
+                     actions: dict[str, list[PlannedAction]], seq: int) -> None:
+    """For every symbol with entries that exit on later events (``Exits.on_events``): an ``event_exit`` action at
+    the fill bar of each such event concerning the symbol (the policy closes the positions opened before it)."""
+    for symbol, symbol_actions in list(actions.items()):
+        types = {t for a in symbol_actions if a.action == "enter" for t in a.exits.on_events}
+        if not types:
+            continue
+        for event in ctx.events_of(*sorted(types)):
+            if symbol not in ctx.symbols_for(event):
+                continue
+            session = ctx.entry_session(event, symbol)
+            key = (symbol, session)
+            placed = memo.get(key)
+            if placed is None:
+                placed = memo[key] = placement(frames.get(symbol), session)
+            if placed[0] == "skip":
+                continue
+            symbol_actions.append(PlannedAction(
+                symbol=symbol, bar=placed[1], date=placed[2], action="event_exit", side="long", hold=None,
+                event_id=event.id, event_type=event.type, group=None, group_size=1, weight=None, seq=seq,
+            ))
+            seq += 1
