@@ -171,7 +171,7 @@ def test_the_readme_tutorial_runs_as_written(run_cli: Run, sample_cache: Path, t
     assert 10 <= len([line for line in code_text.splitlines() if line.strip()]) <= 20
     path = tmp_path / "below_average.py"
     path.write_text(code_text)
-    code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, "-p", "ma=20", "-p", "hold=5", "--json",
+    code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, "-p", "ma=20", "-p", "hold=30", "--json",
                              "--no-save")
     assert code == 0, err
     trades = json.loads(out)["trades"]
@@ -185,9 +185,20 @@ def test_the_readme_tutorial_runs_as_written(run_cli: Run, sample_cache: Path, t
         before = bars.loc[bars.index < pd.Timestamp(trade["entry_date"]), "close"]
         assert len(before) >= 20
         assert before.iloc[-1] < before.iloc[-20:].mean()
-    code, out, err = run_cli("--offline", "run", "reassurance", *SYMBOLS, "-p", "hold=5", "--json", "--no-save")
-    everything = {(t["symbol"], t["event_id"]) for t in json.loads(out)["trades"]}
-    assert {(t["symbol"], t["event_id"]) for t in trades} < everything  # a strict filter of the same entries
+        # the 10% trailing stop: the first close 10% below the best of the entry price and the closes since
+        # the entry exits at the next bar's open (unless the 30-session hold ends first)
+        after = bars.loc[bars.index >= pd.Timestamp(trade["entry_date"])]
+        best, expected = trade["entry_price"], None
+        for j in range(len(after) - 1):
+            best = max(best, after["close"].iloc[j])
+            if after["close"].iloc[j] <= 0.9 * best:
+                expected = after.index[j + 1].date().isoformat()
+                break
+        if trade["exit_reason"] == "trailing_stop":
+            assert trade["exit_date"] == expected
+        else:
+            assert trade["exit_reason"] in ("hold", "open") and (expected is None or expected >= trade["exit_date"])
+    assert "trailing_stop" in {t["exit_reason"] for t in trades}
 
 
 def test_sweep_of_a_user_file_runs_on_the_fast_path_and_equals_evbt_run(run_cli: Run, sample_cache: Path,

@@ -7,17 +7,21 @@ backtrader driver submits them to backtrader's broker (whose cash must agree). R
 1. Bars that are placeholders (``stale``) never fill: an exit due on one moves to the next real bar.
 2. ``--overlap extend``: an entry signal on a symbol already held on that side restarts the held position's hold
    clock first, so a hold exit due at this same instant is cancelled (no sale and buy-back).
-3. Exits: positions whose exit is due (hold clock, stop-loss, take-profit) and positions closed by exit signals,
-   in book order. Their proceeds are cash for this instant's entries.
+3. Exits: positions whose exit is due (hold clock, stop-loss, trailing stop, take-profit: the entry's
+   ``Exits`` with the run's parameters filled in), positions closed by exit signals, and positions whose
+   ``Exits.on_events`` names the type of an event placed at this instant (reason ``event:TYPE``), in book
+   order. Their proceeds are cash for this instant's entries.
 4. Entries, in book order then signal order: overlap (``extend`` restarts the clock, ``ignore`` skips, ``add``
    opens a second position), shorts need ``allow_short``, an opposite position is closed first; the size comes
    from ``engine.execution.sizing`` with the equity known strictly before this instant (cash after every earlier
-   fill plus each position at its latest close strictly before the instant); an order whose cost exceeds the
-   cash (after every earlier fill and this instant's exits and earlier entries) is refused unless ``allow_margin``.
+   fill plus each position at its latest close strictly before the instant); an entry beyond a portfolio limit
+   (``--max-positions``, ``--max-gross``, ``--max-weight``; exposure at those same marks) is skipped with the
+   limit in its reason; an order whose cost exceeds the cash (after every earlier fill and this instant's exits
+   and earlier entries) is refused unless ``allow_margin``.
 
 ``hold`` counts sessions of the symbol's exchange: the exit is at the session ``hold`` sessions after the entry
-session, or at the next bar if the data has no bar for it. Stop-loss and take-profit are checked on closes from
-the entry (fill ``close``: from the next close); a hit exits at the next fill point of that symbol.
+session, or at the next bar if the data has no bar for it. Stop-loss, trailing stop and take-profit are checked on
+closes from the entry (fill ``close``: from the next close); a hit exits at the next fill point of that symbol.
 """
 
 from __future__ import annotations
