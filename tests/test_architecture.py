@@ -47,3 +47,11 @@ def test_the_import_check_sees_a_planted_violation(tmp_path: Path) -> None:
                          capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": str(BIN)})
     assert out.returncode != 0
     assert "backtrader is imported only by the backtrader driver BROKEN" in out.stdout
+
+
+def test_type_checker_finds_no_error() -> None:
+    """mypy over cli.py, engine/ and strategies/ (mypy.ini) reports nothing."""
+    out = subprocess.run([str(BIN / "mypy"), "--config-file", str(ROOT / "mypy.ini")], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "Success: no issues found" in out.stdout

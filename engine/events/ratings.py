@@ -213,7 +213,7 @@ def ratings_to_events(symbol: str, frame: pd.DataFrame) -> list[Event]:
         kind = classify_change(row.from_grade, row.to_grade)
         if kind is None:
             continue
-        day, at = _date_time(row.date)
+        day, at = _date_time(row.date)  # type: ignore[arg-type]
         firm = str(row.firm).strip() or "unknown"
         direction = "up" if kind == "analyst_upgrade" else "down"
         base = f"{day.isoformat()}-yf-{_slug(firm)}-{_slug(sym)}-{direction}"

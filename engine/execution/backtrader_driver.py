@@ -34,6 +34,7 @@ from engine.execution.books import Book, Market, build_market
 from engine.execution.policy import Fill, Policy
 from engine.execution.records import OrderRecord, TradeRecord
 from engine.market.costs import CostModel
+from engine.market.fx import FxRates
 from engine.plan.config import RunConfig
 from engine.plan.planner import Plan
 
@@ -178,7 +179,7 @@ def run_backtest(
     config: RunConfig,
     frames: dict[str, pd.DataFrame],
     plan: Plan,
-    fx_series: pd.Series | None,
+    fx_series: FxRates | pd.Series | None,
     stop_loss: float | None = None,
     take_profit: float | None = None,
     symbols: Sequence[str] | None = None,

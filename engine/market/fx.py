@@ -90,7 +90,7 @@ def pairs_needed(local_currencies: Iterable[str], base: str) -> list[str]:
 
 def _as_ns(instants: Any) -> np.ndarray:
     """UTC instants (tz-aware or naive UTC; scalars or arrays) as naive datetime64[ns]."""
-    index = pd.DatetimeIndex(np.atleast_1d(pd.to_datetime(instants)))  # type: ignore[arg-type]
+    index = pd.DatetimeIndex(np.atleast_1d(pd.to_datetime(instants)))
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
     return index.as_unit("ns").to_numpy()

@@ -33,7 +33,7 @@ def pack(sessions: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> bytes:
     """npz bytes of a schedule with its digest."""
     arrays = [np.asarray(a).astype("datetime64[ns]") for a in (sessions, opens, closes)]
     buffer = io.BytesIO()
-    np.savez(buffer, **dict(zip(_KEYS, arrays, strict=True)), digest=_digest(arrays))
+    np.savez(buffer, **dict(zip(_KEYS, arrays, strict=True)), digest=_digest(arrays))  # type: ignore[arg-type]
     return buffer.getvalue()
 
 

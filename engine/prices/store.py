@@ -61,7 +61,7 @@ Fetcher = Callable[[str, dt.date, dt.date], pd.DataFrame]
 def _to_date(value: object | None) -> dt.date | None:
     if value is None:
         return None
-    return pd.Timestamp(value).date()
+    return pd.Timestamp(value).date()  # type: ignore[arg-type]
 
 
 def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
@@ -319,7 +319,7 @@ class PriceStore:
                 f"run `evbt data fetch {sym}` online or `evbt data import FILE`"
             )
         if self.offline:
-            have = f" (cache has {meta['first_date']} .. {meta['last_date']})"
+            have = f" (cache has {meta['first_date']} .. {meta['last_date']})"  # type: ignore[index]
             raise MissingDataError(
                 f"{sym}: prices for {_fmt(lo)} .. {_fmt(hi)} are not in the cache{have} and evbt is offline; "
                 f"run `evbt data fetch {sym}` online or `evbt data import FILE`"
@@ -368,7 +368,7 @@ class PriceStore:
                 raise
             warnings.warn(
                 f"{sym}: could not update prices ({exc}); using cached data "
-                f"{meta['first_date']} .. {meta['last_date']}", EvbtWarning, stacklevel=3)
+                f"{meta['first_date']} .. {meta['last_date']}", EvbtWarning, stacklevel=3)  # type: ignore[index]
             return old
         if old is None and not any(len(p) for p in parts):
             raise DataError(f"{sym}: yfinance returned no prices for {_fmt(start)} .. {want_end} "
@@ -377,13 +377,13 @@ class PriceStore:
         old_from = _to_date(meta["covered_from"]) if meta else None
         known = [d for d in (start, old_from) if d]
         cov_from = min(known) if known and start is not None else None
-        cov_to = max(want_end, _to_date(meta["covered_to"])) if meta else want_end
+        cov_to = max(want_end, _to_date(meta["covered_to"])) if meta else want_end  # type: ignore[type-var]
         self._write_unlocked(sym, merged, "yfinance", _YF_ADJUSTMENT, (cov_from, cov_to))
         return self.read_all(sym)
 
     def _fetch(self, sym: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         if self._fetcher is not None:
-            return self._fetcher(sym, start, end)
+            return self._fetcher(sym, start, end)  # type: ignore[arg-type]
         from engine.prices.yahoo import fetch_history  # lazy: yfinance import costs ~0.5 s
 
         return fetch_history(sym, start, end, allow_empty=True)
@@ -432,11 +432,13 @@ def _missing_ranges(
 
 def _merge(old: pd.DataFrame | None, parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate old and new bars; on a duplicate date the newest download wins."""
-    frames = [f for f in ([old] if old is not None else []) + parts if f is not None and len(f)]
+    candidates: list[pd.DataFrame] = ([old] if old is not None else []) + list(parts)
+    frames = [f for f in candidates if f is not None and len(f)]
     if not frames:
         raise DataError("no price bars to store")
-    merged = pd.concat([f[COLUMNS[:-1]].astype("float64").set_axis(
-        f.index.as_unit(INDEX_UNIT), axis=0) for f in frames])
+    pieces: list[pd.DataFrame] = [f[COLUMNS[:-1]].astype("float64").set_axis(
+        pd.DatetimeIndex(f.index).as_unit(INDEX_UNIT), axis=0) for f in frames]  # type: ignore[arg-type]
+    merged = pd.concat(pieces)
     merged = merged[~merged.index.duplicated(keep="last")].sort_index()
     merged.index.name = "date"
     return merged
@@ -469,8 +471,8 @@ def price_summary(frame: pd.DataFrame, symbol: str) -> dict:
         "last_close": last,
         "return": last / first - 1.0,
         "min_close": float(close.min()),
-        "min_date": close.idxmin().date().isoformat(),
+        "min_date": close.idxmin().date().isoformat(),  # type: ignore[attr-defined]
         "max_close": float(close.max()),
-        "max_date": close.idxmax().date().isoformat(),
+        "max_date": close.idxmax().date().isoformat(),  # type: ignore[attr-defined]
         "stale_bars": int(frame["stale"].sum()),
     }

@@ -99,10 +99,10 @@ def _add_stale_half_days(frame: pd.DataFrame, half_days: set[pd.Timestamp]) -> N
     for day in sorted(half_days):
         day = pd.Timestamp(day).tz_localize(None) if pd.Timestamp(day).tz else pd.Timestamp(day)
         pos = frame.index.searchsorted(day)
-        if 0 < pos < len(frame) and frame.index[pos] == day:
+        if 0 < pos < len(frame) and frame.index[int(pos)] == day:
             prev_close = frame["close"].iloc[pos - 1]
-            frame.iloc[pos, frame.columns.get_indexer(["open", "high", "low", "close"])] = prev_close
-            frame.iloc[pos, frame.columns.get_loc("volume")] = 0.0
+            frame.iloc[pos, frame.columns.get_indexer(["open", "high", "low", "close"])] = prev_close  # type: ignore[index,arg-type]
+            frame.iloc[pos, frame.columns.get_loc("volume")] = 0.0  # type: ignore[index]
 
 
 def write_sample(store: object, symbols: tuple[str, ...] | list[str] | None = None) -> list[dict]:

@@ -134,7 +134,7 @@ def validate_prices(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     out = frame[[*PRICE_COLUMNS, "volume"]].astype("float64")
     if not isinstance(frame.index, pd.DatetimeIndex):
         raise DataError(f"{symbol}: price index is not a DatetimeIndex")
-    out.index = frame.index.as_unit(INDEX_UNIT).rename("date")
+    out.index = frame.index.as_unit(INDEX_UNIT).rename("date")  # type: ignore[arg-type]
     if len(out) == 0:
         raise DataError(f"{symbol}: no price bars")
     _check_index(out, symbol)

@@ -23,7 +23,7 @@ import pandas as pd
 
 Panel = Callable[[Any], None]  # draws on a matplotlib Axes
 
-_RC = {
+_RC: Any = {
     "svg.fonttype": "none",  # text as <text>, not glyph paths: much smaller
     "svg.hashsalt": "evbt",  # deterministic element ids
     "path.simplify": True,

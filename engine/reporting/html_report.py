@@ -136,8 +136,8 @@ def price_panels(report: Mapping[str, Any], store: Any, events: Sequence[Any] = 
     panels = []
     for sym in symbols[:MAX_PRICE_PANELS]:
         try:
-            start = pd.Timestamp(period.get("start")) - pd.Timedelta(days=10)
-            frame = store.load(sym, start.date(), pd.Timestamp(period.get("end")).date())
+            start = pd.Timestamp(str(period.get("start"))) - pd.Timedelta(days=10)
+            frame = store.load(sym, start.date(), pd.Timestamp(str(period.get("end"))).date())
         except Exception as exc:  # a chart must not fail the report
             notes.append(f"{sym}: no price chart ({exc})")
             continue
@@ -219,7 +219,7 @@ TRADE_HEADERS = ["symbol", "side", "event", "type", "description", "entry", "ent
                  "size", "fees", "pnl", "return", "bench", "exit reason"]
 
 
-def _trade_rows(trades: Sequence[Mapping[str, Any]], descriptions: Mapping[str, str]) -> list[list[str]]:
+def _trade_rows(trades: Sequence[Mapping[str, Any]], descriptions: Mapping[str, str]) -> list[list[Any]]:
     return [[
         t.get("symbol"), t.get("side"), t.get("event_id"), t.get("event_type"),
         descriptions.get(str(t.get("event_id")), ""), t.get("entry_date"), _num(t.get("entry_price")),

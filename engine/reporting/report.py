@@ -263,7 +263,7 @@ def exposure_matched_excess(metrics: Mapping[str, Any]) -> float | None:
     values = [metrics.get(k) for k in ("total_return", "exposure", "benchmark_return")]
     if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
         return None
-    total, exposure, bench = (float(v) for v in values)
+    total, exposure, bench = (float(v) for v in values)  # type: ignore[arg-type]
     return total - exposure * bench
 
 

@@ -57,7 +57,7 @@ def point_config(base: RunConfig, values: dict[str, Any], grid: Grid, params_cls
             run[key] = value
     typed = params_to_dict(caches.typed_params(base.strategy, params))
     try:
-        cost_model = dataclasses.replace(base.costs, **costs) if costs else base.costs
+        cost_model = dataclasses.replace(base.costs, **costs) if costs else base.costs  # type: ignore[arg-type]
         return dataclasses.replace(base, params=typed, costs=cost_model, **run)
     except ValueError as exc:
         raise ConfigError(f"grid point {values}: {exc}") from None
