@@ -85,3 +85,17 @@ def test_drawdown_matches_metrics() -> None:
     hand = drawdown_series(pd.Series([90.0, 120.0, 60.0, 130.0], index=pd.bdate_range("2022-01-03", periods=4)),
                            100.0)
     assert list(hand) == pytest.approx([-0.1, 0.0, -0.5, 0.0])
+
+
+def test_dollar_signs_in_labels_are_text_not_mathtext(tmp_path: Path) -> None:
+    """A crafted run id like "$\\frac{$" crashed matplotlib's mathtext parser while writing --plot/--html."""
+    import pandas as pd
+
+    from engine.reporting.charts import ChartSet, compare_panel, write_png
+
+    days = pd.date_range("2022-01-03", periods=5, freq="B")
+    curve = pd.Series([100.0, 101.0, 99.0, 102.0, 103.0], index=days)
+    charts = ChartSet()
+    charts.add("Equity $\\frac{$", compare_panel({"run-$\\frac{$": curve, "$x^$": curve * 1.01}))
+    out = tmp_path / "dollars.png"
+    assert write_png(out, charts) > 0 and out.stat().st_size > 0

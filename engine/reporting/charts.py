@@ -36,6 +36,7 @@ _RC: Any = {
     "grid.alpha": 0.3,
     "legend.fontsize": 7.5,
     "legend.frameon": False,
+    "text.parse_math": False,  # labels come from reports and event files: "$...$" is text, never mathtext
 }
 WIDTH_IN = 9.0
 PANEL_HEIGHT_IN = 2.6
