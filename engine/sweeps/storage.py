@@ -80,12 +80,32 @@ class SweepFolder:
     def chunks(self) -> list[Path]:
         return sorted(self.points_dir.glob("chunk-*.parquet")) if self.points_dir.is_dir() else []
 
-    def keys(self) -> set[str]:
+    def _read_chunk(self, chunk: Path, columns: list[str] | None) -> Any:
+        """One chunk's table, or None for a damaged chunk: it is set aside (``.damaged``) with a warning, so its
+        points count as missing and are computed again instead of failing every later sweep of the folder."""
+        import warnings
+
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from engine.errors import EvbtWarning
+
+        try:
+            return pq.read_table(chunk, columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            aside = chunk.with_name(chunk.name + ".damaged")
+            with contextlib.suppress(OSError):
+                chunk.replace(aside)
+            warnings.warn(f"sweep chunk {chunk} is damaged ({type(exc).__name__}); set aside as {aside.name}, "
+                          "its points will be computed again", EvbtWarning, stacklevel=3)
+            return None
+
+    def keys(self) -> set[str]:
         out: set[str] = set()
         for chunk in self.chunks():
-            out.update(pq.read_table(chunk, columns=["key"]).column("key").to_pylist())
+            table = self._read_chunk(chunk, ["key"])
+            if table is not None:
+                out.update(table.column("key").to_pylist())
         return out
 
     def write_chunk(self, rows: list[dict[str, Any]]) -> Path:
@@ -106,12 +126,11 @@ class SweepFolder:
 
     def read(self, keys: Iterable[str] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Rows (one per key, the latest written), optionally only ``keys``."""
-        import pyarrow.parquet as pq
-
         names = list(columns) if columns is not None else None
         if names is not None and "key" not in names:
             names.insert(0, "key")
-        frames = [pq.read_table(chunk, columns=names).to_pandas() for chunk in self.chunks()]
+        tables = [self._read_chunk(chunk, names) for chunk in self.chunks()]
+        frames = [table.to_pandas() for table in tables if table is not None]
         if not frames:
             return pd.DataFrame(columns=names or schema().names)
         rows = pd.concat(frames, ignore_index=True).drop_duplicates("key", keep="last")
