@@ -93,17 +93,25 @@ def execute_run(settings: Settings, config: Any, save: bool = True,
     return outcome, path
 
 
-def check_placebo(config: Any, n: int | None, seed: int | None) -> None:
-    """Refuse a placebo request the fast path cannot serve before the real run starts."""
+def _placebo_requested(n: int | None, seed: int | None) -> bool:
+    """Whether ``--placebo N`` was given, with N in range (``--placebo-seed`` alone is an error)."""
     from engine.analysis.placebo import MAX_PLACEBO
-    from engine.execution.fast_driver import unsupported_reason
 
     if n is None:
         if seed is not None:
             raise ConfigError("--placebo-seed needs --placebo N")
-        return
+        return False
     if not 1 <= n <= MAX_PLACEBO:
         raise ConfigError(f"--placebo: expected 1..{MAX_PLACEBO} placebo sets, got {n}")
+    return True
+
+
+def check_placebo(config: Any, n: int | None, seed: int | None) -> None:
+    """Refuse a placebo request the fast path cannot serve before the real run starts."""
+    from engine.execution.fast_driver import unsupported_reason
+
+    if not _placebo_requested(n, seed):
+        return
     reason = unsupported_reason(config)
     if reason is not None:
         raise ConfigError(f"--placebo runs on the fast path, which does not cover {reason}")
@@ -129,14 +137,8 @@ MAX_SWEEP_PLACEBO_POINTS = 20
 
 def check_sweep_placebo(n: int | None, seed: int | None, split: str | None, walk_forward: str | None) -> None:
     """``evbt sweep --placebo N``: refuse what it cannot rank before the sweep starts."""
-    if n is None:
-        if seed is not None:
-            raise ConfigError("--placebo-seed needs --placebo N")
+    if not _placebo_requested(n, seed):
         return
-    from engine.analysis.placebo import MAX_PLACEBO
-
-    if not 1 <= n <= MAX_PLACEBO:
-        raise ConfigError(f"--placebo: expected 1..{MAX_PLACEBO} placebo sets, got {n}")
     if split or walk_forward:
         raise ConfigError("--placebo ranks points over the whole period: not with --split or --walk-forward")
 

@@ -70,14 +70,15 @@ def temp_owner(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (ours included): temp files of live writers are never cleaned up."""
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # exists, owned by someone else
+    except OSError:  # exists, owned by someone else
         return True
     return True
 
@@ -94,7 +95,7 @@ def remove_orphan_temps(folder: Path) -> list[Path]:
         return removed
     for name in sorted(names):
         pid = temp_owner(name)
-        if pid is None or _pid_alive(pid):
+        if pid is None or pid_alive(pid):
             continue
         path = Path(folder) / name
         with contextlib.suppress(OSError):

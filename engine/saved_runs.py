@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.atomic import pid_alive
 from engine.errors import ConfigError, DataError, EvbtWarning
 from engine.execution.records import RunResult, TradeRecord
 from engine.paths import default_runs_dir
@@ -350,14 +351,6 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but not ours
-        return True
-    return True
 
 
 def _recover(runs_dir: Path) -> None:
@@ -372,7 +365,7 @@ def _recover(runs_dir: Path) -> None:
         if not match or not entry.is_dir():
             continue
         pid = int(match.group(3))
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue
         kind, run_id = match.group(1), match.group(2)
         with contextlib.suppress(OSError):

@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from engine.atomic import pid_alive
 from engine.errors import EvbtWarning
 from engine.prices.store import META_KEY, PriceStore
 
@@ -49,14 +50,6 @@ def _meta(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -199,7 +192,7 @@ class SnapshotStore:
                 removed += 1
         for tmp in self.root.glob(".*") if self.root.is_dir() else []:
             pid = tmp.name.split("-")[1] if tmp.name.startswith(".pin-") else tmp.name.rsplit(".", 2)[-2]
-            if pid.isdigit() and not _pid_alive(int(pid)):  # leftovers of killed processes only
+            if pid.isdigit() and not pid_alive(int(pid)):  # leftovers of killed processes only
                 with contextlib.suppress(OSError):
                     shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
         return GcResult(removed, freed, len(self.versions()))

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from engine.analysis.metrics import Metrics
+from engine.atomic import pid_alive
 from engine.errors import DataError
 from engine.plan.config import RunConfig
 from engine.reporting.report import dumps_report
@@ -152,14 +153,6 @@ class SweepFolder:
         atomic_write_bytes(self.path / name, dumps_report(doc).encode("utf-8"))
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def sweeps_dir(runs_dir: Path | None = None) -> Path:
