@@ -263,3 +263,27 @@ def test_hkd_series_used_and_reported(store):
     want = recompute_trade(t, store.load("0700.HK"), fx_frame["close"].shift(1).dropna(), pct=0.001, minimum=1.0,
                            bps=5, stamp=0.0013, hk=True)
     assert t["pnl"] == pytest.approx(want["pnl"], rel=1e-9)
+
+
+def test_trade_list_itemises_each_fill_by_hand(store):
+    """Each fill's fees item by item, recomputed from the bar, the FX peg and the published rates (no engine code):
+    0700.HK bought at the 2022-03-17 HK open: commission 0.1%, slippage 5 bps, stamp duty 0.13% rounded up to a
+    whole HKD, HKEX trading fee 0.005%, SFC levy 0.0027% and AFRC levy 0.00015% to the nearest HKD cent; BABA
+    sold: SEC fee on the sell only."""
+    import math
+
+    out = backtest.run(config(costs=CostModel(commission_pct=0.001, slippage_bps=5)), store, events=[FSDC])
+    hk = trades_by(out, "0700.HK")[0]
+    value_usd = hk["size"] * hk["entry_price"] / 7.80
+    items = dict(pair.split("=") for pair in hk["entry_fee_items"].split(";"))
+    assert list(items)[:3] == ["commission", "slippage", "stamp_duty"]
+    hkd = value_usd * 7.80
+    expected = {"commission": 0.001 * value_usd, "slippage": 0.0005 * value_usd,
+                "stamp_duty": math.ceil(0.0013 * hkd) / 7.80,  # whole HKD, rounded up
+                "trading_fee": round(0.00005 * hkd, 2) / 7.80,  # HKD cents, nearest
+                "sfc_levy": round(0.000027 * hkd, 2) / 7.80, "afrc_levy": round(0.0000015 * hkd, 2) / 7.80}
+    for item, amount in expected.items():
+        assert float(items[item]) == pytest.approx(amount, abs=6e-5), item
+    assert sum(float(v) for v in items.values()) == pytest.approx(hk["entry_fees"], abs=5e-4)
+    baba = trades_by(out, "BABA")[0]
+    assert "sec_fee=" in baba["exit_fee_items"] and "sec_fee=" not in baba["entry_fee_items"]

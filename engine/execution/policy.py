@@ -33,7 +33,7 @@ import numpy as np
 
 from engine.execution.books import Book, Market
 from engine.execution.clock import iso_utc
-from engine.execution.records import OrderRecord, TradeRecord, round_trip
+from engine.execution.records import OrderRecord, TradeRecord, fee_items, round_trip
 from engine.execution.sizing import entry_size
 from engine.market.costs import Fees
 from engine.plan.config import RunConfig
@@ -61,6 +61,7 @@ class Lot:
     exits: Exits = NO_EXITS  # the entry's exit rules (stop-loss, take-profit, trailing stop, exit events)
     guard_bar: int | None = None  # exit bar of a stop-loss / trailing-stop / take-profit hit
     guard_reason: str = ""
+    entry_fee_items: str = ""  # the entry fill's fees item by item (fee_items)
 
     @property
     def due(self) -> int | None:
@@ -240,6 +241,7 @@ class Policy:
         lot = Lot(
             trade_id=self._next_id, book=k, side=action.side, size=size, entry_bar=i, entry_tick=t,
             entry_price=price, fx_entry=fx, entry_exec=price_base, entry_fees=fees.total,
+            entry_fee_items=fee_items(fees),
             event_id=action.event_id, event_type=action.event_type,
             hold_bar=None if action.hold is None else book.exit_bar(i, action.hold), exits=action.exits,
         )
@@ -260,7 +262,7 @@ class Policy:
         self._book_fill(Fill(t, lot.book, i, signed, price, price_base, fees, "exit"))
         self._order(book.dates[i], book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price, fees.total)
         self.lots[lot.book].remove(lot)
-        self.trades.append(self._trade(lot, i, price, price_base, fees.total, reason))
+        self.trades.append(self._trade(lot, i, price, price_base, fees.total, reason, fee_items(fees)))
 
     def _book_fill(self, fill: Fill) -> None:
         self.cash += fill.cash_delta
@@ -334,7 +336,7 @@ class Policy:
             self.orders.append(OrderRecord(date, symbol, verb, size, status, reason, event_id, price, fees))
 
     def _trade(self, lot: Lot, i: int, price: float, exec_price: float, exit_fees: float,
-               reason: str) -> TradeRecord:
+               reason: str, exit_fee_items: str | None = None) -> TradeRecord:
         book = self.market.books[lot.book]
         entry_value, pnl, ret = round_trip(lot.side, lot.size, lot.entry_exec, exec_price, lot.entry_fees,
                                            exit_fees)
@@ -349,6 +351,7 @@ class Policy:
             holding_sessions=book.session_l[i] - book.session_l[lot.entry_bar],
             entry_at=iso_utc(self.clock.instants[lot.entry_tick]),
             exit_at=None if is_open else iso_utc(int(book.fill_instants(self.fill)[i])),
+            entry_fee_items=lot.entry_fee_items, exit_fee_items=exit_fee_items,
         )
 
     def finish(self) -> None:

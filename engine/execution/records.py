@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -41,6 +42,17 @@ class TradeRecord:
     benchmark_return: float | None = None  # benchmark close-to-close return over the same window
     entry_at: str | None = None  # UTC instant of the entry fill (session open/close), ISO 8601
     exit_at: str | None = None  # UTC instant of the exit fill; None while open
+    entry_fee_items: str | None = None  # the entry fill's fees item by item, e.g. "commission=10.0000;sec_fee=0"
+    exit_fee_items: str | None = None  # the same for the exit fill; None while open
+
+
+def fee_items(fees: Mapping[str, float]) -> str:
+    """Fees of one fill as ``item=amount`` pairs in the base currency (4 decimals), items in a fixed order
+    (commission, slippage, stamp duty, then the venue's levies alphabetically), so a trade list shows what
+    each fill paid and why."""
+    first = ("commission", "slippage", "stamp_duty")
+    order = [k for k in first if k in fees] + sorted(k for k in fees if k not in first)
+    return ";".join(f"{k}={fees[k]:.4f}" for k in order)
 
 
 def round_trip(side: str, size: int, entry_exec: float, exit_exec: float, entry_fees: float,
