@@ -385,13 +385,18 @@ def _visible_runs(runs_dir: Path) -> list[Path]:
     return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "sweeps")
 
 
-def _read_report_file(path: Path) -> dict[str, Any]:
+def _parse_json(path: Path, invalid: str) -> Any:
+    """The JSON document at ``path``; a missing or unreadable file is a ConfigError (``{path} {invalid}: ...``)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path} not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not a valid evbt report file: {exc}") from None
+        raise ConfigError(f"{path} {invalid}: {exc}") from None
+
+
+def _read_report_file(path: Path) -> dict[str, Any]:
+    doc = _parse_json(path, "is not a valid evbt report file")
     problem = _report_problem(doc)
     if problem:
         raise ConfigError(f"{path} is not a valid evbt report file: {problem}")
@@ -447,12 +452,7 @@ def load_report(run_or_path: str | Path, runs_dir: Path | None = None) -> dict[s
 
 def _load_json(folder: Path, name: str) -> dict[str, Any]:
     path = folder / name
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    doc = _parse_json(path, "is not valid JSON")
     if not isinstance(doc, dict):
         raise ConfigError(f"{path} is not a JSON object")
     return doc
