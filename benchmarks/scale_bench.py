@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import string
 import subprocess
@@ -152,10 +153,14 @@ def orders_from(report: dict) -> list[list]:
     return orders
 
 
-def bench_size(n: int, sessions: list[str], repeats: int, backtrader_max: int) -> dict[str, object]:
+def bench_size(n: int, sessions: list[str], repeats: int, backtrader_max: int,
+               keep: Path | None = None) -> dict[str, object]:
     evbt = [sys.executable, str(ROOT / "cli.py"), "--offline"]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = Path(tmp) if keep is None else keep / str(n)
+        if keep is not None and folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         symbols, events = write_universe(folder, n, sessions)
         env = dict(os.environ, EVBT_CACHE_DIR=str(folder / "cache"), EVBT_RUNS_DIR=str(folder / "runs"))
         files = sorted(str(p) for p in (folder / "prices").glob("*.csv"))
@@ -205,9 +210,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--backtrader-max", type=int, default=500,
                         help="Skip the backtrader run and its floor above this many symbols.")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="Write each universe to KEEP/<size>/ (prices, cache, events, run.toml) and leave it "
+                             "there for profiling (default: a temporary folder).")
     args = parser.parse_args()
     sessions = nyse_sessions()
-    rows = [bench_size(int(n), sessions, args.repeats, args.backtrader_max) for n in args.sizes.split(",")]
+    rows = [bench_size(int(n), sessions, args.repeats, args.backtrader_max, args.keep)
+            for n in args.sizes.split(",")]
     print(f"synthetic US universe, NYSE sessions {START}..{END} ({len(sessions)}), run from {RUN_START}, "
           f"{EVENTS_PER_SYMBOL} analyst events per symbol, analyst_follow hold 20; {os.cpu_count()} CPUs")
     head = (f"{'symbols':>7} {'events':>7} {'import':>8} {'evbt run':>9} {'floor':>8} {'ratio':>6} "
