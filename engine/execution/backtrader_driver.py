@@ -177,8 +177,9 @@ class _Driver:
         held: list[tuple[int, bt.feeds.PandasDirectData]] = []
         for slot in self.slots:
             data = slot.data
+            size = broker.getposition(data).size  # every feed, as before spans: the broker's position order
             n = len(data)
-            if n and broker.getposition(data).size:
+            if size and n:
                 held.append((slot.books[n - 1], data))
         held.sort(key=lambda h: h[0])
         gross = 0.0
