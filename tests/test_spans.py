@@ -136,5 +136,5 @@ def test_a_span_cut_short_is_an_error_not_a_lost_fill(sample_cache: Path, monkey
                 for s in original(fills, lengths)]
 
     monkeypatch.setattr(backtrader_driver, "position_spans", cut)
-    with pytest.raises(RunError, match="bar for a fill|had no backtrader cycle|cash .* differs from the policy"):
+    with pytest.raises(RunError, match=r"bar for a fill|had no backtrader cycle|cash .* differs from the policy"):
         _run(_config("reassurance"), PriceStore(sample_cache, offline=True), monkeypatch, spans=True)
