@@ -5,6 +5,7 @@ session (trades, orders, every equity/cash/exposure point, the report)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import warnings
 from pathlib import Path
@@ -18,9 +19,10 @@ from engine.execution import backtrader_driver
 from engine.execution.policy import Fill
 from engine.execution.spans import Span, pack_slots, position_spans, value_order
 from engine.market.costs import Fees
-from engine.plan.config import make_run_config
+from engine.plan.config import RunConfig, make_run_config
 from engine.prices.store import PriceStore
 from strategies.registry import get_strategy
+from tests.engine_helpers import event, frame_on_sessions
 
 
 def _fill(tick: int, book: int, bar: int, signed: int) -> Fill:
@@ -125,6 +127,44 @@ def test_span_feeding_equals_feeding_every_session(sample_cache: Path, monkeypat
         assert not spanned.slots and set(got.result.equity) == {config.cash}
     if options.get("allow_margin"):
         assert spanned.credit > 0 and got.result.cash.min() < 0
+
+
+def test_spans_on_data_that_ends_early_starts_late_or_has_placeholders(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """0700.HK's data ends a month before the run with a position open (marked at its last close to the end),
+    with a placeholder bar inside a held span; JD's data begins late; entries on the run's first session."""
+    hk = frame_on_sessions("XHKG", "2021-12-01", "2022-02-28", seed=2, base=400.0)
+    hk.loc[pd.Timestamp("2022-01-10"), ["open", "high", "low", "close"]] = hk.loc[pd.Timestamp("2022-01-07"),
+                                                                                    "close"]
+    hk.loc[pd.Timestamp("2022-01-10"), ["volume", "stale"]] = [0.0, True]
+    frames = {"BABA": frame_on_sessions("XNYS", "2021-12-01", "2022-03-31", seed=1), "0700.HK": hk,
+              "JD": frame_on_sessions("XNYS", "2022-02-01", "2022-03-31", seed=3, base=70.0)}
+    store = PriceStore(tmp_path / "cache", offline=True)
+    for symbol, frame in frames.items():
+        store.write(symbol, frame, source="csv")
+    events = [event("e1", "2021-12-31", symbols=("BABA", "0700.HK")), event("e2", "2022-01-06", symbols=("0700.HK",)),
+              event("e3", "2022-02-24", symbols=("0700.HK", "JD", "BABA")), event("e4", "2022-03-25", symbols=("JD",))]
+    config = RunConfig(strategy="event_hold", params={"hold": 4}, symbols=tuple(frames), start=dt.date(2022, 1, 3),
+                       end=dt.date(2022, 3, 31), benchmark=None)
+    drivers = _Recorder(monkeypatch)
+
+    def run(spans: bool):
+        with monkeypatch.context() as patch, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            patch.setattr(backtest, "run_backtest", functools.partial(backtrader_driver.run_backtest, spans=spans))
+            return backtest.run(config, store, events=events)
+
+    ref, got = run(False), run(True)
+    trades = got.result.trades
+    assert [(t.symbol, t.entry_date, t.exit_reason) for t in trades if t.exit_reason == "open"] == [
+        ("0700.HK", "2022-02-25", "open"), ("JD", "2022-03-28", "open")]
+    assert any(t.entry_date == "2022-01-03" for t in trades)
+    assert trades == ref.result.trades and got.result.orders == ref.result.orders
+    for column in ("equity", "cash", "exposure"):
+        pd.testing.assert_series_equal(getattr(got.result, column), getattr(ref.result, column), check_exact=True)
+    full, spanned = drivers.drivers
+    assert full.broker_values == [s[2] for s in full.snapshots]
+    assert sum(len(slot.bars) for slot in spanned.slots) < sum(len(slot.bars) for slot in full.slots)
 
 
 def test_a_span_cut_short_is_an_error_not_a_lost_fill(sample_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
