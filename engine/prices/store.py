@@ -222,17 +222,23 @@ class PriceStore:
             return self._write_unlocked(symbol, frame, source, adjustment, covered)
 
     def write_many(self, items: Sequence[WriteItem], threads: int = WRITE_THREADS) -> Iterator[dict]:
-        """``write`` for each (symbol, frame, source, adjustment), yielding the metadata in input order.
+        """``write`` for each (symbol, frame, source, adjustment); the returned iterator writes and yields the
+        metadata in input order.
 
         Same checks, lock and atomic replacement per file; up to ``threads`` files are written at once (writes
         of one symbol stay in input order, so the last one wins as in a loop). Temp files of killed writers
-        are swept once for the batch. On the first failure (in input order) no further write starts and the
-        error is raised once the running ones finished; files already replaced stay (each is complete)."""
-        for symbol, _frame, source, _adj in items:  # bad input before any thread starts
+        are swept once for the batch. An unknown source or symbol venue is raised here, before any write. On
+        the first failure (in input order) no further write starts and the error is raised once the running
+        ones finished; files already replaced stay (each is complete and checked)."""
+        items = list(items)
+        for symbol, _frame, source, _adjustment in items:
             if source not in SOURCES:
                 raise ValueError(f"unknown price source {source!r}")
-            listing(normalize_symbol(symbol))
-        self._sweep_temps(stacklevel=3)
+            listing(normalize_symbol(symbol))  # also warms the venue tables before threads read them
+        self._sweep_temps(stacklevel=2)
+        return self._write_batch(items, threads)
+
+    def _write_batch(self, items: list[WriteItem], threads: int) -> Iterator[dict]:
         groups: dict[str, list[int]] = {}
         for i, item in enumerate(items):
             groups.setdefault(normalize_symbol(item[0]), []).append(i)
@@ -245,7 +251,11 @@ class PriceStore:
                     out.append(self._write_unlocked(symbol, frame, source, adjustment, (None, None), sweep=False))
             return out
 
-        pool = ThreadPoolExecutor(max(1, min(threads, len(groups))), thread_name_prefix="evbt-write")
+        if threads <= 1 or len(groups) <= 1:
+            for i in range(len(items)):
+                yield from run([i])
+            return
+        pool = ThreadPoolExecutor(min(threads, len(groups)), thread_name_prefix="evbt-write")
         try:
             where: dict[int, tuple[Future[list[dict]], int]] = {}
             for indices in groups.values():
