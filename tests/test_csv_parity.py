@@ -17,7 +17,7 @@ from engine.prices.csv_fast import parse_plain
 from engine.prices.csv_import import read_yahoo_csv, read_yahoo_csvs
 from engine.prices.validate import prices_frame
 
-PROPS = settings(max_examples=150, deadline=None, derandomize=True,
+PROPS = settings(max_examples=100, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 LABELS = {"date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close",
           "adj_close": "Adj Close", "volume": "Volume"}
@@ -127,7 +127,7 @@ def plain_files(draw: st.DrawFn) -> bytes:
     extra = draw(st.integers(0, 2))
     header = [draw(st.sampled_from([LABELS[k], LABELS[k].upper(), f" {LABELS[k].lower()} "])) for k in keys]
     header += [f"Note{i}" for i in range(extra)]
-    days = draw(st.lists(_DAY, min_size=1, max_size=15, unique=True))
+    days = draw(st.lists(_DAY, min_size=1, max_size=10, unique=True))
     style = draw(st.sampled_from(["repr", "4", "6", "int", "long", "lead0", "trail"]))
     rows = []
     for day in days:
@@ -158,7 +158,7 @@ def test_plain_files_take_the_fast_path_and_agree(tmp_path, raw: bytes) -> None:
 
 
 _ODD_CELLS = ["null", "NULL", " null ", "", " 12.5", "12.5 ", "1e3", "1E-2", "+5", "-5", "-0", "0", "nan", "inf",
-              "-inf", "1_000", "1,5", '"12.5"', "12.5.1", ".", "-", ".5", "5.", "--5", "1-2", "1" + "0" * 400,
+              "-inf", "1_000", "1,5", '"12.5"', '"1,000.5"', "1 000", "12.5.1", ".", "-", ".5", "5.", "--5", "1-2", "1" + "0" * 400,
               "0.1" + "0" * 30 + "1", "٣", "12\u00a0", "0x10", "2022-01-03", "2022-01-03T00:00:00", "2022-02-30",
               "2022-1-03", "20220103", "1799-12-31", "2262-01-01", "9999-12-31"]
 
