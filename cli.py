@@ -150,14 +150,14 @@ def data_import(ctx: click.Context, files: tuple[Path, ...], symbol: str | None)
       evbt data import tencent.csv --symbol 700
     """
     from engine.errors import ConfigError
-    from engine.prices.csv_import import read_yahoo_csv
+    from engine.prices.csv_import import read_yahoo_csvs
 
     if symbol and len(files) > 1:
         raise ConfigError("--symbol works with one FILE only")
-    parsed = [read_yahoo_csv(f, symbol) for f in files]
+    parsed = read_yahoo_csvs(files, symbol)
     store = _data_store(ctx)
-    for item in parsed:
-        meta = store.write(item.symbol, item.frame, "csv", item.adjustment)
+    written = store.write_many([(item.symbol, item.frame, "csv", item.adjustment) for item in parsed])
+    for item, meta in zip(parsed, written, strict=True):
         click.echo(f"{item.symbol}: {meta['rows']} bars {meta['first_date']} .. {meta['last_date']} "
                    f"from {item.path.name}")
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import DataError
-from engine.prices.validate import COLUMNS, INDEX_UNIT, check_frame
+from engine.prices.validate import COLUMNS, INDEX_UNIT, Columns, build_frame, check_frame
 
 META_KEY = b"evbt"
 SUFFIX = ".parquet"
@@ -31,7 +31,6 @@ SOURCES = ("yfinance", "csv", "sample")
 REQUIRED_META = ("symbol", "source", "fetched_at", "adjustment", "currency", "exchange", "first_date",
                  "last_date", "covered_from", "covered_to", "rows", "content_hash")
 _FLOAT_COLUMNS = COLUMNS[:-1]
-_FLOAT_INDEX = pd.Index(_FLOAT_COLUMNS)
 
 SCHEMA = pa.schema(
     [("date", pa.timestamp(INDEX_UNIT))]
@@ -50,12 +49,17 @@ class CacheFileError(DataError):
 
 def content_hash(frame: pd.DataFrame) -> str:
     """sha256 over the session dates (as days) and every column's values: independent of datetime unit."""
+    return hash_columns(frame.index.values, {c: frame[c].to_numpy() for c in COLUMNS})
+
+
+def hash_columns(dates: np.ndarray, cols: Columns) -> str:
+    """``content_hash`` of the dates (``datetime64``, any unit) and the column arrays of a contract frame."""
     h = hashlib.sha256()
-    days = frame.index.values.astype("datetime64[D]").astype("int64")
+    days = dates.astype("datetime64[D]").astype("int64")
     h.update(np.ascontiguousarray(days).tobytes())
     for col in COLUMNS:
         h.update(col.encode())
-        h.update(np.ascontiguousarray(frame[col].to_numpy()).tobytes())
+        h.update(np.ascontiguousarray(cols[col]).tobytes())
     return h.hexdigest()
 
 
@@ -66,8 +70,13 @@ def meta_hash(meta: dict[str, Any]) -> str:
 
 
 def table_from_frame(frame: pd.DataFrame, meta: dict) -> pa.Table:
-    arrays = [pa.array(frame.index.values.astype(f"datetime64[{INDEX_UNIT}]"), type=pa.timestamp(INDEX_UNIT))]
-    arrays += [pa.array(frame[c].to_numpy(), type=SCHEMA.field(c).type) for c in COLUMNS]
+    return table_from_columns(frame.index.values, {c: frame[c].to_numpy() for c in COLUMNS}, meta)
+
+
+def table_from_columns(dates: np.ndarray, cols: Columns, meta: dict) -> pa.Table:
+    """The parquet table of a contract frame's dates and column arrays, with the sealed metadata."""
+    arrays = [pa.array(dates.astype(f"datetime64[{INDEX_UNIT}]"), type=pa.timestamp(INDEX_UNIT))]
+    arrays += [pa.array(cols[c], type=SCHEMA.field(c).type) for c in COLUMNS]
     sealed = {**meta, "meta_hash": meta_hash(meta)}
     schema = SCHEMA.with_metadata({META_KEY: json.dumps(sealed, sort_keys=True).encode()})
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -75,17 +84,19 @@ def table_from_frame(frame: pd.DataFrame, meta: dict) -> pa.Table:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")  # measured: ~30% faster to read than zstd
+    # measured: snappy ~30% faster to read than zstd; without dictionary pages (random prices never repeat enough
+    # to gain from them) a 2,244-bar file is written in 0.8 ms instead of 1.8 ms, 20% smaller, as fast to read
+    pq.write_table(table, sink, compression="snappy", use_dictionary=False)
     return sink.getvalue().to_pybytes()
 
 
 def _frame_from_table(table: pa.Table) -> pd.DataFrame:
     """Columns straight from Arrow buffers (faster than ``to_pandas`` + ``set_index``)."""
     index = pd.DatetimeIndex(table.column("date").to_numpy(), name="date")
-    block = np.column_stack([table.column(c).to_numpy() for c in _FLOAT_COLUMNS])
-    frame = pd.DataFrame(block, index=index, columns=_FLOAT_INDEX, copy=False)
-    frame["stale"] = table.column("stale").to_numpy(zero_copy_only=False)
-    return frame
+    block = np.empty((table.num_rows, len(_FLOAT_COLUMNS)), dtype="float64", order="F")
+    for j, c in enumerate(_FLOAT_COLUMNS):
+        block[:, j] = table.column(c).to_numpy()
+    return build_frame(index, block, table.column("stale").to_numpy(zero_copy_only=False))
 
 
 def _damaged(path: Path, problem: str) -> CacheFileError:
@@ -136,10 +147,10 @@ def decode(table: pa.Table, path: Path, symbol: str) -> tuple[dict[str, Any], pd
     _check_schema(table, path)
     frame = _frame_from_table(table)
     try:
-        check_frame(frame, symbol)
+        dates, cols = check_frame(frame, symbol)
     except DataError as exc:
         raise _damaged(path, str(exc).removeprefix(f"{symbol}: ")) from None
-    if content_hash(frame) != meta["content_hash"]:
+    if hash_columns(dates, cols) != meta["content_hash"]:
         raise _damaged(path, "content hash mismatch: the bars changed after they were written")
     first, last = frame.index[0].date().isoformat(), frame.index[-1].date().isoformat()
     if (meta["symbol"], meta["rows"], meta["first_date"], meta["last_date"]) != (symbol, len(frame), first, last):

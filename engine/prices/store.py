@@ -6,7 +6,9 @@ text directly. Metadata (source, fetched_at, adjustment, currency, exchange, fir
 content hash, and the covered request range) lives in the parquet schema metadata under ``b"evbt"``.
 
 Writes go through ``engine.atomic`` under a per-symbol cross-process ``filelock`` in ``<root>/.locks/``;
-reads take no lock (a file is always replaced atomically).
+reads take no lock (a file is always replaced atomically). ``write_many`` (``data import``) runs the same
+writes on a few threads: each file is still fsynced before its rename, but the fsyncs overlap (the file system
+commits them together: ~1 ms a file instead of ~8 ms on this machine's disk).
 
 Coverage rule (decided, pragmatic):
 - ``yfinance`` files remember the range that was *requested* (``covered_from``/``covered_to``), so listing
@@ -26,11 +28,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
@@ -42,12 +46,13 @@ from engine.prices.cache_file import (
     SOURCES,
     SUFFIX,
     content_hash,
+    hash_columns,
     parquet_bytes,
     read_file,
     read_meta_only,
-    table_from_frame,
+    table_from_columns,
 )
-from engine.prices.validate import COLUMNS, INDEX_UNIT, validate_prices
+from engine.prices.validate import COLUMNS, INDEX_UNIT, Columns, check_columns, check_index, validate_prices
 
 if TYPE_CHECKING:
     from engine.prices.verify import VerifyResult
@@ -55,7 +60,9 @@ if TYPE_CHECKING:
 __all__ = ["META_KEY", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
 
 OVERLAP_DAYS = 5
+WRITE_THREADS = 8  # measured: 4 threads ~1.3 ms a file, 16 ~0.8 ms, 1 ~8 ms (fsync-bound)
 Fetcher = Callable[[str, dt.date, dt.date], pd.DataFrame]
+WriteItem = tuple[str, pd.DataFrame, str, str]  # symbol, frame, source, adjustment
 
 
 def _to_date(value: object | None) -> dt.date | None:
@@ -214,6 +221,58 @@ class PriceStore:
         with self._locked(symbol):
             return self._write_unlocked(symbol, frame, source, adjustment, covered)
 
+    def write_many(self, items: Sequence[WriteItem], threads: int = WRITE_THREADS) -> Iterator[dict]:
+        """``write`` for each (symbol, frame, source, adjustment); the returned iterator writes and yields the
+        metadata in input order.
+
+        Same checks, lock and atomic replacement per file; up to ``threads`` files are written at once (writes
+        of one symbol stay in input order, so the last one wins as in a loop). Temp files of killed writers
+        are swept once for the batch. An unknown source or symbol venue is raised here, before any write. On
+        the first failure (in input order) no further write starts and the error is raised once the running
+        ones finished; files already replaced stay (each is complete and checked)."""
+        items = list(items)
+        for symbol, _frame, source, _adjustment in items:
+            if source not in SOURCES:
+                raise ValueError(f"unknown price source {source!r}")
+            listing(normalize_symbol(symbol))  # also warms the venue tables before threads read them
+        self._sweep_temps(stacklevel=2)
+        return self._write_batch(items, threads)
+
+    def _write_batch(self, items: list[WriteItem], threads: int) -> Iterator[dict]:
+        groups: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(normalize_symbol(item[0]), []).append(i)
+
+        def run(indices: list[int]) -> list[dict]:
+            out = []
+            for i in indices:
+                symbol, frame, source, adjustment = items[i]
+                with self._locked(symbol):
+                    out.append(self._write_unlocked(symbol, frame, source, adjustment, (None, None), sweep=False))
+            return out
+
+        if threads <= 1 or len(groups) <= 1:
+            for i in range(len(items)):
+                yield from run([i])
+            return
+        pool = ThreadPoolExecutor(min(threads, len(groups)), thread_name_prefix="evbt-write")
+        try:
+            where: dict[int, tuple[Future[list[dict]], int]] = {}
+            for indices in groups.values():
+                future = pool.submit(run, indices)
+                where.update({i: (future, k) for k, i in enumerate(indices)})
+            for i in range(len(items)):
+                future, k = where[i]
+                yield future.result()[k]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sweep_temps(self, stacklevel: int) -> None:
+        removed = self.remove_orphan_temps()
+        if removed:
+            warnings.warn(f"removed {len(removed)} temp file(s) that killed evbt writers left in {self.root} "
+                          f"({_size(sum(n for _, n in removed))})", EvbtWarning, stacklevel=stacklevel)
+
     @contextlib.contextmanager
     def _locked(self, symbol: str) -> Iterator[None]:
         """Hold the symbol's cross-process lock; a timeout becomes a DataError."""
@@ -234,13 +293,14 @@ class PriceStore:
         source: str,
         adjustment: str,
         covered: tuple[dt.date | None, dt.date | None],
+        sweep: bool = True,
     ) -> dict:
         if source not in SOURCES:
             raise ValueError(f"unknown price source {source!r}")
         sym = normalize_symbol(symbol)
-        clean = validate_prices(frame, sym)
+        dates, cols = _clean(frame, sym)
         info = listing(sym)
-        first, last = clean.index[0].date(), clean.index[-1].date()
+        first, last = (day.item() for day in dates[[0, -1]].astype("datetime64[D]"))
         meta = {
             "symbol": sym,
             "source": source,
@@ -253,14 +313,12 @@ class PriceStore:
             "last_date": last.isoformat(),
             "covered_from": min(first, covered[0] or first).isoformat(),
             "covered_to": max(last, covered[1] or last).isoformat(),
-            "rows": len(clean),
-            "content_hash": content_hash(clean),
+            "rows": len(dates),
+            "content_hash": hash_columns(dates, cols),
         }
-        removed = self.remove_orphan_temps()
-        if removed:
-            warnings.warn(f"removed {len(removed)} temp file(s) that killed evbt writers left in {self.root} "
-                          f"({_size(sum(n for _, n in removed))})", EvbtWarning, stacklevel=4)
-        atomic_write_bytes(self.path_for(sym), parquet_bytes(table_from_frame(clean, meta)))
+        if sweep:
+            self._sweep_temps(stacklevel=5)
+        atomic_write_bytes(self.path_for(sym), parquet_bytes(table_from_columns(dates, cols, meta)))
         from engine.prices.snapshots import adopt  # a kept version equal to this one is re-linked: no copy
 
         adopt(self.root, self.path_for(sym), meta)
@@ -403,6 +461,25 @@ class PriceStore:
 
 
 _YF_ADJUSTMENT = "raw OHLC from yfinance (auto_adjust=False); adj_close dividend/split adjusted"
+
+
+_CONTRACT_DTYPES = {c: np.dtype("float64") for c in COLUMNS[:-1]} | {"stale": np.dtype("bool")}
+
+
+def _clean(frame: pd.DataFrame, sym: str) -> tuple[np.ndarray, Columns]:
+    """Dates and column arrays of the bars to store: the frame's own when it already is in the contract's
+    shape and passes every check (``validate_prices`` output, e.g. from ``data import``: no second copy),
+    else those of ``validate_prices``'s checked copy."""
+    if list(frame.columns) == COLUMNS and isinstance(frame.index, pd.DatetimeIndex) \
+            and frame.index.unit == INDEX_UNIT and len(frame):
+        cols = {c: frame[c].to_numpy() for c in COLUMNS}
+        if all(cols[c].dtype == kind for c, kind in _CONTRACT_DTYPES.items()):
+            with contextlib.suppress(DataError):  # e.g. stale flags to recompute: validate_prices decides
+                dates = check_index(frame.index, sym)
+                check_columns(dates, cols, sym)
+                return dates, cols
+    clean = validate_prices(frame, sym)
+    return clean.index.values, {c: clean[c].to_numpy() for c in COLUMNS}
 
 
 def _size(n: int) -> str:
