@@ -2,7 +2,7 @@
 
 The schema is documented in docs/report-schema.md. ``build_report`` only reshapes its inputs (no clock,
 no environment), so the same inputs always give a byte-identical ``dumps_report`` output; the creation
-time and package versions belong to the run manifest (engine/saved_runs.py), not to the report.
+time and package versions belong to the run manifest (engine/saved_runs/manifest.py), not to the report.
 """
 
 from __future__ import annotations
