@@ -10,7 +10,6 @@ engine.reporting.charts
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from engine.reporting import charts
+from engine.reporting.formats import num, pct, signed_delta
 from engine.reporting.report import METRIC_FORMATS, format_value
 
 MAX_PRICE_PANELS = 6
@@ -94,14 +94,6 @@ def write_html(path: Path, text: str) -> int:
     data = text.encode("utf-8")
     atomic_write_bytes(Path(path), data)
     return len(data)
-
-
-def _pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value * 100:.{digits}f}%"
-
-
-def _num(value: float | None, fmt: str = ".2f") -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, fmt)
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
@@ -222,9 +214,9 @@ TRADE_HEADERS = ["symbol", "side", "event", "type", "description", "entry", "ent
 def _trade_rows(trades: Sequence[Mapping[str, Any]], descriptions: Mapping[str, str]) -> list[list[Any]]:
     return [[
         t.get("symbol"), t.get("side"), t.get("event_id"), t.get("event_type"),
-        descriptions.get(str(t.get("event_id")), ""), t.get("entry_date"), _num(t.get("entry_price")),
-        t.get("exit_date") or "-", _num(t.get("exit_price")), t.get("size"), _num(t.get("fees"), ",.2f"),
-        _num(t.get("pnl"), ",.2f"), _pct(t.get("ret")), _pct(t.get("benchmark_return")), t.get("exit_reason"),
+        descriptions.get(str(t.get("event_id")), ""), t.get("entry_date"), num(t.get("entry_price"), ".2f"),
+        t.get("exit_date") or "-", num(t.get("exit_price"), ".2f"), t.get("size"), num(t.get("fees"), ",.2f"),
+        num(t.get("pnl"), ",.2f"), pct(t.get("ret")), pct(t.get("benchmark_return")), t.get("exit_reason"),
     ] for t in trades]
 
 
@@ -265,8 +257,6 @@ def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequen
 
 def compare_document(comparison: Mapping[str, Any], curves: Mapping[str, pd.Series]) -> str:
     """HTML of ``evbt compare``: run legend, overlaid equity curves, metric deltas, differing parameters."""
-    from engine.analysis.compare import _format_delta
-
     runs = comparison.get("runs") or []
     legend = table(["", "run", "strategy", "start", "end", "data"],
                    [[f"[{i}]", r.get("run_id"), r.get("strategy"), r.get("start"), r.get("end"),
@@ -279,7 +269,7 @@ def compare_document(comparison: Mapping[str, Any], curves: Mapping[str, pd.Seri
         label, kind = METRIC_FORMATS.get(row["name"], (row["name"], "ratio"))
         cells = [label, format_value(row["values"][0], kind)]
         for value, delta in zip(row["values"][1:], row["deltas"][1:], strict=True):
-            cells += [format_value(value, kind), _format_delta(delta, kind)]
+            cells += [format_value(value, kind), signed_delta(delta, kind)]
         rows.append(cells)
     parts = [section("Runs", legend)]
     if curves:
@@ -294,7 +284,7 @@ def compare_document(comparison: Mapping[str, Any], curves: Mapping[str, pd.Seri
     only = (comparison.get("trades") or {}).get("only_some") or []
     if only:
         only_table = table(["event", "symbol", *(f"[{i}] pnl" for i in range(1, len(runs) + 1))],
-                           [[t["event_id"], t["symbol"], *(_num(p, ",.2f") for p in t["pnl"])] for t in only],
+                           [[t["event_id"], t["symbol"], *(num(p, ",.2f") for p in t["pnl"])] for t in only],
                            range(2, len(runs) + 2))
         parts.append(section(f"Trades made by some runs only ({len(only)})", scroll(only_table)))
     synthetic = any(r.get("synthetic") for r in runs)
@@ -330,7 +320,7 @@ def study_charts(result: Any) -> charts.ChartSet:
 def _test_cells(test: Any) -> list[str]:
     if test is None:
         return ["-", "-"]
-    return [_num(test.stat), _num(test.p, ".4f")]
+    return [num(test.stat, ".2f"), num(test.p, ".4f")]
 
 
 def _study_header(result: Any) -> str:
@@ -354,7 +344,7 @@ def _clustering_text(cl: Any) -> str:
     return (f"Clustering: {cl.overlapping_pairs} of {cl.pairs} sample pairs have overlapping event windows "
             f"(shared day-0 dates: {shared}). Average cross-correlation of estimation-window abnormal returns "
             f"{cl.mean_correlation:.4f}; Kolari-Pynnonen factor "
-            f"{_num(cl.kp_factor, '.4f')} applied to the cross-sectional and BMP statistics and the band.")
+            f"{num(cl.kp_factor, '.4f')} applied to the cross-sectional and BMP statistics and the band.")
 
 
 def summary_rows(group: Any) -> list[list[str]]:
@@ -363,7 +353,7 @@ def summary_rows(group: Any) -> list[list[str]]:
     s = group.summary
     if s is None:
         return []
-    rows = [["CAAR over the window", _pct(s.caar), "", ""]]
+    rows = [["CAAR over the window", pct(s.caar), "", ""]]
     rows += [[label, "", *_test_cells(test)] for label, test in window_tests(s)]
     return rows
 
@@ -377,15 +367,16 @@ def _group_section(group: Any, result: Any, chart: tuple[str, Any] | None) -> st
     parts.append(table(["test", "value", "statistic", "p (two-sided)"], summary_rows(group), [1, 2, 3]))
     parts.append(paragraph(_clustering_text(group.clustering), "note" if group.clustering.clustered else "meta"))
     parts.append(paragraph(decomposition_text(group.mean_decomposition, result.model) or ""))
-    day_rows = [[d.day, d.n, _pct(d.aar, 3), *_test_cells(d.aar_t), _num(d.aar_bmp.stat),
-                 _num(d.aar_rank.stat if d.aar_rank else None), _pct(d.caar, 3), *_test_cells(d.caar_t),
-                 _num(d.caar_bmp.stat), _num(d.caar_bmp_kp.stat) if d.caar_bmp_kp else "-",
-                 _num(d.caar_rank.stat if d.caar_rank else None), _num(d.caar_sign.stat if d.caar_sign else None),
-                 _num(d.caar_wilcoxon.p if d.caar_wilcoxon else None, ".4f")] for d in group.days]
+    day_rows = [[d.day, d.n, pct(d.aar, 3), *_test_cells(d.aar_t), num(d.aar_bmp.stat, ".2f"),
+                 num(d.aar_rank.stat if d.aar_rank else None, ".2f"), pct(d.caar, 3), *_test_cells(d.caar_t),
+                 num(d.caar_bmp.stat, ".2f"), num(d.caar_bmp_kp.stat, ".2f") if d.caar_bmp_kp else "-",
+                 num(d.caar_rank.stat if d.caar_rank else None, ".2f"),
+                 num(d.caar_sign.stat if d.caar_sign else None, ".2f"),
+                 num(d.caar_wilcoxon.p if d.caar_wilcoxon else None, ".4f")] for d in group.days]
     parts.append(table(["day", "N", "AAR", "t", "p", "BMP", "rank", "CAAR", "t", "p", "BMP", "BMP-KP", "rank",
                         "sign", "Wilcoxon p"], day_rows, range(0, 15)))
-    ev_rows = [[e.event_id, e.symbol, e.event_date, e.day0, e.description, _pct(e.car), _num(e.car_t),
-                _num(e.car_p, ".4f")] for e in group.events]
+    ev_rows = [[e.event_id, e.symbol, e.event_date, e.day0, e.description, pct(e.car), num(e.car_t, ".2f"),
+                num(e.car_p, ".4f")] for e in group.events]
     ev_table = table(["event", "symbol", "date", "day 0", "description", "CAR", "t", "p"], ev_rows, [5, 6, 7])
     parts.append(scroll(ev_table))
     return section(group_title(group), *parts)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 
 from engine.errors import ConfigError, EvbtWarning
 from engine.paths import default_runs_dir
+from engine.reporting.models import Report, is_synthetic
 from engine.saved_runs.writer import recover
 
 
@@ -51,7 +53,7 @@ def _parse_json(path: Path, invalid: str) -> Any:
         raise ConfigError(f"{path} {invalid}: {exc}") from None
 
 
-def _read_report_file(path: Path) -> dict[str, Any]:
+def _read_report_file(path: Path) -> Report:
     doc = _parse_json(path, "is not a valid evbt report file")
     problem = _report_problem(doc)
     if problem:
@@ -98,7 +100,7 @@ def resolve_run(run_or_path: str | Path, runs_dir: Path | None = None) -> Path:
     return matches[0]
 
 
-def load_report(run_or_path: str | Path, runs_dir: Path | None = None) -> dict[str, Any]:
+def load_report(run_or_path: str | Path, runs_dir: Path | None = None) -> Report:
     """A report by run id, unique id prefix, run folder or report.json path (validated)."""
     candidate = Path(run_or_path)
     if candidate.is_file():
@@ -139,7 +141,8 @@ def _summary(folder: Path) -> RunSummary:
     except ConfigError:
         manifest = {}
     created = manifest.get("created_at")
-    metrics, period = report.get("metrics") or {}, report.get("period") or {}
+    metrics = report["metrics"]
+    period: Mapping[str, Any] = report.get("period") or {}
     return RunSummary(
         run_id=report["run_id"],
         strategy=str(report.get("strategy")),
@@ -149,7 +152,7 @@ def _summary(folder: Path) -> RunSummary:
         total_return=metrics.get("total_return"),
         sharpe=metrics.get("sharpe"),
         trades=int(metrics.get("trade_count") or 0),
-        synthetic=bool((report.get("data") or {}).get("synthetic")),
+        synthetic=is_synthetic(report),
         path=folder,
         tags=tuple(str(t) for t in manifest.get("tags") or ()),
     )

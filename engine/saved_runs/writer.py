@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from engine.atomic import pid_alive
 from engine.errors import DataError
 from engine.execution.records import RunResult, TradeRecord
+from engine.reporting.models import Report
 from engine.reporting.report import dumps_report, trades_to_frame
 from engine.saved_runs.ids import check_run_id
 
@@ -89,13 +90,13 @@ def trades_table(trades: list[TradeRecord] | list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _config_doc(report: Mapping[str, Any]) -> dict[str, Any]:
+def _config_doc(report: Report) -> dict[str, Any]:
     keys = ("run_id", "strategy", "params", "config")
     return {key: report.get(key) for key in keys}
 
 
 def _write_run_files(
-    folder: Path, report: Mapping[str, Any], result: RunResult, manifest: Mapping[str, Any]
+    folder: Path, report: Report, result: RunResult, manifest: Mapping[str, Any]
 ) -> None:
     _write_text(folder / "config.json", dumps_report(_config_doc(report)))
     _write_text(folder / "manifest.json", dumps_report(manifest))
@@ -106,7 +107,7 @@ def _write_run_files(
 
 
 def save_run(
-    runs_dir: Path, report: Mapping[str, Any], result: RunResult, manifest: Mapping[str, Any]
+    runs_dir: Path, report: Report, result: RunResult, manifest: Mapping[str, Any]
 ) -> Path:
     """Write the run folder atomically and return its path; an existing run with the id is replaced.
 
@@ -119,9 +120,9 @@ def save_run(
 
 
 def _save_run(
-    runs_dir: Path, report: Mapping[str, Any], result: RunResult, manifest: Mapping[str, Any]
+    runs_dir: Path, report: Report, result: RunResult, manifest: Mapping[str, Any]
 ) -> Path:
-    run_id = check_run_id(report.get("run_id"))
+    run_id = check_run_id(report["run_id"])
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     recover(runs_dir)
