@@ -13,8 +13,7 @@ document of that kind, so readers index it; the others may be absent and are rea
 Study results are frozen dataclasses (``engine.analysis.study_results``), not dicts.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Required/NotRequired must be seen at run time (__required_keys__)
 from typing import Any, NotRequired, Required, TypedDict
 
 MetricsDoc = dict[str, Any]  # metric name -> number or None (engine.analysis.metrics.Metrics.to_dict())
