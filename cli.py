@@ -39,6 +39,14 @@ def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+def _show(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    """``data`` as JSON with --json, else its text rendering."""
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(text(data))
+
+
 def _wrote(path: Path, size: int) -> None:
     from engine.reporting.cli_text import wrote_line
 
@@ -225,10 +233,7 @@ def data_show(app: AppContext, symbol: str, start: Any, end: Any, as_json: bool)
     from engine.reporting.cli_text import data_show_text
 
     sym, summary, meta = price_summary(app, symbol, _day(start), _day(end))
-    if as_json:
-        emit_json(summary)
-    else:
-        click.echo(data_show_text(sym, summary, meta))
+    _show(summary, as_json, lambda s: data_show_text(sym, s, meta))
 
 
 # ---------------------------------------------------------------- events commands
@@ -252,10 +257,7 @@ def events_ls(types: tuple[str, ...], symbols: tuple[str, ...], start: str | Non
     from engine.reporting.cli_text import events_ls_text
 
     listing = list_events(files, replace, types, symbols, start, end, fill)
-    if as_json:
-        emit_json({k: v for k, v in listing.items() if k != "by_symbol"})
-    else:
-        click.echo(events_ls_text(listing))
+    _show({k: v for k, v in listing.items() if k != "by_symbol"} if as_json else listing, as_json, events_ls_text)
 
 
 @events_group.command("validate", help=HELP["events validate"])
@@ -357,11 +359,7 @@ def strategies_cmd(app: AppContext, as_json: bool) -> None:
     from engine.api import strategy_table
     from engine.reporting.cli_text import strategies_text
 
-    rows = strategy_table(app)
-    if as_json:
-        emit_json(rows)
-    else:
-        click.echo(strategies_text(rows))
+    _show(strategy_table(app), as_json, strategies_text)
 
 
 @cli.group("runs", help=HELP["runs"], invoke_without_command=True)
@@ -432,10 +430,7 @@ def rerun_cmd(app: AppContext, run: str, current_data: bool, as_json: bool) -> N
 
     with _busy(f"rerunning {run}", as_json):
         verdict = rerun(app, run, current_data=current_data)
-    if as_json:
-        emit_json(verdict.to_dict())
-    else:
-        click.echo(rerun_text(verdict))
+    _show(verdict.to_dict() if as_json else verdict, as_json, rerun_text)
 
 
 @cli.command("compare", help=HELP["compare"])
@@ -448,10 +443,7 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
     from engine.reporting.compare_text import render_compare_text
 
     comparison = compare(runs)
-    if as_json:
-        emit_json(comparison)
-    else:
-        click.echo(render_compare_text(comparison))
+    _show(comparison, as_json, render_compare_text)
     with _busy("writing the charts"):
         write_compare_visuals(runs, comparison, html_path, plot_path, _wrote, warn)
 
