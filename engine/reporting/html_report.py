@@ -18,6 +18,7 @@ import pandas as pd
 
 from engine.reporting import charts
 from engine.reporting.formats import num, pct, signed_delta
+from engine.reporting.models import Comparison, Report, is_synthetic
 from engine.reporting.report import METRIC_FORMATS, format_value
 
 MAX_PRICE_PANELS = 6
@@ -113,14 +114,14 @@ def equity_frame(result: Any) -> pd.DataFrame:
     return frame
 
 
-def price_panels(report: Mapping[str, Any], store: Any, events: Sequence[Any] = ()
+def price_panels(report: Report, store: Any, events: Sequence[Any] = ()
                  ) -> tuple[list[charts.PricePanel], list[str]]:
     """Price panels for the symbols the run traded (at most MAX_PRICE_PANELS) and notes on what is missing."""
     from engine.market.symbols import listing
 
-    trades = report.get("trades") or []
+    trades = report["trades"]
     by_id = {e.id: e for e in events}
-    period = report.get("period") or {}
+    period: Mapping[str, Any] = report.get("period") or {}
     symbols = sorted({str(t.get("symbol")) for t in trades}, key=lambda s: (-_count(trades, s), s))
     notes = []
     if len(symbols) > MAX_PRICE_PANELS:
@@ -178,7 +179,7 @@ def placebo_section(placebo: Any) -> str:
                    *figures, *(paragraph(n, "meta") for n in placebo.notes))
 
 
-def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
+def run_charts(report: Report, equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
                placebo: Any = None) -> charts.ChartSet:
     """Equity vs benchmark, drawdown, one price chart per panel, and the placebo histograms if any."""
     cash = (report.get("config") or {}).get("cash")
@@ -195,8 +196,8 @@ def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence
     return out
 
 
-def _run_header(report: Mapping[str, Any]) -> str:
-    period = report.get("period") or {}
+def _run_header(report: Report) -> str:
+    period: Mapping[str, Any] = report.get("period") or {}
     params = report.get("params") or {}
     lines = [
         f"Strategy {report.get('strategy')}, {period.get('start')} to {period.get('end')} "
@@ -220,16 +221,16 @@ def _trade_rows(trades: Sequence[Mapping[str, Any]], descriptions: Mapping[str, 
     ] for t in trades]
 
 
-def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
+def run_document(report: Report, equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
                  events: Sequence[Any] = (), notes: Sequence[str] = (), placebo: Any = None) -> str:
     """HTML of one run: header, metrics, placebo test (if any), equity, drawdown, price charts, trades, refused
     orders, warnings."""
-    synthetic = bool((report.get("data") or {}).get("synthetic"))
+    synthetic = is_synthetic(report)
     chart_set = run_charts(report, equity, panels)
     figures = [figure(charts.svg(panel), title) for title, panel in chart_set.panels]
-    trades = report.get("trades") or []
+    trades = report["trades"]
     descriptions = {e.id: e.description for e in events}
-    parts = [_run_header(report), section("Summary metrics", metrics_table(report.get("metrics") or {}))]
+    parts = [_run_header(report), section("Summary metrics", metrics_table(report["metrics"]))]
     if placebo is not None:
         parts.append(placebo_section(placebo))
     parts.append(section("Equity and drawdown", *figures[:2]))
@@ -249,23 +250,23 @@ def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequen
     warnings = report.get("warnings") or []
     if warnings:
         parts.append(section("Warnings", *(paragraph(w, "note") for w in warnings)))
-    return page(f"evbt run {report.get('run_id')}", parts, synthetic)
+    return page(f"evbt run {report['run_id']}", parts, synthetic)
 
 
 # ---------------------------------------------------------------- compare
 
 
-def compare_document(comparison: Mapping[str, Any], curves: Mapping[str, pd.Series]) -> str:
+def compare_document(comparison: Comparison, curves: Mapping[str, pd.Series]) -> str:
     """HTML of ``evbt compare``: run legend, overlaid equity curves, metric deltas, differing parameters."""
-    runs = comparison.get("runs") or []
+    runs = comparison["runs"]
     legend = table(["", "run", "strategy", "start", "end", "data"],
-                   [[f"[{i}]", r.get("run_id"), r.get("strategy"), r.get("start"), r.get("end"),
+                   [[f"[{i}]", r["run_id"], r["strategy"], r["start"], r["end"],
                      "SYNTHETIC" if r.get("synthetic") else "real"] for i, r in enumerate(runs, start=1)])
     headers = ["metric", "[1]"]
     for i in range(2, len(runs) + 1):
         headers += [f"[{i}]", f"d[{i}]"]
     rows = []
-    for row in comparison.get("metrics") or []:
+    for row in comparison["metrics"]:
         label, kind = METRIC_FORMATS.get(row["name"], (row["name"], "ratio"))
         cells = [label, format_value(row["values"][0], kind)]
         for value, delta in zip(row["values"][1:], row["deltas"][1:], strict=True):
@@ -276,12 +277,12 @@ def compare_document(comparison: Mapping[str, Any], curves: Mapping[str, pd.Seri
         parts.append(section("Equity curves", figure(charts.svg(charts.compare_panel(curves), 3.2),
                                                      "Equity curves of the runs, growth of 1")))
     parts.append(section("Metrics (deltas against [1])", table(headers, rows, range(1, len(headers)))))
-    for key, title in (("params", "Parameters that differ"), ("config", "Configuration that differs")):
-        diffs = comparison.get(key) or {}
+    for diffs, title in ((comparison["params"], "Parameters that differ"),
+                         (comparison["config"], "Configuration that differs")):
         if diffs:
             parts.append(section(title, table(["key", *(f"[{i}]" for i in range(1, len(runs) + 1))],
                                               [[k, *v] for k, v in diffs.items()])))
-    only = (comparison.get("trades") or {}).get("only_some") or []
+    only = comparison["trades"]["only_some"]
     if only:
         only_table = table(["event", "symbol", *(f"[{i}] pnl" for i in range(1, len(runs) + 1))],
                            [[t["event_id"], t["symbol"], *(num(p, ",.2f") for p in t["pnl"])] for t in only],

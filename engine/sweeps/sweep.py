@@ -262,8 +262,8 @@ def _report_keys(req: SweepRequest, summary: SweepSummary) -> list[str]:
     """The points whose full report is kept: the top ranked (with their out-of-sample runs), or each
     walk-forward step's chosen point on its test window."""
     keep = min(max(REPORTS_KEPT, req.top or REPORTS_KEPT), REPORTS_MAX)
-    keys = [entry["key"] for entry in (summary.get("ranking") or [])[:keep]]
-    keys += [e["oos_key"] for e in (summary.get("ranking") or [])[:keep] if e.get("oos_key")]
+    keys = [entry["key"] for entry in summary["ranking"][:keep]]
+    keys += [e["oos_key"] for e in summary["ranking"][:keep] if e.get("oos_key")]
     for step in summary.get("walk_forward") or []:  # each chosen point's out-of-sample run
         keys += [key] if (key := step["test_key"]) else []
     return list(dict.fromkeys(keys))
