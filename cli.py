@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from engine import api
 from engine.api import Settings
 from engine.api.command_help import HELP
 from engine.errors import EvbtError, EvbtWarning, ExitStatus
@@ -125,9 +126,7 @@ _RUN_OPTIONS = _options(*(_run_option(option) for option in RUN_OPTIONS))
 @click.pass_context
 def cli(ctx: click.Context, cache_dir: Path | None, offline: bool, sample: bool, debug: bool,
         venues_file: Path | None = None, strategy_dirs: tuple[Path, ...] = ()) -> None:
-    from engine.api import make_settings
-
-    ctx.obj = make_settings(cache_dir, offline, sample, debug, venues_file, strategy_dirs)
+    ctx.obj = api.make_settings(cache_dir, offline, sample, debug, venues_file, strategy_dirs)
 
 
 # ---------------------------------------------------------------- data commands
@@ -148,10 +147,9 @@ def data_group() -> None:
 @click.option("--end", type=_DATE, default=None, help="Last date, inclusive (YYYY-MM-DD); default: today.")
 @click.pass_obj
 def data_fetch(app: AppContext, symbols: tuple[str, ...], start: Any, end: Any) -> None:
-    from engine.api import fetch_prices
     from engine.reporting.cli_text import fetched_line
 
-    for sym, meta in fetch_prices(app, symbols, _day(start), _day(end)):
+    for sym, meta in api.fetch_prices(app, symbols, _day(start), _day(end)):
         click.echo(fetched_line(sym, meta))
 
 
@@ -160,10 +158,9 @@ def data_fetch(app: AppContext, symbols: tuple[str, ...], start: Any, end: Any) 
 @click.option("--symbol", default=None, help="Symbol for a single file (default: from the file name).")
 @click.pass_obj
 def data_import(app: AppContext, files: tuple[Path, ...], symbol: str | None) -> None:
-    from engine.api import import_prices
     from engine.reporting.cli_text import imported_line
 
-    for item, meta in import_prices(app, files, symbol):
+    for item, meta in api.import_prices(app, files, symbol):
         click.echo(imported_line(item.symbol, meta, item.path.name))
 
 
@@ -171,10 +168,9 @@ def data_import(app: AppContext, files: tuple[Path, ...], symbol: str | None) ->
 @_json_option()
 @click.pass_obj
 def data_ls(app: AppContext, as_json: bool) -> None:
-    from engine.api import cache_entries
     from engine.reporting.cli_text import data_ls_text
 
-    entries = cache_entries(app)
+    entries = api.cache_entries(app)
     if as_json:
         emit_json(entries)
     elif not entries:
@@ -188,15 +184,10 @@ def data_ls(app: AppContext, as_json: bool) -> None:
 @_json_option()
 @click.pass_context
 def data_verify(ctx: click.Context, symbols: tuple[str, ...], as_json: bool) -> None:
-    from engine.api import verify_cache
-    from engine.prices.verify import verify_summary
-    from engine.reporting.cli_text import verify_rows
+    from engine.reporting.cli_text import verify_rows, verify_text
 
-    results = verify_cache(ctx.obj, symbols)
-    if as_json:
-        emit_json(verify_rows(results))
-    else:
-        click.echo("\n".join([*(r.line() for r in results), verify_summary(results)]))
+    results = api.verify_cache(ctx.obj, symbols)
+    _show(verify_rows(results) if as_json else results, as_json, verify_text)
     if any(not r.ok for r in results):
         ctx.exit(ExitStatus.RUN_FAILED)
 
@@ -205,19 +196,16 @@ def data_verify(ctx: click.Context, symbols: tuple[str, ...], as_json: bool) -> 
 @click.argument("symbols", nargs=-1, required=True)
 @click.pass_obj
 def data_rm(app: AppContext, symbols: tuple[str, ...]) -> None:
-    from engine.api import remove_prices
-
-    for sym in remove_prices(app, symbols):
+    for sym in api.remove_prices(app, symbols):
         click.echo(f"{sym}: removed")
 
 
 @data_group.command("sample", help=HELP["data sample"])
 @click.pass_obj
 def data_sample(app: AppContext) -> None:
-    from engine.api import write_sample_data
     from engine.reporting.cli_text import sample_line
 
-    for meta in write_sample_data(app):
+    for meta in api.write_sample_data(app):
         click.echo(sample_line(meta))
     click.echo(f"sample written to {app.cache_dir} (synthetic data, for demos and tests only)")
 
@@ -229,10 +217,9 @@ def data_sample(app: AppContext) -> None:
 @_json_option()
 @click.pass_obj
 def data_show(app: AppContext, symbol: str, start: Any, end: Any, as_json: bool) -> None:
-    from engine.api import price_summary
     from engine.reporting.cli_text import data_show_text
 
-    sym, summary, meta = price_summary(app, symbol, _day(start), _day(end))
+    sym, summary, meta = api.price_summary(app, symbol, _day(start), _day(end))
     _show(summary, as_json, lambda s: data_show_text(sym, s, meta))
 
 
@@ -253,10 +240,9 @@ def events_group() -> None:
 @_json_option()
 def events_ls(types: tuple[str, ...], symbols: tuple[str, ...], start: str | None, end: str | None,
               files: tuple[Path, ...], replace: bool, fill: str, as_json: bool) -> None:
-    from engine.api import list_events
     from engine.reporting.cli_text import events_ls_text
 
-    listing = list_events(files, replace, types, symbols, start, end, fill)
+    listing = api.list_events(files, replace, types, symbols, start, end, fill)
     _show({k: v for k, v in listing.items() if k != "by_symbol"} if as_json else listing, as_json, events_ls_text)
 
 
@@ -264,9 +250,7 @@ def events_ls(types: tuple[str, ...], symbols: tuple[str, ...], start: str | Non
 @click.argument("file", type=click.Path(path_type=Path))
 @_json_option()
 def events_validate(file: Path, as_json: bool) -> int:
-    from engine.api import validate_events_file
-
-    events, problems = validate_events_file(file)
+    events, problems = api.validate_events_file(file)
     if as_json:
         emit_json({"file": str(file), "ok": not problems, "events": len(events), "problems": problems})
     elif problems:
@@ -281,10 +265,9 @@ def events_validate(file: Path, as_json: bool) -> int:
 @click.option("--refresh", is_flag=True, default=False, help="Download again even when cached.")
 @click.pass_obj
 def events_fetch_ratings(app: AppContext, symbols: tuple[str, ...], refresh: bool) -> None:
-    from engine.api import fetch_ratings
     from engine.reporting.cli_text import ratings_line
 
-    for sym, changes, moves in fetch_ratings(app, symbols, refresh):
+    for sym, changes, moves in api.fetch_ratings(app, symbols, refresh):
         click.echo(ratings_line(sym, changes, moves))
 
 
@@ -316,7 +299,6 @@ def _print_report(report: Any, as_json: bool, as_csv: bool, saved: Path | None) 
 def run_cmd(app: AppContext, strategy: str, as_json: bool, as_csv: bool, no_save: bool, tags: tuple[str, ...],
             html_path: Path | None, plot_path: Path | None, placebo_n: int | None, placebo_seed: int | None,
             **options: Any) -> None:
-    from engine import api
     from engine.reporting.report import dumps_report
 
     config = api.config_from_options(app, strategy, options)
@@ -343,8 +325,6 @@ def run_cmd(app: AppContext, strategy: str, as_json: bool, as_csv: bool, no_save
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def demo_cmd(app: AppContext, as_json: bool) -> None:
-    from engine import api
-
     sample_app, wrote_sample = api.prepare_demo(app)
     if wrote_sample:
         click.echo(f"wrote the synthetic sample to {sample_app.cache_dir}", err=True)
@@ -356,10 +336,9 @@ def demo_cmd(app: AppContext, as_json: bool) -> None:
 @_json_option(None)
 @click.pass_obj
 def strategies_cmd(app: AppContext, as_json: bool) -> None:
-    from engine.api import strategy_table
     from engine.reporting.cli_text import strategies_text
 
-    _show(strategy_table(app), as_json, strategies_text)
+    _show(api.strategy_table(app), as_json, strategies_text)
 
 
 @cli.group("runs", help=HELP["runs"], invoke_without_command=True)
@@ -377,13 +356,11 @@ def runs_group(ctx: click.Context) -> None:
 @_json_option()
 def runs_ls(strategy: str | None = None, since: str | None = None, until: str | None = None,
             tag: str | None = None, as_json: bool = False) -> None:
-    from engine.api import find_saved_runs
-    from engine.reporting.cli_text import runs_ls_text
-    from engine.results.catalog import summary_json
+    from engine.reporting.cli_text import runs_ls_rows, runs_ls_text
 
-    summaries, filtered = find_saved_runs(strategy, since, until, tag)
+    summaries, filtered = api.find_saved_runs(strategy, since, until, tag)
     if as_json:
-        emit_json([summary_json(s) for s in summaries])
+        emit_json(runs_ls_rows(summaries))
     elif not summaries:
         click.echo("no saved runs" + (" match the filters" if filtered else ""))
     else:
@@ -393,19 +370,16 @@ def runs_ls(strategy: str | None = None, since: str | None = None, until: str | 
 @runs_group.command("rm", help=HELP["runs rm"])
 @click.argument("runs", nargs=-1, required=True)
 def runs_rm(runs: tuple[str, ...]) -> None:
-    from engine.api import remove_saved_runs
-
-    for run_id in remove_saved_runs(runs):
+    for run_id in api.remove_saved_runs(runs):
         click.echo(f"{run_id}: removed")
 
 
 @runs_group.command("gc", help=HELP["runs gc"])
 @click.pass_obj
 def runs_gc(app: AppContext) -> None:
-    from engine.api import free_snapshots
     from engine.reporting.cli_text import gc_line
 
-    click.echo(gc_line(free_snapshots(app)))
+    click.echo(gc_line(api.free_snapshots(app)))
 
 
 @runs_group.command("show", help=HELP["runs show"])
@@ -413,9 +387,7 @@ def runs_gc(app: AppContext) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
 def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
-    from engine.api import load_any_report
-
-    _print_report(load_any_report(run), as_json, as_csv, None)
+    _print_report(api.load_any_report(run), as_json, as_csv, None)
 
 
 @cli.command("rerun", help=HELP["rerun"])
@@ -425,11 +397,10 @@ def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
 @_json_option(None)
 @click.pass_obj
 def rerun_cmd(app: AppContext, run: str, current_data: bool, as_json: bool) -> None:
-    from engine.api import rerun
     from engine.reporting.cli_text import rerun_text
 
     with _busy(f"rerunning {run}", as_json):
-        verdict = rerun(app, run, current_data=current_data)
+        verdict = api.rerun(app, run, current_data=current_data)
     _show(verdict.to_dict() if as_json else verdict, as_json, rerun_text)
 
 
@@ -439,13 +410,12 @@ def rerun_cmd(app: AppContext, run: str, current_data: bool, as_json: bool) -> N
 @_RUN_VISUALS
 def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = None,
                 plot_path: Path | None = None) -> None:
-    from engine.api import compare, write_compare_visuals
     from engine.reporting.compare_text import render_compare_text
 
-    comparison = compare(runs)
+    comparison = api.compare(runs)
     _show(comparison, as_json, render_compare_text)
     with _busy("writing the charts"):
-        write_compare_visuals(runs, comparison, html_path, plot_path, _wrote, warn)
+        api.write_compare_visuals(runs, comparison, html_path, plot_path, _wrote, warn)
 
 
 # ---------------------------------------------------------------- study and visual reports
@@ -457,13 +427,11 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
 @_PLOT_OPTION
 @click.pass_obj
 def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Path | None) -> None:
-    from engine.api import load_any_report, write_saved_run_visuals
-
     if html_path is None and plot_path is None:
-        _print_report(load_any_report(run), False, False, None)
+        _print_report(api.load_any_report(run), False, False, None)
         return
     with _busy("writing the report"):
-        write_saved_run_visuals(app, run, html_path, plot_path, _wrote, warn)
+        api.write_saved_run_visuals(app, run, html_path, plot_path, _wrote, warn)
 
 
 @cli.command("study", help=HELP["study"])
@@ -491,17 +459,16 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
               end: str | None, window: str, estimation: str, model: str | None, benchmark: str | None,
               sector_benchmark: str | None, pool: bool, fill: str, files: tuple[Path, ...], replace: bool,
               as_json: bool, html_path: Path | None, plot_path: Path | None) -> None:
-    from engine.api import study, write_study_visuals
     from engine.reporting.report import dumps_report
     from engine.reporting.study_text import render_study_text
 
     with _busy("event study", as_json):
-        result = study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace,
+        result = api.study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace,
                        sector_benchmark=sector_benchmark, pool=pool)
     click.echo(dumps_report(result.to_dict()) if as_json else render_study_text(result), nl=False)
     for message in result.warnings if as_json else ():
         warn(message)
-    write_study_visuals(result, html_path, plot_path, _wrote)
+    api.write_study_visuals(result, html_path, plot_path, _wrote)
 
 
 # ---------------------------------------------------------------- sweep
@@ -566,7 +533,6 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], metri
               workers: int | None, cluster: str | None, split: str | None, walk_forward: str | None, as_json: bool,
               heatmap: Path | None, heatmap_keys: str | None, quiet: bool, placebo_n: int | None,
               placebo_seed: int | None, **options: Any) -> None:
-    from engine import api
     from engine.reporting.cli_text import sweep_json, sweep_text
 
     job = api.prepare_sweep(app, strategy, grid_specs, options, metric=metric, top=top, workers=workers,

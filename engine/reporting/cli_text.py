@@ -53,6 +53,20 @@ def verify_rows(results: Sequence[Any]) -> list[dict[str, Any]]:
             for r in results]
 
 
+def verify_text(results: Sequence[Any]) -> str:
+    """``data verify``: one line per file, then the summary."""
+    from engine.prices.verify import verify_summary
+
+    return "\n".join([*(r.line() for r in results), verify_summary(list(results))])
+
+
+def runs_ls_rows(summaries: Sequence[Any]) -> list[dict[str, Any]]:
+    """``runs ls --json``: one object per saved run."""
+    from engine.results.catalog import summary_json
+
+    return [summary_json(s) for s in summaries]
+
+
 def ratings_line(symbol: str, changes: int, moves: int) -> str:
     return f"{symbol}: {changes} rating change(s), {moves} up/downgrade(s) on the grade scale"
 
