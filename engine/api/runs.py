@@ -7,11 +7,18 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.api.settings import REPO_DIR, Settings, cached_subset, in_session, parse_day
 from engine.errors import ConfigError, EvbtError
 from engine.reporting.models import Comparison, Report, StrategyRow
+
+if TYPE_CHECKING:  # the engine modules load pandas: imported where they are called
+    from engine.analysis.placebo import PlaceboResult
+    from engine.backtest import Outcome
+    from engine.prices.snapshots import GcResult
+    from engine.results.rerun import RerunOutcome
+    from engine.saved_runs import RunSummary
 
 
 def build_run_config(settings: Settings, strategy: str, params: Sequence[str], config_file: Path | None,
@@ -47,7 +54,7 @@ def config_from_options(settings: Settings, strategy: str, options: dict[str, An
 
 @in_session
 def execute_run(settings: Settings, config: Any, save: bool = True,
-                tags: Sequence[str] = ()) -> tuple[Any, Path | None]:
+                tags: Sequence[str] = ()) -> tuple[Outcome, Path | None]:
     """Run a backtest on the cache; save it (with the data versions it read) unless ``save`` is false."""
     from engine import backtest
     from engine.results.catalog import save_outcome
@@ -85,8 +92,8 @@ def check_placebo(config: Any, n: int | None, seed: int | None) -> None:
 
 
 @in_session
-def placebo_test(settings: Settings, config: Any, outcome: Any, n: int, seed: int | None,
-                 workers: int | None = None) -> Any:
+def placebo_test(settings: Settings, config: Any, outcome: Outcome, n: int, seed: int | None,
+                 workers: int | None = None) -> PlaceboResult:
     """Rank the run among ``n`` sets of random event dates (engine.analysis.placebo); the bootstrap resamples
     the run's own closed trades."""
     from engine.analysis.placebo import run_placebo
@@ -111,7 +118,7 @@ def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
 
 
 @in_session
-def rerun(settings: Settings, run: str, current_data: bool = False) -> Any:
+def rerun(settings: Settings, run: str, current_data: bool = False) -> RerunOutcome:
     """Run a saved result again on the data versions it read (or today's cache with ``current_data``); say
     whether the report is byte-identical, else which inputs and which trades changed."""
     from engine.results.rerun import rerun as rerun_target
@@ -157,7 +164,7 @@ def strategy_table(settings: Settings | None = None) -> list[StrategyRow]:
 
 
 def find_saved_runs(strategy: str | None, since: str | None, until: str | None,
-                    tag: str | None) -> tuple[list[Any], bool]:
+                    tag: str | None) -> tuple[list[RunSummary], bool]:
     """Saved runs matching the filters, newest first, and whether any filter was given."""
     from engine.results.catalog import RunFilter, find_runs
 
@@ -171,7 +178,7 @@ def remove_saved_runs(references: Sequence[str]) -> list[str]:
     return remove_runs(references)
 
 
-def free_snapshots(settings: Settings) -> Any:
+def free_snapshots(settings: Settings) -> GcResult:
     """``evbt runs gc``: drop the data snapshots no saved run or sweep refers to."""
     from engine.results.catalog import gc
 

@@ -7,12 +7,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.api.runs import _placebo_requested, config_from_options
 from engine.api.settings import Settings, in_session
 from engine.errors import ConfigError
 from engine.reporting.models import SweepSummary
+
+if TYPE_CHECKING:
+    from engine.analysis.placebo import PlaceboRow
+    from engine.sweeps.sweep import SweepOutcome
 
 MAX_SWEEP_PLACEBO_POINTS = 20
 
@@ -66,7 +70,7 @@ def prepare_sweep(settings: Settings, strategy: str, grid_specs: Sequence[str], 
 
 
 @in_session
-def run_sweep(settings: Settings, job: SweepJob, progress: Callable[[int, int], None] | None = None) -> Any:
+def run_sweep(settings: Settings, job: SweepJob, progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
     """Compute the missing points and summarise the grid (engine.sweeps.sweep.run_sweep)."""
     from engine.sweeps.sweep import run_sweep as run
 
@@ -74,7 +78,7 @@ def run_sweep(settings: Settings, job: SweepJob, progress: Callable[[int, int], 
 
 
 @in_session
-def finish_sweep(settings: Settings, job: SweepJob, outcome: Any) -> list[Any] | None:
+def finish_sweep(settings: Settings, job: SweepJob, outcome: SweepOutcome) -> list[PlaceboRow] | None:
     """The heatmap (if asked for) and the placebo ranking of the top points (None without --placebo)."""
     if job.heatmap is not None and job.heatmap_keys is not None:
         from engine.sweeps.sweep import write_heatmap
@@ -86,7 +90,8 @@ def finish_sweep(settings: Settings, job: SweepJob, outcome: Any) -> list[Any] |
 
 
 @in_session
-def sweep_placebo(settings: Settings, request: Any, summary: SweepSummary, n: int, seed: int | None) -> list[Any]:
+def sweep_placebo(settings: Settings, request: Any, summary: SweepSummary, n: int,
+                  seed: int | None) -> list[PlaceboRow]:
     """Placebo tests of the sweep's top points (``--top``, at most MAX_SWEEP_PLACEBO_POINTS), ranked by their
     total-return p-value (engine.analysis.placebo.rank_by_placebo)."""
     from engine.analysis.placebo import rank_by_placebo

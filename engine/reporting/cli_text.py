@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.reporting.formats import num, pct
 from engine.reporting.models import EventListing, RankedPoint, StrategyRow, SweepSummary
 from engine.reporting.report import METRIC_FORMATS, format_value, render_table, to_jsonable
+
+if TYPE_CHECKING:
+    from engine.analysis.placebo import PlaceboRow
+    from engine.results.rerun import RerunOutcome
+    from engine.saved_runs import RunSummary
+    from engine.sweeps.sweep import SweepOutcome
 
 
 def source_label(meta: Mapping[str, Any]) -> str:
@@ -60,7 +66,7 @@ def verify_text(results: Sequence[Any]) -> str:
     return "\n".join([*(r.line() for r in results), verify_summary(list(results))])
 
 
-def runs_ls_rows(summaries: Sequence[Any]) -> list[dict[str, Any]]:
+def runs_ls_rows(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
     """``runs ls --json``: one object per saved run."""
     from engine.results.catalog import summary_json
 
@@ -133,7 +139,7 @@ def strategies_text(rows: Sequence[StrategyRow]) -> str:
     return "\n".join(lines)
 
 
-def runs_ls_text(summaries: Sequence[Any]) -> str:
+def runs_ls_text(summaries: Sequence[RunSummary]) -> str:
     tagged = any(getattr(s, "tags", ()) for s in summaries)
     rows = [[s.run_id, s.strategy, s.created_at or "", f"{s.start} .. {s.end}",
              "" if s.total_return is None else f"{s.total_return:.2%}",
@@ -143,7 +149,7 @@ def runs_ls_text(summaries: Sequence[Any]) -> str:
     return render_table(headers, rows)
 
 
-def rerun_text(verdict: Any) -> str:
+def rerun_text(verdict: RerunOutcome) -> str:
     data = getattr(verdict, "data", "current")
     source = "the data versions it read" if data == "snapshot" else "the current cache"
     missing = getattr(verdict, "missing_snapshots", [])
@@ -214,7 +220,7 @@ def best_command(strategy: str, best: RankedPoint) -> str:
     return shlex.join(parts)
 
 
-def sweep_text(strategy: str, outcome: Any, top: int, heatmap: Any) -> str:
+def sweep_text(strategy: str, outcome: SweepOutcome, top: int, heatmap: Any) -> str:
     summary = outcome.summary
     counts = summary["counts"]
     metric = summary["metric"]
@@ -242,7 +248,7 @@ def sweep_text(strategy: str, outcome: Any, top: int, heatmap: Any) -> str:
     return "\n".join(lines)
 
 
-def sweep_json(outcome: Any, top: int, ranked: Sequence[Any] | None) -> dict[str, Any]:
+def sweep_json(outcome: SweepOutcome, top: int, ranked: Sequence[PlaceboRow] | None) -> dict[str, Any]:
     """``evbt sweep --json``: the summary with the ranking cut to ``--top``, the folder, the time taken, and the
     placebo ranking when asked for."""
     summary = outcome.summary
