@@ -16,7 +16,6 @@ import pandas as pd
 from engine.analysis.metrics import compute_metrics
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.events import catalog as events_mod
-from engine.events import timing
 from engine.execution.backtrader_driver import run_backtest
 from engine.execution.records import RunResult, TradeRecord
 from engine.market.prepare import prepare_market
@@ -24,6 +23,7 @@ from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import RunContext, build_plan
 from engine.plan.warmup import load_with_warmup
 from engine.prices.store import PriceStore
+from engine.reporting.models import Report
 from engine.reporting.report import build_report
 from engine.saved_runs import make_run_id
 from strategies.registry import get_strategy
@@ -36,7 +36,7 @@ HISTORY_PAD_DAYS = 120  # calendar days of history sweeps keep before a window (
 class Outcome:
     """A finished run: the report (JSON-ready), the plain result, and the manifest inputs."""
 
-    report: dict[str, Any]
+    report: Report
     result: RunResult
     config: RunConfig
     fingerprints: dict[str, str]
@@ -116,7 +116,6 @@ def run(
     strategy_cls = get_strategy(config.strategy)
     params = build_params(strategy_cls.Params, config.params, config.strategy)
     strategy = strategy_cls(params)
-    timing.use_schedule_cache(store.root / ".calendars")
     if events is None:
         events = events_mod.load_calendar([Path(p) for p in config.events_files], config.replace_events)
         if config.ratings:

@@ -7,10 +7,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from engine.analysis.compare import compare_reports, render_compare_text
+from engine.analysis.compare import compare_reports
 from engine.analysis.metrics import compute_metrics
 from engine.errors import ConfigError
 from engine.execution.records import RunResult, TradeRecord
+from engine.reporting.compare_text import render_compare_text
 from engine.reporting.report import build_report
 
 

@@ -82,8 +82,8 @@ def test_same_run_id_saved_concurrently_keeps_one_complete_run(tmp_path: Path,
             raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY))
         real_replace(src, dst)
 
-    monkeypatch.setattr(runs.os, "replace", racing_replace)
+    monkeypatch.setattr(runs.writer.os, "replace", racing_replace)
     save(tmp_path / "runs", "reassurance-aaa111")
-    monkeypatch.setattr(runs.os, "replace", real_replace)
+    monkeypatch.setattr(runs.writer.os, "replace", real_replace)
     assert [s.run_id for s in runs.list_runs(tmp_path / "runs")] == ["reassurance-aaa111"]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["reassurance-aaa111"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import engine.atomic
-import engine.saved_runs
+import engine.saved_runs.writer
 
 Run = Callable[..., tuple[int, str, str]]
 CSV = "Date,Open,High,Low,Close,Adj Close,Volume\n2022-01-03,1,2,0.5,1.5,1.5,10\n2022-01-04,1,2,0.5,1.6,1.6,10\n"
@@ -55,7 +55,7 @@ def test_cache_import_disk_errors(err: int, target: str, run_cli: Run, sample_ca
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS])
 def test_run_save_disk_errors(err: int, run_cli: Run, sample_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs_dir = Path(os.environ["EVBT_RUNS_DIR"])
-    monkeypatch.setattr(engine.saved_runs.os, "fsync", _failing(err))
+    monkeypatch.setattr(engine.saved_runs.writer.os, "fsync", _failing(err))
     code, out, err_text = run_cli("--offline", "run", "reassurance", "--symbols", "BABA")
     monkeypatch.undo()
     assert code == 1, (out, err_text)

@@ -101,7 +101,7 @@ def test_crash_mid_save_leaves_no_run(tmp_path: Path, monkeypatch: pytest.Monkey
     def boom(path: Path, table: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(runs, "_write_parquet", boom)
+    monkeypatch.setattr(runs.writer, "_write_parquet", boom)
     with pytest.raises(DataError, match="disk full"):
         save(tmp_path, "reassurance-aaa111")
     assert runs.list_runs(tmp_path) == []
@@ -110,14 +110,14 @@ def test_crash_mid_save_leaves_no_run(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_crash_mid_overwrite_keeps_old_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     save(tmp_path, "reassurance-aaa111", pnl=10.0)
-    real_write_text = runs._write_text
+    real_write_text = runs.writer._write_text
 
     def fail_on_report(path: Path, text: str) -> None:
         if path.name == "report.json":
             raise KeyboardInterrupt
         real_write_text(path, text)
 
-    monkeypatch.setattr(runs, "_write_text", fail_on_report)
+    monkeypatch.setattr(runs.writer, "_write_text", fail_on_report)
     with pytest.raises(KeyboardInterrupt):
         save(tmp_path, "reassurance-aaa111", pnl=-20.0)
     assert [s.run_id for s in runs.list_runs(tmp_path)] == ["reassurance-aaa111"]

@@ -1,4 +1,4 @@
-"""Side-by-side comparison of 2..N run reports (``evbt compare``).
+"""Side-by-side comparison of 2..N run reports (``evbt compare``); its text is engine.reporting.compare_text.
 
 Everything is relative to the first report: metric deltas are ``value - first value`` (so a delta of a
 fraction is in fraction points), parameters and config keys are listed only where some run differs, and
@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.errors import ConfigError
-from engine.reporting.report import METRIC_FORMATS, format_value, render_table
+from engine.reporting.models import CompareRun, Comparison, MetricRow, Report, TradeRow, is_synthetic
+from engine.reporting.report import METRIC_FORMATS
 
-PNL_TOLERANCE = 1e-9
 _MISSING = "<unset>"
 
 
@@ -30,17 +30,17 @@ def _deltas(values: Sequence[Any]) -> list[float | None]:
     return out
 
 
-def _metric_names(reports: Sequence[Mapping[str, Any]]) -> list[str]:
-    seen = set().union(*((r.get("metrics") or {}).keys() for r in reports))
+def _metric_names(reports: Sequence[Report]) -> list[str]:
+    seen = set().union(*(r["metrics"].keys() for r in reports))
     known = [name for name in METRIC_FORMATS if name in seen]
     return known + sorted(seen - set(known))
 
 
-def _metrics_rows(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
+def _metrics_rows(reports: Sequence[Report]) -> list[MetricRow]:
+    rows: list[MetricRow] = []
     for name in _metric_names(reports):
-        values = [(r.get("metrics") or {}).get(name) for r in reports]
-        rows.append({"name": name, "values": values, "deltas": _deltas(values)})
+        values = [r["metrics"].get(name) for r in reports]
+        rows.append(MetricRow(name=name, values=values, deltas=_deltas(values)))
     return rows
 
 
@@ -65,9 +65,9 @@ def _differences(docs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def _trades_by_key(report: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def _trades_by_key(report: Report) -> dict[tuple[str, str], dict[str, Any]]:
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
-    for trade in report.get("trades") or []:
+    for trade in report["trades"]:
         key = (str(trade.get("event_id")), str(trade.get("symbol")))
         entry = grouped.setdefault(key, {"count": 0, "pnl": 0.0, "entry_value": 0.0})
         entry["count"] += 1
@@ -76,10 +76,10 @@ def _trades_by_key(report: Mapping[str, Any]) -> dict[tuple[str, str], dict[str,
     return grouped
 
 
-def _trade_rows(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _trade_rows(reports: Sequence[Report]) -> list[TradeRow]:
     per_run = [_trades_by_key(r) for r in reports]
     keys = sorted(set().union(*(p.keys() for p in per_run)))
-    rows = []
+    rows: list[TradeRow] = []
     for event_id, symbol in keys:
         entries = [p.get((event_id, symbol)) for p in per_run]
         pnl = [e["pnl"] if e else None for e in entries]
@@ -97,18 +97,18 @@ def _trade_rows(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_info(report: Mapping[str, Any]) -> dict[str, Any]:
-    period = report.get("period") or {}
+def _run_info(report: Report) -> CompareRun:
+    period: Mapping[str, Any] = report.get("period") or {}
     return {
-        "run_id": report.get("run_id"),
+        "run_id": report["run_id"],
         "strategy": report.get("strategy"),
         "start": period.get("start"),
         "end": period.get("end"),
-        "synthetic": bool((report.get("data") or {}).get("synthetic")),
+        "synthetic": is_synthetic(report),
     }
 
 
-def compare_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def compare_reports(reports: Sequence[Report]) -> Comparison:
     """Comparison document of 2..N reports (JSON-ready; ``<unset>`` marks a key a run does not have)."""
     if len(reports) < 2:
         raise ConfigError("compare needs at least two runs")
@@ -125,83 +125,3 @@ def compare_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "common": [t for t in trades if all(t["present"])],
         },
     }
-
-
-# ---------------------------------------------------------------- text
-
-
-def _format_delta(value: float | None, kind: str) -> str:
-    if value is None:
-        return "-"
-    if kind == "pct":
-        return f"{value * 100:+.2f}pp"
-    if kind == "money":
-        return f"{value:+,.2f}"
-    if kind in ("int", "bars"):
-        return f"{int(value):+d}"
-    return f"{value:+.2f}"
-
-
-def _metrics_text(comparison: Mapping[str, Any], n: int) -> str:
-    headers = ["Metric", "[1]"]
-    for i in range(2, n + 1):
-        headers += [f"[{i}]", f"d[{i}]"]
-    rows = []
-    for row in comparison["metrics"]:
-        label, kind = METRIC_FORMATS.get(row["name"], (row["name"], "ratio"))
-        cells = [label, format_value(row["values"][0], kind)]
-        for value, delta in zip(row["values"][1:], row["deltas"][1:], strict=True):
-            cells += [format_value(value, kind), _format_delta(delta, kind)]
-        rows.append(cells)
-    return render_table(headers, rows)
-
-
-def _diff_text(title: str, diffs: Mapping[str, list[Any]], n: int) -> list[str]:
-    if not diffs:
-        return []
-    rows = [[key, *(str(v) for v in values)] for key, values in diffs.items()]
-    return ["", title, render_table(["key", *(f"[{i}]" for i in range(1, n + 1))], rows)]
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
-
-
-def _trades_text(comparison: Mapping[str, Any], n: int) -> list[str]:
-    run_cols = [f"[{i}]" for i in range(1, n + 1)]
-    lines: list[str] = []
-    only = comparison["trades"]["only_some"]
-    if only:
-        rows = [[t["event_id"], t["symbol"], *(_money(p) for p in t["pnl"])] for t in only]
-        lines += ["", f"Trades made by some runs only ({len(only)}; PnL, '-' = no trade)"]
-        lines.append(render_table(["event", "symbol", *run_cols], rows))
-    common = comparison["trades"]["common"]
-    changed = [t for t in common if any(d is not None and abs(d) > PNL_TOLERANCE for d in t["pnl_delta"])]
-    lines += ["", f"Common trades: {len(common)}, with a different PnL: {len(changed)}"]
-    if changed:
-        headers = ["event", "symbol", "[1]"]
-        for i in range(2, n + 1):
-            headers += [f"[{i}]", f"d[{i}]"]
-        rows = []
-        for t in changed:
-            cells = [t["event_id"], t["symbol"], _money(t["pnl"][0])]
-            for pnl, delta in zip(t["pnl"][1:], t["pnl_delta"][1:], strict=True):
-                cells += [_money(pnl), _format_delta(delta, "money")]
-            rows.append(cells)
-        lines.append(render_table(headers, rows))
-    return lines
-
-
-def render_compare_text(comparison: Mapping[str, Any]) -> str:
-    """Readable comparison: run legend, metrics with deltas vs [1], differing params, trade differences."""
-    runs = comparison["runs"]
-    n = len(runs)
-    lines = [f"Comparing {n} runs (deltas against [1])"]
-    for i, run in enumerate(runs, start=1):
-        flag = "  SYNTHETIC DATA" if run["synthetic"] else ""
-        lines.append(f"[{i}] {run['run_id']}  {run['strategy']}  {run['start']} -> {run['end']}{flag}")
-    lines += ["", _metrics_text(comparison, n)]
-    lines += _diff_text("Parameters that differ", comparison["params"], n)
-    lines += _diff_text("Config that differs", comparison["config"], n)
-    lines += _trades_text(comparison, n)
-    return "\n".join(lines) + "\n"

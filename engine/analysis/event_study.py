@@ -366,10 +366,7 @@ def _venue_mismatches(model: str, market_of: Mapping[str, str], sector: str | No
 def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: Sequence[str]) -> StudyResult:
     """Event study of ``events`` (already loaded) on ``universe`` symbols with prices from ``store``."""
     from engine.events.catalog import filter_events
-    from engine.events.timing import use_schedule_cache
 
-    if getattr(store, "root", None) is not None:
-        use_schedule_cache(store.root / ".calendars")
     model = config.resolved_model
     chosen = filter_events(events, types=config.types or None, start=config.start, end=config.end)
     pairs = study_pairs(chosen, universe)

@@ -214,7 +214,6 @@ def _setup(config: Any, store: Any) -> _Setup:
     reason = fast_driver.unsupported_reason(config)
     if reason is not None:
         raise ConfigError(f"--placebo runs on the fast path, which does not cover {reason}")
-    timing.use_schedule_cache(store.root / ".calendars")
     window = Window("full", config.start, config.end)
     data = load_sweep_data(store, config, [window])
     wctx = window_context(data, window)

@@ -29,12 +29,12 @@ import pandas as pd
 from engine.errors import ConfigError
 from engine.events.catalog import Event
 from engine.market import calendars
-from engine.market.calendars import CLOSURES_PATH, MarketSchedule, load_closures, use_schedule_cache
+from engine.market.calendars import CLOSURES_PATH, MarketSchedule, load_closures
 from engine.market.symbols import listing
 
 __all__ = ["CLOSURES_PATH", "FILLS", "MarketSchedule", "entry_session", "entry_sessions", "exchange_of",
            "first_session_after", "known_at", "load_closures", "next_sessions", "schedule", "session_bounds",
-           "sessions", "use_schedule_cache"]
+           "sessions"]
 
 FILLS = ("open", "close")
 _EPS = pd.Timedelta(microseconds=1)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.reporting.report import METRIC_FORMATS, format_value, render_table
+from engine.reporting.formats import num, pct
+from engine.reporting.models import EventListing, RankedPoint, StrategyRow, SweepSummary
+from engine.reporting.report import METRIC_FORMATS, format_value, render_table, to_jsonable
+
+if TYPE_CHECKING:
+    from engine.analysis.placebo import PlaceboRow
+    from engine.results.rerun import RerunOutcome
+    from engine.saved_runs import RunSummary
+    from engine.sweeps.sweep import SweepOutcome
 
 
 def source_label(meta: Mapping[str, Any]) -> str:
@@ -29,6 +37,54 @@ def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[in
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
+def span_text(meta: Mapping[str, Any]) -> str:
+    return f"{meta['first_date']} .. {meta['last_date']}"
+
+
+def fetched_line(symbol: str, meta: Mapping[str, Any]) -> str:
+    return f"{symbol}: {meta['rows']} bars {span_text(meta)} ({meta['source']})"
+
+
+def imported_line(symbol: str, meta: Mapping[str, Any], file_name: str) -> str:
+    return f"{symbol}: {meta['rows']} bars {span_text(meta)} from {file_name}"
+
+
+def sample_line(meta: Mapping[str, Any]) -> str:
+    return f"{meta['symbol']}: {meta['rows']} SYNTHETIC bars {span_text(meta)}"
+
+
+def verify_rows(results: Sequence[Any]) -> list[dict[str, Any]]:
+    """``data verify --json``: one object per file."""
+    return [{"symbol": r.symbol, "path": str(r.path), "ok": r.ok, "status": r.status, "problem": r.problem}
+            for r in results]
+
+
+def verify_text(results: Sequence[Any]) -> str:
+    """``data verify``: one line per file, then the summary."""
+    from engine.prices.verify import verify_summary
+
+    return "\n".join([*(r.line() for r in results), verify_summary(list(results))])
+
+
+def runs_ls_rows(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """``runs ls --json``: one object per saved run."""
+    from engine.results.catalog import summary_json
+
+    return [summary_json(s) for s in summaries]
+
+
+def ratings_line(symbol: str, changes: int, moves: int) -> str:
+    return f"{symbol}: {changes} rating change(s), {moves} up/downgrade(s) on the grade scale"
+
+
+def gc_line(result: Any) -> str:
+    return f"freed {result.removed} data version(s), {size_label(result.freed_bytes)}; {result.kept} kept"
+
+
+def wrote_line(path: Any, size: int) -> str:
+    return f"wrote {path} ({size / 1024:.0f} KB)"
+
+
 def data_ls_text(entries: Sequence[Mapping[str, Any]]) -> str:
     rows = [[e["symbol"], e.get("first_date", "?"), e.get("last_date", "?"), str(e.get("rows", "?")),
              source_label(e) if "error" not in e else str(e.get("status", "damaged")).upper(),
@@ -47,7 +103,7 @@ def data_show_text(symbol: str, summary: Mapping[str, Any], meta: Mapping[str, A
     ])
 
 
-def events_ls_text(listing: Mapping[str, Any]) -> str:
+def events_ls_text(listing: EventListing) -> str:
     lines = []
     for row in listing["events"]:
         line = f"{row['id']:<44} {row['known_at'][:19]}Z  {row['type']:<20}"
@@ -72,7 +128,7 @@ def param_value_text(value: Any) -> str:
     return str(value)
 
 
-def strategies_text(rows: Sequence[Mapping[str, Any]]) -> str:
+def strategies_text(rows: Sequence[StrategyRow]) -> str:
     lines = []
     for row in rows:
         if row.get("broken"):
@@ -83,7 +139,7 @@ def strategies_text(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def runs_ls_text(summaries: Sequence[Any]) -> str:
+def runs_ls_text(summaries: Sequence[RunSummary]) -> str:
     tagged = any(getattr(s, "tags", ()) for s in summaries)
     rows = [[s.run_id, s.strategy, s.created_at or "", f"{s.start} .. {s.end}",
              "" if s.total_return is None else f"{s.total_return:.2%}",
@@ -93,7 +149,7 @@ def runs_ls_text(summaries: Sequence[Any]) -> str:
     return render_table(headers, rows)
 
 
-def rerun_text(verdict: Any) -> str:
+def rerun_text(verdict: RerunOutcome) -> str:
     data = getattr(verdict, "data", "current")
     source = "the data versions it read" if data == "snapshot" else "the current cache"
     missing = getattr(verdict, "missing_snapshots", [])
@@ -115,15 +171,7 @@ def rerun_text(verdict: Any) -> str:
     return "\n".join(lines)
 
 
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.2f}%"
-
-
-def sweep_table(summary: Mapping[str, Any], top: int) -> str:
+def sweep_table(summary: SweepSummary, top: int) -> str:
     metric = summary["metric"]
     label, kind = METRIC_FORMATS.get(metric, (metric, "ratio"))
     keys = list(summary["grid"])
@@ -144,22 +192,23 @@ def sweep_table(summary: Mapping[str, Any], top: int) -> str:
     return render_table(headers, rows)
 
 
-def walk_forward_text(summary: Mapping[str, Any]) -> str:
+def walk_forward_text(summary: SweepSummary) -> str:
     rows = [[s["train"]["start"] + ".." + s["train"]["end"], s["test"]["start"] + ".." + s["test"]["end"],
-             " ".join(f"{k}={v}" for k, v in s["values"].items()), _num(s["train_metric"]),
-             _num(s["test_metric"])] for s in summary["walk_forward"]]
+             " ".join(f"{k}={v}" for k, v in s["values"].items()), num(s["train_metric"], missing="n/a"),
+             num(s["test_metric"], missing="n/a")] for s in summary["walk_forward"]]
     metric = summary["metric"]
     table = render_table(["train", "test", "chosen point", f"train {metric}", f"test {metric}"], rows)
     wf = summary["walk_forward_summary"]
     return (f"{table}\n\nWalk-forward: {wf['steps']} step(s); mean out-of-sample {metric} "
-            f"{_num(wf['mean_test_metric'])}; chained out-of-sample return {_pct(wf['chained_test_return'])}")
+            f"{num(wf['mean_test_metric'], missing='n/a')}; chained out-of-sample return "
+            f"{pct(wf['chained_test_return'], missing='n/a')}")
 
 
 RUN_OPTION_KEYS = frozenset({"fill", "sizing", "overlap", "size", "cash", "commission", "min_commission",
                              "slippage_bps", "stamp_duty"})
 
 
-def best_command(strategy: str, best: Mapping[str, Any]) -> str:
+def best_command(strategy: str, best: RankedPoint) -> str:
     """The `evbt run` command that reproduces a sweep point, shell-quoted."""
     parts = ["evbt", "run", strategy]
     for key, value in best["values"].items():
@@ -171,20 +220,20 @@ def best_command(strategy: str, best: Mapping[str, Any]) -> str:
     return shlex.join(parts)
 
 
-def sweep_text(strategy: str, outcome: Any, top: int, heatmap: Any) -> str:
+def sweep_text(strategy: str, outcome: SweepOutcome, top: int, heatmap: Any) -> str:
     summary = outcome.summary
     counts = summary["counts"]
     metric = summary["metric"]
     lines = [f"Sweep {outcome.sweep_id}: {strategy}, {counts['points']} point(s) x {len(summary['windows'])} "
              f"window(s), metric {metric}{' (lower is better)' if not summary['higher_is_better'] else ''}"]
-    engines = [r["engine"] for r in summary.get("ranking") or []]
+    engines = [r["engine"] for r in summary["ranking"]]
     slow = f", {engines.count('backtrader')} via backtrader" if "backtrader" in engines else ""
     lines += [f"computed {counts['computed']}, reused {counts['reused']}, {outcome.elapsed:.2f} s{slow}", ""]
     if summary.get("walk_forward") is not None:
         lines.append(walk_forward_text(summary))
     else:
         lines.append(sweep_table(summary, top))
-        best = summary.get("best")
+        best = summary["best"]
         if best:
             lines += ["", "Best: " + ", ".join(f"{k}={v}" for k, v in best["values"].items())
                       + f"  (run id {best['key']})", f"  {best.get('command') or best_command(strategy, best)}"]
@@ -197,3 +246,15 @@ def sweep_text(strategy: str, outcome: Any, top: int, heatmap: Any) -> str:
         lines.append(f"heatmap: {heatmap}")
     lines.append(f"saved: {outcome.path}")
     return "\n".join(lines)
+
+
+def sweep_json(outcome: SweepOutcome, top: int, ranked: Sequence[PlaceboRow] | None) -> dict[str, Any]:
+    """``evbt sweep --json``: the summary with the ranking cut to ``--top``, the folder, the time taken, and the
+    placebo ranking when asked for."""
+    summary = outcome.summary
+    doc: dict[str, Any] = dict(summary)
+    doc["ranking"] = summary["ranking"][: top or None]
+    doc.update({"saved": str(outcome.path), "elapsed_s": round(outcome.elapsed, 3)})
+    if ranked is not None:
+        doc["placebo_ranking"] = to_jsonable([{"point": r.label, "placebo": r.result} for r in ranked])
+    return doc

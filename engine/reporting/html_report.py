@@ -10,7 +10,6 @@ engine.reporting.charts
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 from engine.reporting import charts
+from engine.reporting.formats import num, pct, signed_delta
+from engine.reporting.models import Comparison, Report, is_synthetic
 from engine.reporting.report import METRIC_FORMATS, format_value
 
 MAX_PRICE_PANELS = 6
@@ -96,14 +97,6 @@ def write_html(path: Path, text: str) -> int:
     return len(data)
 
 
-def _pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value * 100:.{digits}f}%"
-
-
-def _num(value: float | None, fmt: str = ".2f") -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, fmt)
-
-
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     rows = [[label, format_value(metrics.get(name), kind)] for name, (label, kind) in METRIC_FORMATS.items()
             if name in metrics]
@@ -121,14 +114,14 @@ def equity_frame(result: Any) -> pd.DataFrame:
     return frame
 
 
-def price_panels(report: Mapping[str, Any], store: Any, events: Sequence[Any] = ()
+def price_panels(report: Report, store: Any, events: Sequence[Any] = ()
                  ) -> tuple[list[charts.PricePanel], list[str]]:
     """Price panels for the symbols the run traded (at most MAX_PRICE_PANELS) and notes on what is missing."""
     from engine.market.symbols import listing
 
-    trades = report.get("trades") or []
+    trades = report["trades"]
     by_id = {e.id: e for e in events}
-    period = report.get("period") or {}
+    period: Mapping[str, Any] = report.get("period") or {}
     symbols = sorted({str(t.get("symbol")) for t in trades}, key=lambda s: (-_count(trades, s), s))
     notes = []
     if len(symbols) > MAX_PRICE_PANELS:
@@ -186,7 +179,7 @@ def placebo_section(placebo: Any) -> str:
                    *figures, *(paragraph(n, "meta") for n in placebo.notes))
 
 
-def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
+def run_charts(report: Report, equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
                placebo: Any = None) -> charts.ChartSet:
     """Equity vs benchmark, drawdown, one price chart per panel, and the placebo histograms if any."""
     cash = (report.get("config") or {}).get("cash")
@@ -203,8 +196,8 @@ def run_charts(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence
     return out
 
 
-def _run_header(report: Mapping[str, Any]) -> str:
-    period = report.get("period") or {}
+def _run_header(report: Report) -> str:
+    period: Mapping[str, Any] = report.get("period") or {}
     params = report.get("params") or {}
     lines = [
         f"Strategy {report.get('strategy')}, {period.get('start')} to {period.get('end')} "
@@ -222,22 +215,22 @@ TRADE_HEADERS = ["symbol", "side", "event", "type", "description", "entry", "ent
 def _trade_rows(trades: Sequence[Mapping[str, Any]], descriptions: Mapping[str, str]) -> list[list[Any]]:
     return [[
         t.get("symbol"), t.get("side"), t.get("event_id"), t.get("event_type"),
-        descriptions.get(str(t.get("event_id")), ""), t.get("entry_date"), _num(t.get("entry_price")),
-        t.get("exit_date") or "-", _num(t.get("exit_price")), t.get("size"), _num(t.get("fees"), ",.2f"),
-        _num(t.get("pnl"), ",.2f"), _pct(t.get("ret")), _pct(t.get("benchmark_return")), t.get("exit_reason"),
+        descriptions.get(str(t.get("event_id")), ""), t.get("entry_date"), num(t.get("entry_price"), ".2f"),
+        t.get("exit_date") or "-", num(t.get("exit_price"), ".2f"), t.get("size"), num(t.get("fees"), ",.2f"),
+        num(t.get("pnl"), ",.2f"), pct(t.get("ret")), pct(t.get("benchmark_return")), t.get("exit_reason"),
     ] for t in trades]
 
 
-def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
+def run_document(report: Report, equity: pd.DataFrame, panels: Sequence[charts.PricePanel] = (),
                  events: Sequence[Any] = (), notes: Sequence[str] = (), placebo: Any = None) -> str:
     """HTML of one run: header, metrics, placebo test (if any), equity, drawdown, price charts, trades, refused
     orders, warnings."""
-    synthetic = bool((report.get("data") or {}).get("synthetic"))
+    synthetic = is_synthetic(report)
     chart_set = run_charts(report, equity, panels)
     figures = [figure(charts.svg(panel), title) for title, panel in chart_set.panels]
-    trades = report.get("trades") or []
+    trades = report["trades"]
     descriptions = {e.id: e.description for e in events}
-    parts = [_run_header(report), section("Summary metrics", metrics_table(report.get("metrics") or {}))]
+    parts = [_run_header(report), section("Summary metrics", metrics_table(report["metrics"]))]
     if placebo is not None:
         parts.append(placebo_section(placebo))
     parts.append(section("Equity and drawdown", *figures[:2]))
@@ -257,44 +250,42 @@ def run_document(report: Mapping[str, Any], equity: pd.DataFrame, panels: Sequen
     warnings = report.get("warnings") or []
     if warnings:
         parts.append(section("Warnings", *(paragraph(w, "note") for w in warnings)))
-    return page(f"evbt run {report.get('run_id')}", parts, synthetic)
+    return page(f"evbt run {report['run_id']}", parts, synthetic)
 
 
 # ---------------------------------------------------------------- compare
 
 
-def compare_document(comparison: Mapping[str, Any], curves: Mapping[str, pd.Series]) -> str:
+def compare_document(comparison: Comparison, curves: Mapping[str, pd.Series]) -> str:
     """HTML of ``evbt compare``: run legend, overlaid equity curves, metric deltas, differing parameters."""
-    from engine.analysis.compare import _format_delta
-
-    runs = comparison.get("runs") or []
+    runs = comparison["runs"]
     legend = table(["", "run", "strategy", "start", "end", "data"],
-                   [[f"[{i}]", r.get("run_id"), r.get("strategy"), r.get("start"), r.get("end"),
+                   [[f"[{i}]", r["run_id"], r["strategy"], r["start"], r["end"],
                      "SYNTHETIC" if r.get("synthetic") else "real"] for i, r in enumerate(runs, start=1)])
     headers = ["metric", "[1]"]
     for i in range(2, len(runs) + 1):
         headers += [f"[{i}]", f"d[{i}]"]
     rows = []
-    for row in comparison.get("metrics") or []:
+    for row in comparison["metrics"]:
         label, kind = METRIC_FORMATS.get(row["name"], (row["name"], "ratio"))
         cells = [label, format_value(row["values"][0], kind)]
         for value, delta in zip(row["values"][1:], row["deltas"][1:], strict=True):
-            cells += [format_value(value, kind), _format_delta(delta, kind)]
+            cells += [format_value(value, kind), signed_delta(delta, kind)]
         rows.append(cells)
     parts = [section("Runs", legend)]
     if curves:
         parts.append(section("Equity curves", figure(charts.svg(charts.compare_panel(curves), 3.2),
                                                      "Equity curves of the runs, growth of 1")))
     parts.append(section("Metrics (deltas against [1])", table(headers, rows, range(1, len(headers)))))
-    for key, title in (("params", "Parameters that differ"), ("config", "Configuration that differs")):
-        diffs = comparison.get(key) or {}
+    for diffs, title in ((comparison["params"], "Parameters that differ"),
+                         (comparison["config"], "Configuration that differs")):
         if diffs:
             parts.append(section(title, table(["key", *(f"[{i}]" for i in range(1, len(runs) + 1))],
                                               [[k, *v] for k, v in diffs.items()])))
-    only = (comparison.get("trades") or {}).get("only_some") or []
+    only = comparison["trades"]["only_some"]
     if only:
         only_table = table(["event", "symbol", *(f"[{i}] pnl" for i in range(1, len(runs) + 1))],
-                           [[t["event_id"], t["symbol"], *(_num(p, ",.2f") for p in t["pnl"])] for t in only],
+                           [[t["event_id"], t["symbol"], *(num(p, ",.2f") for p in t["pnl"])] for t in only],
                            range(2, len(runs) + 2))
         parts.append(section(f"Trades made by some runs only ({len(only)})", scroll(only_table)))
     synthetic = any(r.get("synthetic") for r in runs)
@@ -330,7 +321,7 @@ def study_charts(result: Any) -> charts.ChartSet:
 def _test_cells(test: Any) -> list[str]:
     if test is None:
         return ["-", "-"]
-    return [_num(test.stat), _num(test.p, ".4f")]
+    return [num(test.stat, ".2f"), num(test.p, ".4f")]
 
 
 def _study_header(result: Any) -> str:
@@ -354,7 +345,7 @@ def _clustering_text(cl: Any) -> str:
     return (f"Clustering: {cl.overlapping_pairs} of {cl.pairs} sample pairs have overlapping event windows "
             f"(shared day-0 dates: {shared}). Average cross-correlation of estimation-window abnormal returns "
             f"{cl.mean_correlation:.4f}; Kolari-Pynnonen factor "
-            f"{_num(cl.kp_factor, '.4f')} applied to the cross-sectional and BMP statistics and the band.")
+            f"{num(cl.kp_factor, '.4f')} applied to the cross-sectional and BMP statistics and the band.")
 
 
 def summary_rows(group: Any) -> list[list[str]]:
@@ -363,7 +354,7 @@ def summary_rows(group: Any) -> list[list[str]]:
     s = group.summary
     if s is None:
         return []
-    rows = [["CAAR over the window", _pct(s.caar), "", ""]]
+    rows = [["CAAR over the window", pct(s.caar), "", ""]]
     rows += [[label, "", *_test_cells(test)] for label, test in window_tests(s)]
     return rows
 
@@ -377,15 +368,16 @@ def _group_section(group: Any, result: Any, chart: tuple[str, Any] | None) -> st
     parts.append(table(["test", "value", "statistic", "p (two-sided)"], summary_rows(group), [1, 2, 3]))
     parts.append(paragraph(_clustering_text(group.clustering), "note" if group.clustering.clustered else "meta"))
     parts.append(paragraph(decomposition_text(group.mean_decomposition, result.model) or ""))
-    day_rows = [[d.day, d.n, _pct(d.aar, 3), *_test_cells(d.aar_t), _num(d.aar_bmp.stat),
-                 _num(d.aar_rank.stat if d.aar_rank else None), _pct(d.caar, 3), *_test_cells(d.caar_t),
-                 _num(d.caar_bmp.stat), _num(d.caar_bmp_kp.stat) if d.caar_bmp_kp else "-",
-                 _num(d.caar_rank.stat if d.caar_rank else None), _num(d.caar_sign.stat if d.caar_sign else None),
-                 _num(d.caar_wilcoxon.p if d.caar_wilcoxon else None, ".4f")] for d in group.days]
+    day_rows = [[d.day, d.n, pct(d.aar, 3), *_test_cells(d.aar_t), num(d.aar_bmp.stat, ".2f"),
+                 num(d.aar_rank.stat if d.aar_rank else None, ".2f"), pct(d.caar, 3), *_test_cells(d.caar_t),
+                 num(d.caar_bmp.stat, ".2f"), num(d.caar_bmp_kp.stat, ".2f") if d.caar_bmp_kp else "-",
+                 num(d.caar_rank.stat if d.caar_rank else None, ".2f"),
+                 num(d.caar_sign.stat if d.caar_sign else None, ".2f"),
+                 num(d.caar_wilcoxon.p if d.caar_wilcoxon else None, ".4f")] for d in group.days]
     parts.append(table(["day", "N", "AAR", "t", "p", "BMP", "rank", "CAAR", "t", "p", "BMP", "BMP-KP", "rank",
                         "sign", "Wilcoxon p"], day_rows, range(0, 15)))
-    ev_rows = [[e.event_id, e.symbol, e.event_date, e.day0, e.description, _pct(e.car), _num(e.car_t),
-                _num(e.car_p, ".4f")] for e in group.events]
+    ev_rows = [[e.event_id, e.symbol, e.event_date, e.day0, e.description, pct(e.car), num(e.car_t, ".2f"),
+                num(e.car_p, ".4f")] for e in group.events]
     ev_table = table(["event", "symbol", "date", "day 0", "description", "CAR", "t", "p"], ev_rows, [5, 6, 7])
     parts.append(scroll(ev_table))
     return section(group_title(group), *parts)

@@ -2,7 +2,7 @@
 
 The schema is documented in docs/report-schema.md. ``build_report`` only reshapes its inputs (no clock,
 no environment), so the same inputs always give a byte-identical ``dumps_report`` output; the creation
-time and package versions belong to the run manifest (engine/saved_runs.py), not to the report.
+time and package versions belong to the run manifest (engine/saved_runs/manifest.py), not to the report.
 """
 
 from __future__ import annotations
@@ -14,13 +14,24 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from engine.analysis.metrics import Metrics
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
+from engine.reporting.formats import num, pct
+from engine.reporting.models import (
+    DataSection,
+    MetricsDoc,
+    OrderDoc,
+    Period,
+    Report,
+    SymbolData,
+    TradeDoc,
+    is_synthetic,
+)
 
 SCHEMA_VERSION = 1
 SYNTHETIC_SOURCES = frozenset({"sample"})
@@ -97,20 +108,20 @@ def dumps_report(report: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- building
 
 
-def _period(equity: pd.Series) -> dict[str, Any]:
+def _period(equity: pd.Series) -> Period:
     if len(equity) == 0:
         return {"start": None, "end": None, "bars": 0}
     index = equity.index.sort_values()
     return {"start": _iso(index[0]), "end": _iso(index[-1]), "bars": len(index)}
 
 
-def _data_section(data: Mapping[str, Any]) -> dict[str, Any]:
-    symbols: dict[str, dict[str, Any]] = {}
+def _data_section(data: Mapping[str, Any]) -> DataSection:
+    symbols: dict[str, SymbolData] = {}
     for symbol in sorted(data):
         meta = dict(data[symbol] or {})
         if "fingerprint" not in meta and "content_hash" in meta:
             meta["fingerprint"] = meta["content_hash"]
-        symbols[str(symbol)] = {key: to_jsonable(meta.get(key)) for key in DATA_KEYS}
+        symbols[str(symbol)] = cast(SymbolData, {key: to_jsonable(meta.get(key)) for key in DATA_KEYS})
     synthetic = any(entry["source"] in SYNTHETIC_SOURCES for entry in symbols.values())
     return {"synthetic": synthetic, "symbols": symbols}
 
@@ -123,12 +134,12 @@ def _universe(config: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
     return sorted(str(s) for s in data if s != benchmark)
 
 
-def trade_dict(trade: TradeRecord) -> dict[str, Any]:
+def trade_dict(trade: TradeRecord) -> TradeDoc:
     """One TradeRecord as a JSON-ready dict (field names as in the dataclass)."""
     return to_jsonable(dataclasses.asdict(trade))
 
 
-def order_dict(order: OrderRecord) -> dict[str, Any]:
+def order_dict(order: OrderRecord) -> OrderDoc:
     """One OrderRecord as a JSON-ready dict."""
     return to_jsonable(dataclasses.asdict(order))
 
@@ -143,7 +154,7 @@ def build_report(
     metrics: Metrics,
     data: dict[str, Any],
     events: dict[str, Any],
-) -> dict[str, Any]:
+) -> Report:
     """The report.json document of one run (schema in docs/report-schema.md)."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -174,10 +185,10 @@ def trades_to_frame(trades: Iterable[TradeRecord | Mapping[str, Any]]) -> pd.Dat
     return frame
 
 
-def trades_csv(report: Mapping[str, Any]) -> str:
+def trades_csv(report: Report) -> str:
     """The report's trades as CSV text (header always present, one row per trade)."""
     buf = io.StringIO()
-    trades_to_frame(report.get("trades", [])).to_csv(buf, index=False, lineterminator="\n")
+    trades_to_frame(report["trades"]).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
 
 
@@ -224,22 +235,14 @@ def _looks_numeric(cell: str) -> bool:
     return True
 
 
-def _num(value: Any, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{value * 100:.2f}%"
-
-
-def _header(report: Mapping[str, Any]) -> list[str]:
-    period = report.get("period") or {}
+def _header(report: Report) -> list[str]:
+    period: Mapping[str, Any] = report.get("period") or {}
     names = [str(s) for s in report.get("universe") or []]
     universe = ", ".join(names[:UNIVERSE_SHOWN]) or "-"
     if len(names) > UNIVERSE_SHOWN:
         universe += f", ... ({len(names)} symbols; all in the JSON report)"
     lines = [
-        f"Run {report.get('run_id')}: {report.get('strategy')}  "
+        f"Run {report['run_id']}: {report.get('strategy')}  "
         f"{period.get('start')} -> {period.get('end')} ({period.get('bars', 0)} bars)  universe: {universe}"
     ]
     if report.get("benchmark"):
@@ -257,7 +260,7 @@ def _synthetic_banner() -> list[str]:
     return [bar, "!!" + text.center(68) + "!!", bar]
 
 
-def exposure_matched_excess(metrics: Mapping[str, Any]) -> float | None:
+def exposure_matched_excess(metrics: MetricsDoc) -> float | None:
     """Total return minus what the benchmark earned on the strategy's average exposure (exposure x benchmark
     return): "Return minus benchmark" compares a mostly-in-cash strategy with a fully invested benchmark."""
     values = [metrics.get(k) for k in ("total_return", "exposure", "benchmark_return")]
@@ -267,7 +270,7 @@ def exposure_matched_excess(metrics: Mapping[str, Any]) -> float | None:
     return total - exposure * bench
 
 
-def _metrics_block(metrics: Mapping[str, Any]) -> str:
+def _metrics_block(metrics: MetricsDoc) -> str:
     rows = [[label, format_value(metrics.get(name), kind)] for name, (label, kind) in METRIC_FORMATS.items()]
     at = next(i for i, (name, _) in enumerate(METRIC_FORMATS.items()) if name == "excess_return") + 1
     rows.insert(at, ["  vs benchmark x exposure", format_value(exposure_matched_excess(metrics), "pct")])
@@ -278,17 +281,17 @@ TRADE_HEADERS = ["symbol", "side", "event", "type", "entry", "entry px", "exit",
                  "return", "bench", "reason"]
 
 
-def _trade_row(t: Mapping[str, Any]) -> list[str]:
+def _trade_row(t: TradeDoc) -> list[str]:
     return [
         str(t.get("symbol")), str(t.get("side")), str(t.get("event_id")), str(t.get("event_type")),
-        str(t.get("entry_date")), _num(t.get("entry_price"), ".2f"),
-        str(t.get("exit_date") or "-"), _num(t.get("exit_price"), ".2f"),
-        str(t.get("size")), _num(t.get("fees"), ",.2f"), _num(t.get("pnl"), ",.2f"),
-        _pct(t.get("ret")), _pct(t.get("benchmark_return")), str(t.get("exit_reason")),
+        str(t.get("entry_date")), num(t.get("entry_price"), ".2f"),
+        str(t.get("exit_date") or "-"), num(t.get("exit_price"), ".2f"),
+        str(t.get("size")), num(t.get("fees"), ",.2f"), num(t.get("pnl"), ",.2f"),
+        pct(t.get("ret")), pct(t.get("benchmark_return")), str(t.get("exit_reason")),
     ]
 
 
-def _orders_block(orders: Sequence[Mapping[str, Any]]) -> list[str]:
+def _orders_block(orders: Sequence[OrderDoc]) -> list[str]:
     bad = [o for o in orders if o.get("status") != "filled"]
     if not bad:
         return []
@@ -298,12 +301,12 @@ def _orders_block(orders: Sequence[Mapping[str, Any]]) -> list[str]:
     return ["", f"Refused/skipped orders ({len(bad)})", table]
 
 
-def render_text(report: Mapping[str, Any]) -> str:
+def render_text(report: Report) -> str:
     """Readable summary: header, SYNTHETIC banner if needed, metrics, trades, refused orders, warnings."""
-    synthetic = bool((report.get("data") or {}).get("synthetic"))
+    synthetic = is_synthetic(report)
     lines = _synthetic_banner() if synthetic else []
     lines += _header(report)
-    lines += ["", _metrics_block(report.get("metrics") or {})]
+    lines += ["", _metrics_block(report["metrics"])]
     trades = report.get("trades") or []
     lines += ["", f"Trades ({len(trades)})"]
     lines.append(render_table(TRADE_HEADERS, [_trade_row(t) for t in trades]) if trades else "(no trades)")

@@ -3,19 +3,11 @@ window, the return decomposition, clustering and the samples; skipped samples on
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from engine.reporting.formats import num, pct
 from engine.reporting.report import render_table
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, spec)
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value * 100:.3f}%"
 
 
 def window_tests(s: Any) -> list[tuple[str, Any]]:
@@ -32,7 +24,7 @@ def test_cells(test: Any) -> list[str]:
     if test is None or test.stat is None:
         return ["n/a", "-", ""]
     name = {"t": f"t, df {test.df}", "normal": "normal", "exact": "exact"}.get(test.method, test.method)
-    return [fmt(test.stat, ".3f"), fmt(test.p, ".4f"), name]
+    return [num(test.stat, ".3f"), num(test.p, ".4f"), name]
 
 
 def clustering_text(cl: Any) -> str:
@@ -41,19 +33,19 @@ def clustering_text(cl: Any) -> str:
     shared = ", ".join(f"{d} x{n}" for d, n in cl.shared_day0) or "none"
     return (f"CLUSTERED: {cl.overlapping_pairs} of {cl.pairs} sample pairs have overlapping event windows "
             f"(shared day 0: {shared}); average cross-correlation {cl.mean_correlation:.4f}, "
-            f"Kolari-Pynnonen factor {fmt(cl.kp_factor, '.4f')} applied")
+            f"Kolari-Pynnonen factor {num(cl.kp_factor, '.4f')} applied")
 
 
 def decomposition_text(d: Any, model: str) -> str | None:
     if d is None:
         return None
-    parts = [f"constant {pct(d.constant)}"] if model != "raw" else []
+    parts = [f"constant {pct(d.constant, 3)}"] if model != "raw" else []
     if model in ("market", "two-factor"):
-        parts.append(f"market {pct(d.market)}")
+        parts.append(f"market {pct(d.market, 3)}")
     if model == "two-factor":
-        parts.append(f"sector beyond the market {pct(d.sector)}")
-    parts.append(f"abnormal {pct(d.abnormal)}")
-    return f"mean window return {pct(d.raw)} = " + " + ".join(parts)
+        parts.append(f"sector beyond the market {pct(d.sector, 3)}")
+    parts.append(f"abnormal {pct(d.abnormal, 3)}")
+    return f"mean window return {pct(d.raw, 3)} = " + " + ".join(parts)
 
 
 def group_title(group: Any) -> str:
@@ -63,10 +55,10 @@ def group_title(group: Any) -> str:
 
 
 def _day_rows(days: Sequence[Any]) -> list[list[str]]:
-    return [[str(d.day), str(d.n), pct(d.aar), fmt(d.aar_t.stat, ".2f"), fmt(d.aar_rank.stat if d.aar_rank else None,
-             ".2f"), pct(d.caar), fmt(d.caar_t.stat, ".2f"), fmt(d.caar_t.p, ".4f"), fmt(d.caar_bmp.stat, ".2f"),
-             fmt(d.caar_bmp_kp.stat if d.caar_bmp_kp else None, ".2f"),
-             fmt(d.caar_rank.stat if d.caar_rank else None, ".2f"), fmt(d.caar_sign.stat if d.caar_sign else None,
+    return [[str(d.day), str(d.n), pct(d.aar, 3), num(d.aar_t.stat, ".2f"), num(d.aar_rank.stat if d.aar_rank else None,
+             ".2f"), pct(d.caar, 3), num(d.caar_t.stat, ".2f"), num(d.caar_t.p, ".4f"), num(d.caar_bmp.stat, ".2f"),
+             num(d.caar_bmp_kp.stat if d.caar_bmp_kp else None, ".2f"),
+             num(d.caar_rank.stat if d.caar_rank else None, ".2f"), num(d.caar_sign.stat if d.caar_sign else None,
                                                                          ".2f")]
             for d in days]
 
@@ -79,16 +71,16 @@ def render_group(group: Any, result: Any) -> list[str]:
     headers = ["day", "N", "AAR", "t", "rank", "CAAR", "t", "p", "BMP", "BMP-KP", "rank", "sign"]
     lines += [render_table(headers, _day_rows(group.days))]
     s = group.summary
-    lines += ["", f"CAAR {c.window[0]}:{c.window[1]} = {pct(s.caar)} ({s.positive} of {s.n} CARs positive)"]
+    lines += ["", f"CAAR {c.window[0]}:{c.window[1]} = {pct(s.caar, 3)} ({s.positive} of {s.n} CARs positive)"]
     rows = [[label, *test_cells(test)] for label, test in window_tests(s)]
     lines += [render_table(["test", "statistic", "p (two-sided)", "distribution"], rows)]
     if s.band_low is not None:
-        lines.append(f"{result.confidence:.0%} band [{pct(s.band_low)}, {pct(s.band_high)}]")
+        lines.append(f"{result.confidence:.0%} band [{pct(s.band_low, 3)}, {pct(s.band_high, 3)}]")
     parts = decomposition_text(group.mean_decomposition, result.model)
     if parts:
         lines.append(parts)
     lines.append(clustering_text(group.clustering))
-    ev_rows = [[e.event_id, e.symbol, e.day0, pct(e.car), fmt(e.car_t, ".2f"), fmt(e.car_p, ".4f")]
+    ev_rows = [[e.event_id, e.symbol, e.day0, pct(e.car, 3), num(e.car_t, ".2f"), num(e.car_p, ".4f")]
                for e in group.events]
     lines += ["", render_table(["event", "symbol", "day 0", "CAR", "t", "p"], ev_rows)]
     return lines

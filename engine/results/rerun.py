@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from engine import backtest
 from engine.plan.config import run_config_from_dict
 from engine.prices.snapshots import SnapshotStore
 from engine.prices.store import PriceStore
+from engine.reporting.models import Report, TradeDoc
 from engine.reporting.report import dumps_report
 from engine.results.catalog import save_outcome
 from engine.results.resolve import Resolved
@@ -39,13 +40,14 @@ class RerunOutcome:
                 "trade_changes": self.trade_changes, "saved": str(self.saved) if self.saved else None}
 
 
-def fingerprints_of(report: Mapping[str, Any]) -> dict[str, str]:
-    symbols = (report.get("data") or {}).get("symbols") or {}
+def fingerprints_of(report: Report) -> dict[str, str]:
+    data = report.get("data")
+    symbols = data["symbols"] if data else {}
     return {str(s): str(info["fingerprint"]) for s, info in symbols.items() if (info or {}).get("fingerprint")}
 
 
 @contextlib.contextmanager
-def _data_store(store: PriceStore, report: Mapping[str, Any], current: bool) -> Iterator[tuple[PriceStore, list[str]]]:
+def _data_store(store: PriceStore, report: Report, current: bool) -> Iterator[tuple[PriceStore, list[str]]]:
     if current:
         yield store, []
         return
@@ -53,7 +55,7 @@ def _data_store(store: PriceStore, report: Mapping[str, Any], current: bool) -> 
         yield (store, missing) if missing else (pinned, [])
 
 
-def _trade_key(trade: Mapping[str, Any]) -> tuple[str, str, str]:
+def _trade_key(trade: TradeDoc) -> tuple[str, str, str]:
     return str(trade.get("event_id")), str(trade.get("symbol")), str(trade.get("side"))
 
 
@@ -63,10 +65,10 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def trade_changes(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[str]:
+def trade_changes(old: Sequence[TradeDoc], new: Sequence[TradeDoc]) -> list[str]:
     """One line per trade that appeared, disappeared or changed (matched by event, symbol, side, in order)."""
-    def grouped(trades: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[Mapping[str, Any]]]:
-        out: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    def grouped(trades: Sequence[TradeDoc]) -> dict[tuple[str, str, str], list[TradeDoc]]:
+        out: dict[tuple[str, str, str], list[TradeDoc]] = {}
         for t in trades:
             out.setdefault(_trade_key(t), []).append(t)
         return out
@@ -89,7 +91,7 @@ def trade_changes(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, A
     return lines
 
 
-def _money(trade: Mapping[str, Any]) -> str:
+def _money(trade: TradeDoc) -> str:
     pnl = trade.get("pnl")
     return "-" if pnl is None else f"{pnl:,.2f}"
 
@@ -117,6 +119,6 @@ def rerun(target: Resolved, store: PriceStore, runs_dir: Path | None = None, cur
             from engine.saved_runs import load_manifest
 
             changes = diff_manifests(load_manifest(target.folder), new_manifest)
-        trades = trade_changes(old.get("trades") or [], new.get("trades") or [])
+        trades = trade_changes(old["trades"], new["trades"])
     return RerunOutcome(old["run_id"], new["run_id"], same, "current" if current_data or missing else "snapshot",
                         missing, changes, trades, saved)

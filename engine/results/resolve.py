@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import ConfigError
+from engine.reporting.models import Report
 from engine.saved_runs import default_runs_dir, load_equity, load_report, resolve_run
 
 SWEEPS = "sweeps"
@@ -24,21 +25,23 @@ class Resolved:
 
     ref: str
     kind: str
-    report: dict[str, Any]
+    report: Report
     folder: Path | None = None  # the run folder (runs only)
     sweep: Path | None = None  # the sweep folder (sweep points)
 
     @property
     def run_id(self) -> str:
-        return str(self.report["run_id"])
+        return self.report["run_id"]
 
     def equity(self) -> pd.DataFrame | None:
         """The saved equity curve (runs only; sweep points keep none)."""
         return load_equity(self.folder) if self.kind == "run" and self.folder is not None else None
 
-    def plain_report(self) -> dict[str, Any]:
+    def plain_report(self) -> Report:
         """The report as ``evbt run`` writes it (without the sweep's label)."""
-        return {k: v for k, v in self.report.items() if k != "sweep"}
+        plain = self.report.copy()
+        plain.pop("sweep", None)
+        return plain
 
 
 def _root(runs_dir: Path | None) -> Path:
@@ -63,7 +66,7 @@ def find_sweep(ref: str, runs_dir: Path | None = None) -> Path | None:
     return matches[0] if matches else None
 
 
-def _json(path: Path) -> dict[str, Any]:
+def _json(path: Path) -> Any:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -25,6 +25,7 @@ from engine.market.symbols import listing
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import Plan, RunContext, build_plan
 from engine.plan.warmup import with_warmup
+from engine.reporting.models import Report
 from engine.reporting.report import build_report, to_jsonable
 from engine.saved_runs import make_run_id
 from engine.sweeps.data import SweepData, WindowContext, window_context
@@ -187,7 +188,7 @@ def data_info(data: SweepData, fingerprints: dict[str, str]) -> dict[str, dict[s
     return out
 
 
-def point_report(data: SweepData, window: Window, config: RunConfig, res: PointResult) -> dict[str, Any]:
+def point_report(data: SweepData, window: Window, config: RunConfig, res: PointResult) -> Report:
     """The report.json ``evbt run`` would write for this configuration (built from the sweep's result)."""
     wctx = res.context
     params = params_to_dict(build_params(get_strategy(config.strategy).Params, config.params, config.strategy))

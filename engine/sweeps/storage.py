@@ -14,7 +14,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ class SweepFolder:
             return None
         return doc if isinstance(doc, dict) else None
 
-    def write_json(self, name: str, doc: dict[str, Any]) -> None:
+    def write_json(self, name: str, doc: Mapping[str, Any]) -> None:
         from engine.atomic import atomic_write_bytes
 
         atomic_write_bytes(self.path / name, dumps_report(doc).encode("utf-8"))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.reporting.models import MultipleTesting, RankedPoint, SweepSummary, WalkForwardStep
 from engine.reporting.report import to_jsonable
 from engine.sweeps.grid import Grid
 from engine.sweeps.stats import METRICS, better, deflated_sharpe, rank_points
@@ -33,7 +34,7 @@ def window_rows(rows: pd.DataFrame, tasks: Sequence[Task], window: Window) -> pd
 
 
 def summarise(metric: str, grid: Grid, rows: pd.DataFrame, tasks: Sequence[Task], windows: Sequence[Window],
-              sweep_id: str, strategy: str) -> dict[str, Any]:
+              sweep_id: str, strategy: str) -> SweepSummary:
     """Ranking, best point, out-of-sample analysis and the multiple-testing note."""
     values = list(grid.points())
     labels = [w.label for w in windows]
@@ -49,13 +50,13 @@ def summarise(metric: str, grid: Grid, rows: pd.DataFrame, tasks: Sequence[Task]
         doc["multiple_testing"] = multiple_testing(ranked, len(grid))
     else:
         doc.update(walk_forward(per_window, windows, values, metric, len(grid)))
-    return doc
+    return doc  # type: ignore[return-value]  # every SweepSummary key is set above
 
 
 def point_doc(row: Mapping[Any, Any], values: list[dict[str, Any]],
-              oos: Mapping[int, Mapping[Any, Any]]) -> dict[str, Any]:
+              oos: Mapping[int, Mapping[Any, Any]]) -> RankedPoint:
     point = int(row["point"])
-    out: dict[str, Any] = {"point": point, "values": to_jsonable(values[point]), "key": row["key"],
+    out: RankedPoint = {"point": point, "values": to_jsonable(values[point]), "key": row["key"],
                            "engine": row["engine"], "metrics": {m: clean(row.get(m)) for m in METRICS}}
     match = oos.get(point)
     if match is not None:
@@ -76,8 +77,8 @@ def clean(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
-def multiple_testing(ranked: pd.DataFrame, points: int) -> dict[str, Any]:
-    doc: dict[str, Any] = {"points_tried": points, "deflated_sharpe": None,
+def multiple_testing(ranked: pd.DataFrame, points: int) -> MultipleTesting:
+    doc: MultipleTesting = {"points_tried": points, "deflated_sharpe": None,
                            "note": f"{points} points tried: the best of many is flattered by luck."}
     if ranked.empty:
         return doc
@@ -97,7 +98,7 @@ def multiple_testing(ranked: pd.DataFrame, points: int) -> dict[str, Any]:
 
 def walk_forward(per_window: dict[str, pd.DataFrame], windows: Sequence[Window], values: list[dict[str, Any]],
                  metric: str, points: int) -> dict[str, Any]:
-    steps = []
+    steps: list[WalkForwardStep] = []
     labels = [w.label for w in windows]
     for w in windows:
         if not w.label.endswith("-train"):

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, EvbtWarning, MissingDataError
-from engine.events import timing
 from engine.plan.config import RunConfig, run_config_from_dict
 from engine.prices.store import PriceStore
+from engine.reporting.models import SweepSummary
 from engine.saved_runs import build_manifest
 from engine.sweeps.backends import (  # noqa: F401  (re-exported)
     CONNECT_TIMEOUT_ENV,
@@ -94,7 +94,7 @@ class SweepRequest:
 class SweepOutcome:
     sweep_id: str
     path: Path
-    summary: dict[str, Any]
+    summary: SweepSummary
     computed: int
     reused: int
     elapsed: float
@@ -116,7 +116,6 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
     """Compute the missing points of the grid, store them, and summarise the whole grid."""
     began = time.perf_counter()
     check_metric(req.metric)
-    timing.use_schedule_cache(store.root / ".calendars")
     windows = make_windows(req.base.start, req.base.end, req.split, req.walk_forward)
     data = load_sweep_data(store, req.base, windows)
     worker = Worker(data)
@@ -182,7 +181,7 @@ def _windows_with_data(worker: Worker, windows: list[Window]) -> list[Window]:
     return kept
 
 
-def _add_commands(req: SweepRequest, summary: dict[str, Any], folder: SweepFolder) -> None:
+def _add_commands(req: SweepRequest, summary: SweepSummary, folder: SweepFolder) -> None:
     """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id)."""
     from engine.results.reproduce import reproduce_command
 
@@ -259,18 +258,18 @@ def _manifest(req: SweepRequest, data: SweepData, sweep_id: str, windows: Sequen
     return doc
 
 
-def _report_keys(req: SweepRequest, summary: dict[str, Any]) -> list[str]:
+def _report_keys(req: SweepRequest, summary: SweepSummary) -> list[str]:
     """The points whose full report is kept: the top ranked (with their out-of-sample runs), or each
     walk-forward step's chosen point on its test window."""
     keep = min(max(REPORTS_KEPT, req.top or REPORTS_KEPT), REPORTS_MAX)
-    keys = [entry["key"] for entry in (summary.get("ranking") or [])[:keep]]
-    keys += [e["oos_key"] for e in (summary.get("ranking") or [])[:keep] if e.get("oos_key")]
+    keys = [entry["key"] for entry in summary["ranking"][:keep]]
+    keys += [e["oos_key"] for e in summary["ranking"][:keep] if e.get("oos_key")]
     for step in summary.get("walk_forward") or []:  # each chosen point's out-of-sample run
-        keys += [step["test_key"]] if step.get("test_key") else []
+        keys += [key] if (key := step["test_key"]) else []
     return list(dict.fromkeys(keys))
 
 
-def _write_reports(req: SweepRequest, worker: Worker, summary: dict[str, Any], folder: SweepFolder) -> None:
+def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, folder: SweepFolder) -> None:
     """Full reports (trades, orders, data, FX) of the top points, and report.json for the best one, so the
     folder and ``SWEEP_ID:RANK`` read like run folders."""
     keys = _report_keys(req, summary)

@@ -222,16 +222,8 @@ def _calibrate(argv: list[str], env: dict[str, str]) -> float:
 
 def forget_schedules() -> None:
     """Drop schedules held in this process so the next run reads the files (as a new process would)."""
-    import importlib
+    from engine.api import process_calendars
+    from engine.market.calendars import current
 
-    for name in ("engine.events.timing", "engine.market.calendars"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
-        for attr in ("_SCHEDULES", "_PERSISTED"):
-            if isinstance(getattr(module, attr, None), dict | set):
-                getattr(module, attr).clear()
+    process_calendars().clear()  # what commands built (shared by every Settings of this process)
+    current().clear()  # what calls outside a command built

@@ -1,0 +1,85 @@
+"""The price cache as the command line asks for it: fetch, import, verify, remove, the synthetic sample, one
+symbol's summary. Each returns (or yields, one symbol at a time) the metadata the CLI prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.api.settings import Settings
+from engine.errors import ConfigError, MissingDataError
+
+
+def fetch_prices(settings: Settings, symbols: Sequence[str], start: dt.date | None,
+                 end: dt.date | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Download the missing part of each symbol's history (symbols checked first); yields (symbol, metadata)."""
+    from engine.market.symbols import parse_symbol_list
+
+    syms = parse_symbol_list(list(symbols))
+    if settings.offline:
+        raise MissingDataError("data fetch needs the network but evbt is offline (--offline/--sample/EVBT_OFFLINE)")
+    store = settings.store()
+    for sym in syms:
+        store.update(sym, start, end, refresh=True)
+        yield sym, store.read_meta(sym)
+
+
+def import_prices(settings: Settings, files: Sequence[Path],
+                  symbol: str | None) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Yahoo CSV files into the cache, every file checked before anything is written; yields (parsed file,
+    metadata written)."""
+    from engine.prices.csv_import import read_yahoo_csvs
+
+    if symbol and len(files) > 1:
+        raise ConfigError("--symbol works with one FILE only")
+    parsed = read_yahoo_csvs(files, symbol)
+    written = settings.store().write_many([(item.symbol, item.frame, "csv", item.adjustment) for item in parsed])
+    yield from zip(parsed, written, strict=True)
+
+
+def cache_entries(settings: Settings) -> list[dict[str, Any]]:
+    return settings.store().entries()
+
+
+def verify_cache(settings: Settings, symbols: Sequence[str]) -> list[Any]:
+    """Every file (or the symbols named) re-validated: VerifyResult per file."""
+    from engine.market.symbols import parse_symbol_list
+
+    return settings.store().verify(parse_symbol_list(list(symbols)) if symbols else None)
+
+
+def remove_prices(settings: Settings, symbols: Sequence[str]) -> Iterator[str]:
+    """Remove the symbols (nothing is removed if one is not cached); yields each removed symbol."""
+    from engine.market.symbols import parse_symbol_list
+
+    store = settings.store()
+    syms = parse_symbol_list(list(symbols))
+    missing = [s for s in syms if not store.has(s)]
+    if missing:
+        raise MissingDataError(f"not in the cache {settings.cache_dir}: {', '.join(missing)}")
+    for sym in syms:
+        store.remove(sym)
+        yield sym
+
+
+def write_sample_data(settings: Settings) -> list[dict[str, Any]]:
+    """The SYNTHETIC sample written into the settings' cache; metadata per symbol."""
+    from engine.prices.synthetic import write_sample
+
+    return list(write_sample(settings.store()))
+
+
+def price_summary(settings: Settings, symbol: str, start: dt.date | None,
+                  end: dt.date | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(symbol, summary of its bars in start..end with source/currency/synthetic, cache metadata)."""
+    from engine.market.symbols import normalize_symbol
+    from engine.prices.store import price_summary as summarise
+
+    store = settings.store()
+    sym = normalize_symbol(symbol)
+    summary = summarise(store.load(sym, start, end), sym)
+    meta = store.read_meta(sym)
+    summary.update(source=meta["source"], currency=meta["currency"], synthetic=meta["source"] == "sample")
+    return sym, summary, meta

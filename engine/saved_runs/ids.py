@@ -1,0 +1,57 @@
+"""Run ids: ``<strategy-slug>-<12 hex>`` of everything that determines a run (no date inside)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.reporting.report import to_jsonable
+
+_ID_HASH_LEN = 12
+
+
+def strategy_slug(text: str) -> str:
+    """The run id prefix of a strategy reference (a user strategy file: its stem, not its folders)."""
+    if text.endswith(".py"):
+        text = Path(text).stem
+    return _slug(text)
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug or "run"
+
+
+def make_run_id(
+    strategy: str,
+    params: Mapping[str, Any],
+    config: Mapping[str, Any],
+    fingerprints: Mapping[str, str],
+    calendar_hash: str | None,
+) -> str:
+    """``<strategy-slug>-<12 hex>``: sha256 of the canonical JSON of everything that determines the run.
+
+    No date inside: the same configuration on the same data always gets the same id (= the same run).
+    """
+    payload = {
+        "strategy": strategy,
+        "params": params,
+        "config": config,
+        "data": dict(fingerprints),
+        "calendar_hash": calendar_hash,
+    }
+    text = json.dumps(to_jsonable(payload), sort_keys=True, separators=(",", ":"))
+    return f"{strategy_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:_ID_HASH_LEN]}"
+
+
+def check_run_id(run_id: Any) -> str:
+    """``run_id`` if it is a safe folder name; ConfigError otherwise."""
+    from engine.errors import ConfigError
+
+    if not isinstance(run_id, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
+        raise ConfigError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-'")
+    return run_id

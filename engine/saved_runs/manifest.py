@@ -1,0 +1,111 @@
+"""Run manifests: the reproducibility facts of a run (data fingerprints, calendar hash, package versions, git,
+creation time) and the differences between two manifests that can explain a changed rerun."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import re
+import subprocess
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+MANIFEST_VERSION = 1
+TRACKED_PACKAGES = ("evbt", "backtrader", "pandas", "numpy", "pyarrow", "yfinance")
+GIT_TIMEOUT_S = 5.0
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape a result (``None`` if not installed)."""
+    out: dict[str, str | None] = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_revision(repo_dir: Path | None = None) -> dict[str, Any]:
+    """``{"revision": sha|None, "dirty": bool|None}`` of the evbt checkout (None outside git)."""
+    cwd = repo_dir if repo_dir is not None else Path(__file__).resolve().parents[2]
+    top = _git(["rev-parse", "--show-toplevel"], cwd)
+    # An installed evbt (site-packages) inside some other repository is not a checkout of evbt.
+    rev = _git(["rev-parse", "HEAD"], cwd) if top is not None and Path(top).resolve() == cwd.resolve() else None
+    if rev is None:
+        return {"revision": None, "dirty": None}
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return {"revision": rev, "dirty": None if status is None else bool(status)}
+
+
+def build_manifest(
+    *,
+    run_id: str,
+    data_fingerprints: Mapping[str, str],
+    calendar_hash: str | None,
+    created_at: dt.datetime | None = None,
+    repo_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Reproducibility facts of a run: data fingerprints, calendar hash, versions, git, creation time."""
+    created = created_at if created_at is not None else dt.datetime.now(dt.UTC)
+    git = git_revision(repo_dir)
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "run_id": run_id,
+        "created_at": created.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        "data": {str(k): str(v) for k, v in sorted(data_fingerprints.items())},
+        "event_calendar_hash": calendar_hash,
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "git_revision": git["revision"],
+        "git_dirty": git["dirty"],
+    }
+
+
+def diff_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences that can explain a changed rerun; empty list = same inputs and code."""
+    lines = _diff_data(old.get("data") or {}, new.get("data") or {})
+    if old.get("event_calendar_hash") != new.get("event_calendar_hash"):
+        lines.append(
+            f"event calendar: hash {_short(old.get('event_calendar_hash'))} -> "
+            f"{_short(new.get('event_calendar_hash'))}"
+        )
+    old_pk, new_pk = old.get("packages") or {}, new.get("packages") or {}
+    for name in sorted(set(old_pk) | set(new_pk)):
+        if old_pk.get(name) != new_pk.get(name):
+            lines.append(f"package {name}: {old_pk.get(name)} -> {new_pk.get(name)}")
+    labels = (("python", "python"), ("git_revision", "git revision"), ("git_dirty", "uncommitted changes"))
+    for key, label in labels:
+        if old.get(key) != new.get(key):
+            lines.append(f"{label}: {_short(old.get(key))} -> {_short(new.get(key))}")
+    return lines
+
+
+def _diff_data(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    lines: list[str] = []
+    for symbol in sorted(set(old) | set(new)):
+        if symbol not in new:
+            lines.append(f"data {symbol}: removed (was {_short(old[symbol])})")
+        elif symbol not in old:
+            lines.append(f"data {symbol}: added ({_short(new[symbol])})")
+        elif old[symbol] != new[symbol]:
+            lines.append(f"data {symbol}: fingerprint {_short(old[symbol])} -> {_short(new[symbol])}")
+    return lines
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{16,}", value):
+        return value[:12]
+    return str(value)
