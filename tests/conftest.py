@@ -120,13 +120,15 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 
 
 # ---------------------------------------------------------------------------------------------- scheduling
-# The suite runs on pytest-xdist workers (`-n auto --dist loadgroup`, pyproject.toml). Two collection rules keep
-# that fast without changing any test:
-# - a test that uses a module- or class-scoped fixture is grouped with the rest of its module (xdist_group), so the
-#   fixture is built once, on one worker;
-# - the heaviest tests (CPU seconds measured on the 2-core reference machine) are queued first, longest first,
-#   so the workers finish together instead of one worker running a long test alone at the end.
-# Everything else keeps its file order. Measured again with `pytest --durations=40` when adding a heavy test.
+# The suite runs on pytest-xdist workers (`-n auto --dist loadscope`, pyproject.toml), with two rules:
+# - tests are handed out one at a time, except that the tests of a module in SHARED_FIXTURE_MODULES (it has a
+#   module-scoped fixture) go to one worker together, so the fixture is built once
+#   (tests/test_scheduling.py checks that the list is complete);
+# - the heaviest tests (CPU seconds measured on the 2-core reference machine) are queued first, longest first, so
+#   the workers finish together instead of one worker running a long test alone at the end.
+# Everything else keeps its file order. Measure again with `pytest --durations=40` when adding a heavy test.
+# (xdist's own `--dist loadgroup` cannot be used: it renames node ids through an attribute pytest 9 no longer reads.)
+SHARED_FIXTURE_MODULES = frozenset({"tests/test_html.py", "tests/test_install.py"})
 HEAVY_FIRST = (
     "tests/test_readme_examples.py::test_every_readme_example_runs",
     "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-sweep]",
@@ -135,13 +137,11 @@ HEAVY_FIRST = (
     "tests/test_properties.py::test_clock_cash_and_no_lookahead_across_venues",
     "tests/test_reliability_crash.py::test_two_sweeps_of_one_grid_into_one_runs_folder",
     "tests/test_reliability_crash.py::test_four_processes_fetch_and_import_same_symbols",
-    "tests/test_html.py",
     "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-run]",
     "tests/test_reliability_crash.py::test_two_processes_write_runs_to_one_folder",
     "tests/test_reliability_crash.py::test_sigkill_trials_hold[runs-save]",
     "tests/test_properties.py::test_accounting_identities_and_fast_path",
     "tests/test_sweep.py::test_local_dask_cluster_equals_workers_1",
-    "tests/test_install.py",
     "tests/test_venues.py::test_table_time_zones_match_exchange_calendars",
     "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-import]",
 )
@@ -154,17 +154,22 @@ def _heavy_rank(nodeid: str) -> int:
     return len(HEAVY_FIRST)
 
 
-def _uses_module_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    return any(d and d[-1].scope in ("module", "class", "package") for d in defs)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    grouped = {item.nodeid.split("::", 1)[0] for item in items if _uses_module_fixture(item)}
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if module in grouped:
-            item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=lambda item: _heavy_rank(item.nodeid))  # stable: file order within each rank
+
+
+def _work_unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's scope scheduler with our work units (one test, or one SHARED_FIXTURE_MODULES module)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return Scheduling(config, log)
