@@ -56,6 +56,39 @@ def shared_prices(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def _real_cache_masters(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], Path]:
+    """Session folders of real prices imported with `evbt data import`, one per symbol set (filled on demand)."""
+    return {}
+
+
+@pytest.fixture
+def real_import(shared_prices: Path, cache_dir: Path, _real_cache_masters: dict[tuple[str, ...], Path],
+                tmp_path_factory: pytest.TempPathFactory) -> Callable[[list[str]], Path]:
+    """``real_import(symbols)``: this test's cache holds exactly what ``evbt data import`` of those real CSVs
+    ($EVBT_SHARED_DATA/prices/SYMBOL.csv) writes. The import runs once per symbol set and session (it must exit
+    0), into a folder no test writes; each test gets a copy in its own cache folder."""
+    import contextlib
+    import io
+
+    import cli
+
+    def load(symbols: list[str]) -> Path:
+        key = tuple(sorted(symbols))  # the same files in another order write the same cache
+        if key not in _real_cache_masters:
+            root = tmp_path_factory.mktemp("real_cache")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                code = cli.main(["--cache-dir", str(root), "data", "import",
+                                 *[str(shared_prices / f"{s}.csv") for s in symbols]])
+            assert code == 0, out.getvalue()[-2000:]
+            _real_cache_masters[key] = root
+        shutil.copytree(_real_cache_masters[key], cache_dir, dirs_exist_ok=True)
+        return cache_dir
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def _sample_cache_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from engine.prices.store import PriceStore
     from engine.prices.synthetic import write_sample
@@ -84,3 +117,59 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out, err
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------- scheduling
+# The suite runs on pytest-xdist workers (`-n auto --dist loadscope`, pyproject.toml), with two rules:
+# - tests are handed out one at a time, except that the tests of a module in SHARED_FIXTURE_MODULES (it has a
+#   module-scoped fixture) go to one worker together, so the fixture is built once
+#   (tests/test_scheduling.py checks that the list is complete);
+# - the heaviest tests (CPU seconds measured on the 2-core reference machine) are queued first, longest first, so
+#   the workers finish together instead of one worker running a long test alone at the end.
+# Everything else keeps its file order. Measure again with `pytest --durations=40` when adding a heavy test.
+# (xdist's own `--dist loadgroup` cannot be used: it renames node ids through an attribute pytest 9 no longer reads.)
+SHARED_FIXTURE_MODULES = frozenset({"tests/test_html.py", "tests/test_install.py"})
+HEAVY_FIRST = (
+    "tests/test_readme_examples.py::test_every_readme_example_runs",
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-sweep]",
+    "tests/test_architecture.py::test_type_checker_finds_no_error",
+    "tests/test_sweep_reuse.py::test_any_sequence_prints_what_fresh_folders_print",
+    "tests/test_properties.py::test_clock_cash_and_no_lookahead_across_venues",
+    "tests/test_reliability_crash.py::test_two_sweeps_of_one_grid_into_one_runs_folder",
+    "tests/test_reliability_crash.py::test_four_processes_fetch_and_import_same_symbols",
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-run]",
+    "tests/test_reliability_crash.py::test_two_processes_write_runs_to_one_folder",
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[runs-save]",
+    "tests/test_properties.py::test_accounting_identities_and_fast_path",
+    "tests/test_sweep.py::test_local_dask_cluster_equals_workers_1",
+    "tests/test_venues.py::test_table_time_zones_match_exchange_calendars",
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-import]",
+)
+
+
+def _heavy_rank(nodeid: str) -> int:
+    for rank, prefix in enumerate(HEAVY_FIRST):
+        if nodeid == prefix or nodeid.startswith((prefix + "::", prefix + "[")):
+            return rank
+    return len(HEAVY_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: _heavy_rank(item.nodeid))  # stable: file order within each rank
+
+
+def _work_unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's scope scheduler with our work units (one test, or one SHARED_FIXTURE_MODULES module)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return Scheduling(config, log)

@@ -155,14 +155,13 @@ def test_analyst_follow_below_ma_filters_on_the_last_close_before_the_entry() ->
     assert AnalystFollow(AnalystFollowParams(below_ma=50)).warmup() == 50
 
 
-def test_buy_hold_buys_every_symbol_of_the_seed_universe_on_real_data(run_cli, shared_prices: Path) -> None:
+def test_buy_hold_buys_every_symbol_of_the_seed_universe_on_real_data(run_cli, real_import) -> None:
     """The defect seen on real data: 2 of 14 symbols bought (the rest 'before the first bar')."""
     import json
 
     seed = ["BABA", "JD", "NTES", "BIDU", "TCEHY", "PDD", "BILI",
             "0700.HK", "9988.HK", "3690.HK", "9618.HK", "9999.HK", "9888.HK", "1024.HK"]  # fmt: skip
-    code, _, err = run_cli("data", "import", *[str(shared_prices / f"{s}.csv") for s in seed])
-    assert code == 0, err
+    real_import(seed)  # `evbt data import` of the seed CSVs, run once per session (tests/conftest.py)
     code, out, err = run_cli("--offline", "run", "buy_hold", "--json", "--no-save", "--benchmark", "none")
     assert code == 0, err
     report = json.loads(out)

@@ -204,10 +204,8 @@ SEED = ["BABA", "JD", "NTES", "BIDU", "TCEHY", "PDD", "BILI",
 
 
 @pytest.fixture
-def imported(run_cli, shared_prices: Path, cache_dir: Path) -> PriceStore:
-    files = [str(shared_prices / f"{s}.csv") for s in [*SEED, "KWEB"]]
-    code, _, err = run_cli("data", "import", *files)
-    assert code == 0, err
+def imported(real_import, cache_dir: Path) -> PriceStore:
+    real_import([*SEED, "KWEB"])  # `evbt data import` of these CSVs, run once per session (tests/conftest.py)
     return PriceStore(cache_dir, offline=True)
 
 

@@ -28,7 +28,8 @@ from engine import paths
 Run = Callable[..., tuple[int, str, str]]
 REPO = Path(__file__).resolve().parents[1]
 _IGNORE_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__",
-                                         ".hypothesis", ".pytest_cache", ".ruff_cache")
+                                         ".hypothesis", ".pytest_cache", ".ruff_cache", ".mypy_cache",
+                                         ".import_linter_cache")  # tool caches: another worker may be writing them
 
 
 def COPY_IGNORE(folder: str, names: list[str]) -> set[str]:

@@ -29,18 +29,27 @@ def raw_csv(prices: Path, symbol: str) -> pd.DataFrame:
 
 
 @pytest.fixture
-def imported(run_cli: Run, shared_prices: Path) -> Path:
-    files = [str(shared_prices / f"{s}.csv") for s in [*SEED, "KWEB"]]
-    code, _, err = run_cli("data", "import", *files)
-    assert code == 0, err
+def imported(real_import: Callable[[list[str]], Path], shared_prices: Path) -> Path:
+    real_import([*SEED, "KWEB"])  # `evbt data import` of these CSVs, run once per session (tests/conftest.py)
     return shared_prices
+
+
+_SEED_RUNS: dict[str, dict] = {}
+
+
+def seed_run(run_cli: Run, strategy: str) -> dict:
+    """`evbt --offline run STRATEGY --json --no-save` on the imported seed universe; it reads only the cache,
+    which every test using it holds identically, so the report is computed once per strategy and session."""
+    if strategy not in _SEED_RUNS:
+        code, out, err = run_cli("--offline", "run", strategy, "--json", "--no-save")
+        assert code == 0, err
+        _SEED_RUNS[strategy] = json.loads(out)
+    return json.loads(json.dumps(_SEED_RUNS[strategy]))  # a copy: a test cannot change another's report
 
 
 @pytest.mark.parametrize("strategy", ["reassurance", "analyst_follow", "buy_hold"])
 def test_every_trade_recomputed_from_raw_prices(run_cli: Run, imported: Path, strategy: str) -> None:
-    code, out, err = run_cli("--offline", "run", strategy, "--json", "--no-save")
-    assert code == 0, err
-    report = json.loads(out)
+    report = seed_run(run_cli, strategy)
     trades = report["trades"]
     assert trades, "the seed period must produce trades"
     assert report["fx_source"] == "7.80 peg"
@@ -65,9 +74,7 @@ def test_every_trade_recomputed_from_raw_prices(run_cli: Run, imported: Path, st
 
 
 def test_seed_scenario_worked_entries(run_cli: Run, imported: Path) -> None:
-    code, out, err = run_cli("--offline", "run", "reassurance", "--json", "--no-save")
-    assert code == 0, err
-    trades = json.loads(out)["trades"]
+    trades = seed_run(run_cli, "reassurance")["trades"]
     fsdc = {t["symbol"]: t["entry_date"] for t in trades if t["event_id"] == "2022-03-16-fsdc-liu-he"}
     assert fsdc["BABA"] == "2022-03-16" and fsdc["0700.HK"] == "2022-03-17"
     cppcc = {t["symbol"]: t["entry_date"] for t in trades if t["event_id"] == "2022-05-17-cppcc-symposium"}

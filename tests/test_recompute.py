@@ -111,15 +111,13 @@ def seed_exchange(symbol: str) -> str:
 
 
 @pytest.mark.parametrize("fill", ["open", "close"])
-def test_seed_run_sizes_recomputed_from_the_raw_bars(run_cli, shared_prices: Path, cache_dir: Path,
-                                                     fill: str) -> None:
+def test_seed_run_sizes_recomputed_from_the_raw_bars(run_cli, real_import, cache_dir: Path, fill: str) -> None:
     """Every entry size of the real seed run (5% of equity) from the trade list and the raw closes known strictly
     before its instant (before the clock 15 of 58 entries failed it with fill open, 13 of 52 with fill close)."""
     import json
 
     symbols = ["BABA", "JD", "NTES", "BIDU", "TCEHY", "PDD", "BILI", *SEED_LOTS]
-    code, _, err = run_cli("data", "import", *[str(shared_prices / f"{s}.csv") for s in [*symbols, "KWEB"]])
-    assert code == 0, err
+    real_import([*symbols, "KWEB"])  # `evbt data import`, run once per session (tests/conftest.py)
     code, out, err = run_cli("--offline", "run", "reassurance", "--fill", fill, "--json", "--no-save")
     assert code == 0, err
     trades = json.loads(out)["trades"]
