@@ -83,12 +83,13 @@ def execute_processes(worker: Worker, parts: list[list[Task]], workers: int) -> 
     ctx = mp.get_context("fork")  # fork: initargs are inherited, not pickled
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_child_init,
                                 initargs=(worker, os.getpid())) as pool:
-        futures = [pool.submit(_child_batch, batch) for batch in parts]
+        pending = {pool.submit(_child_batch, batch) for batch in parts}
         try:
-            for future in cf.as_completed(futures):
+            for future in cf.as_completed(pending):
+                pending.discard(future)  # a finished batch's rows are not kept once handed on
                 yield future.result()
         finally:
-            for future in futures:
+            for future in pending:
                 future.cancel()
 
 
@@ -125,9 +126,11 @@ class DaskBackend:
 
         # one Worker object per cluster worker (deserialised once): its caches live across that worker's tasks
         shipped = self.client.scatter(Worker(worker.data), broadcast=True)
-        futures = [self.client.submit(run_batch, shipped, batch, pure=False) for batch in parts]
-        for future in as_completed(futures):
-            yield future.result()
+        done = as_completed([self.client.submit(run_batch, shipped, batch, pure=False) for batch in parts])
+        for future in done:
+            rows = future.result()
+            future.release()  # the cluster frees the batch's rows once they are here
+            yield rows
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

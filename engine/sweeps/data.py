@@ -3,6 +3,10 @@
 ``SweepData`` is picklable (sent to Dask workers) and holds no store: workers never read a cache or the
 network. ``WindowContext`` is built per process from it (never shipped); ``engine.sweeps.evaluate.SweepCaches``
 owns those contexts.
+
+Prices and FX are prepared as ``evbt run`` prepares them (``engine.market.prepare``): frames in currency units
+(London pence -> pounds) and the FX pairs the universe needs for the run's base currency, each window seeing
+the quotes a run of that window would load (its start minus ``FX_PAD_DAYS`` to its end).
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
-from engine.backtest import FX_SYMBOL, HISTORY_PAD_DAYS
+from engine.backtest import HISTORY_PAD_DAYS
 from engine.errors import MissingDataError
 from engine.events import catalog as events_mod
 from engine.execution import fast_driver as fastpath
+from engine.market.fx import FX_PAD_DAYS, FxRates, currencies, pairs_needed
+from engine.market.prepare import prepare_market
 from engine.market.symbols import listing
 from engine.plan.config import RunConfig
 from engine.plan.planner import Plan, RunContext
@@ -28,6 +34,7 @@ from engine.plan.warmup import with_cached_history
 from engine.prices.store import PriceStore
 from engine.sweeps.windows import Window
 
+FrameT = TypeVar("FrameT", pd.DataFrame, pd.Series)
 META_KEYS = ("source", "first_date", "last_date", "rows", "adjustment")
 
 
@@ -36,8 +43,8 @@ class SweepData:
     """Everything a worker needs (picklable, shipped to Dask workers): no store, no network."""
 
     strategy: str
-    frames: dict[str, pd.DataFrame]  # full span (first window start - history pad .. last window end)
-    fx: pd.DataFrame | None
+    frames: dict[str, pd.DataFrame]  # full span (first window start - history pad .. last window end), currency units
+    fx: FxRates | None  # the pairs the universe needs in the base currency, over the full span
     bench: pd.DataFrame | None
     events: list[events_mod.Event]
     fingerprints: dict[str, str]
@@ -48,7 +55,7 @@ class SweepData:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per symbol: source, dates, rows, adjustment
 
 
-def inclusive(frame: pd.DataFrame, lo: dt.date, hi: dt.date) -> pd.DataFrame:
+def inclusive(frame: FrameT, lo: dt.date, hi: dt.date) -> FrameT:
     index = frame.index
     a = int(index.searchsorted(pd.Timestamp(lo), side="left"))
     b = int(index.searchsorted(pd.Timestamp(hi), side="right"))
@@ -72,7 +79,11 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
         fingerprints[symbol] = store.fingerprint(symbol)
     if not frames:
         raise MissingDataError(f"no symbol of the universe has prices between {lo} and {hi}")
-    fx = _aux(store, FX_SYMBOL, lo, hi, fingerprints) if any(listing(s).is_hk for s in frames) else None
+    span = _Span(min(w.start for w in windows), hi, base.base_currency)
+    market = prepare_market(store, span, frames, {})  # pence -> pounds, FX pairs, lot and fee warnings
+    frames, fx = market.frames, market.fx
+    for pair in fx.symbols():
+        fingerprints[pair] = store.fingerprint(pair)
     bench = _aux(store, base.benchmark, lo, hi, fingerprints) if base.benchmark else None
     meta = {s: {k: m.get(k) for k in META_KEYS} for s in fingerprints for m in [store.read_meta(s)]}
     cal_hash = events_mod.calendar_hash(events)
@@ -81,6 +92,38 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
     token = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     return SweepData(base.strategy, frames, fx, bench, events, fingerprints, cal_hash, base.symbols,
                      base.benchmark, token, meta)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """What ``prepare_market`` reads of a run configuration, for the whole span of a sweep's windows."""
+
+    start: dt.date
+    end: dt.date
+    base_currency: str
+
+
+def window_fx(fx: FxRates | None, symbols: Sequence[str], start: dt.date, end: dt.date) -> FxRates | None:
+    """The FX quotes a run of ``symbols`` over ``start..end`` loads (``engine.market.fx.load_rates``: the pairs
+    their currencies need, from start - FX_PAD_DAYS to end); a pair with no quote there is pegged as the run
+    pegs it, or a MissingDataError as in the run."""
+    if fx is None:
+        return None
+    needed = pairs_needed({listing(s).currency for s in symbols}, fx.base)
+    out = FxRates(fx.base, {}, set())
+    lo = start - dt.timedelta(days=FX_PAD_DAYS)
+    for pair in needed:
+        code = next(c for c, info in currencies().items() if info.yahoo == pair)
+        closes = fx.series.get(pair)
+        part = inclusive(closes, lo, end) if closes is not None else None
+        if part is not None and len(part):
+            out.series[pair] = part
+        elif currencies()[code].peg is not None:
+            out.pegged.add(code)
+        else:
+            raise MissingDataError(f"FX pair {pair} needed to convert {code} for a {fx.base} run has no usable "
+                                   f"quotes between {lo} and {end}")
+    return out
 
 
 def _aux(store: PriceStore, symbol: str, lo: dt.date, hi: dt.date, fps: dict[str, str]) -> pd.DataFrame | None:
@@ -100,14 +143,24 @@ class WindowContext:
     window: Window
     frames: dict[str, pd.DataFrame]
     history: dict[str, pd.DataFrame]
-    fx_series: pd.Series | None
+    fx_series: FxRates | None  # the window's FX quotes (as the run of the window loads them)
     bench_frame: pd.DataFrame | None
-    market: fastpath.Market
+    symbols: list[str]  # the universe's symbols with bars in the window, in universe order
     fingerprints: dict[str, str]
     warnings: list[str]
     contexts: dict[tuple[str, int], RunContext] = field(default_factory=dict)  # (fill, warm-up) -> context
     plans: dict[Any, Plan] = field(default_factory=dict)
     placements: dict[str, dict[tuple[str, Any], tuple[Any, ...]]] = field(default_factory=dict)
+    _market: fastpath.Market | None = None
+
+    @property
+    def market(self) -> fastpath.Market:
+        """The fast path's arrays, built on first use: a process that only plans tasks (the main process of
+        a Dask sweep) never holds them (about 0.6 MB a symbol over nine years)."""
+        if self._market is None:
+            bench_close = self.bench_frame["close"] if self.bench_frame is not None else None
+            self._market = fastpath.build_market(self.frames, self.symbols, self.fx_series, bench_close)
+        return self._market
 
 
 def window_context(data: SweepData, window: Window) -> WindowContext:
@@ -128,19 +181,14 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
     if not frames:
         raise MissingDataError(f"no symbol of the universe has prices between {start} and {end}")
     aux_lo = start - dt.timedelta(days=10)
-    fx_series = None
-    if data.fx is not None and any(listing(s).is_hk for s in frames):
-        fx_part = inclusive(data.fx, aux_lo, end)
-        fx_series = fx_part["close"] if not fx_part.empty else None
+    fx_series = window_fx(data.fx, list(frames), start, end)
     bench_frame = None
     if data.bench is not None:
         bench_part = inclusive(data.bench, aux_lo, end)
         bench_frame = bench_part if not bench_part.empty else None
     symbols = [s for s in data.symbols if s in frames]
-    bench_close = bench_frame["close"] if bench_frame is not None else None
-    market = fastpath.build_market(frames, symbols, fx_series, bench_close)
     fps = {s: data.fingerprints[s] for s in sorted(frames)}
-    for s in (FX_SYMBOL if fx_series is not None else None, data.benchmark):
+    for s in (*(fx_series.symbols() if fx_series is not None else ()), data.benchmark):
         if s and s in data.fingerprints:
             fps[s] = data.fingerprints[s]
-    return WindowContext(window, frames, history, fx_series, bench_frame, market, fps, notes)
+    return WindowContext(window, frames, history, fx_series, bench_frame, symbols, fps, notes)

@@ -21,7 +21,6 @@ from engine.analysis.metrics import Metrics, ReturnStats, compute_metrics, daily
 from engine.backtest import benchmark_trade_return
 from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
-from engine.market.symbols import listing
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import Plan, RunContext, build_plan
 from engine.plan.warmup import with_warmup
@@ -206,8 +205,7 @@ def point_report(data: SweepData, window: Window, config: RunConfig, res: PointR
 def point_result(res: PointResult) -> RunResult:
     """The ``RunResult`` of a point evaluated with records (for saving it like a run)."""
     wctx = res.context
-    needs_fx = any(listing(s).is_hk for s in wctx.frames)
-    fx_source = "none needed" if not needs_fx else ("HKD=X series" if wctx.fx_series is not None else "7.80 peg")
+    fx_source = wctx.fx_series.describe() if wctx.fx_series is not None else "none needed"  # as `evbt run`
     curve = res.curve if res.curve is not None else pd.DataFrame(columns=["equity", "cash", "exposure"])
     bench = wctx.bench_frame["close"] if wctx.bench_frame is not None else None
     return RunResult(curve["equity"], curve["cash"], curve["exposure"], res.trades, res.orders, bench,

@@ -31,6 +31,9 @@ from engine.sweeps.evaluate import PointResult
 from engine.sweeps.tasks import Task
 from engine.sweeps.windows import Window
 
+# What a summary ranks and analyses (every metric, the return statistics of the deflated Sharpe, the engine)
+SUMMARY_FIELDS = ("key", "window", "engine", "n_returns", "sharpe_daily", "skew", "kurtosis")
+
 ROW_FIELDS: dict[str, str] = {
     "key": "str", "point": "int", "window": "str", "start": "str", "end": "str", "values": "str",
     "params": "str", "config": "str", "engine": "str", "n_returns": "int", "sharpe_daily": "float",
@@ -126,18 +129,26 @@ class SweepFolder:
         return path
 
     def read(self, keys: Iterable[str] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Rows (one per key, the latest written), optionally only ``keys``."""
+        """Rows (one per key, the latest written), optionally only ``keys``. Each chunk is cut to ``keys``
+        and ``columns`` as it is read, so a summary holds only the rows and columns it ranks."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         names = list(columns) if columns is not None else None
         if names is not None and "key" not in names:
             names.insert(0, "key")
-        tables = [self._read_chunk(chunk, names) for chunk in self.chunks()]
-        frames = [table.to_pandas() for table in tables if table is not None]
-        if not frames:
+        wanted = pa.array(sorted(set(keys)), type=pa.string()) if keys is not None else None
+        tables = []
+        for chunk in self.chunks():
+            table = self._read_chunk(chunk, names)
+            if table is not None and wanted is not None:
+                table = table.filter(pc.is_in(table.column("key"), value_set=wanted))
+            if table is not None and table.num_rows:
+                tables.append(table)
+        if not tables:
             return pd.DataFrame(columns=names or schema().names)
-        rows = pd.concat(frames, ignore_index=True).drop_duplicates("key", keep="last")
-        if keys is not None:
-            rows = rows[rows["key"].isin(set(keys))]
-        return rows.reset_index(drop=True)
+        rows = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        return rows.drop_duplicates("key", keep="last").reset_index(drop=True)
 
     def read_json(self, name: str) -> dict[str, Any] | None:
         path = self.path / name

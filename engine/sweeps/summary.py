@@ -21,16 +21,11 @@ from engine.sweeps.windows import Window
 
 
 def window_rows(rows: pd.DataFrame, tasks: Sequence[Task], window: Window) -> pd.DataFrame:
-    """The stored rows of ``window``'s tasks in grid order, each with the task's point number."""
-    by_key = {r["key"]: r for r in rows.to_dict("records")}
-    records = []
-    for task in tasks:
-        if task.window != window:
-            continue
-        row = by_key.get(task.key)
-        if row is not None:
-            records.append({**row, "point": task.point})
-    return pd.DataFrame(records, columns=list(rows.columns) if not records else None)
+    """The stored rows of ``window``'s tasks in grid order, each with the task's point number (a join on the
+    key columns: no per-row Python objects)."""
+    order = pd.DataFrame([(t.key, t.point) for t in tasks if t.window == window], columns=["key", "point"])
+    joined = order.merge(rows.drop(columns=["point"], errors="ignore"), on="key", how="inner", sort=False)
+    return joined.reset_index(drop=True)
 
 
 def summarise(metric: str, grid: Grid, rows: pd.DataFrame, tasks: Sequence[Task], windows: Sequence[Window],

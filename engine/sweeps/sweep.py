@@ -15,6 +15,7 @@ Sweep folder ``<runs>/sweeps/<sweep_id>/``: ``manifest.json``, ``points/chunk-*.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import time
@@ -62,7 +63,7 @@ from engine.sweeps.stats import (  # noqa: F401  (re-exported)
     norm_ppf,
     rank_points,
 )
-from engine.sweeps.storage import SweepFolder, folder_lock, make_sweep_id, schema, sweeps_dir
+from engine.sweeps.storage import SUMMARY_FIELDS, SweepFolder, folder_lock, make_sweep_id, schema, sweeps_dir
 from engine.sweeps.summary import summarise
 from engine.sweeps.tasks import Task, build_tasks, config_dict, point_config, run_key  # noqa: F401
 from engine.sweeps.windows import Window, make_windows, parse_walk_forward  # noqa: F401
@@ -146,8 +147,7 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
         finally:
             if backend is not None:
                 backend.close()
-        columns = [n for n in schema().names if n not in ("config", "params")]
-        rows = folder.read(keys, columns=columns)
+        rows = folder.read(keys, columns=[*SUMMARY_FIELDS, *METRICS])
         summary = summarise(req.metric, req.grid, rows, tasks, windows, folder.path.name, req.strategy)
         _add_commands(req, summary, folder)
         summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
@@ -216,22 +216,29 @@ def _compute(worker: Worker, items: list[Task], req: SweepRequest, folder: Sweep
         stream = backend.run(worker, parts)
     elif workers > 1 and len(parts) > 1:
         _warm(worker, items)
+        # forked children share the warmed market copy-on-write; frozen objects are never visited by the
+        # collector, so its passes do not copy those pages into every child
+        gc.freeze()
         stream = execute_processes(worker, parts, workers)
     else:
         stream = execute_serial(worker, parts)
+    # rows go to disk every chunk_rows: memory holds one chunk, whatever the number of points
     buffer: list[dict[str, Any]] = []
     finished = 0
     chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or CHUNK_ROWS)
-    for rows in stream:
-        buffer.extend(rows)
-        finished += len(rows)
-        if len(buffer) >= chunk_rows:
+    try:
+        for rows in stream:
+            buffer.extend(rows)
+            finished += len(rows)
+            if len(buffer) >= chunk_rows:
+                folder.write_chunk(buffer)
+                buffer = []
+            if progress:
+                progress(finished, total)
+        if buffer:
             folder.write_chunk(buffer)
-            buffer = []
-        if progress:
-            progress(finished, total)
-    if buffer:
-        folder.write_chunk(buffer)
+    finally:
+        gc.unfreeze()
     return finished
 
 
@@ -244,6 +251,7 @@ def _warm(worker: Worker, items: list[Task]) -> None:
             continue
         seen.add(key)
         wctx = worker.caches.context(worker.data, task.window)
+        _ = wctx.market  # built here, shared by the forked children
         plan_for(worker.data, wctx, task.config, worker.caches.typed_params(task.config.strategy,
                                                                              task.config.params))
 

@@ -35,9 +35,14 @@ class Task:
     window: Window
     config: RunConfig
     key: str
-    config_json: str = ""
     params_json: str = ""
     values_json: str = ""
+
+    @property
+    def config_json(self) -> str:
+        """The stored configuration, built when the row is written: held per task, its universe list alone
+        would cost 16 KB a point at 2,000 symbols (and ship with every batch)."""
+        return json.dumps(self.config.to_dict(), sort_keys=True)
 
 
 def point_config(base: RunConfig, values: dict[str, Any], grid: Grid, params_cls: type | None = None,
@@ -100,6 +105,5 @@ def build_tasks(base: RunConfig, grid: Grid, windows: Sequence[Window], data: Sw
             cfg = dataclasses.replace(config, start=window.start, end=window.end)
             cdict = config_dict(base_dict, cfg)
             key = run_key(cfg.strategy, cdict["params"], cdict, fps[window], data.calendar_hash)
-            tasks.append(Task(n, window, cfg, key, json.dumps(cdict, sort_keys=True),
-                              json.dumps(cdict["params"], sort_keys=True), vjson))
+            tasks.append(Task(n, window, cfg, key, json.dumps(cdict["params"], sort_keys=True), vjson))
     return tasks
