@@ -10,6 +10,7 @@ Instants are int64 nanoseconds since the epoch (UTC), so comparisons are plain i
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,9 @@ class Clock:
         return list(zip(self._books[lo:hi], self._bars[lo:hi], strict=True))
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def iso_utc(ns: int) -> str:
-    """An instant as ISO 8601 UTC text, e.g. 2022-05-18T01:30:00Z."""
-    return pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%dT%H:%M:%SZ")
+    """An instant as ISO 8601 UTC text, e.g. 2022-05-18T01:30:00Z (whole seconds, sub-seconds dropped)."""
+    return (_EPOCH + dt.timedelta(seconds=int(ns) // 1_000_000_000)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -122,14 +122,15 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     skipped: list[OrderRecord] = []
     used: list[str] = []
     used_set: set[str] = set()  # membership beside the ordered list: a list test made 100k events quadratic
-    for seq, sig in enumerate(signals):
+    keys = []
+    for sig in signals:
         session = sig.session
         if session is None and sig.event is not None and sig.symbol in frames:
             session = ctx.entry_session(sig.event, sig.symbol)
-        key = (sig.symbol, session)
-        placed = memo.get(key)
-        if placed is None:
-            placed = memo[key] = placement(frames.get(sig.symbol), session)
+        keys.append((sig.symbol, session))
+    _place_missing(memo, frames, keys)
+    for seq, (sig, key) in enumerate(zip(signals, keys, strict=True)):
+        placed = memo[key]
         if placed[0] == "skip":
             verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
             skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))
@@ -152,6 +153,18 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     return Plan(actions=actions, skipped=skipped, events_used=used, notes=[note] if note else [])
 
 
+def _place_missing(memo: dict[tuple[str, Any], Placement], frames: dict[str, pd.DataFrame],
+                   keys: Sequence[tuple[str, Any]]) -> None:
+    """Fill ``memo`` for the (symbol, session) keys it lacks: one vectorised ``placements`` call per symbol."""
+    missing: dict[str, list[Any]] = {}
+    for key in dict.fromkeys(keys):
+        if key not in memo:
+            missing.setdefault(key[0], []).append(key[1])
+    for symbol, sessions in missing.items():
+        for session, placed in zip(sessions, placements(frames.get(symbol), sessions), strict=True):
+            memo[(symbol, session)] = placed
+
+
 def _add_event_exits(ctx: RunContext, frames: dict[str, pd.DataFrame], memo: dict[tuple[str, Any], Placement],
                      actions: dict[str, list[PlannedAction]], seq: int) -> None:
     """For every symbol with entries that exit on later events (``Exits.on_events``): an ``event_exit`` action at
@@ -160,14 +173,11 @@ def _add_event_exits(ctx: RunContext, frames: dict[str, pd.DataFrame], memo: dic
         types = {t for a in symbol_actions if a.action == "enter" for t in a.exits.on_events}
         if not types:
             continue
-        for event in ctx.events_of(*sorted(types)):
-            if symbol not in ctx.symbols_for(event):
-                continue
-            session = ctx.entry_session(event, symbol)
-            key = (symbol, session)
-            placed = memo.get(key)
-            if placed is None:
-                placed = memo[key] = placement(frames.get(symbol), session)
+        concerned = [e for e in ctx.events_of(*sorted(types)) if symbol in ctx.symbols_for(e)]
+        keys = [(symbol, ctx.entry_session(event, symbol)) for event in concerned]
+        _place_missing(memo, frames, keys)
+        for event, key in zip(concerned, keys, strict=True):
+            placed = memo[key]
             if placed[0] == "skip":
                 continue
             symbol_actions.append(PlannedAction(
