@@ -1,28 +1,20 @@
 """The fast path's scale shortcuts give exactly what the plain rules give: entry sessions batched per exchange,
-placements memoised per (symbol, event), lazy ISO dates and next-tradable bars, and the backtrader driver's check
-of the broker's books against the policy's curve it reports."""
+placements memoised per (symbol, event), lazy ISO dates and next-tradable bars."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from engine import backtest
-from engine.errors import RunError
 from engine.events import timing
 from engine.events.catalog import Event
 from engine.execution.books import IsoDates, _next_tradable
-from engine.execution.policy import Policy
-from engine.plan.config import RunConfig
 from engine.plan.context import RunContext
 from engine.plan.planner import PlacementMemo, build_plan
-from engine.prices.store import PriceStore
 from strategies.registry import get_strategy
 from tests.engine_helpers import event, frame_on_sessions
 
@@ -80,25 +72,3 @@ def test_iso_dates_and_next_tradable_bars() -> None:
     assert list(dates) == ["1999-12-31", "2021-01-04", "2024-02-29"] and len(dates) == 3 and dates[-1] == "2024-02-29"
     assert _next_tradable(np.array([True, False, True, True, False, True])) == [1, 1, 4, 4, 4, 6]
     assert _next_tradable(np.array([], dtype=bool)) == []
-
-
-def test_backtrader_books_that_disagree_with_the_policy_stop_the_run(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    store = PriceStore(tmp_path / "cache", offline=True)
-    store.write("BABA", frame_on_sessions("XNYS", "2022-01-03", "2022-06-30", seed=4), source="csv")
-    cfg = RunConfig(strategy="event_hold", params={"hold": 5}, symbols=("BABA",), start=dt.date(2022, 1, 3),
-                    end=dt.date(2022, 6, 30), benchmark=None)
-    events = [event("a", "2022-02-01", symbols=("BABA",), scope="single")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        honest = backtest.run(cfg, store, events=events)
-        assert len(honest.report["trades"]) == 1
-        curve = Policy.curve
-
-        def off_by_a_cent(self: Policy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            equity, cash, exposure = curve(self)
-            return equity + 0.01, cash, exposure
-
-        monkeypatch.setattr(Policy, "curve", off_by_a_cent)
-        with pytest.raises(RunError, match=r"backtrader equity .* differs from the policy's"):
-            backtest.run(cfg, store, events=events)
