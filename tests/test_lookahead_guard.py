@@ -117,7 +117,16 @@ def test_an_engine_that_enters_one_session_early_is_caught(store: PriceStore, tm
         session = honest(ev, symbol, fill)
         return timing.sessions(_venue(symbol), session - pd.Timedelta(days=10), session - pd.Timedelta(days=1))[-1]
 
+    honest_many = timing.entry_sessions
+
+    def many_one_session_early(events: list[Event], symbol: str, fill: str = "open") -> pd.DatetimeIndex:
+        venue, day = _venue(symbol), pd.Timedelta(days=1)
+        return pd.DatetimeIndex([timing.sessions(venue, s - 10 * day, s - day)[-1]
+                                 for s in honest_many(events, symbol, fill)])
+
+    # the rule has a per-event and a vectorised form (the planner batches events per exchange): plant it in both
     monkeypatch.setattr(timing, "entry_session", one_session_early)
+    monkeypatch.setattr(timing, "entry_sessions", many_one_session_early)
     trades = _run(store)
     assert {(t["event_id"], t["symbol"]): t["entry_date"] for t in trades} == {
         ("fsdc", "BABA"): "2022-03-15", ("fsdc", "0700.HK"): "2022-03-16",

@@ -41,7 +41,7 @@ class Book:
     symbol: str
     exchange: str
     index: pd.DatetimeIndex
-    dates: list[str]  # ISO session dates
+    dates: Sequence[str]  # ISO session dates (IsoDates: made when read)
     open: np.ndarray  # listing currency
     close: np.ndarray
     stale: np.ndarray
@@ -150,14 +150,33 @@ class Market:
 
 
 def _next_tradable(stale: np.ndarray) -> list[int]:
+    """bar -> the first non-stale bar at or after it (len(stale) where there is none)."""
     n = len(stale)
-    out = [n] * n
-    nxt = n
-    for i in range(n - 1, -1, -1):
-        if not stale[i]:
-            nxt = i
-        out[i] = nxt
-    return out
+    own = np.where(np.asarray(stale, dtype=bool), n, np.arange(n))
+    return np.minimum.accumulate(own[::-1])[::-1].tolist() if n else []
+
+
+class IsoDates(Sequence[str]):
+    """The ISO session dates (YYYY-MM-DD) of a book's bars, each made when first read: a run reads the dates of
+    its fills only, so a 500-symbol universe does not build a million strings."""
+
+    def __init__(self, index: pd.DatetimeIndex) -> None:
+        self._days = index.to_numpy(dtype="datetime64[D]")
+        self._made: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        text = self._made.get(i)
+        if text is None:
+            text = self._made[i] = str(self._days[i])
+        return text
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def make_book(symbol: str, frame: pd.DataFrame, fx_series: FxRates | pd.Series | None) -> Book:
@@ -168,7 +187,7 @@ def make_book(symbol: str, frame: pd.DataFrame, fx_series: FxRates | pd.Series |
     close = frame["close"].to_numpy(dtype=float)
     stale = frame["stale"].to_numpy(dtype=bool)
     return Book(
-        symbol=symbol, exchange=info.exchange, index=index, dates=[str(d.date()) for d in index], open=open_,
+        symbol=symbol, exchange=info.exchange, index=index, dates=IsoDates(index), open=open_,
         close=close, stale=stale, fx=fx, open_base=open_ / fx, close_base=close / fx, lot_size=info.lot_size,
         hk=info.is_hk, open_l=open_.tolist(), close_l=close.tolist(), fx_l=fx.tolist(), stale_l=stale.tolist(),
         next_tradable=_next_tradable(stale), listing=info,
@@ -184,7 +203,9 @@ def build_market(
     """Arrays for ``symbols`` (in this order: the order fills of one instant are decided in)."""
     used = [s for s in symbols if s in frames and not frames[s].empty]
     books = [make_book(s, frames[s], fx_series) for s in used]
-    index = pd.DatetimeIndex(sorted(set().union(*(b.index for b in books)))) if books else pd.DatetimeIndex([])
+    # the union of the books' dates, sorted (numpy on the raw values: no Timestamp objects per bar)
+    index = pd.DatetimeIndex(np.unique(np.concatenate([b.index.to_numpy() for b in books]))) if books \
+        else pd.DatetimeIndex([])
     n = len(index)
     aligned = None
     if bench_close is not None and len(bench_close):

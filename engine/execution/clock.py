@@ -10,6 +10,7 @@ Instants are int64 nanoseconds since the epoch (UTC), so comparisons are plain i
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,38 +54,46 @@ def bar_instants(exchange: str, dates: pd.DatetimeIndex) -> BarInstants:
     return BarInstants(open_at, close_at, session)
 
 
-@dataclass
 class Clock:
     """All fill instants of a run in UTC order.
 
     ``instants[t]`` is tick ``t``; ``tick_of[k][i]`` the tick of book ``k``'s bar ``i``; ``at(t)`` the
-    ``(book, bar)`` pairs filling at tick ``t``, in book order (same-instant fills across venues are one tick).
+    ``(book, bar)`` pairs filling at tick ``t``, in book order (same-instant fills across venues are one tick;
+    its index over every bar of every book is built on first use: the policy only needs ``tick_of``).
     """
 
-    instants: np.ndarray
-    tick_of: list[list[int]]
-    _books: list[int]
-    _bars: list[int]
-    _start: list[int]
+    def __init__(self, instants: np.ndarray, ticks: list[np.ndarray]) -> None:
+        self.instants = instants
+        self._ticks = ticks
+        self.tick_of: list[list[int]] = [t.tolist() for t in ticks]
+        self._index: tuple[list[int], list[int], list[int]] | None = None
 
     @classmethod
     def build(cls, fill_instants: list[np.ndarray]) -> Clock:
         stacked = np.concatenate(fill_instants) if fill_instants else np.zeros(0, dtype=np.int64)
         instants = np.unique(stacked)
-        ticks = [np.searchsorted(instants, inst).astype(np.int64) for inst in fill_instants]
-        all_ticks = np.concatenate(ticks) if ticks else np.zeros(0, dtype=np.int64)
-        books = np.concatenate([np.full(len(t), k) for k, t in enumerate(ticks)]) if ticks else all_ticks
-        bars = np.concatenate([np.arange(len(t)) for t in ticks]) if ticks else all_ticks
-        order = np.lexsort((bars, books, all_ticks))
-        start = np.searchsorted(all_ticks[order], np.arange(len(instants) + 1), side="left")
-        return cls(instants, [t.tolist() for t in ticks], books[order].tolist(), bars[order].tolist(),
-                   start.tolist())
+        return cls(instants, [np.searchsorted(instants, inst).astype(np.int64) for inst in fill_instants])
+
+    def _by_tick(self) -> tuple[list[int], list[int], list[int]]:
+        if self._index is None:
+            ticks = self._ticks
+            all_ticks = np.concatenate(ticks) if ticks else np.zeros(0, dtype=np.int64)
+            books = np.concatenate([np.full(len(t), k) for k, t in enumerate(ticks)]) if ticks else all_ticks
+            bars = np.concatenate([np.arange(len(t)) for t in ticks]) if ticks else all_ticks
+            order = np.lexsort((bars, books, all_ticks))
+            start = np.searchsorted(all_ticks[order], np.arange(len(self.instants) + 1), side="left")
+            self._index = (books[order].tolist(), bars[order].tolist(), start.tolist())
+        return self._index
 
     def at(self, t: int) -> list[tuple[int, int]]:
-        lo, hi = self._start[t], self._start[t + 1]
-        return list(zip(self._books[lo:hi], self._bars[lo:hi], strict=True))
+        books, bars, start = self._by_tick()
+        lo, hi = start[t], start[t + 1]
+        return list(zip(books[lo:hi], bars[lo:hi], strict=True))
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
 
 
 def iso_utc(ns: int) -> str:
-    """An instant as ISO 8601 UTC text, e.g. 2022-05-18T01:30:00Z."""
-    return pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%dT%H:%M:%SZ")
+    """An instant as ISO 8601 UTC text, e.g. 2022-05-18T01:30:00Z (whole seconds, sub-seconds dropped)."""
+    return (_EPOCH + dt.timedelta(seconds=int(ns) // 1_000_000_000)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -116,9 +116,13 @@ class Policy:
         self.marks = self.market.sizing_marks(self.fill)
         self.cash = float(self.config.cash)
         self.pos: dict[int, float] = {}
+        self._held: set[int] = set()  # books with a non-zero position
+        self._rank: dict[int, int] = {}  # book -> order of its first fill (the order of ``pos``)
         self.lots: list[list[Lot]] = [[] for _ in books]
         self.actions: list[dict[int, list[PlannedAction]]] = []
         self._heap: list[int] = []
+        # tick -> {book: bar}: the books that have an action or a due lot at that tick (nothing else can fill)
+        self._visit: dict[int, dict[int, int]] = {}
         self._next_id = 1
         for k, book in enumerate(books):
             per_bar: dict[int, list[PlannedAction]] = {}
@@ -126,7 +130,7 @@ class Policy:
                 per_bar.setdefault(action.bar, []).append(action)
             self.actions.append(per_bar)
             for bar in per_bar:
-                heapq.heappush(self._heap, self.clock.tick_of[k][bar])
+                self._wake(k, bar)
 
     # ------------------------------------------------------------------ driving
 
@@ -151,13 +155,31 @@ class Policy:
 
     def sizing_equity(self, t: int) -> float:
         marks = self.marks
-        return self.cash + sum(p * float(marks[k, t]) for k, p in self.pos.items() if p)
+        # the books held now, in the order they were first traded (the order ``pos`` lists them: same sum)
+        held = sorted(self._held, key=self._rank.__getitem__)
+        pos = self.pos
+        return self.cash + sum(pos[k] * float(marks[k, t]) for k in held)
 
     # ------------------------------------------------------------------ one instant
 
+    def _wake(self, k: int, bar: int) -> None:
+        """Visit book ``k`` at the tick of its bar ``bar`` (an action or a lot's due exit there)."""
+        tick = self.clock.tick_of[k][bar]
+        visit = self._visit.get(tick)
+        if visit is None:
+            heapq.heappush(self._heap, tick)
+            self._visit[tick] = {k: bar}
+        else:
+            visit[k] = bar
+
     def _process(self, t: int) -> None:
+        # Only the books woken for this tick can fill at it: the others have no action at their bar of this tick
+        # and no lot due by it (every due exit wakes its book at the due bar's tick, see ``_schedule``).
+        visit = self._visit.pop(t, None)
+        if not visit:
+            return
         books = self.market.books
-        tradable = [(k, i) for k, i in self.clock.at(t) if not books[k].stale_l[i]]
+        tradable = [(k, visit[k]) for k in sorted(visit) if not books[k].stale_l[visit[k]]]
         if not tradable:
             return
         equity = self.sizing_equity(t)  # before this instant's fills: marks strictly before it
@@ -195,7 +217,7 @@ class Policy:
     def _schedule(self, lot: Lot) -> None:
         due = lot.due
         if due is not None and due < len(self.clock.tick_of[lot.book]):
-            heapq.heappush(self._heap, self.clock.tick_of[lot.book][due])
+            self._wake(lot.book, due)
 
     def _enter(self, k: int, action: PlannedAction, i: int, t: int, equity: float) -> None:
         cfg = self.config
@@ -231,8 +253,11 @@ class Policy:
         if limit is not None:
             self._order(date, book.symbol, verb, size, "skipped", limit, action.event_id)
             return
-        fees = book.fees(cfg.costs, i, size, price_base, verb)
         signed = size if action.side == "long" else -size
+        if not self.records and action.side == "long" and not cfg.allow_margin \
+                and self.cash + -signed * price_base < 0:
+            return  # refused whatever its fees (fees are >= 0); only the refusal's text would need them
+        fees = book.fees(cfg.costs, i, size, price_base, verb)
         delta = -signed * price_base - fees.total
         if action.side == "long" and self.cash + delta < 0 and not cfg.allow_margin:
             self._order(date, book.symbol, verb, size, "refused",
@@ -266,7 +291,13 @@ class Policy:
 
     def _book_fill(self, fill: Fill) -> None:
         self.cash += fill.cash_delta
-        self.pos[fill.book] = self.pos.get(fill.book, 0.0) + fill.signed
+        k = fill.book
+        self._rank.setdefault(k, len(self._rank))
+        size = self.pos[k] = self.pos.get(k, 0.0) + fill.signed
+        if size:
+            self._held.add(k)
+        else:
+            self._held.discard(k)
         self.fills.append(fill)
 
     def _arm_guard(self, book: Book, lot: Lot) -> None:

@@ -16,10 +16,10 @@ import pandas as pd
 
 from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
-from strategies.base import Exits, Strategy
+from strategies.base import Exits, Signal, Strategy
 
-__all__ = ["Placement", "Plan", "PlannedAction", "RunContext", "build_plan", "fill_bar", "fill_bars", "placement",
-           "placements"]
+__all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "fill_bar", "fill_bars",
+           "placement", "placements"]
 
 
 NO_EXITS = Exits()
@@ -85,17 +85,17 @@ def placements(frame: pd.DataFrame | None, sessions: Sequence[pd.Timestamp | Non
     known = [(k, pd.Timestamp(s)) for k, s in enumerate(sessions) if s is not None]
     bars = fill_bars(frame, [s for _, s in known]) if known else np.zeros(0, dtype=int)
     first = frame.index[0]
+    dates = frame.index[np.maximum(bars, 0)].tolist() if len(bars) else []  # each fill bar's date, at once
     out: list[Placement] = [("skip", "", "no session after the event")] * len(sessions)
-    for (k, session), bar in zip(known, bars.tolist(), strict=True):
-        day = str(session.date())
+    for (k, session), bar, date in zip(known, bars.tolist(), dates, strict=True):
         if bar < 0:
-            out[k] = ("skip", day, "entry session after the last bar of the run")
+            out[k] = ("skip", str(session.date()), "entry session after the last bar of the run")
         elif session < first:
             # The fill point is before this symbol's first bar in the run: it belongs to an earlier period (or the
             # listing did not exist yet) and must not be moved forward to the first available bar.
-            out[k] = ("skip", day, "fill session before the symbol's first bar in the run")
+            out[k] = ("skip", str(session.date()), "fill session before the symbol's first bar in the run")
         else:
-            out[k] = ("bar", bar, pd.Timestamp(frame.index[bar]))
+            out[k] = ("bar", bar, date)
     return out
 
 
@@ -122,20 +122,18 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     skipped: list[OrderRecord] = []
     used: list[str] = []
     used_set: set[str] = set()  # membership beside the ordered list: a list test made 100k events quadratic
-    for seq, sig in enumerate(signals):
-        session = sig.session
-        if session is None and sig.event is not None and sig.symbol in frames:
-            session = ctx.entry_session(sig.event, sig.symbol)
-        key = (sig.symbol, session)
-        placed = memo.get(key)
-        if placed is None:
-            placed = memo[key] = placement(frames.get(sig.symbol), session)
+    found = _placed(signals, ctx, frames, memo)
+    filled: dict[Exits, Exits] = {}
+    for seq, (sig, placed) in enumerate(zip(signals, found, strict=True)):
         if placed[0] == "skip":
             verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
             skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))
             continue
         _, bar, date = placed
-        exits = (sig.exits or NO_EXITS).with_defaults(params) if sig.action == "enter" else NO_EXITS
+        exits = NO_EXITS
+        if sig.action == "enter":  # the run's guards filled in, once per distinct rule set
+            own = sig.exits or NO_EXITS
+            exits = filled.get(own) or filled.setdefault(own, own.with_defaults(params))
         actions.setdefault(sig.symbol, []).append(PlannedAction(
             symbol=sig.symbol, bar=bar, date=date, action=sig.action, side=sig.side, hold=sig.hold,
             event_id=sig.event_id, event_type=sig.event_type, group=sig.group,
@@ -152,6 +150,53 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     return Plan(actions=actions, skipped=skipped, events_used=used, notes=[note] if note else [])
 
 
+class PlacementMemo(dict[tuple[str, Any], Placement]):
+    """The (symbol, session) -> placement memo of one period's frames and fill, and beside it the placement of
+    each (symbol, event id) signal without an explicit session (string keys: no session to derive and hash)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_event: dict[tuple[str, str], Placement] = {}
+
+
+def _placed(signals: Sequence[Signal], ctx: RunContext, frames: dict[str, pd.DataFrame],
+            memo: dict[tuple[str, Any], Placement]) -> list[Placement]:
+    """Each signal's placement: its session (explicit, else the event's entry session) through the one rule."""
+    by_event = memo.by_event if isinstance(memo, PlacementMemo) else {}
+    out: list[Placement | None] = [None] * len(signals)
+    todo: list[tuple[int, tuple[str, Any]]] = []
+    for n, sig in enumerate(signals):
+        event = sig.event
+        if sig.session is None and event is not None:
+            hit = by_event.get((sig.symbol, event.id))
+            if hit is not None:
+                out[n] = hit
+                continue
+        session = sig.session
+        if session is None and event is not None and sig.symbol in frames:
+            session = ctx.entry_session(event, sig.symbol)
+        todo.append((n, (sig.symbol, session)))
+    _place_missing(memo, frames, [key for _, key in todo])
+    for n, key in todo:
+        sig = signals[n]
+        out[n] = memo[key]
+        if sig.session is None and sig.event is not None:
+            by_event[(sig.symbol, sig.event.id)] = memo[key]
+    return out  # type: ignore[return-value]
+
+
+def _place_missing(memo: dict[tuple[str, Any], Placement], frames: dict[str, pd.DataFrame],
+                   keys: Sequence[tuple[str, Any]]) -> None:
+    """Fill ``memo`` for the (symbol, session) keys it lacks: one vectorised ``placements`` call per symbol."""
+    missing: dict[str, list[Any]] = {}
+    for key in dict.fromkeys(keys):
+        if key not in memo:
+            missing.setdefault(key[0], []).append(key[1])
+    for symbol, sessions in missing.items():
+        for session, placed in zip(sessions, placements(frames.get(symbol), sessions), strict=True):
+            memo[(symbol, session)] = placed
+
+
 def _add_event_exits(ctx: RunContext, frames: dict[str, pd.DataFrame], memo: dict[tuple[str, Any], Placement],
                      actions: dict[str, list[PlannedAction]], seq: int) -> None:
     """For every symbol with entries that exit on later events (``Exits.on_events``): an ``event_exit`` action at
@@ -160,14 +205,11 @@ def _add_event_exits(ctx: RunContext, frames: dict[str, pd.DataFrame], memo: dic
         types = {t for a in symbol_actions if a.action == "enter" for t in a.exits.on_events}
         if not types:
             continue
-        for event in ctx.events_of(*sorted(types)):
-            if symbol not in ctx.symbols_for(event):
-                continue
-            session = ctx.entry_session(event, symbol)
-            key = (symbol, session)
-            placed = memo.get(key)
-            if placed is None:
-                placed = memo[key] = placement(frames.get(symbol), session)
+        concerned = [e for e in ctx.events_of(*sorted(types)) if symbol in ctx.symbols_for(e)]
+        keys = [(symbol, ctx.entry_session(event, symbol)) for event in concerned]
+        _place_missing(memo, frames, keys)
+        for event, key in zip(concerned, keys, strict=True):
+            placed = memo[key]
             if placed[0] == "skip":
                 continue
             symbol_actions.append(PlannedAction(

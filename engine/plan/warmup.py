@@ -77,6 +77,9 @@ def with_cached_history(store: PriceStore, symbol: str, frame: pd.DataFrame) -> 
     (``with_warmup``). A sweep uses the history the cache holds: it does not fetch more."""
     if frame.empty or not store.has(symbol):
         return frame
+    first = store.read_meta(symbol).get("first_date")  # of the version ``frame`` came from (no second read)
+    if first is not None and pd.Timestamp(first) >= frame.index[0]:
+        return frame  # the cache holds nothing before the frame's first bar
     cached = store.read_all(symbol)
     earlier = cached.loc[cached.index < frame.index[0]]
     return frame if earlier.empty else pd.concat([earlier, frame])

@@ -22,7 +22,7 @@ from engine.backtest import benchmark_trade_return
 from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.plan.config import RunConfig, build_params, params_to_dict
-from engine.plan.planner import Plan, RunContext, build_plan
+from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan
 from engine.plan.warmup import with_warmup
 from engine.reporting.models import Report
 from engine.reporting.report import build_report, to_jsonable
@@ -92,7 +92,7 @@ def plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: An
             history = {s: with_warmup(h, s, start, sessions)[0] for s, h in wctx.history.items()}
             ctx = RunContext(tuple(wctx.frames), period, history, config.fill, start, end)
             wctx.contexts[(config.fill, sessions)] = ctx
-        placements = wctx.placements.setdefault(config.fill, {})
+        placements = wctx.placements.setdefault(config.fill, PlacementMemo())
         plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
         while len(wctx.plans) >= PLAN_CACHE_SIZE:  # tasks come sorted by plan key: a small FIFO suffices
             wctx.plans.pop(next(iter(wctx.plans)))
