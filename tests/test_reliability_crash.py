@@ -54,7 +54,10 @@ def test_next_sweep_removes_temp_files_of_a_killed_sweep(tmp_path: Path) -> None
     dead.wait()
     folder = SweepFolder(tmp_path / "sweep-x")
     folder.points_dir.mkdir(parents=True)
-    left = [folder.path / f".summary.json.{dead.pid}.tmp", folder.points_dir / f".chunk-1.parquet.{dead.pid}.tmp"]
+    (folder.path / "reports").mkdir()
+    # reports/: a top report the killed sweep was writing; a rerun that keeps fewer reports never rewrites it
+    left = [folder.path / f".summary.json.{dead.pid}.tmp", folder.points_dir / f".chunk-1.parquet.{dead.pid}.tmp",
+            folder.path / "reports" / f".reassurance-e72095bf7018.json.2189d7d743a2c6c4.{dead.pid}.tmp"]
     alive = folder.path / f".report.json.{os.getpid()}.tmp"  # a writer still running: kept
     for path in [*left, alive]:
         path.write_bytes(b"partial")

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from engine.analysis.metrics import Metrics
-from engine.atomic import pid_alive
+from engine.atomic import remove_orphan_temps
 from engine.errors import DataError
 from engine.plan.config import RunConfig
 from engine.reporting.report import dumps_report
@@ -74,12 +73,10 @@ class SweepFolder:
 
     def create(self) -> None:
         self.points_dir.mkdir(parents=True, exist_ok=True)
-        # leftovers of a killed writer: chunks, and manifest/summary/report temp files next to them
-        for tmp in [*self.points_dir.glob(".*.tmp"), *self.path.glob(".*.tmp")]:
-            match = re.search(r"\.(\d+)\.tmp$", tmp.name)
-            if match and not pid_alive(int(match.group(1))):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+        # leftovers of a killed writer: chunks, manifest/summary/report temp files, and the top reports' temp
+        # files (a rerun may keep fewer reports than the killed sweep was writing, so they are not overwritten)
+        for folder in (self.points_dir, self.path, self.path / "reports"):
+            remove_orphan_temps(folder)
 
     def chunks(self) -> list[Path]:
         return sorted(self.points_dir.glob("chunk-*.parquet")) if self.points_dir.is_dir() else []

@@ -146,7 +146,8 @@ def rerun_sweep(cache: Path, runs_dir: Path, done: int, reference: SweepReferenc
     if after.state != "complete" or len(set(after.keys)) != SWEEP_POINTS:
         problems.append(f"after rerun: folder {after.state} with {len(set(after.keys))} distinct points")
     if after.temp_files:
-        problems.append(f"after rerun: {after.temp_files} temp files left in the sweep folder")
+        names = sorted(str(t.relative_to(runs_dir)) for t in (runs_dir / "sweeps").rglob(".*.tmp"))
+        problems.append(f"after rerun: {after.temp_files} temp files left in the sweep folder: {names[:3]}")
     summary, report = _sweep_docs(runs_dir)
     if summary != reference.summary:
         problems.append("summary differs from the uninterrupted sweep")
