@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
 from engine.atomic import atomic_write_bytes, remove_orphan_temps, temp_owner
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.market.symbols import listing, normalize_symbol
+from engine.prices.bars import day_text, merge_bars, price_summary, slice_bars, stored_columns
 from engine.prices.cache_file import (
     META_KEY,
     SOURCES,
@@ -52,7 +52,6 @@ from engine.prices.cache_file import (
     read_meta_only,
     table_from_columns,
 )
-from engine.prices.validate import COLUMNS, INDEX_UNIT, Columns, check_columns, check_index, validate_prices
 
 if TYPE_CHECKING:
     from engine.prices.verify import VerifyResult
@@ -298,7 +297,7 @@ class PriceStore:
         if source not in SOURCES:
             raise ValueError(f"unknown price source {source!r}")
         sym = normalize_symbol(symbol)
-        dates, cols = _clean(frame, sym)
+        dates, cols = stored_columns(frame, sym)
         info = listing(sym)
         first, last = (day.item() for day in dates[[0, -1]].astype("datetime64[D]"))
         meta = {
@@ -356,7 +355,7 @@ class PriceStore:
         if lo and hi and lo > hi:
             raise MissingDataError(f"{sym}: empty date range {lo} .. {hi}")
         frame = self._ensure(sym, lo, hi)
-        return _slice(frame, sym, lo, hi)
+        return slice_bars(frame, sym, lo, hi)
 
     def _read_cached(self, sym: str) -> tuple[dict, pd.DataFrame] | None:
         """(metadata, frame) from one checked file read, or None if the symbol is not cached."""
@@ -372,14 +371,14 @@ class PriceStore:
             return cached[1]
         if self.offline and meta is None:
             raise MissingDataError(
-                f"{sym}: prices for {_fmt(lo)} .. {_fmt(hi)} are not in the cache "
+                f"{sym}: prices for {day_text(lo)} .. {day_text(hi)} are not in the cache "
                 f"({sym} is not in the price cache {self.root}) and evbt is offline; "
                 f"run `evbt data fetch {sym}` online or `evbt data import FILE`"
             )
         if self.offline:
             have = f" (cache has {meta['first_date']} .. {meta['last_date']})"  # type: ignore[index]
             raise MissingDataError(
-                f"{sym}: prices for {_fmt(lo)} .. {_fmt(hi)} are not in the cache{have} and evbt is offline; "
+                f"{sym}: prices for {day_text(lo)} .. {day_text(hi)} are not in the cache{have} and evbt is offline; "
                 f"run `evbt data fetch {sym}` online or `evbt data import FILE`"
             )
         return self.update(sym, lo, hi)
@@ -395,7 +394,7 @@ class PriceStore:
         """
         sym = normalize_symbol(symbol)
         if self.offline:
-            raise MissingDataError(f"{sym}: cannot fetch {_fmt(start)} .. {_fmt(end)}: evbt is offline")
+            raise MissingDataError(f"{sym}: cannot fetch {day_text(start)} .. {day_text(end)}: evbt is offline")
         with self._locked(sym):
             return self._update_unlocked(sym, start, end, refresh)
 
@@ -411,7 +410,7 @@ class PriceStore:
             first = dt.date.fromisoformat(meta["first_date"])
             start = min(start, first) if start is not None else None
             warnings.warn(f"{sym}: replacing {meta['source']} data ({meta['first_date']} .. {meta['last_date']}, "
-                          f"{meta['rows']} rows) with a yfinance download from {_fmt(start)}", EvbtWarning,
+                          f"{meta['rows']} rows) with a yfinance download from {day_text(start)}", EvbtWarning,
                           stacklevel=3)
             old, meta = None, None
         ranges = _missing_ranges(self, meta, start, want_end, refresh)
@@ -429,9 +428,9 @@ class PriceStore:
                 f"{meta['first_date']} .. {meta['last_date']}", EvbtWarning, stacklevel=3)  # type: ignore[index]
             return old
         if old is None and not any(len(p) for p in parts):
-            raise DataError(f"{sym}: yfinance returned no prices for {_fmt(start)} .. {want_end} "
+            raise DataError(f"{sym}: yfinance returned no prices for {day_text(start)} .. {want_end} "
                             "(wrong symbol, possibly delisted, or no trading in the range)")
-        merged = _merge(old, parts)
+        merged = merge_bars(old, parts)
         old_from = _to_date(meta["covered_from"]) if meta else None
         known = [d for d in (start, old_from) if d]
         cov_from = min(known) if known and start is not None else None
@@ -463,31 +462,8 @@ class PriceStore:
 _YF_ADJUSTMENT = "raw OHLC from yfinance (auto_adjust=False); adj_close dividend/split adjusted"
 
 
-_CONTRACT_DTYPES = {c: np.dtype("float64") for c in COLUMNS[:-1]} | {"stale": np.dtype("bool")}
-
-
-def _clean(frame: pd.DataFrame, sym: str) -> tuple[np.ndarray, Columns]:
-    """Dates and column arrays of the bars to store: the frame's own when it already is in the contract's
-    shape and passes every check (``validate_prices`` output, e.g. from ``data import``: no second copy),
-    else those of ``validate_prices``'s checked copy."""
-    if list(frame.columns) == COLUMNS and isinstance(frame.index, pd.DatetimeIndex) \
-            and frame.index.unit == INDEX_UNIT and len(frame):
-        cols = {c: frame[c].to_numpy() for c in COLUMNS}
-        if all(cols[c].dtype == kind for c, kind in _CONTRACT_DTYPES.items()):
-            with contextlib.suppress(DataError):  # e.g. stale flags to recompute: validate_prices decides
-                dates = check_index(frame.index, sym)
-                check_columns(dates, cols, sym)
-                return dates, cols
-    clean = validate_prices(frame, sym)
-    return clean.index.values, {c: clean[c].to_numpy() for c in COLUMNS}
-
-
 def _size(n: int) -> str:
     return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
-
-
-def _fmt(day: dt.date | None) -> str:
-    return day.isoformat() if day else "(open)"
 
 
 def _missing_ranges(
@@ -505,51 +481,3 @@ def _missing_ranges(
     if not end_ok or refresh:
         ranges.append((last - overlap, end))
     return ranges
-
-
-def _merge(old: pd.DataFrame | None, parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate old and new bars; on a duplicate date the newest download wins."""
-    candidates: list[pd.DataFrame] = ([old] if old is not None else []) + list(parts)
-    frames = [f for f in candidates if f is not None and len(f)]
-    if not frames:
-        raise DataError("no price bars to store")
-    pieces: list[pd.DataFrame] = [f[COLUMNS[:-1]].astype("float64").set_axis(
-        pd.DatetimeIndex(f.index).as_unit(INDEX_UNIT), axis=0) for f in frames]  # type: ignore[arg-type]
-    merged = pd.concat(pieces)
-    merged = merged[~merged.index.duplicated(keep="last")].sort_index()
-    merged.index.name = "date"
-    return merged
-
-
-def _slice(frame: pd.DataFrame, sym: str, lo: dt.date | None, hi: dt.date | None) -> pd.DataFrame:
-    """Inclusive date slice by binary search on the sorted index (no boolean masks)."""
-    index = frame.index
-    a = 0 if lo is None else int(index.searchsorted(pd.Timestamp(lo), side="left"))
-    b = len(index) if hi is None else int(index.searchsorted(pd.Timestamp(hi), side="right"))
-    out = frame if (a, b) == (0, len(index)) else frame.iloc[a:b]
-    if len(out) == 0:
-        first, last = frame.index[0].date(), frame.index[-1].date()
-        raise MissingDataError(
-            f"{sym}: no cached prices in {_fmt(lo)} .. {_fmt(hi)} (cache has {first} .. {last})"
-        )
-    return out
-
-
-def price_summary(frame: pd.DataFrame, symbol: str) -> dict:
-    """Close-based summary for ``evbt data show``."""
-    close = frame["close"]
-    first, last = float(close.iloc[0]), float(close.iloc[-1])
-    return {
-        "symbol": symbol,
-        "first_date": frame.index[0].date().isoformat(),
-        "last_date": frame.index[-1].date().isoformat(),
-        "rows": len(frame),
-        "first_close": first,
-        "last_close": last,
-        "return": last / first - 1.0,
-        "min_close": float(close.min()),
-        "min_date": close.idxmin().date().isoformat(),  # type: ignore[attr-defined]
-        "max_close": float(close.max()),
-        "max_date": close.idxmax().date().isoformat(),  # type: ignore[attr-defined]
-        "stale_bars": int(frame["stale"].sum()),
-    }
