@@ -129,12 +129,20 @@ sys.exit(cli.main(["--sample", "run", "reassurance", "--symbols", "BABA"]))
 """
 
 
+def _interactive_sigint() -> None:
+    """The child gets SIGINT as from a terminal: default disposition, not blocked. A test worker may have
+    inherited an ignored or blocked SIGINT from earlier tests (under pytest-xdist this test timed out in full
+    runs, never alone), and a child inherits both across exec."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130(tmp_path: Path, sample_cache: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "EVBT_CACHE_DIR": str(tmp_path / "c")}
     (tmp_path / "c").mkdir()
     os.symlink(sample_cache, tmp_path / "c" / "sample")
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_RUN], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=REPO)
+                            text=True, env=env, cwd=REPO, preexec_fn=_interactive_sigint)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
