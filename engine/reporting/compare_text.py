@@ -15,8 +15,10 @@ PNL_TOLERANCE = 1e-9
 money = partial(num, spec=",.2f")
 
 
-def _metrics_text(comparison: Comparison, n: int) -> str:
-    headers = ["Metric", "[1]"]
+def metric_cells(comparison: Comparison, n: int, first: str = "Metric") -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted rows of the metric table (text and HTML): run [1]'s value, then each later run's
+    value and its difference from [1]."""
+    headers = [first, "[1]"]
     for i in range(2, n + 1):
         headers += [f"[{i}]", f"d[{i}]"]
     rows = []
@@ -26,7 +28,11 @@ def _metrics_text(comparison: Comparison, n: int) -> str:
         for value, delta in zip(row["values"][1:], row["deltas"][1:], strict=True):
             cells += [format_value(value, kind), signed_delta(delta, kind)]
         rows.append(cells)
-    return render_table(headers, rows)
+    return headers, rows
+
+
+def _metrics_text(comparison: Comparison, n: int) -> str:
+    return render_table(*metric_cells(comparison, n))
 
 
 def _diff_text(title: str, diffs: Mapping[str, list[Any]], n: int) -> list[str]:

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from engine.reporting import charts
-from engine.reporting.formats import num, pct, signed_delta
+from engine.reporting.compare_text import metric_cells
+from engine.reporting.formats import num, pct
 from engine.reporting.models import Comparison, Report, is_synthetic
 from engine.reporting.report import METRIC_FORMATS, format_value
 
@@ -262,16 +263,7 @@ def compare_document(comparison: Comparison, curves: Mapping[str, pd.Series]) ->
     legend = table(["", "run", "strategy", "start", "end", "data"],
                    [[f"[{i}]", r["run_id"], r["strategy"], r["start"], r["end"],
                      "SYNTHETIC" if r.get("synthetic") else "real"] for i, r in enumerate(runs, start=1)])
-    headers = ["metric", "[1]"]
-    for i in range(2, len(runs) + 1):
-        headers += [f"[{i}]", f"d[{i}]"]
-    rows = []
-    for row in comparison["metrics"]:
-        label, kind = METRIC_FORMATS.get(row["name"], (row["name"], "ratio"))
-        cells = [label, format_value(row["values"][0], kind)]
-        for value, delta in zip(row["values"][1:], row["deltas"][1:], strict=True):
-            cells += [format_value(value, kind), signed_delta(delta, kind)]
-        rows.append(cells)
+    headers, rows = metric_cells(comparison, len(runs), first="metric")
     parts = [section("Runs", legend)]
     if curves:
         parts.append(section("Equity curves", figure(charts.svg(charts.compare_panel(curves), 3.2),
