@@ -1,8 +1,9 @@
 """The execution policy, written once: what happens at each fill instant. Both drivers call it.
 
-The policy is a plain-Python state machine over the run's clock (``engine.execution.clock``): ``step(t)``
-decides and books every fill of tick ``t`` and returns them; the fast path applies them as they are, the
-backtrader driver submits them to backtrader's broker (whose cash must agree). Rules, in order, at one instant:
+The policy is a plain-Python state machine over the run's clock (``engine.execution.clock``): ``run()``
+visits, in time order, every tick where a book has an action or a due lot, and decides and books every fill
+there (``fills``); the fast path applies them as they are, the backtrader driver submits them to backtrader's
+broker cycle by cycle (whose cash must agree). Rules, in order, at one instant:
 
 1. Bars that are placeholders (``stale``) never fill: an exit due on one moves to the next real bar.
 2. ``--overlap extend``: an entry signal on a symbol already held on that side restarts the held position's hold
@@ -142,16 +143,6 @@ class Policy:
             if t > done:
                 done = t
                 self._process(t)
-
-    def step(self, t: int) -> list[Fill]:
-        """Process tick ``t`` (called for every tick in order by the backtrader driver); its fills."""
-        if not self._heap or self._heap[0] > t:
-            return []
-        while self._heap and self._heap[0] <= t:
-            heapq.heappop(self._heap)
-        first = len(self.fills)
-        self._process(t)
-        return self.fills[first:]
 
     def sizing_equity(self, t: int) -> float:
         marks = self.marks
