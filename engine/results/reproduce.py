@@ -12,7 +12,8 @@ from strategies.registry import get_strategy
 _COSTS = {"commission_pct": "--commission", "min_commission": "--min-commission",
           "slippage_bps": "--slippage-bps", "stamp_duty_rate": "--stamp-duty"}
 _PLAIN = {"cash": "--cash", "fill": "--fill", "sizing": "--sizing", "size": "--size", "overlap": "--overlap",
-          "start": "--start", "end": "--end"}
+          "start": "--start", "end": "--end", "base_currency": "--base-currency", "max_positions": "--max-positions",
+          "max_gross": "--max-gross", "max_weight": "--max-weight"}
 _FLAGS = {"allow_short": "--allow-short", "allow_margin": "--allow-margin", "replace_events": "--replace-events",
           "ratings": "--ratings"}
 
@@ -42,7 +43,11 @@ def reproduce_command(config: RunConfig, prefix: str = "evbt", default_symbols: 
             parts += [flag, value.isoformat() if hasattr(value, "isoformat") else _text(value)]
     for f in dataclasses.fields(config.costs):
         value = getattr(config.costs, f.name)
-        if value != getattr(default.costs, f.name):
+        if value == getattr(default.costs, f.name):
+            continue
+        if f.name == "venue_fees":
+            parts.append("--venue-fees" if value else "--no-venue-fees")
+        else:
             parts += [_COSTS[f.name], _text(value)]
     if config.benchmark != default.benchmark:
         parts += ["--benchmark", config.benchmark or "none"]
