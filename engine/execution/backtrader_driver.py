@@ -1,7 +1,9 @@
 """The backtrader driver: the only module that imports backtrader.
 
-The execution policy (``engine.execution.policy``) decides every fill; backtrader's broker executes them and
-keeps the books the report's equity curve comes from. Fill timing:
+The execution policy (``engine.execution.policy``) decides every fill; backtrader's broker executes them. The
+report's equity curve is the policy's books (``Policy.curve``: cash after every fill, positions at their latest
+close), the same arithmetic as the fast path, so both engines write the same report byte for byte; backtrader's
+broker cash and value must agree with it at every equity point (1e-9 relative), else ``RunError``. Fill timing:
 
 - feeds have one bar per session, stamped at the UTC instant of the run's fill point on the symbol's own
   exchange (the session open for fill ``open``, the close for fill ``close``), so backtrader's cycles follow
@@ -22,7 +24,7 @@ one of feeding every symbol every session: one point per session date, taken aft
 that date's last close (``Market.point_at``), the start capital before the first cycle, positions summed in the
 order backtrader's broker sums them when fed every symbol (``spans.value_order``), with backtrader's own value
 arithmetic (checked against the broker's value at every cycle). ``run_backtest(..., spans=False)`` feeds every
-symbol every session (the reference the tests compare with, float for float).
+symbol every session (the reference the tests compare the broker's values with, float for float).
 
 ``--allow-margin`` lets the policy spend cash it does not have; backtrader's stock broker cannot hold negative
 cash, so the broker is given a credit line (the policy's largest overdraft) that is subtracted from its cash.
@@ -205,11 +207,17 @@ class _Driver:
         ticks = np.array([s[0] for s in self.snapshots], dtype=np.int64)
         instants = np.concatenate([[start[0]], self.policy.clock.instants[ticks]]).astype(np.int64)
         last = np.searchsorted(instants, market.point_at, side="right") - 1
-        cash = np.array([snapshots[j][1] for j in last])
-        value = np.array([snapshots[j][2] for j in last])
-        gross = np.array([snapshots[j][3] for j in last])
-        exposure = np.where(value != 0, gross / np.where(value != 0, value, 1.0), 0.0)
-        frame = pd.DataFrame({"equity": value, "cash": cash, "exposure": exposure}, index=market.index)
+        broker_cash = [snapshots[j][1] for j in last]
+        broker_value = [snapshots[j][2] for j in last]
+        # The report's curve is the policy's books (cash after every fill, positions at their closes: the fast
+        # path's arithmetic, so a sweep's kept report is byte for byte `evbt run`'s), checked point by point
+        # against what backtrader's broker holds after executing the same fills.
+        equity, cash, exposure = self.policy.curve()
+        for p, (b_cash, b_value) in enumerate(zip(broker_cash, broker_value, strict=True)):
+            if not (_near(b_cash, float(cash[p])) and _near(b_value, float(equity[p]))):
+                raise RunError(f"backtrader's broker holds cash {b_cash}, value {b_value} on "
+                               f"{market.index[p].date()}; the policy's books {cash[p]}, {equity[p]}")
+        frame = pd.DataFrame({"equity": equity, "cash": cash, "exposure": exposure}, index=market.index)
         frame.index.name = "date"
         return frame
 

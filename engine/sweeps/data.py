@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from engine.backtest import HISTORY_PAD_DAYS
-from engine.errors import MissingDataError
+from engine.errors import EvbtWarning, MissingDataError
 from engine.events import catalog as events_mod
 from engine.execution import fast_driver as fastpath
 from engine.market.fx import FX_PAD_DAYS, FxRates, currencies, pairs_needed
@@ -53,6 +54,7 @@ class SweepData:
     benchmark: str | None = None
     token: str = ""
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per symbol: source, dates, rows, adjustment
+    market_warnings: list[str] = field(default_factory=list)  # prepare_market's (FX pegs, lots, fees), as a run's
 
 
 def inclusive(frame: FrameT, lo: dt.date, hi: dt.date) -> FrameT:
@@ -80,7 +82,13 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
     if not frames:
         raise MissingDataError(f"no symbol of the universe has prices between {lo} and {hi}")
     span = _Span(min(w.start for w in windows), hi, base.base_currency)
-    market = prepare_market(store, span, frames, {})  # pence -> pounds, FX pairs, lot and fee warnings
+    with warnings.catch_warnings(record=True) as caught:  # kept for every window's report, shown by the sweep
+        warnings.simplefilter("always", EvbtWarning)
+        market = prepare_market(store, span, frames, {})  # pence -> pounds, FX pairs, lot and fee warnings
+    market_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, EvbtWarning)))
+    for w in caught:  # anything else goes on as it came
+        if not issubclass(w.category, EvbtWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     frames, fx = market.frames, market.fx
     for pair in fx.symbols():
         fingerprints[pair] = store.fingerprint(pair)
@@ -91,7 +99,7 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
                 lo.isoformat(), hi.isoformat(), [len(f) for f in frames.values()]]
     token = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     return SweepData(base.strategy, frames, fx, bench, events, fingerprints, cal_hash, base.symbols,
-                     base.benchmark, token, meta)
+                     base.benchmark, token, meta, market_warnings)
 
 
 @dataclass(frozen=True)
@@ -191,4 +199,5 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
     for s in (*(fx_series.symbols() if fx_series is not None else ()), data.benchmark):
         if s and s in data.fingerprints:
             fps[s] = data.fingerprints[s]
-    return WindowContext(window, frames, history, fx_series, bench_frame, symbols, fps, notes)
+    # the warnings in the order `evbt run` of the window records them: symbols left out, then the market's
+    return WindowContext(window, frames, history, fx_series, bench_frame, symbols, fps, notes + data.market_warnings)

@@ -296,9 +296,7 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
         if not target.is_file():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", EvbtWarning)
-                # the reference engine: the kept report is byte for byte what `evbt run` writes
-                res = evaluate(worker.data, window, config, records=True, force_backtrader=True,
-                               caches=worker.caches)
+                res = evaluate(worker.data, window, config, records=True, caches=worker.caches)
             report = point_report(worker.data, window, config, res)
             reports_dir.mkdir(exist_ok=True)
             folder.write_json(f"reports/{key}.json", report)
