@@ -16,7 +16,6 @@ import pandas as pd
 from engine.analysis.metrics import compute_metrics
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.events import catalog as events_mod
-from engine.execution.backtrader_driver import run_backtest
 from engine.execution.records import RunResult, TradeRecord
 from engine.market.prepare import prepare_market
 from engine.plan.config import RunConfig, build_params, params_to_dict
@@ -137,6 +136,8 @@ def run(
     run_warnings = [str(w.message) for w in caught if issubclass(w.category, EvbtWarning)]
     for message in run_warnings:  # pass them on to whoever shows warnings (the CLI)
         warnings.warn(message, EvbtWarning, stacklevel=2)
+
+    from engine.execution.backtrader_driver import run_backtest  # here: sweeps import this module, not backtrader
 
     period_events = [e for e in events if config.start - dt.timedelta(days=7) <= e.date <= config.end]
     ctx = RunContext(tuple(frames), period_events, history, config.fill, config.start, config.end)

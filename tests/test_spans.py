@@ -24,6 +24,8 @@ from engine.prices.store import PriceStore
 from strategies.registry import get_strategy
 from tests.engine_helpers import event, frame_on_sessions
 
+RUN_BACKTEST = backtrader_driver.run_backtest  # engine.backtest imports it at call time: patch the driver
+
 
 def _fill(tick: int, book: int, bar: int, signed: int) -> Fill:
     return Fill(tick, book, bar, signed, 10.0, 10.0, Fees(), "entry" if signed > 0 else "exit")
@@ -87,7 +89,7 @@ class _Recorder:
 def _run(config, store: PriceStore, monkeypatch: pytest.MonkeyPatch, spans: bool):
     with monkeypatch.context() as patch, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        patch.setattr(backtest, "run_backtest", functools.partial(backtrader_driver.run_backtest, spans=spans))
+        patch.setattr(backtrader_driver, "run_backtest", functools.partial(RUN_BACKTEST, spans=spans))
         return backtest.run(config, store)
 
 
@@ -151,7 +153,7 @@ def test_spans_on_data_that_ends_early_starts_late_or_has_placeholders(tmp_path:
     def run(spans: bool):
         with monkeypatch.context() as patch, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            patch.setattr(backtest, "run_backtest", functools.partial(backtrader_driver.run_backtest, spans=spans))
+            patch.setattr(backtrader_driver, "run_backtest", functools.partial(RUN_BACKTEST, spans=spans))
             return backtest.run(config, store, events=events)
 
     ref, got = run(False), run(True)
