@@ -77,3 +77,20 @@ def test_a_curve_backtrader_disagrees_with_fails_the_run(run_cli: RunCli, sample
     code, out, err = run_cli("--offline", "run", "reassurance", *UNIVERSE, "--json", "--no-save")
     assert code == 1 and out == ""
     assert "backtrader's broker holds cash" in err and "the policy's books" in err
+
+
+def test_a_sweep_process_never_imports_backtrader(sample_cache: Path, tmp_path: Path) -> None:
+    """Sweeps (kept reports included) run on the fast path only: importing backtrader costs a second per
+    process, so nothing on a sweep's way may import it (engine.backtest imports the driver when a run starts)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys, cli\n"
+              f"code = cli.main(['--offline', '--cache-dir', {str(sample_cache)!r}, 'sweep', 'reassurance', '-g',"
+              " 'hold=2,4', '--symbols', 'BABA,0700.HK', '--end', '2022-12-30', '--quiet', '--workers', '1'])\n"
+              "print(code, 'backtrader' in sys.modules)\n")
+    env = dict(os.environ, EVBT_RUNS_DIR=str(tmp_path / "runs"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
