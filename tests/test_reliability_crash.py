@@ -26,7 +26,7 @@ def test_sigkill_trials_hold(kind: str, tmp_path: Path, monkeypatch: pytest.Monk
         # The killed sweeps are CLI processes and write every top report as usual. Each trial's in-process rerun
         # to completion is compared with the uninterrupted sweep by its points, summary.json and report.json
         # (the best point's report) only, so it keeps that one report instead of recomputing ten with
-        # backtrader (about half the test's CPU time).
+        # records.
         from engine.sweeps import sweep
 
         monkeypatch.setattr(sweep, "REPORTS_MAX", 1)

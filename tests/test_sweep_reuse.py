@@ -22,7 +22,7 @@ RunCli = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture(autouse=True)
 def _one_full_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the full (backtrader) report of the best point only, not of the top 10. What these tests compare is
+    """Keep the full report of the best point only, not of the top 10. What these tests compare is
     printed from summary.json alone (engine/reporting/cli_text.py `sweep_text`), so the other nine reports add
     ~85% of the CPU time and nothing to any assertion; the best point's report is still written and reused."""
     from engine.sweeps import sweep
