@@ -52,6 +52,7 @@ CURATED_PATH = CALENDAR_DIR / "events.csv"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_SPLIT_RE = re.compile(r"[,\s]+")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Event:
 # ---------------------------------------------------------------- parsing and validation
 
 
+@lru_cache(maxsize=65536)
 def _parse_date(text: str) -> dt.date:
     if not _DATE_RE.match(text):
         raise ValueError
@@ -96,6 +98,7 @@ def _parse_time(text: str) -> dt.time:
 _NOT_A_PLACE = {"localtime", "factory", "posixrules"}
 
 
+@lru_cache(maxsize=4096)
 def _valid_tz(name: str) -> bool:
     if not name or name.startswith("/") or ".." in name:
         return False
@@ -119,8 +122,17 @@ def _check_choice(value: str | None, allowed: Sequence[str], what: str, problems
 
 
 def _parse_symbols(text: str, problems: list[str]) -> tuple[str, ...]:
+    symbols, found = _symbols_of(text)
+    problems += found
+    return symbols
+
+
+@lru_cache(maxsize=65536)
+def _symbols_of(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(symbols, problems) of one symbols cell (a calendar repeats the same few cells: parsed once each)."""
     out: list[str] = []
-    for part in re.split(r"[,\s]+", text.strip()):
+    problems: list[str] = []
+    for part in _SPLIT_RE.split(text.strip()):
         if not part:
             continue
         try:
@@ -130,7 +142,7 @@ def _parse_symbols(text: str, problems: list[str]) -> tuple[str, ...]:
             continue
         if sym not in out:
             out.append(sym)
-    return tuple(out)
+    return tuple(out), tuple(problems)
 
 
 def _timing_problems(time_: dt.time | None, hint: str | None, market: str | None) -> list[str]:
@@ -268,9 +280,10 @@ def check_events_text(text: str, origin: str) -> tuple[list[Event], list[str]]:
         if len(values) != len(names):
             problems.append(f"{origin}:{start}: expected {len(names)} fields, found {len(values)}")
             continue
-        event, row_problems = _row_to_event(dict(zip(names, values, strict=True)))
+        row = dict(zip(names, values, strict=True))
+        event, row_problems = _row_to_event(row)
         problems += [f"{origin}:{start}: {p}" for p in row_problems]
-        eid = (dict(zip(names, values, strict=True)).get("id") or "").strip()
+        eid = (row.get("id") or "").strip()
         if eid and eid in seen:
             problems.append(f"{origin}:{start}: duplicate id {eid!r} (first on line {seen[eid]})")
             continue
@@ -393,7 +406,7 @@ def event_to_dict(event: Event) -> dict[str, object]:
     """JSON-friendly dict (dates as ISO strings, symbols as a list)."""
     # Every field is a scalar or a tuple of strings, so a shallow read equals dataclasses.asdict (which deep-copies
     # and dominated calendar_hash on 20,000-event calendars).
-    data: dict[str, object] = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    data: dict[str, object] = dict(event.__dict__)  # the fields, in declaration order (no __slots__)
     data["date"] = event.date.isoformat()
     data["time"] = event.time.isoformat() if event.time else None
     data["symbols"] = list(event.symbols)
