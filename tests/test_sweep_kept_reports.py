@@ -19,17 +19,23 @@ RunCli = Callable[..., tuple[int, str, str]]
 UNIVERSE = ("--symbols", "BABA,JD,0700.HK,9988.HK", "--end", "2022-12-30")
 
 
-@pytest.mark.parametrize("extra", [
-    ("reassurance", "-g", "hold=2,4,6"),
-    ("event_hold", "-g", "hold=3,5", "--fill", "close", "--max-positions", "2", "--sizing", "equal"),
-], ids=["open", "close-limits"])
-def test_kept_reports_are_the_runs_reports(run_cli: RunCli, sample_cache: Path, extra: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(("extra", "kept_max"), [
+    (("reassurance", "-g", "hold=2,4,6"), None),  # every point kept: evaluated once, with records
+    (("reassurance", "-g", "hold=2,4,6"), 2),  # the top 2 kept: evaluated again with records after ranking
+    (("event_hold", "-g", "hold=3,5", "--fill", "close", "--max-positions", "2", "--sizing", "equal"), None),
+], ids=["open", "open-top2", "close-limits"])
+def test_kept_reports_are_the_runs_reports(run_cli: RunCli, sample_cache: Path, extra: tuple[str, ...],
+                                           kept_max: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.sweeps import sweep
+
+    if kept_max is not None:
+        monkeypatch.setattr(sweep, "REPORTS_MAX", kept_max)
     code, out, err = run_cli("--offline", "sweep", *extra, *UNIVERSE, "--quiet", "--json", "--workers", "1")
     assert code == 0, err
     summary = json.loads(out)
     folder = Path(summary["saved"])
     kept = sorted((folder / "reports").glob("*.json"))
-    assert len(kept) == len(summary["ranking"])  # every point of these small grids keeps its report
+    assert len(kept) == min(len(summary["ranking"]), kept_max or 5)
     for path in kept:
         text = path.read_text(encoding="utf-8")
         report = json.loads(text)
@@ -94,3 +100,24 @@ def test_a_sweep_process_never_imports_backtrader(sample_cache: Path, tmp_path: 
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                           cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
+
+
+def test_a_small_grid_is_simulated_once_per_point(run_cli: RunCli, sample_cache: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grid no larger than the kept reports keeps every point's report: each point is replayed once (with
+    records), not once for its metrics and again for its report."""
+    from engine.execution import fast_driver
+
+    calls: list[bool] = []
+    honest = fast_driver.simulate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(bool(kwargs.get("records", True)))
+        return honest(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fast_driver, "simulate", counted)
+    code, out, err = run_cli("--offline", "sweep", "reassurance", "-g", "hold=2,4", *UNIVERSE, "--quiet", "--json",
+                             "--workers", "1")
+    assert code == 0, err
+    assert calls == [True, True]
+    assert len(list((Path(json.loads(out)["saved"]) / "reports").glob("*.json"))) == 2

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.errors import ConfigError, EvbtWarning, RunError
 from engine.sweeps.data import SweepData
-from engine.sweeps.evaluate import SweepCaches, evaluate
+from engine.sweeps.evaluate import PointResult, SweepCaches, evaluate
 from engine.sweeps.storage import make_row
 from engine.sweeps.tasks import Task
 
@@ -29,13 +29,27 @@ class Worker:
     def __init__(self, data: SweepData, caches: SweepCaches | None = None) -> None:
         self.data = data
         self.caches = caches or SweepCaches()
+        # points whose full report will be kept anyway (a grid no larger than the kept reports, run inline):
+        # evaluated once with records, the result held for the report instead of a second evaluation
+        self.records_for: set[str] = set()
+        self.kept: dict[str, PointResult] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self.data, "caches": self.caches}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["data"], state["caches"])  # type: ignore[misc]
 
     def run_batch(self, batch: Sequence[Task]) -> list[dict[str, Any]]:
         rows = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EvbtWarning)
             for task in batch:
-                rows.append(make_row(task, evaluate(self.data, task.window, task.config, caches=self.caches)))
+                records = task.key in self.records_for
+                res = evaluate(self.data, task.window, task.config, records=records, caches=self.caches)
+                if records:
+                    self.kept[task.key] = res
+                rows.append(make_row(task, res))
         return rows
 
 

@@ -212,6 +212,9 @@ def _compute(worker: Worker, items: list[Task], req: SweepRequest, folder: Sweep
     items.sort(key=lambda task: (task.window.start, task.config.fill, task.params_json))
     workers = max(1, req.workers)
     parts = batches(items, workers)
+    inline = backend is None and (workers == 1 or len(parts) == 1)
+    if inline and total <= _reports_kept(req):  # every point's report is kept: evaluate each once, with records
+        worker.records_for = {task.key for task in items}
     if backend is not None:
         stream = backend.run(worker, parts)
     elif workers > 1 and len(parts) > 1:
@@ -266,10 +269,14 @@ def _manifest(req: SweepRequest, data: SweepData, sweep_id: str, windows: Sequen
     return doc
 
 
+def _reports_kept(req: SweepRequest) -> int:
+    return min(max(REPORTS_KEPT, req.top or REPORTS_KEPT), REPORTS_MAX)
+
+
 def _report_keys(req: SweepRequest, summary: SweepSummary) -> list[str]:
     """The points whose full report is kept: the top ranked (with their out-of-sample runs), or each
     walk-forward step's chosen point on its test window."""
-    keep = min(max(REPORTS_KEPT, req.top or REPORTS_KEPT), REPORTS_MAX)
+    keep = _reports_kept(req)
     keys = [entry["key"] for entry in summary["ranking"][:keep]]
     keys += [e["oos_key"] for e in summary["ranking"][:keep] if e.get("oos_key")]
     for step in summary.get("walk_forward") or []:  # each chosen point's out-of-sample run
@@ -296,7 +303,8 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
         if not target.is_file():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", EvbtWarning)
-                res = evaluate(worker.data, window, config, records=True, caches=worker.caches)
+                res = worker.kept.pop(key, None) or evaluate(worker.data, window, config, records=True,
+                                                             caches=worker.caches)
             report = point_report(worker.data, window, config, res)
             reports_dir.mkdir(exist_ok=True)
             folder.write_json(f"reports/{key}.json", report)
