@@ -1,0 +1,94 @@
+"""Speed of writing one large report: build_report + dumps_report (issue #16, scale).
+
+Run: .venv/bin/python benchmarks/report_bench.py REPORT.json [--repeats 3]
+
+REPORT.json is the `--json` output of a run, e.g. the 500-symbol synthetic universe of benchmarks/scale_bench.py:
+
+    cp -r /work/scale/500/cache /tmp/x/cache
+    EVBT_CACHE_DIR=/tmp/x/cache .venv/bin/python cli.py --offline run analyst_follow --config /work/scale/500/run.toml \
+        --events /work/scale/500/events.csv --replace-events --no-save --json > /tmp/x/big.json
+
+The script loads the TradeRecords/OrderRecords (and the other build_report inputs) back from that file, rebuilds the
+report with build_report, writes it with dumps_report and checks the text equals the file byte for byte (the file
+was written by `evbt run`, i.e. by the same two calls; the extra newline of `--json` printing is allowed for). Figures are CPU seconds (time.process_time), the median of
+--repeats, beside the standard library's `json.dumps(indent=2, sort_keys=True, ...)` of the same document (the
+writer dumps_report used before json_text). No assertion on time: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.analysis.metrics import Metrics  # noqa: E402
+from engine.execution.records import OrderRecord, RunResult, TradeRecord  # noqa: E402
+from engine.reporting.report import build_report, dumps_report  # noqa: E402
+
+
+def cpu(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median CPU seconds of ``fn`` over ``repeats`` calls, and its last result."""
+    times = []
+    out = None
+    for _ in range(repeats):
+        t0 = time.process_time()
+        out = fn()
+        times.append(time.process_time() - t0)
+    return statistics.median(times), out
+
+
+def inputs(doc: dict[str, Any]) -> dict[str, Any]:
+    """build_report's keyword arguments, recovered from a report it built."""
+    period = doc["period"]
+    index = (pd.date_range(period["start"], period["end"], periods=period["bars"]).normalize()
+             if period["bars"] else pd.DatetimeIndex([]))
+    equity = pd.Series(1.0, index=index)
+    result = RunResult(
+        equity=equity, cash=equity, exposure=equity,
+        trades=[TradeRecord(**t) for t in doc["trades"]],
+        orders=[OrderRecord(**o) for o in doc["orders"]],
+        benchmark=None, fx_source=doc["fx_source"], warnings=list(doc["warnings"]),
+    )
+    return {"run_id": doc["run_id"], "strategy": doc["strategy"], "params": doc["params"], "config": doc["config"],
+            "result": result, "metrics": Metrics(**doc["metrics"]), "data": doc["data"]["symbols"],
+            "events": doc["events"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("report", type=Path, help="a report.json or `evbt run --json` output")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    text = args.report.read_text(encoding="utf-8")
+    doc = json.loads(text)
+    load_s, kwargs = cpu(lambda: inputs(json.loads(text)), args.repeats)
+    build_s, report = cpu(lambda: build_report(**kwargs), args.repeats)
+    dumps_s, out = cpu(lambda: dumps_report(report), args.repeats)
+    stdlib_s, _ = cpu(lambda: json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False),
+                      args.repeats)
+    print(f"report: {args.report} ({len(text.encode()):,} bytes; {len(doc['trades']):,} trades, "
+          f"{len(doc['orders']):,} orders); load avg {os.getloadavg()[0]:.2f}")
+    print(f"load records (json.loads + dataclasses): {load_s:.3f} s CPU")
+    print(f"build_report:                            {build_s:.3f} s CPU")
+    print(f"dumps_report:                            {dumps_s:.3f} s CPU")
+    print(f"build_report + dumps_report:             {build_s + dumps_s:.3f} s CPU")
+    print(f"stdlib json.dumps(indent=2) of the same: {stdlib_s:.3f} s CPU")
+    if text.endswith("}\n\n"):  # `evbt run --json` prints dumps_report's text with click.echo's own newline
+        text = text[:-1]
+    same = out == text
+    print(f"byte-identical to the file: {same}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
