@@ -10,14 +10,19 @@ REPORT.json is the `--json` output of a run, e.g. the 500-symbol synthetic unive
 
 The script loads the TradeRecords/OrderRecords (and the other build_report inputs) back from that file, rebuilds the
 report with build_report, writes it with dumps_report and checks the text equals the file byte for byte (the file
-was written by `evbt run`, i.e. by the same two calls; the extra newline of `--json` printing is allowed for). Figures are CPU seconds (time.process_time), the median of
+was written by `evbt run`, i.e. by the same two calls; the extra newline of `--json` printing is allowed
+for). Figures are CPU seconds (time.process_time), the median of
 --repeats, beside the standard library's `json.dumps(indent=2, sort_keys=True, ...)` of the same document (the
-writer dumps_report used before json_text). No assertion on time: it prints figures.
+writer dumps_report used before json_text) and beside the code before json_text (the reference copy in
+tests/test_json_text.py, patched into build_report for the "before" figures: same process, same conditions).
+No assertion on time: it prints figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import os
 import statistics
@@ -29,11 +34,14 @@ from typing import Any
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's engine (and tests/ helpers)
 
-from engine.analysis.metrics import Metrics  # noqa: E402
-from engine.execution.records import OrderRecord, RunResult, TradeRecord  # noqa: E402
-from engine.reporting.report import build_report, dumps_report  # noqa: E402
+from engine.analysis.metrics import Metrics
+from engine.execution.records import OrderRecord, RunResult, TradeRecord
+from engine.reporting import report as report_module
+from engine.reporting.report import build_report, dumps_report
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -64,29 +72,52 @@ def inputs(doc: dict[str, Any]) -> dict[str, Any]:
             "events": doc["events"]}
 
 
+def reference() -> Any:
+    """tests/test_json_text.py, whose to_jsonable_reference/dumps_reference are the code before json_text."""
+    return importlib.import_module("tests.test_json_text")
+
+
+def build_before(ref: Any, kwargs: dict[str, Any]) -> Any:
+    """build_report with the old conversion (dataclasses.asdict + the recursive to_jsonable) patched in."""
+    def old_record(value: Any) -> Any:
+        return ref.to_jsonable_reference(dataclasses.asdict(value))
+
+    saved = report_module.to_jsonable, report_module.dataclass_jsonable
+    report_module.to_jsonable = ref.to_jsonable_reference
+    report_module.dataclass_jsonable = old_record
+    try:
+        return build_report(**kwargs)
+    finally:
+        report_module.to_jsonable, report_module.dataclass_jsonable = saved
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("report", type=Path, help="a report.json or `evbt run --json` output")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     text = args.report.read_text(encoding="utf-8")
+    if text.endswith("}\n\n"):  # `evbt run --json` prints dumps_report's text with click.echo's own newline
+        text = text[:-1]
     doc = json.loads(text)
+    ref = reference()
     load_s, kwargs = cpu(lambda: inputs(json.loads(text)), args.repeats)
+    old_build_s, old_report = cpu(lambda: build_before(ref, kwargs), args.repeats)
+    old_dumps_s, old_out = cpu(lambda: ref.dumps_reference(old_report) + "\n", args.repeats)
     build_s, report = cpu(lambda: build_report(**kwargs), args.repeats)
     dumps_s, out = cpu(lambda: dumps_report(report), args.repeats)
     stdlib_s, _ = cpu(lambda: json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False),
                       args.repeats)
     print(f"report: {args.report} ({len(text.encode()):,} bytes; {len(doc['trades']):,} trades, "
-          f"{len(doc['orders']):,} orders); load avg {os.getloadavg()[0]:.2f}")
-    print(f"load records (json.loads + dataclasses): {load_s:.3f} s CPU")
-    print(f"build_report:                            {build_s:.3f} s CPU")
-    print(f"dumps_report:                            {dumps_s:.3f} s CPU")
-    print(f"build_report + dumps_report:             {build_s + dumps_s:.3f} s CPU")
-    print(f"stdlib json.dumps(indent=2) of the same: {stdlib_s:.3f} s CPU")
-    if text.endswith("}\n\n"):  # `evbt run --json` prints dumps_report's text with click.echo's own newline
-        text = text[:-1]
-    same = out == text
-    print(f"byte-identical to the file: {same}")
+          f"{len(doc['orders']):,} orders); load avg {os.getloadavg()[0]:.2f}; CPU s, median of {args.repeats}")
+    print(f"load records (json.loads + dataclasses): {load_s:.3f}")
+    print(f"{'':28}{'before':>10}{'now':>10}{'ratio':>8}")
+    for name, before, now in (("build_report", old_build_s, build_s), ("dumps_report", old_dumps_s, dumps_s),
+                              ("build_report + dumps_report", old_build_s + old_dumps_s, build_s + dumps_s)):
+        print(f"{name:28}{before:10.3f}{now:10.3f}{before / now:7.1f}x")
+    print(f"stdlib json.dumps(indent=2) of the built report alone: {stdlib_s:.3f}")
+    same = out == text and old_out == text
+    print(f"byte-identical to the file (before and now): {same}")
     return 0 if same else 1
 
 
