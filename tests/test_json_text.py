@@ -98,6 +98,10 @@ class Side(enum.StrEnum):
     SHORT = "sh\"ort"
 
 
+class Mixed(str, enum.Enum):  # noqa: UP042 -- str() is "Mixed.LONG" though it equals and hashes as "long"
+    LONG = "long"
+
+
 class Label:
     """An object json cannot encode: to_jsonable writes its str()."""
 
@@ -152,7 +156,7 @@ numpy_scalars = st.one_of(
     st.integers(0, 255).map(np.uint8), st.booleans().map(np.bool_), texts.map(np.str_),
 )
 other_scalars = st.one_of(
-    dates, numpy_scalars, st.sampled_from([Colour.RED, Colour.GREEN, Side.LONG, Side.SHORT]),
+    dates, numpy_scalars, st.sampled_from([Colour.RED, Colour.GREEN, Side.LONG, Side.SHORT, Mixed.LONG]),
     st.decimals(allow_nan=True), texts.map(PurePosixPath), texts.map(Label), st.sampled_from([Label, Flat]),
 )
 scalars = st.one_of(plain_scalars, plain_scalars, other_scalars)
@@ -220,6 +224,7 @@ def check_same_text(doc: Any) -> None:
 @example(doc=[{"k": "},\n      {", "j": 1}, {"k": '": {"', "j": 2}])
 @example(doc={1: "int key", "1": "str key", False: "bool key", 2.0: "float key", None: "none key", 1.5: [], "": {}})
 @example(doc=[[], {}, [[]], [{}], (), "", 0])
+@example(doc=[{"long": 1, "b": 2}, {Mixed.LONG: 3, "b": 4}, {"b": 5, Side.LONG: 6}])
 def test_generated_documents_give_the_reference_bytes(writer_mode: str, doc: Any) -> None:
     check_same_text(doc)
 

@@ -25,8 +25,8 @@ import json.encoder
 import math
 from collections.abc import Callable, Mapping
 from functools import partial
-from itertools import chain, compress, cycle
-from operator import add, attrgetter, is_, itemgetter
+from itertools import chain, compress
+from operator import attrgetter, is_, itemgetter
 from pathlib import PurePath
 from typing import Any
 
@@ -98,7 +98,7 @@ def to_jsonable(value: Any) -> Any:
         if _SCALARS.issuperset(map(type, value)):
             return list(value)
         return [to_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
+    if t is dict or isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclass_jsonable(value)
@@ -174,13 +174,15 @@ def _records(value: list[Any] | tuple[Any, ...], depth: int) -> str | None:
 
     Every dict's values, in sorted-key order, go into one flat list written by the C encoder with a newline between
     items (a raw newline never occurs inside encoded JSON), so the text splits back into one token per value; each
-    token then gets the text json writes before it (separator, indentation, key) from a cycle over the keys.
+    token then gets the text json writes before it (separator, indentation, key), interleaved by slice assignment.
     """
     if not _DICT.issuperset(map(type, value)):
         return None
     first = value[0]
     width = len(first)
-    if not width or not _STR.issuperset(map(type, first)) or not {width}.issuperset(map(len, value)):
+    if not width or not {width}.issuperset(map(len, value)):
+        return None
+    if not _STR.issuperset(map(type, chain.from_iterable(value))):  # a key equal to a str but of its own type
         return None
     keys = sorted(first)
     try:
@@ -197,8 +199,12 @@ def _records(value: list[Any] | tuple[Any, ...], depth: int) -> str | None:
     outer, inner, item = (INDENT * (depth + n) for n in (0, 1, 2))
     heads = [f",\n{item}{_encode_str(k)}: " for k in keys]
     heads[0] = f"\n{inner}}},\n{inner}{{\n{item}{_encode_str(keys[0])}: "
-    body = "".join(map(add, cycle(heads), tokens))
-    return f"[\n{inner}{{\n{item}{_encode_str(keys[0])}: {body[len(heads[0]):]}\n{inner}}}\n{outer}]"
+    parts = [""] * (2 * len(tokens))
+    parts[0::2] = heads * len(value)
+    parts[1::2] = tokens
+    parts[0] = f"[\n{inner}{{\n{item}{_encode_str(keys[0])}: "
+    parts.append(f"\n{inner}}}\n{outer}]")
+    return "".join(parts)
 
 
 def _write_list(value: list[Any] | tuple[Any, ...], out: list[str], depth: int) -> None:
