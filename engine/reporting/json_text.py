@@ -10,7 +10,8 @@ original code on generated documents), but several times faster on large reports
 - with ``indent`` set, CPython's json runs its pure-Python encoder; here a leaf container (every value a plain
   scalar) is written in one call of the C encoder (``json.encoder.c_make_encoder``) whose item separator carries the
   newline and indentation of its depth; strings, ints and floats come out of the same C code and ``float.__repr__``
-  json itself uses. Containers holding containers are written key by key.
+  json itself uses. A list of dicts sharing one key set with plain scalar values (trades, orders) is written by
+  one C call over all its values (``_records``); other containers holding containers are written key by key.
 
 ``to_jsonable`` keeps the conversion rules it always had (NaN/inf -> None, ISO dates, lists for tuples, sets sorted by
 repr, ``str`` of the rest); dataclasses whose fields are all plain scalars (TradeRecord, OrderRecord) are read by
