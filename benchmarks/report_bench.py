@@ -1,6 +1,6 @@
 """Speed of writing one large report: build_report + dumps_report (issue #16, scale).
 
-Run: .venv/bin/python benchmarks/report_bench.py REPORT.json [--repeats 3]
+Run: .venv/bin/python benchmarks/report_bench.py REPORT.json [--repeats 5]
 
 REPORT.json is the `--json` output of a run, e.g. the 500-symbol synthetic universe of benchmarks/scale_bench.py:
 
@@ -10,12 +10,11 @@ REPORT.json is the `--json` output of a run, e.g. the 500-symbol synthetic unive
 
 The script loads the TradeRecords/OrderRecords (and the other build_report inputs) back from that file, rebuilds the
 report with build_report, writes it with dumps_report and checks the text equals the file byte for byte (the file
-was written by `evbt run`, i.e. by the same two calls; the extra newline of `--json` printing is allowed
-for). Figures are CPU seconds (time.process_time), the median of
---repeats, beside the standard library's `json.dumps(indent=2, sort_keys=True, ...)` of the same document (the
-writer dumps_report used before json_text) and beside the code before json_text (the reference copy in
-tests/test_json_text.py, patched into build_report for the "before" figures: same process, same conditions).
-No assertion on time: it prints figures.
+was written by `evbt run`, i.e. by the same two calls; the extra newline of `--json` printing is allowed for).
+"before" is the code before json_text: the reference copy in tests/test_json_text.py patched into build_report,
+timed in the same process, rounds interleaved with "now". Figures are CPU seconds (time.process_time), median
+and least of --repeats rounds, beside the standard library's `json.dumps(indent=2, sort_keys=True, ...)` of the
+built report alone. No assertion on time: it prints figures.
 """
 
 from __future__ import annotations
@@ -44,15 +43,18 @@ from engine.reporting.report import build_report, dumps_report
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cpu(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median CPU seconds of ``fn`` over ``repeats`` calls, and its last result."""
-    times = []
-    out = None
+def cpu(steps: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, float], dict[str, float], dict[str, Any]]:
+    """Median and least CPU seconds of each step over ``repeats`` rounds, and its last result. The steps run one
+    after the other in every round (before and now interleaved), so a change of load on a shared machine falls on
+    both."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    out: dict[str, Any] = {}
     for _ in range(repeats):
-        t0 = time.process_time()
-        out = fn()
-        times.append(time.process_time() - t0)
-    return statistics.median(times), out
+        for name, fn in steps.items():
+            t0 = time.process_time()
+            out[name] = fn()
+            times[name].append(time.process_time() - t0)
+    return ({n: statistics.median(t) for n, t in times.items()}, {n: min(t) for n, t in times.items()}, out)
 
 
 def inputs(doc: dict[str, Any]) -> dict[str, Any]:
@@ -94,29 +96,37 @@ def build_before(ref: Any, kwargs: dict[str, Any]) -> Any:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("report", type=Path, help="a report.json or `evbt run --json` output")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     text = args.report.read_text(encoding="utf-8")
     if text.endswith("}\n\n"):  # `evbt run --json` prints dumps_report's text with click.echo's own newline
         text = text[:-1]
     doc = json.loads(text)
     ref = reference()
-    load_s, kwargs = cpu(lambda: inputs(json.loads(text)), args.repeats)
-    old_build_s, old_report = cpu(lambda: build_before(ref, kwargs), args.repeats)
-    old_dumps_s, old_out = cpu(lambda: ref.dumps_reference(old_report) + "\n", args.repeats)
-    build_s, report = cpu(lambda: build_report(**kwargs), args.repeats)
-    dumps_s, out = cpu(lambda: dumps_report(report), args.repeats)
-    stdlib_s, _ = cpu(lambda: json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False),
-                      args.repeats)
+    kwargs = inputs(doc)
+    old_report = build_before(ref, kwargs)
+    report = build_report(**kwargs)
+    median, least, out = cpu({
+        "load": lambda: inputs(json.loads(text)),
+        "old build": lambda: build_before(ref, kwargs),
+        "old dumps": lambda: ref.dumps_reference(old_report) + "\n",
+        "build": lambda: build_report(**kwargs),
+        "dumps": lambda: dumps_report(report),
+        "stdlib": lambda: json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False),
+    }, args.repeats)
     print(f"report: {args.report} ({len(text.encode()):,} bytes; {len(doc['trades']):,} trades, "
-          f"{len(doc['orders']):,} orders); load avg {os.getloadavg()[0]:.2f}; CPU s, median of {args.repeats}")
-    print(f"load records (json.loads + dataclasses): {load_s:.3f}")
-    print(f"{'':28}{'before':>10}{'now':>10}{'ratio':>8}")
-    for name, before, now in (("build_report", old_build_s, build_s), ("dumps_report", old_dumps_s, dumps_s),
-                              ("build_report + dumps_report", old_build_s + old_dumps_s, build_s + dumps_s)):
-        print(f"{name:28}{before:10.3f}{now:10.3f}{before / now:7.1f}x")
-    print(f"stdlib json.dumps(indent=2) of the built report alone: {stdlib_s:.3f}")
-    same = out == text and old_out == text
+          f"{len(doc['orders']):,} orders); load avg {os.getloadavg()[0]:.2f}")
+    print(f"CPU seconds over {args.repeats} rounds, median (least)")
+    print(f"load records (json.loads + dataclasses): {median['load']:.3f} ({least['load']:.3f})")
+    print(f"{'':28}{'before':>16}{'now':>16}{'ratio':>8}")
+    for name, old, new in (("build_report", ["old build"], ["build"]), ("dumps_report", ["old dumps"], ["dumps"]),
+                           ("build_report + dumps_report", ["old build", "old dumps"], ["build", "dumps"])):
+        before, now = sum(median[k] for k in old), sum(median[k] for k in new)
+        cells = [f"{sum(m[k] for k in keys):.3f} ({sum(least[k] for k in keys):.3f})" for m, keys in
+                 ((median, old), (median, new))]
+        print(f"{name:28}{cells[0]:>16}{cells[1]:>16}{before / now:7.1f}x")
+    print(f"stdlib json.dumps(indent=2) of the built report alone: {median['stdlib']:.3f} ({least['stdlib']:.3f})")
+    same = out["dumps"] == text and out["old dumps"] == text
     print(f"byte-identical to the file (before and now): {same}")
     return 0 if same else 1
 

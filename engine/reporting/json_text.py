@@ -194,9 +194,11 @@ def _records(value: list[Any] | tuple[Any, ...], depth: int) -> str | None:
     if not _PLAIN.issuperset(map(type, flat)):
         return None
     try:
-        tokens = "".join(_c_encoder("\n", False)(flat, 0))[1:-1].split("\n")
+        tokens = "".join(_c_encoder("\n", False)(flat, 0)).split("\n")
     except ValueError:  # a NaN/inf float: written dict by dict
         return None
+    tokens[0] = tokens[0][1:]  # the flat list's brackets, one after the other (one token if one value)
+    tokens[-1] = tokens[-1][:-1]
     outer, inner, item = (INDENT * (depth + n) for n in (0, 1, 2))
     heads = [f",\n{item}{_encode_str(k)}: " for k in keys]
     heads[0] = f"\n{inner}}},\n{inner}{{\n{item}{_encode_str(keys[0])}: "
@@ -267,8 +269,9 @@ def _write_plain(value: Any, out: list[str], depth: int) -> None:
         raise ValueError(f"not plain JSON data: {value!r}")
 
 
-def canonical_json(value: Any) -> str:
-    """``json.dumps(to_jsonable(value), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)``."""
+def canonical_json(value: Any, end: str = "") -> str:
+    """``json.dumps(to_jsonable(value), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + end``."""
     out: list[str] = []
     _write(value, out, 0)
+    out.append(end)
     return "".join(out)

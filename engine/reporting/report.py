@@ -69,7 +69,7 @@ def dumps_report(report: Mapping[str, Any]) -> str:
     """Canonical JSON text: sorted keys, 2-space indent, no NaN, trailing newline (engine/reporting/json_text.py:
     the bytes of ``json.dumps(to_jsonable(report), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)``).
     """
-    return canonical_json(report) + "\n"
+    return canonical_json(report, end="\n")
 
 
 # ---------------------------------------------------------------- building
