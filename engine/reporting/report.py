@@ -8,20 +8,16 @@ time and package versions belong to the run manifest (engine/saved_runs/manifest
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import io
-import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import PurePath
 from typing import Any, cast
 
-import numpy as np
 import pandas as pd
 
 from engine.analysis.metrics import Metrics
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.reporting.formats import num, pct
+from engine.reporting.json_text import canonical_json, dataclass_jsonable, iso, to_jsonable
 from engine.reporting.models import (
     DataSection,
     MetricsDoc,
@@ -66,43 +62,14 @@ METRIC_FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-# ---------------------------------------------------------------- JSON conversion
-
-
-def _iso(value: dt.date | pd.Timestamp) -> str:
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is None and ts == ts.normalize():
-        return ts.date().isoformat()
-    return ts.isoformat()
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON data: str keys, finite floats (NaN/inf -> None), ISO dates, lists for tuples/sets."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value))
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((to_jsonable(v) for v in value), key=repr)
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (dt.date, pd.Timestamp)):
-        return None if pd.isna(value) else _iso(value)
-    if isinstance(value, PurePath):
-        return str(value)
-    return str(value)
+# ---------------------------------------------------------------- JSON text
 
 
 def dumps_report(report: Mapping[str, Any]) -> str:
-    """Canonical JSON text: sorted keys, 2-space indent, no NaN, trailing newline."""
-    text = json.dumps(to_jsonable(report), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-    return text + "\n"
+    """Canonical JSON text: sorted keys, 2-space indent, no NaN, trailing newline (engine/reporting/json_text.py:
+    the bytes of ``json.dumps(to_jsonable(report), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)``).
+    """
+    return canonical_json(report, end="\n")
 
 
 # ---------------------------------------------------------------- building
@@ -112,7 +79,7 @@ def _period(equity: pd.Series) -> Period:
     if len(equity) == 0:
         return {"start": None, "end": None, "bars": 0}
     index = equity.index.sort_values()
-    return {"start": _iso(index[0]), "end": _iso(index[-1]), "bars": len(index)}
+    return {"start": iso(index[0]), "end": iso(index[-1]), "bars": len(index)}
 
 
 def _data_section(data: Mapping[str, Any]) -> DataSection:
@@ -136,12 +103,12 @@ def _universe(config: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
 
 def trade_dict(trade: TradeRecord) -> TradeDoc:
     """One TradeRecord as a JSON-ready dict (field names as in the dataclass)."""
-    return to_jsonable(dataclasses.asdict(trade))
+    return cast(TradeDoc, dataclass_jsonable(trade))
 
 
 def order_dict(order: OrderRecord) -> OrderDoc:
     """One OrderRecord as a JSON-ready dict."""
-    return to_jsonable(dataclasses.asdict(order))
+    return cast(OrderDoc, dataclass_jsonable(order))
 
 
 def build_report(
