@@ -37,6 +37,10 @@ CHINA_INTERNET: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# What ``Strategy.exit_params`` may name: the hold and the guards of BaseParams.
+EXIT_PARAMS: tuple[str, ...] = ("hold", "stop_loss", "take_profit", "trailing_stop")
+
+
 @dataclass(frozen=True)
 class BaseParams:
     """Exit rules every strategy accepts (fractions; None = off), checked on closes; ``-p trailing_stop=0.1``."""

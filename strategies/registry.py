@@ -16,6 +16,7 @@ inside a user rule while it runs is shown by the CLI with that rule's own traceb
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import importlib
@@ -31,7 +32,7 @@ from types import ModuleType, TracebackType
 
 import strategies
 from engine.errors import ConfigError
-from strategies.base import Strategy
+from strategies.base import EXIT_PARAMS, Strategy
 
 ENV_PATH = "EVBT_STRATEGIES_PATH"
 _SKIP = {"base", "registry", "indicators"}
@@ -119,7 +120,21 @@ def load_file(path: str | Path) -> type[Strategy]:
     cls = defined[0]
     if not cls.name:
         cls.name = file.stem
+    checked_exit_params(cls, str(file))
     return cls
+
+
+def checked_exit_params(cls: type[Strategy], where: str | None = None) -> tuple[str, ...]:
+    """``cls.exit_params`` once checked: only exit parameters (``EXIT_PARAMS``) its ``Params`` has."""
+    declared = tuple(cls.exit_params or ())
+    params = cls.Params
+    fields = {f.name for f in dataclasses.fields(params)} if dataclasses.is_dataclass(params) else set()
+    wrong = [n for n in declared if n not in EXIT_PARAMS or n not in fields]
+    if wrong:
+        raise ConfigError(f"{where or 'strategy ' + repr(cls.name or cls.__name__)}: exit_params names "
+                          f"{', '.join(map(repr, wrong))}, not an exit parameter of its Params "
+                          f"(exit_params may name {', '.join(EXIT_PARAMS)})")
+    return declared
 
 
 def strategy_dirs(extra: tuple[Path, ...] | list[Path] = ()) -> list[Path]:

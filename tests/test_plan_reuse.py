@@ -199,10 +199,20 @@ def test_exit_params_must_name_exit_parameters_of_the_rule() -> None:
     assert declared_exit_params(get_strategy("analyst_follow")) == ("hold", "stop_loss", "take_profit",
                                                                     "trailing_stop")
     assert declared_exit_params(_ReadsHold) == ()  # the default: nothing reused
-    with pytest.raises(ConfigError, match="lookback"):
+    with pytest.raises(ConfigError, match="names 'lookback', not an exit parameter"):
         declared_exit_params(type("Bad", (_ReadsHold,), {"name": "bad", "exit_params": ("hold", "lookback")}))
-    with pytest.raises(ConfigError, match="hold"):  # buy_hold's Params has no hold
+    with pytest.raises(ConfigError, match="names 'hold', not"):  # buy_hold's Params has no hold
         declared_exit_params(type("NoHold", (get_strategy("buy_hold"),), {"exit_params": ("hold",)}))
+
+
+def test_a_user_file_with_a_wrong_exit_params_is_refused_when_loaded(tmp_path: Path) -> None:
+    from strategies.registry import load_file
+
+    rule = tmp_path / "my_rule.py"
+    rule.write_text("from strategies.base import Strategy\n\n\nclass MyRule(Strategy):\n"
+                    "    exit_params = ('stop_loss', 'hold')\n\n    def signals(self, ctx):\n        return []\n")
+    with pytest.raises(ConfigError, match=r"my_rule\.py: exit_params names 'hold', not an exit parameter"):
+        load_file(rule)
 
 
 # ---------------------------------------------------------------- the context's memos

@@ -16,27 +16,17 @@ points are planned afresh).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import ConfigError
 from engine.plan.planner import Plan, PlannedAction
-from strategies.base import Exits
-
-GUARDS = ("stop_loss", "take_profit", "trailing_stop")
-EXIT_PARAMS = ("hold", *GUARDS)
+from strategies.base import Exits, Strategy
+from strategies.registry import checked_exit_params
 
 
-def declared_exit_params(cls: type) -> tuple[str, ...]:
-    """``cls.exit_params`` checked: names of exit parameters its ``Params`` has (a ConfigError otherwise)."""
-    declared = tuple(getattr(cls, "exit_params", ()) or ())
-    fields = {f.name for f in dataclasses.fields(cls.Params)} if dataclasses.is_dataclass(cls.Params) else set()
-    wrong = [n for n in declared if n not in EXIT_PARAMS or n not in fields]
-    if wrong:
-        raise ConfigError(f"strategy {getattr(cls, 'name', cls.__name__)!r}: exit_params names {', '.join(wrong)}, "
-                          f"which is not an exit parameter of its Params (allowed: {', '.join(EXIT_PARAMS)})")
-    return declared
+def declared_exit_params(cls: type[Strategy]) -> tuple[str, ...]:
+    """``cls.exit_params``, checked (``strategies.registry.checked_exit_params``: a ConfigError names a wrong one)."""
+    return checked_exit_params(cls)
 
 
 @dataclass(frozen=True)
