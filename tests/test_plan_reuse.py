@@ -199,6 +199,11 @@ def test_exit_params_must_name_exit_parameters_of_the_rule() -> None:
     assert declared_exit_params(get_strategy("analyst_follow")) == ("hold", "stop_loss", "take_profit",
                                                                     "trailing_stop")
     assert declared_exit_params(_ReadsHold) == ()  # the default: nothing reused
+    follow = get_strategy("analyst_follow")
+    rewritten = type("Rewritten", (follow,), {"signals": lambda self, ctx: iter(())})
+    assert declared_exit_params(rewritten) == ()  # inherited past new signals: promises nothing
+    renamed = type("Renamed", (follow,), {"name": "renamed"})
+    assert declared_exit_params(renamed) == follow.exit_params  # same signals: the promise still holds
     with pytest.raises(ConfigError, match="names 'lookback', not an exit parameter"):
         declared_exit_params(type("Bad", (_ReadsHold,), {"name": "bad", "exit_params": ("hold", "lookback")}))
     with pytest.raises(ConfigError, match="names 'hold', not"):  # buy_hold's Params has no hold
