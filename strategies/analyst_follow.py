@@ -36,6 +36,7 @@ class AnalystFollow(Strategy):
     description = ("Long on analyst upgrades (optionally only below the N-session average); exit on a downgrade "
                    "or after N sessions; optionally short downgrades.")
     Params = AnalystFollowParams
+    exit_params = ("hold", "stop_loss", "take_profit", "trailing_stop")  # hold: only as the entries' hold
 
     def warmup(self) -> int:
         return self.params.below_ma

@@ -37,6 +37,10 @@ CHINA_INTERNET: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# What ``Strategy.exit_params`` may name: the hold and the guards of BaseParams.
+EXIT_PARAMS: tuple[str, ...] = ("hold", "stop_loss", "take_profit", "trailing_stop")
+
+
 @dataclass(frozen=True)
 class BaseParams:
     """Exit rules every strategy accepts (fractions; None = off), checked on closes; ``-p trailing_stop=0.1``."""
@@ -174,6 +178,11 @@ class Strategy:
     description: ClassVar[str] = ""
     Params: ClassVar[type] = BaseParams
     default_symbols: ClassVar[tuple[str, ...]] = CHINA_INTERNET
+    # Parameters that only shape exits, so sweeps may plan points differing only in them from one set of
+    # signals: ``hold`` when ``signals`` reads it only as the ``hold`` of every entry signal, and the guards
+    # (stop_loss, take_profit, trailing_stop) when ``signals`` does not read them at all (the engine fills them
+    # into each entry's exits). Leave it empty (the default) unless that is true: every point then plans afresh.
+    exit_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: BaseParams | None = None) -> None:
         self.params: Any = params if params is not None else self.Params()  # an instance of ``Params``

@@ -21,6 +21,7 @@ class BuyHold(Strategy):
     name = "buy_hold"
     description = "Buy every universe symbol at its first bar (equal weight) and hold to the end."
     Params = BuyHoldParams
+    exit_params = ("stop_loss", "take_profit", "trailing_stop")  # signals read neither
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: BuyHoldParams = self.params

@@ -31,6 +31,7 @@ class Capitulation(Strategy):
     name = "capitulation"
     description = "Long on a reassurance only after the symbol fell >= X% over the K sessions before it; hold N."
     Params = CapitulationParams
+    exit_params = ("hold", "stop_loss", "take_profit", "trailing_stop")  # hold: only as the entries' hold
 
     def warmup(self) -> int:
         return self.params.lookback + 1

@@ -33,6 +33,7 @@ class EventHold(Strategy):
     name = "event_hold"
     description = "Go long (or short) at the first fill after each matching event; hold N sessions."
     Params = EventHoldParams
+    exit_params = ("hold", "stop_loss", "take_profit", "trailing_stop")  # hold: only as the entries' hold
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: EventHoldParams = self.params

@@ -27,6 +27,7 @@ class Fade(Strategy):
     name = "fade"
     description = "After a reassurance that follows a rally of >= X% over K sessions, short (or exit) for N sessions."
     Params = FadeParams
+    exit_params = ("hold", "stop_loss", "take_profit", "trailing_stop")  # hold: only as the entries' hold
 
     def warmup(self) -> int:
         return self.params.lookback + 1  # lookback returns need lookback + 1 closes

@@ -22,6 +22,7 @@ class Reassurance(Strategy):
     name = "reassurance"
     description = "Long every universe symbol an official reassurance concerns (optionally policy support)."
     Params = ReassuranceParams
+    exit_params = ("hold", "stop_loss", "take_profit", "trailing_stop")  # hold: only as the entries' hold
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: ReassuranceParams = self.params

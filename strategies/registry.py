@@ -16,6 +16,7 @@ inside a user rule while it runs is shown by the CLI with that rule's own traceb
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import importlib
@@ -31,7 +32,7 @@ from types import ModuleType, TracebackType
 
 import strategies
 from engine.errors import ConfigError
-from strategies.base import Strategy
+from strategies.base import EXIT_PARAMS, Strategy
 
 ENV_PATH = "EVBT_STRATEGIES_PATH"
 _SKIP = {"base", "registry", "indicators"}
@@ -119,7 +120,32 @@ def load_file(path: str | Path) -> type[Strategy]:
     cls = defined[0]
     if not cls.name:
         cls.name = file.stem
+    checked_exit_params(cls, str(file))
     return cls
+
+
+def checked_exit_params(cls: type[Strategy], where: str | None = None) -> tuple[str, ...]:
+    """``cls.exit_params`` once checked: only exit parameters (``EXIT_PARAMS``) its ``Params`` has.
+
+    A declaration inherited from above the class defining ``signals`` or ``explain`` (a rule subclassing a
+    built-in and rewriting its signals) promises nothing about the new code: it counts as none."""
+    declared = tuple(cls.exit_params or ())
+    owner = _owner(cls, "exit_params")
+    if not all(issubclass(owner, _owner(cls, name)) for name in ("signals", "explain")):
+        return ()
+    params = cls.Params
+    fields = {f.name for f in dataclasses.fields(params)} if dataclasses.is_dataclass(params) else set()
+    wrong = [n for n in declared if n not in EXIT_PARAMS or n not in fields]
+    if wrong:
+        raise ConfigError(f"{where or 'strategy ' + repr(cls.name or cls.__name__)}: exit_params names "
+                          f"{', '.join(map(repr, wrong))}, not an exit parameter of its Params "
+                          f"(exit_params may name {', '.join(EXIT_PARAMS)})")
+    return declared
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO whose own body defines ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))
 
 
 def strategy_dirs(extra: tuple[Path, ...] | list[Path] = ()) -> list[Path]:

@@ -38,8 +38,12 @@ class RunContext:
         self._frames = frames
         self._start = pd.Timestamp(start)
         self._end = pd.Timestamp(end)
-        self._events = list(events)
+        self._events = tuple(events)  # read-only: the memos below stay right
         self._session_cache: dict[tuple[str, str], pd.Timestamp | None] = {}
+        # symbols_for per event object (kept in the value, so its id is not reused) and events_of per type set:
+        # a sweep's points share this context and ask the same questions
+        self._symbols_memo: dict[int, tuple[Event, tuple[str, ...]]] = {}
+        self._events_memo: dict[frozenset[str], tuple[Event, ...]] = {}
         self._entry_sessions = EntrySessions(self._events, fill)
         self._prices = PriceViews(frames)
         # universe position of each symbol with prices (None if the universe repeats a symbol: the slow path)
@@ -47,20 +51,46 @@ class RunContext:
         if len(set(self.universe)) != len(self.universe):
             self._position = None
 
+    def with_frames(self, frames: dict[str, pd.DataFrame]) -> RunContext:
+        """This context over other price frames (another warm-up of the same window): new price views; the
+        memos that read no bar (entry sessions, events per type, and with the same symbols, symbols per event)
+        are shared, so a sweep's points with different warm-ups ask those questions once."""
+        other = RunContext(self.universe, (), frames, self.fill, self._start.date(), self._end.date())
+        other._events = self._events
+        other._session_cache = self._session_cache
+        other._entry_sessions = self._entry_sessions
+        other._events_memo = self._events_memo
+        if set(frames) == set(self._frames):
+            other._symbols_memo = self._symbols_memo
+        return other
+
     @property
     def events(self) -> Sequence[Event]:
         return self._events
 
     def events_of(self, *types: str) -> list[Event]:
-        wanted = set(types)
-        return [e for e in self._events if not wanted or e.type in wanted]
+        wanted = frozenset(types)
+        found = self._events_memo.get(wanted)
+        if found is None:
+            found = self._events_memo[wanted] = tuple(e for e in self._events if not wanted or e.type in wanted)
+        return list(found)  # a new list each call: the caller may change it
 
     def symbols_for(self, event: Event) -> list[str]:
         """``catalog.symbols_for`` (universe order) restricted to symbols with prices; an event that lists its
-        symbols costs a look-up per listed symbol, not a pass over the universe."""
+        symbols costs a look-up per listed symbol, not a pass over the universe; asked again, a look-up."""
+        hit = self._symbols_memo.get(id(event))
+        if hit is not None and hit[0] is event:
+            return list(hit[1])
+        found = self._symbols_of(event)
+        self._symbols_memo[id(event)] = (event, tuple(found))
+        return found
+
+    def _symbols_of(self, event: Event) -> list[str]:
         if self._position is None or (event.scope == "sector" and not event.symbols):
             return [s for s in symbols_for(event, self.universe) if s in self._frames]
         position = self._position
+        if len(event.symbols) == 1:  # most events (every analyst rating) name one symbol
+            return [event.symbols[0]] if event.symbols[0] in position else []
         hits = sorted({position[s] for s in event.symbols if s in position})
         return [self.universe[i] for i in hits]
 
@@ -183,14 +213,17 @@ class PriceViews:
             frame = self._frames.get(symbol)
             if frame is None:
                 return None
-            tradable = frame.loc[~frame["stale"].to_numpy(), list(OHLCV)]
+            stale = frame["stale"].to_numpy(dtype=bool)
+            tradable = frame[list(OHLCV)]
+            if stale.any():
+                tradable = tradable.iloc[np.flatnonzero(~stale)]
             self._tradable[symbol] = tradable
             self._dates[symbol] = tradable.index.to_numpy()
         return self._tradable[symbol]
 
     def dates(self, symbol: str) -> np.ndarray | None:
         bars = self._bars(symbol)
-        return None if bars is None or bars.empty else self._dates[symbol]
+        return None if bars is None or len(bars) == 0 else self._dates[symbol]
 
     def _before(self, symbol: str, session: pd.Timestamp) -> int:
         """Number of tradable bars dated strictly before ``session``."""
@@ -207,7 +240,7 @@ class PriceViews:
     def value(self, symbol: str, session: pd.Timestamp | None, func: ind.Indicator, *args: Any,
               **kwargs: Any) -> float | None:
         frame = self._bars(symbol)
-        if frame is None or frame.empty or session is None:  # no session (e.g. after the calendar): no value
+        if frame is None or len(frame) == 0 or session is None:  # no session (e.g. after the calendar): no value
             return None
         key = (symbol, func, args, tuple(sorted(kwargs.items())))
         values = self._memo.get(key)

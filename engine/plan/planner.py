@@ -18,8 +18,8 @@ from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
 from strategies.base import Exits, Signal, Strategy
 
-__all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "fill_bar", "fill_bars",
-           "placement", "placements"]
+__all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "build_plan_with_exits",
+           "fill_bar", "fill_bars", "placement", "placements"]
 
 
 NO_EXITS = Exits()
@@ -111,6 +111,14 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     ``placements`` memoises the (symbol, session) -> fill bar look-ups, which depend on the calendar and the
     bars but not on strategy parameters: sweeps pass one dict for all their points.
     """
+    return build_plan_with_exits(strategy, ctx, frames, placements)[0]
+
+
+def build_plan_with_exits(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
+                          placements: dict[tuple[str, Any], Placement] | None = None
+                          ) -> tuple[Plan, dict[int, Exits]]:
+    """``build_plan``, and beside the plan each planned entry's own exit rules (``Signal.exits``, unfilled) by
+    its ``seq``: what ``engine.plan.reuse`` needs to fill them again for other guard parameters."""
     memo = placements if placements is not None else {}
     params = strategy.params
     signals = list(strategy.signals(ctx))
@@ -122,6 +130,7 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     skipped: list[OrderRecord] = []
     used: list[str] = []
     used_set: set[str] = set()  # membership beside the ordered list: a list test made 100k events quadratic
+    own_exits: dict[int, Exits] = {}
     found = _placed(signals, ctx, frames, memo)
     filled: dict[Exits, Exits] = {}
     for seq, (sig, placed) in enumerate(zip(signals, found, strict=True)):
@@ -132,22 +141,28 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
         _, bar, date = placed
         exits = NO_EXITS
         if sig.action == "enter":  # the run's guards filled in, once per distinct rule set
-            own = sig.exits or NO_EXITS
+            own = own_exits[seq] = sig.exits or NO_EXITS
             exits = filled.get(own) or filled.setdefault(own, own.with_defaults(params))
+        event = sig.event
+        group = sig.group
         actions.setdefault(sig.symbol, []).append(PlannedAction(
-            symbol=sig.symbol, bar=bar, date=date, action=sig.action, side=sig.side, hold=sig.hold,
-            event_id=sig.event_id, event_type=sig.event_type, group=sig.group,
-            group_size=group_sizes.get(sig.group, 1) if sig.group else 1, weight=sig.weight, seq=seq,
-            exits=exits,
-        ))
-        if sig.event is not None and sig.event.id not in used_set:
-            used_set.add(sig.event.id)
-            used.append(sig.event.id)
+            sig.symbol, bar, date, sig.action, sig.side, sig.hold,
+            event.id if event is not None else (sig.label or "none"),
+            event.type if event is not None else (sig.label or "none"), group,
+            group_sizes.get(group, 1) if group else 1, sig.weight, seq, exits,
+        ))  # positional, in PlannedAction's field order: keywords cost a quarter more per action
+        if event is not None and event.id not in used_set:
+            used_set.add(event.id)
+            used.append(event.id)
     _add_event_exits(ctx, frames, memo, actions, len(signals))
     for symbol_actions in actions.values():
-        symbol_actions.sort(key=lambda a: (a.bar, a.seq))
+        symbol_actions.sort(key=_order)
     note = strategy.explain() if not signals else None
-    return Plan(actions=actions, skipped=skipped, events_used=used, notes=[note] if note else [])
+    return Plan(actions=actions, skipped=skipped, events_used=used, notes=[note] if note else []), own_exits
+
+
+def _order(action: PlannedAction) -> tuple[int, int]:
+    return action.bar, action.seq
 
 
 class PlacementMemo(dict[tuple[str, Any], Placement]):

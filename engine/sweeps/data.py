@@ -31,6 +31,7 @@ from engine.market.prepare import prepare_market
 from engine.market.symbols import listing
 from engine.plan.config import RunConfig
 from engine.plan.planner import Plan, RunContext
+from engine.plan.reuse import PlanTemplate
 from engine.plan.warmup import with_cached_history
 from engine.prices.store import PriceStore
 from engine.sweeps.windows import Window
@@ -158,6 +159,7 @@ class WindowContext:
     warnings: list[str]
     contexts: dict[tuple[str, int], RunContext] = field(default_factory=dict)  # (fill, warm-up) -> context
     plans: dict[Any, Plan] = field(default_factory=dict)
+    templates: dict[Any, PlanTemplate | None] = field(default_factory=dict)  # plans shared by exit-param points
     placements: dict[str, dict[tuple[str, Any], tuple[Any, ...]]] = field(default_factory=dict)
     _market: fastpath.Market | None = None
 

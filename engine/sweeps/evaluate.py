@@ -22,7 +22,8 @@ from engine.backtest import benchmark_trade_return
 from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.plan.config import RunConfig, build_params, params_to_dict
-from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan
+from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits
+from engine.plan.reuse import PlanTemplate, declared_exit_params
 from engine.plan.warmup import with_warmup
 from engine.reporting.models import Report
 from engine.reporting.report import build_report, to_jsonable
@@ -79,25 +80,49 @@ def typed_params(strategy: str, raw: dict[str, Any], caches: SweepCaches | None 
 
 
 def plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any) -> Plan:
-    """The plan of ``config`` on the window, memoised in the window context (key: fill and parameters)."""
-    key = (config.strategy, config.fill, json.dumps(to_jsonable(params_to_dict(params)), sort_keys=True))
+    """The plan of ``config`` on the window, memoised in the window context (key: fill and parameters).
+
+    A strategy declaring ``exit_params`` plans once per value of its other parameters: a point differing only
+    in declared exit parameters is derived from that plan (``engine.plan.reuse``), equal to a fresh build."""
+    values = params_to_dict(params)
+    key = (config.strategy, config.fill, json.dumps(to_jsonable(values), sort_keys=True))
     plan = wctx.plans.get(key)
     if plan is None:
-        strategy = get_strategy(config.strategy)(params)
+        cls = get_strategy(config.strategy)
+        strategy = cls(params)
         sessions = strategy.warmup()
         ctx = wctx.contexts.get((config.fill, sessions))
         if ctx is None:  # the history engine.backtest.run would load: exactly the strategy's warm-up
             start, end = wctx.window.start, wctx.window.end
             period = [e for e in data.events if start - dt.timedelta(days=7) <= e.date <= end]
             history = {s: with_warmup(h, s, start, sessions)[0] for s, h in wctx.history.items()}
-            ctx = RunContext(tuple(wctx.frames), period, history, config.fill, start, end)
+            sibling = next((c for (fill, _), c in wctx.contexts.items() if fill == config.fill), None)
+            ctx = (sibling.with_frames(history) if sibling is not None  # shares its entry sessions
+                   else RunContext(tuple(wctx.frames), period, history, config.fill, start, end))
             wctx.contexts[(config.fill, sessions)] = ctx
         placements = wctx.placements.setdefault(config.fill, PlacementMemo())
-        plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
-        while len(wctx.plans) >= PLAN_CACHE_SIZE:  # tasks come sorted by plan key: a small FIFO suffices
-            wctx.plans.pop(next(iter(wctx.plans)))
-        wctx.plans[key] = plan
+        declared = declared_exit_params(cls)
+        if not declared:
+            plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
+        else:
+            rest = {k: v for k, v in values.items() if k not in declared}
+            tkey = (config.strategy, config.fill, sessions, json.dumps(to_jsonable(rest), sort_keys=True))
+            template = wctx.templates.get(tkey)
+            if template is not None:  # derived plans are not kept: cheap to redo, 5 MB each at 500 symbols
+                return template.derive(params)
+            if tkey in wctx.templates:  # None: the declaration did not hold for this strategy; plan afresh
+                plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
+            else:
+                plan, own = build_plan_with_exits(strategy, ctx, wctx.frames, placements)
+                _bounded_put(wctx.templates, tkey, PlanTemplate.of(plan, own, params, declared))
+        _bounded_put(wctx.plans, key, plan)
     return plan
+
+
+def _bounded_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    while len(memo) >= PLAN_CACHE_SIZE:  # tasks come sorted by plan key: a small FIFO suffices
+        memo.pop(next(iter(memo)))
+    memo[key] = value
 
 
 def warmup_notes(data: SweepData, windows: Sequence[Window], tasks: Sequence[Any], caches: SweepCaches) -> list[str]:
