@@ -65,17 +65,43 @@ def test_a_checked_frame_with_wrong_stale_flags_is_recomputed_not_stored_as_give
     assert store.read_all("BABA")["stale"].tolist() == frame["stale"].tolist()
 
 
-def test_a_failed_batch_raises_the_first_bad_item_and_leaves_only_sound_files(tmp_path: Path) -> None:
+def test_a_failed_batch_raises_the_first_bad_item_and_replaces_no_file(tmp_path: Path) -> None:
     bad = bars(seed=9)
     bad.iloc[5, bad.columns.get_loc("high")] = 1.0  # high below open and close
     items = [(f"ZA{chr(65 + i)}", bars(seed=i), "csv", "") for i in range(6)]
     items[3] = ("ZBAD", bad, "csv", "")
     store = PriceStore(tmp_path)
+    old = store.write("ZAA", bars(seed=42), "csv", "old")  # a file the failed batch must leave as it was
+    before = store.path_for("ZAA").read_bytes()
     with pytest.raises(DataError, match=r"ZBAD: invalid price bar on .*high < max\(open, close\)"):
         list(store.write_many(items, threads=3))
-    assert "ZBAD" not in store.symbols()
-    assert {"ZAA", "ZAB", "ZAC"} <= set(store.symbols())  # the items before the bad one were written
+    assert store.symbols() == ["ZAA"]  # every item is checked and staged before any file is replaced
+    assert store.path_for("ZAA").read_bytes() == before
+    assert PriceStore(tmp_path).read_meta("ZAA")["content_hash"] == old["content_hash"]
     assert all(r.ok for r in store.verify())
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_batch_failing_at_a_rename_keeps_the_files_replaced_before_it_sound(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.atomic
+
+    real = engine.atomic.os.replace
+    calls = []
+
+    def replace(src: object, dst: object) -> None:
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.atomic.os, "replace", replace)
+    store = PriceStore(tmp_path)
+    with pytest.raises(DataError, match="cannot write .*ZAC.parquet: No space left on device"):
+        list(store.write_many([(f"ZA{c}", bars(seed=i), "csv", "") for i, c in enumerate("ABCDE")], threads=3))
+    monkeypatch.undo()
+    assert store.symbols() == ["ZAA", "ZAB"]
+    assert all(r.ok for r in PriceStore(tmp_path).verify())
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
