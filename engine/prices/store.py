@@ -29,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
@@ -41,7 +42,17 @@ from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.market.symbols import listing, normalize_symbol
 from engine.prices.bars import day_text, merge_bars, price_summary, slice_bars, stored_columns
 from engine.prices.cache_file import META_KEY, SOURCES, SUFFIX, content_hash, read_file, read_meta_only
-from engine.prices.writes import Staged, commit_file, file_bytes, file_meta, stage_file, symbol_lock, write_batch
+from engine.prices.writes import (
+    Encoded,
+    Staged,
+    commit_file,
+    encode_frame,
+    file_bytes,
+    file_meta,
+    stage_encoded,
+    symbol_lock,
+    write_batch,
+)
 
 if TYPE_CHECKING:
     from engine.prices.verify import VerifyResult
@@ -214,33 +225,44 @@ class PriceStore:
         """``write`` for each (symbol, frame, source, adjustment); the returned iterator writes and yields the
         metadata in input order.
 
-        Same checks, lock and atomic replacement per file (``engine.prices.writes.write_batch``): every item is
-        checked, encoded and staged (up to ``threads`` at once) before any file is replaced; the files are then
-        replaced in input order (the last item of a symbol wins, as in a loop) and the folder fsynced once.
-        An unknown source or symbol venue is raised here, before any write; temp files of killed writers are
-        swept once for the batch. On a failure no file is replaced and the first bad item's error is raised."""
+        Same checks, lock and atomic replacement per file: every item is checked and encoded (on up to
+        ``threads`` threads) and staged before any file is replaced (``write_encoded``). An unknown source or
+        symbol venue is raised here, before any write; temp files of killed writers are swept once for the
+        batch. On a failure no file is replaced and the first bad item's error is raised."""
         items = list(items)
         for symbol, _frame, source, _adjustment in items:
             if source not in SOURCES:
                 raise ValueError(f"unknown price source {source!r}")
             listing(normalize_symbol(symbol))  # also warms the venue tables before threads read them
         self._sweep_temps(stacklevel=2)
-        return self._write_batch(items, threads)
 
-    def _write_batch(self, items: list[WriteItem], threads: int) -> Iterator[dict]:
-        def stage(i: int) -> Staged:
-            symbol, frame, source, adjustment = items[i]
-            sym = normalize_symbol(symbol)
-            dates, cols = stored_columns(frame, sym)
-            return stage_file(sym, self.path_for(sym), dates, cols,
-                              file_meta(sym, dates, cols, source, adjustment, (None, None)))
+        def encode(item: WriteItem) -> Encoded:
+            symbol, frame, source, adjustment = item
+            return encode_frame(normalize_symbol(symbol), frame, source, adjustment)
+
+        def run() -> Iterator[dict]:
+            with ThreadPoolExecutor(max(1, min(threads, len(items))), thread_name_prefix="evbt-encode") as pool:
+                yield from self.write_encoded(pool.map(encode, items), threads, sweep=False)
+
+        return run()
+
+    def write_encoded(self, items: Iterable[Encoded], threads: int = WRITE_THREADS, sweep: bool = True) -> list[dict]:
+        """Write files already checked and encoded (``writes.encode_frame``), staged as ``items`` yields them and
+        replaced in input order once all staged (the last item of a symbol wins, as in a loop), each under its
+        symbol's lock; the folder is fsynced once. If ``items`` raises or an item fails, no file is replaced
+        (unless a rename itself failed: those before it stay, each complete) and the error is raised."""
+        if sweep:
+            self._sweep_temps(stacklevel=2)
+
+        def stage(item: Encoded) -> Staged:
+            return stage_encoded(item, self.path_for(item.symbol), self._lock_file(item.symbol))
 
         def commit(item: Staged) -> None:
             with self._locked(item.symbol):
                 commit_file(item)
                 self._adopted(item.symbol, item.meta)
 
-        yield from (dict(meta) for meta in write_batch(len(items), stage, commit, self.root, threads))
+        return [dict(meta) for meta in write_batch(items, stage, commit, self.root, threads)]
 
     def _sweep_temps(self, stacklevel: int) -> None:
         removed = self.remove_orphan_temps()

@@ -196,17 +196,29 @@ def check_columns(dates: np.ndarray, cols: Columns, symbol: str) -> None:
         _fail(symbol, dates, wrong, "stale flag does not match the prices")
 
 
+def checked_bars(dates: np.ndarray, block: np.ndarray, symbol: str) -> tuple[np.ndarray, Columns]:
+    """Fresh arrays checked by every rule, ``stale`` computed: (Fortran float64 block, the contract's column
+    arrays: views of the block and ``stale``). ``block`` (rows x FLOAT_COLUMNS) is taken, not copied; DataError
+    if invalid. What ``prices_frame`` builds its frame around, for writers that need no frame."""
+    if len(dates) == 0:
+        raise DataError(f"{symbol}: no price bars")
+    block = np.asfortranarray(block, dtype="float64")
+    cols = {col: block[:, j] for j, col in enumerate(FLOAT_COLUMNS)}
+    check_dates(dates, symbol)
+    _check_values(cols, dates, symbol)
+    _check_range(cols, dates, symbol)
+    cols["stale"] = _stale(cols)
+    return block, cols
+
+
 def prices_frame(index: pd.DatetimeIndex, block: np.ndarray, symbol: str) -> pd.DataFrame:
     """The checked contract frame of fresh arrays (``block``: rows x FLOAT_COLUMNS), ``stale`` computed;
     ``block`` is taken, not copied. DataError if invalid. ``index`` must already be ``INDEX_UNIT``."""
     if len(index) == 0:
         raise DataError(f"{symbol}: no price bars")
-    block = np.asfortranarray(block, dtype="float64")
-    cols = {col: block[:, j] for j, col in enumerate(FLOAT_COLUMNS)}
     dates = check_index(index, symbol)
-    _check_values(cols, dates, symbol)
-    _check_range(cols, dates, symbol)
-    return build_frame(index.rename("date"), block, _stale(cols))
+    block, cols = checked_bars(dates, block, symbol)
+    return build_frame(index.rename("date"), block, cols["stale"])
 
 
 def validate_prices(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:

@@ -6,11 +6,12 @@ other. flock conflicts between open file descriptions, so two threads of one pro
 Waiting polls every few ms up to the store's timeout, then a DataError names the lock file. Elsewhere (no
 ``fcntl``) ``filelock`` is used.
 
-A batch (``write_batch``) does the per-file work first, on threads: check, encode, and stage the bytes in a
-fresh temp file beside the target, written and fsynced (``engine.atomic.stage_bytes``; the fsyncs overlap, the
-file system commits them together). Only when every item staged does it replace the files, in input order, each
-under its symbol's lock (an ``os.replace``: a reader sees the old file or the new one), then fsyncs the folder
-once for all the renames. If any item fails, no file is replaced and every staged temp is removed.
+A batch (``write_batch``) takes files already checked and encoded (``encode_frame``: on threads for
+``write_many``, in worker processes for ``data import``) and stages each, on threads as they arrive, in a fresh
+temp file beside its target, written and fsynced (``engine.atomic.stage_bytes``; the fsyncs overlap and the file
+system commits them together). Only when every item staged does it replace the files, in input order, each under
+its symbol's lock (an ``os.replace``: a reader sees the old file or the new one), then fsyncs the folder once
+for all the renames. If any item fails, no file is replaced and every staged temp is removed.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import contextlib
 import datetime as dt
 import os
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from engine.atomic import commit_staged, stage_bytes, sync_folder
 from engine.errors import DataError
 from engine.market.symbols import listing
+from engine.prices.bars import stored_columns
 from engine.prices.cache_file import hash_columns, parquet_bytes, table_from_columns
 from engine.prices.validate import Columns
 
@@ -110,8 +113,32 @@ def file_bytes(dates: np.ndarray, cols: Columns, meta: dict) -> bytes:
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """One file to write: its symbol, metadata and parquet bytes (picklable: made in worker processes too)."""
+
+    symbol: str
+    meta: dict
+    payload: bytes
+
+
+def encode_frame(sym: str, frame: pd.DataFrame, source: str, adjustment: str,
+                 covered: tuple[dt.date | None, dt.date | None] = (None, None)) -> Encoded:
+    """Check a frame as every write does (``bars.stored_columns``) and encode its cache file."""
+    dates, cols = stored_columns(frame, sym)
+    return encode_checked(sym, dates, cols, source, adjustment, covered)
+
+
+def encode_checked(sym: str, dates: np.ndarray, cols: Columns, source: str, adjustment: str,
+                   covered: tuple[dt.date | None, dt.date | None] = (None, None)) -> Encoded:
+    """Encode the cache file of bars that passed every check: ``stored_columns`` output, or the arrays of
+    ``validate.checked_bars`` (``csv_import.read_yahoo_bars``), not to be changed in between."""
+    meta = file_meta(sym, dates, cols, source, adjustment, covered)
+    return Encoded(sym, meta, file_bytes(dates, cols, meta))
+
+
+@dataclass(frozen=True)
 class Staged:
-    """One item of a batch, checked and encoded, its bytes in a temp file beside ``path``."""
+    """An encoded file whose bytes wait in a temp file beside ``path``."""
 
     symbol: str
     path: Path
@@ -119,49 +146,50 @@ class Staged:
     meta: dict
 
 
-def write_batch(count: int, stage: Callable[[int], Staged], commit: Callable[[Staged], None], folder: Path,
-                threads: int) -> list[dict]:
-    """Stage items ``0 .. count-1`` (``stage(i)``, up to ``threads`` at once), then ``commit`` each in input
-    order and fsync ``folder`` once; the metadata of each item. On a failure nothing more is committed, every
-    temp not committed is removed and the error of the first failing item (in input order) is raised."""
-    staged: list[Staged | None] = [None] * count
+def ensure_lock_file(lock_file: Path) -> None:
+    """Create the lock file if absent (a create costs a journal write: batches do it on their threads)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644))
+
+
+def write_batch(items: Iterable[Encoded], stage: Callable[[Encoded], Staged], commit: Callable[[Staged], None],
+                folder: Path, threads: int) -> list[dict]:
+    """Stage every item (``stage``, on up to ``threads`` threads, as ``items`` yields them), then ``commit``
+    each in input order and fsync ``folder`` once; the metadata of each item.
+
+    If ``items`` raises or an item fails to stage or commit, nothing more is committed, every temp not
+    committed is removed and the error of the first failing item (in input order) is raised."""
+    futures: list[Future[Staged]] = []
+    staged: list[Staged | None] = []
     committed = 0
+    pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="evbt-stage")
     try:
-        if threads <= 1 or count <= 1:
-            for i in range(count):
-                staged[i] = stage(i)
-        else:
-            with ThreadPoolExecutor(min(threads, count), thread_name_prefix="evbt-write") as pool:
-                futures = [pool.submit(stage, i) for i in range(count)]
-                try:
-                    for i, future in enumerate(futures):
-                        staged[i] = future.result()
-                finally:  # after a failure: cancel what has not started, keep the temps of what finished
-                    for future in futures:
-                        future.cancel()
-                    for i, future in enumerate(futures):
-                        if staged[i] is None and not future.cancelled() and future.exception() is None:
-                            staged[i] = future.result()
+        for item in items:
+            futures.append(pool.submit(stage, item))
+        staged = [future.result() for future in futures]
         metas = []
-        for i, item in enumerate(staged):
-            assert item is not None
-            commit(item)
+        for i, done in enumerate(staged):
+            assert done is not None
+            commit(done)
             staged[i] = None
             committed += 1
-            metas.append(item.meta)
+            metas.append(done.meta)
         return metas
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if committed:
             sync_folder(folder)  # the renames survive a power cut
-        for item in staged:
-            if item is not None:
+        leftovers = staged if staged else [f.result() for f in futures if not f.cancelled() and not f.exception()]
+        for done in leftovers:
+            if done is not None:
                 with contextlib.suppress(OSError):
-                    item.temp.unlink()
+                    done.temp.unlink()
 
 
-def stage_file(symbol: str, path: Path, dates: np.ndarray, cols: Columns, meta: dict) -> Staged:
-    """Encode and stage one file (``engine.atomic.stage_bytes``)."""
-    return Staged(symbol, path, stage_bytes(path, file_bytes(dates, cols, meta)), meta)
+def stage_encoded(item: Encoded, path: Path, lock_file: Path) -> Staged:
+    """Stage one encoded file beside ``path`` (``engine.atomic.stage_bytes``) and make sure its lock file exists."""
+    ensure_lock_file(lock_file)
+    return Staged(item.symbol, path, stage_bytes(path, item.payload), item.meta)
 
 
 def commit_file(item: Staged) -> None:
