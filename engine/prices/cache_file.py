@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -164,17 +165,27 @@ def decode(table: pa.Table, path: Path, symbol: str) -> tuple[dict[str, Any], pd
         raise _damaged(path, str(exc).removeprefix(f"{symbol}: ")) from None
     if hash_columns(dates, cols) != meta["content_hash"]:
         raise _damaged(path, "content hash mismatch: the bars changed after they were written")
-    first, last = (str(np.datetime_as_string(d, unit="D")) for d in dates[[0, -1]]) if len(dates) else ("", "")
+    first, last = dates[[0, -1]].astype("datetime64[D]").astype(str).tolist() if len(dates) else ("", "")
     if (meta["symbol"], meta["rows"], meta["first_date"], meta["last_date"]) != (symbol, len(dates), first, last):
         raise _damaged(path, "metadata (symbol, rows or dates) does not match the bars")
     return meta, build_frame(pd.DatetimeIndex(dates, name="date"), block, cols["stale"])
 
 
-def read_bytes(path: Path) -> bytes:
-    """The whole file (one open and read: cheaper than a parquet reader opening the path itself)."""
+Identity = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns of one version
+
+
+def identity(st: os.stat_result) -> Identity:
+    """What tells file versions apart: the cache replaces a file by renaming a new one over it (a new inode),
+    and writing in place would change size or mtime/ctime."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def read_bytes(path: Path) -> tuple[bytes, Identity]:
+    """The whole file and the identity of the version read (one open, fstat and read: cheaper than a parquet
+    reader opening the path itself)."""
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(), identity(os.fstat(handle.fileno()))
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -184,7 +195,8 @@ def read_bytes(path: Path) -> bytes:
 def decode_bytes(data: bytes, path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """``decode`` of a file's bytes; every failure (a parquet the reader refuses included) is CacheFileError."""
     try:
-        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)  # one small file: no thread pool
+        # in memory already: no pre-buffering; one small file: no thread pool
+        table = pq.ParquetFile(pa.BufferReader(data), pre_buffer=False).read(use_threads=False)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _damaged(path, f"unreadable: {exc}") from exc
     try:
@@ -197,7 +209,7 @@ def decode_bytes(data: bytes, path: Path, symbol: str) -> tuple[dict[str, Any], 
 
 def read_file(path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """Read and check one cache file. FileNotFoundError passes through (the caller decides)."""
-    return decode_bytes(read_bytes(path), path, symbol)
+    return decode_bytes(read_bytes(path)[0], path, symbol)
 
 
 def read_meta_only(path: Path) -> dict[str, Any]:

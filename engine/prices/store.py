@@ -55,6 +55,7 @@ from engine.prices.writes import (
 )
 
 if TYPE_CHECKING:
+    from engine.prices.read_ahead import AheadRead
     from engine.prices.verify import VerifyResult
 
 __all__ = ["META_KEY", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
@@ -108,6 +109,7 @@ class PriceStore:
         # metadata of the version of each symbol this store last read or wrote: fingerprint()/read_meta()
         # answer from it, so a run records the version it traded even if another process replaced the file
         self._served: dict[str, dict] = {}
+        self._ahead: dict[str, AheadRead] = {}  # checked reads done ahead (preload), each served once
 
     # ---------------------------------------------------------------- paths and locks
     def path_for(self, symbol: str) -> Path:
@@ -174,12 +176,23 @@ class PriceStore:
         """(metadata, frame) from one read of the file, every check passed (cache_file.decode); remembered
         as the served version. MissingDataError if not cached, DataError if damaged or altered."""
         sym = normalize_symbol(symbol)
+        path = self.path_for(sym)
+        ahead = self._ahead.pop(sym, None)
         try:
-            meta, frame = read_file(self.path_for(sym), sym)
+            meta, frame = ahead.result() if ahead is not None and ahead.current(path) else read_file(path, sym)
         except FileNotFoundError:
             raise self._absent(sym) from None
         self._served[sym] = meta
         return meta, frame
+
+    def preload(self, symbols: Iterable[str]) -> None:
+        """Read and check these symbols' files on a few threads now (``engine.prices.read_ahead``); the next
+        read of each is served from that read if the file is still the same version, else read again. Absent
+        symbols are skipped (their load says so); a damaged file raises when its symbol is read."""
+        from engine.prices.read_ahead import read_ahead
+
+        syms = [normalize_symbol(s) for s in symbols]
+        self._ahead.update(read_ahead([s for s in syms if s not in self._ahead], self.path_for))
 
     def read_meta(self, symbol: str) -> dict:
         """The metadata of a symbol's file (see module doc): of the version this store last served or wrote,
