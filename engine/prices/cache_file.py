@@ -209,7 +209,13 @@ def decode_bytes(data: bytes, path: Path, symbol: str) -> tuple[dict[str, Any], 
 
 def read_file(path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """Read and check one cache file. FileNotFoundError passes through (the caller decides)."""
-    return decode_bytes(read_bytes(path)[0], path, symbol)
+    return read_file_version(path, symbol)[:2]  # type: ignore[return-value]
+
+
+def read_file_version(path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame, Identity]:
+    """``read_file`` plus the identity of the version read."""
+    data, ident = read_bytes(path)
+    return (*decode_bytes(data, path, symbol), ident)
 
 
 def read_meta_only(path: Path) -> dict[str, Any]:

@@ -41,11 +41,12 @@ class AheadRead:
         except OSError:
             return False
 
-    def result(self) -> tuple[dict[str, Any], pd.DataFrame]:
+    def result(self) -> tuple[dict[str, Any], pd.DataFrame, Identity]:
+        """(metadata, frame, identity) as ``cache_file.read_file_version`` gives them, or the read's error."""
         if self.error is not None:
             raise CacheFileError(str(self.error), self.error.problem)
         assert self.meta is not None and self.frame is not None
-        return self.meta, self.frame
+        return self.meta, self.frame, self.identity
 
 
 def _read(path: Path, symbol: str) -> AheadRead | None:

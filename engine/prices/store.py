@@ -41,7 +41,15 @@ from engine.atomic import atomic_write_bytes, remove_orphan_temps, temp_owner
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.market.symbols import listing, normalize_symbol
 from engine.prices.bars import day_text, merge_bars, price_summary, slice_bars, stored_columns
-from engine.prices.cache_file import META_KEY, SOURCES, SUFFIX, content_hash, read_file, read_meta_only
+from engine.prices.cache_file import (
+    META_KEY,
+    SOURCES,
+    SUFFIX,
+    Identity,
+    content_hash,
+    read_file_version,
+    read_meta_only,
+)
 from engine.prices.writes import (
     Encoded,
     Staged,
@@ -109,6 +117,7 @@ class PriceStore:
         # metadata of the version of each symbol this store last read or wrote: fingerprint()/read_meta()
         # answer from it, so a run records the version it traded even if another process replaced the file
         self._served: dict[str, dict] = {}
+        self._served_ids: dict[str, Identity] = {}  # identity of the file version read (not after a write)
         self._ahead: dict[str, AheadRead] = {}  # checked reads done ahead (preload), each served once
 
     # ---------------------------------------------------------------- paths and locks
@@ -179,11 +188,18 @@ class PriceStore:
         path = self.path_for(sym)
         ahead = self._ahead.pop(sym, None)
         try:
-            meta, frame = ahead.result() if ahead is not None and ahead.current(path) else read_file(path, sym)
+            meta, frame, ident = (ahead.result() if ahead is not None and ahead.current(path)
+                                  else read_file_version(path, sym))
         except FileNotFoundError:
             raise self._absent(sym) from None
         self._served[sym] = meta
+        self._served_ids[sym] = ident
         return meta, frame
+
+    def served_identity(self, symbol: str) -> Identity | None:
+        """The identity (device, inode, size, mtime, ctime) of the file version this store last read for the
+        symbol (None if it wrote it since, or never read it): ``snapshots.keep`` links it without re-reading."""
+        return self._served_ids.get(normalize_symbol(symbol))
 
     def preload(self, symbols: Iterable[str]) -> None:
         """Read and check these symbols' files on a few threads now (``engine.prices.read_ahead``); the next
@@ -313,6 +329,7 @@ class PriceStore:
 
         adopt(self.root, self.path_for(sym), meta)
         self._served[sym] = meta
+        self._served_ids.pop(sym, None)
 
     def remove(self, symbol: str) -> bool:
         """Delete a symbol's file; False if it was not cached."""
