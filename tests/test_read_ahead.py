@@ -39,7 +39,7 @@ def test_loads_after_a_preload_equal_plain_checked_reads(cache: Path) -> None:
         pd.testing.assert_frame_equal(ahead.load(sym, "2022-01-10"), plain.load(sym, "2022-01-10"), check_exact=True)
         assert ahead.read_meta(sym) == plain.read_meta(sym) and ahead.fingerprint(sym) == plain.fingerprint(sym)
     assert ahead._ahead == {}  # each read ahead is served once, then dropped
-    with pytest.raises(MissingDataError, match="NOPE: .*not in the price cache"):
+    with pytest.raises(MissingDataError, match=r"NOPE: .*not in the price cache"):
         ahead.load("NOPE")
 
 
@@ -51,7 +51,7 @@ def test_a_file_replaced_after_the_preload_is_read_again(cache: Path) -> None:
     assert store.load("JD")["close"].iloc[0] == 7.0
     assert store.fingerprint("JD") == new["content_hash"] and store.read_meta("JD")["adjustment"] == "v2 JD"
     PriceStore(cache).remove("BABA")
-    with pytest.raises(MissingDataError, match="BABA: .*not in the price cache"):
+    with pytest.raises(MissingDataError, match=r"BABA: .*not in the price cache"):
         store.load("BABA")
 
 
