@@ -209,7 +209,7 @@ def decode_bytes(data: bytes, path: Path, symbol: str) -> tuple[dict[str, Any], 
 
 def read_file(path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """Read and check one cache file. FileNotFoundError passes through (the caller decides)."""
-    return read_file_version(path, symbol)[:2]  # type: ignore[return-value]
+    return read_file_version(path, symbol)[:2]
 
 
 def read_file_version(path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame, Identity]:

@@ -91,7 +91,7 @@ def _dates_ok(dates: np.ndarray) -> bool:
     if len(steps) and steps.min() <= 0:  # duplicates, disorder, or NaT (the smallest int64) after the first
         return False
     day = _DAY_IN_UNIT[unit]
-    first, last = (int(np.datetime64(d, "D").astype(dates.dtype).view("int64")) for d in (_FIRST, _LAST))
+    first, last = (int(d.astype(dates.dtype).view("int64")) for d in (_FIRST, _LAST))
     return bool(first <= stamps[0] and stamps[-1] <= last and not (stamps % day).any())
 
 
