@@ -125,8 +125,14 @@ def _create_exclusive(folder: Path, name: str) -> tuple[Path, int]:
     raise OSError(errno.EEXIST, f"no free temp file name after {_ATTEMPTS} attempts")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically; raise DataError (nothing left behind) on failure."""
+def _write_error(path: Path, exc: OSError) -> DataError:
+    reason = exc.strerror or str(exc)
+    return DataError(f"cannot write {path}: {reason} (the previous file, if any, is unchanged)")
+
+
+def stage_bytes(path: Path, data: bytes) -> Path:
+    """The first half of an atomic write: ``data`` in a fresh temp file beside ``path``, written and fsynced
+    (mode of the old file kept); returns the temp path for ``commit_staged``. DataError (nothing left) on failure."""
     path = Path(path)
     folder = path.parent
     tmp: Path | None = None
@@ -141,12 +147,35 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _test_delay()
-        os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-        reason = exc.strerror or str(exc)
-        raise DataError(f"cannot write {path}: {reason} (the previous file, if any, is unchanged)") from exc
-    _fsync_dir(folder)
+        raise _write_error(path, exc) from exc
+    return tmp
+
+
+def commit_staged(tmp: Path, path: Path, *, sync_dir: bool = True) -> None:
+    """The second half: ``os.replace`` the staged temp over ``path``, then fsync the folder (a batch of renames
+    into one folder may pass ``sync_dir=False`` and call ``sync_folder`` once after the last). DataError (temp
+    removed, previous file unchanged) on failure."""
+    path = Path(path)
+    try:
+        _test_delay()
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _write_error(path, exc) from exc
+    if sync_dir:
+        _fsync_dir(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so the renames into it survive a power cut (best effort where folders cannot be opened)."""
+    _fsync_dir(Path(folder))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically; raise DataError (nothing left behind) on failure."""
+    commit_staged(stage_bytes(path, data), path)

@@ -52,6 +52,7 @@ def _load_frames(store: PriceStore, config: RunConfig,
     """Trading frames (start..end) and history frames (the strategy's warm-up bars before start) per symbol."""
     frames: dict[str, pd.DataFrame] = {}
     history: dict[str, pd.DataFrame] = {}
+    store.preload(config.symbols)  # the checked reads on threads; each load below uses its symbol's
     for symbol in config.symbols:
         full = load_with_warmup(store, symbol, config.start, config.end, warmup_sessions)
         trading = full.loc[pd.Timestamp(config.start): pd.Timestamp(config.end)]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from engine.errors import ConfigError, DataError
 from engine.prices.csv_fast import parse_plain
-from engine.prices.csv_import import read_yahoo_csv, read_yahoo_csvs
+from engine.prices.csv_import import read_yahoo_csv
 from engine.prices.validate import prices_frame
 
 PROPS = settings(max_examples=100, deadline=None, derandomize=True,
@@ -231,14 +231,19 @@ def test_bad_values_in_a_plain_file_are_worded_by_the_row_parser(tmp_path) -> No
         read_yahoo_csv(path)
 
 
-def test_many_files_in_order_and_the_first_error_in_input_order(tmp_path) -> None:
+def test_bars_path_equals_the_frame_path(tmp_path) -> None:
+    """``read_yahoo_bars`` (what `data import` stores) holds exactly the arrays of ``read_yahoo_csv``'s frame,
+    on the fast path and on the row parser's (a ``null`` row sends the file there)."""
+    from engine.prices.csv_import import read_yahoo_bars
+
     paths = _synthetic(tmp_path)
-    got = read_yahoo_csvs(paths, threads=2)
-    assert [g.symbol for g in got] == ["ZA0", "ZA1", "ZA2"]
-    for item, path in zip(got, paths, strict=True):
-        assert_same_frame(item.frame, read_yahoo_csv(path, vectorised=False).frame)
-    bad1, bad2 = tmp_path / "ZB1.csv", tmp_path / "ZB2.csv"
-    bad1.write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2022-03-14,1,1,1,x,1,1\n")
-    bad2.write_text("nothing here\n")
-    with pytest.raises(ConfigError, match=r"^ZB1.csv line 2, column Close"):
-        read_yahoo_csvs([*paths, bad1, bad2], threads=2)
+    odd = tmp_path / "ZN.csv"
+    odd.write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2022-03-14,100,105,95,96,95.5,1000\n"
+                   "2022-03-15,null,null,null,null,null,null\n2022-03-16,96,99,90,92,91.5,0\n")
+    for path in [*paths, odd]:
+        bars, frame = read_yahoo_bars(path), read_yahoo_csv(path).frame
+        assert bars.symbol == path.stem and bars.adjustment == read_yahoo_csv(path).adjustment
+        assert bars.dates.dtype == frame.index.values.dtype and (bars.dates == frame.index.values).all()
+        for col in frame.columns:
+            assert bars.cols[col].dtype == frame[col].dtype
+            assert bars.cols[col].tobytes() == frame[col].to_numpy().tobytes(), col

@@ -65,17 +65,43 @@ def test_a_checked_frame_with_wrong_stale_flags_is_recomputed_not_stored_as_give
     assert store.read_all("BABA")["stale"].tolist() == frame["stale"].tolist()
 
 
-def test_a_failed_batch_raises_the_first_bad_item_and_leaves_only_sound_files(tmp_path: Path) -> None:
+def test_a_failed_batch_raises_the_first_bad_item_and_replaces_no_file(tmp_path: Path) -> None:
     bad = bars(seed=9)
     bad.iloc[5, bad.columns.get_loc("high")] = 1.0  # high below open and close
     items = [(f"ZA{chr(65 + i)}", bars(seed=i), "csv", "") for i in range(6)]
     items[3] = ("ZBAD", bad, "csv", "")
     store = PriceStore(tmp_path)
+    old = store.write("ZAA", bars(seed=42), "csv", "old")  # a file the failed batch must leave as it was
+    before = store.path_for("ZAA").read_bytes()
     with pytest.raises(DataError, match=r"ZBAD: invalid price bar on .*high < max\(open, close\)"):
         list(store.write_many(items, threads=3))
-    assert "ZBAD" not in store.symbols()
-    assert {"ZAA", "ZAB", "ZAC"} <= set(store.symbols())  # the items before the bad one were written
+    assert store.symbols() == ["ZAA"]  # every item is checked and staged before any file is replaced
+    assert store.path_for("ZAA").read_bytes() == before
+    assert PriceStore(tmp_path).read_meta("ZAA")["content_hash"] == old["content_hash"]
     assert all(r.ok for r in store.verify())
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_batch_failing_at_a_rename_keeps_the_files_replaced_before_it_sound(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.atomic
+
+    real = engine.atomic.os.replace
+    calls = []
+
+    def replace(src: object, dst: object) -> None:
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.atomic.os, "replace", replace)
+    store = PriceStore(tmp_path)
+    with pytest.raises(DataError, match=r"cannot write .*ZAC\.parquet: No space left on device"):
+        list(store.write_many([(f"ZA{c}", bars(seed=i), "csv", "") for i, c in enumerate("ABCDE")], threads=3))
+    monkeypatch.undo()
+    assert store.symbols() == ["ZAA", "ZAB"]
+    assert all(r.ok for r in PriceStore(tmp_path).verify())
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -110,3 +136,50 @@ def test_data_import_loads_no_heavy_library_it_does_not_use(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", probe, str(csv)], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
     assert "LOADED [] 0" in out.stdout, out.stdout + out.stderr
+
+
+def _csvs(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i in range(n):
+        frame = bars(40, seed=100 + i)
+        lines = ["Date,Open,High,Low,Close,Adj Close,Volume"] + [
+            f"{d:%Y-%m-%d},{r.open:.4f},{r.high:.4f},{r.low:.4f},{r.close:.4f},{r.adj_close:.4f},{int(r.volume)}"
+            for d, r in frame.iterrows()]
+        paths.append(folder / f"ZI{i:02d}.csv")
+        paths[-1].write_text("\n".join(lines) + "\n")
+    return paths
+
+
+def test_import_in_worker_processes_stores_what_the_in_process_import_stores(tmp_path: Path) -> None:
+    from engine.prices.import_files import POOL_MIN_FILES, import_csvs
+
+    paths = _csvs(tmp_path / "csv", POOL_MIN_FILES + 6)
+    pooled, alone = PriceStore(tmp_path / "pooled"), PriceStore(tmp_path / "alone")
+    got = list(import_csvs(pooled, paths, workers=2))
+    want = list(import_csvs(alone, paths, workers=1))
+    assert [(f.symbol, f.path) for f, _ in got] == [(f.symbol, f.path) for f, _ in want] == \
+        [(p.stem, p) for p in paths]
+    strip = [{k: v for k, v in m.items() if k != "fetched_at"} for _, m in (*got, *want)]
+    assert strip[:len(paths)] == strip[len(paths):]
+    for path in paths:
+        meta_p, frame_p = contents(PriceStore(tmp_path / "pooled"), path.stem)
+        meta_a, frame_a = contents(PriceStore(tmp_path / "alone"), path.stem)
+        assert meta_p == meta_a
+        pd.testing.assert_frame_equal(frame_p, frame_a, check_exact=True)
+
+
+def test_import_raises_the_first_bad_file_in_input_order_and_replaces_nothing(tmp_path: Path) -> None:
+    from engine.errors import ConfigError
+    from engine.prices.import_files import POOL_MIN_FILES, import_csvs
+
+    paths = _csvs(tmp_path / "csv", POOL_MIN_FILES + 6)
+    paths[12].write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2022-03-14,1,1,1,x,1,1\n")
+    paths[20].write_text("nothing here\n")
+    store = PriceStore(tmp_path / "cache")
+    store.write(paths[0].stem, bars(seed=42), "csv", "old")
+    before = store.path_for(paths[0].stem).read_bytes()
+    with pytest.raises(ConfigError, match=r"^ZI12.csv line 2, column Close: 'x' is not a number"):
+        list(import_csvs(store, paths, workers=2))
+    assert store.symbols() == [paths[0].stem] and store.path_for(paths[0].stem).read_bytes() == before
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp")]

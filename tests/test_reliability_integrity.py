@@ -91,6 +91,8 @@ ALTERED = {
     "metadata lacks keys": dict(meta_change=lambda m: {k: v for k, v in m.items() if k not in ("rows", "source")}),
     "metadata rows wrong (hashes recomputed)": dict(meta_change=lambda m: {**m, "rows": 29}, rehash=True),
     "fetched_at altered": dict(meta_change=lambda m: {**m, "fetched_at": "2001-01-01T00:00:00Z"}),
+    "meta_hash key renamed by a flipped bit": dict(meta_change=lambda m: {"muta_hash" if k == "meta_hash" else k: v
+                                                                          for k, v in m.items()}),
 }
 
 

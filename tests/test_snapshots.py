@@ -109,3 +109,41 @@ def test_rerun_of_a_sweep_point_and_a_report_file(run_cli: RunCli, sample_cache:
     path.write_text(out)
     code, out, err = run_cli("--offline", "rerun", str(path))
     assert code == 0 and "reproduced exactly" in out, err
+
+
+def _store_with(tmp_path: Path) -> tuple[PriceStore, dict[str, str]]:
+    import numpy as np
+    import pandas as pd
+
+    def bars(base: float) -> pd.DataFrame:
+        close = base + np.arange(20, dtype="float64")
+        return pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
+                             "adj_close": close, "volume": np.full(20, 10.0)},
+                            index=pd.bdate_range("2022-01-03", periods=20, name="date"))
+
+    writer = PriceStore(tmp_path)
+    for i, sym in enumerate(("BABA", "JD", "PDD")):
+        writer.write(sym, bars(100.0 + i), "csv")
+    reader = PriceStore(tmp_path, offline=True)
+    reader.preload(["BABA", "JD", "PDD"])
+    fps = {s: reader.fingerprint(s) for s in ("BABA", "JD", "PDD")}
+    writer.write("JD", bars(7.0), "csv")  # replaced after the run read it
+    return reader, fps
+
+
+def test_keep_links_the_versions_read_and_never_a_replacement(tmp_path: Path) -> None:
+    """keep() trusts the identity of the version the store read (no footer re-read) only while the file still
+    is that version: JD, replaced after the read, is reported lost, and no snapshot holds the new JD."""
+    import pytest
+
+    from engine.errors import EvbtWarning
+
+    reader, fps = _store_with(tmp_path)
+    snaps = SnapshotStore.for_store(reader)
+    with pytest.warns(EvbtWarning, match="data version not kept for JD"):
+        assert snaps.keep(fps) == ["JD"]
+    assert sorted(p.stem for p in snaps.versions()) == sorted([fps["BABA"], fps["PDD"]])
+    for sym in ("BABA", "PDD"):
+        assert os.path.samefile(snaps.path(fps[sym]), reader.path_for(sym))  # hard links: free
+    with snaps.pinned(fps) as (pinned, missing):
+        assert missing == ["JD"] and pinned.fingerprint("BABA") == fps["BABA"]

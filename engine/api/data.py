@@ -28,15 +28,13 @@ def fetch_prices(settings: Settings, symbols: Sequence[str], start: dt.date | No
 
 def import_prices(settings: Settings, files: Sequence[Path],
                   symbol: str | None) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """Yahoo CSV files into the cache, every file checked before anything is written; yields (parsed file,
-    metadata written)."""
-    from engine.prices.csv_import import read_yahoo_csvs
+    """Yahoo CSV files into the cache, every file checked before any cache file is replaced; yields (imported
+    file: .symbol, .path; metadata written)."""
+    from engine.prices.import_files import import_csvs
 
     if symbol and len(files) > 1:
         raise ConfigError("--symbol works with one FILE only")
-    parsed = read_yahoo_csvs(files, symbol)
-    written = settings.store().write_many([(item.symbol, item.frame, "csv", item.adjustment) for item in parsed])
-    yield from zip(parsed, written, strict=True)
+    yield from import_csvs(settings.store(), files, symbol)
 
 
 def cache_entries(settings: Settings) -> list[dict[str, Any]]:

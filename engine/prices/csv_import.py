@@ -28,8 +28,6 @@ import datetime as dt
 import io
 import math
 import re
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +37,16 @@ import pandas as pd
 from engine.errors import ConfigError, DataError
 from engine.market.symbols import normalize_symbol
 from engine.prices.csv_fast import header_columns, parse_plain
-from engine.prices.validate import FIRST_DAY, INDEX_UNIT, LAST_DAY, prices_frame, validate_prices
+from engine.prices.validate import (
+    COLUMNS,
+    FIRST_DAY,
+    INDEX_UNIT,
+    LAST_DAY,
+    Columns,
+    checked_bars,
+    prices_frame,
+    validate_prices,
+)
 
 REQUIRED = {
     "date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume",
@@ -47,7 +54,6 @@ REQUIRED = {
 OPTIONAL = {"adj_close": "Adj Close"}
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])")
 _FIELDS = ["open", "high", "low", "close", "adj_close", "volume"]
-PARSE_THREADS = 2  # measured on 2 cores: 500 files 2.7 s -> 2.0 s wall; more threads gain nothing
 
 
 @dataclass(frozen=True)
@@ -168,15 +174,52 @@ def _adjustment_note(adj_close: np.ndarray, close: np.ndarray, has_adj: bool) ->
     return "raw OHLC; adj_close dividend/split adjusted (as in the CSV)"
 
 
+@dataclass(frozen=True)
+class ImportedBars:
+    """A parsed and validated CSV as the arrays a cache file stores (no frame): ``dates`` (``INDEX_UNIT``)
+    and ``cols`` (every contract column, ``stale`` computed), all checked by ``validate.checked_bars``."""
+
+    symbol: str
+    dates: np.ndarray
+    cols: Columns
+    adjustment: str
+    path: Path
+
+
+def read_yahoo_bars(path: Path | str, symbol: str | None = None) -> ImportedBars:
+    """Parse and validate one Yahoo CSV into checked arrays (``data import``: no pandas frame is built on the
+    plain path); errors as ``read_yahoo_csv``."""
+    path = Path(path)
+    sym = normalize_symbol(symbol) if symbol else symbol_from_path(path)
+    raw = _read_raw(path)
+    plain = parse_plain(raw)
+    if plain is not None:
+        days, values, has_adj = plain
+        dates = days.astype(f"datetime64[{INDEX_UNIT}]")
+        try:
+            _block, cols = checked_bars(dates, values, sym)
+        except DataError:
+            pass  # the row parser below says which line
+        else:
+            return ImportedBars(sym, dates, cols, _adjustment_note(values[:, 4], values[:, 3], has_adj), path)
+    item = _read_rows(path, sym, raw)
+    return ImportedBars(sym, item.frame.index.values, {c: item.frame[c].to_numpy() for c in COLUMNS},
+                        item.adjustment, path)
+
+
+def _read_raw(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
+
+
 def read_yahoo_csv(path: Path | str, symbol: str | None = None, *, vectorised: bool = True) -> ImportedPrices:
     """Parse and validate one Yahoo CSV. ``symbol`` overrides the one derived from the file name;
     ``vectorised=False`` forces the row parser (the reference the tests compare the fast path with)."""
     path = Path(path)
     sym = normalize_symbol(symbol) if symbol else symbol_from_path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
+    raw = _read_raw(path)
     plain = parse_plain(raw) if vectorised else None
     if plain is not None:
         days, values, has_adj = plain
@@ -188,22 +231,6 @@ def read_yahoo_csv(path: Path | str, symbol: str | None = None, *, vectorised: b
         else:
             return ImportedPrices(sym, frame, _adjustment_note(values[:, 4], values[:, 3], has_adj), path)
     return _read_rows(path, sym, raw)
-
-
-def read_yahoo_csvs(paths: Sequence[Path | str], symbol: str | None = None,
-                    threads: int = PARSE_THREADS) -> list[ImportedPrices]:
-    """``read_yahoo_csv`` of each path, in order, on a few threads (pyarrow parses without the GIL); the error
-    raised is the first file's in input order, as in a loop. Nothing is written."""
-    if len(paths) < 2 or threads < 2:
-        return [read_yahoo_csv(p, symbol) for p in paths]
-    first = read_yahoo_csv(paths[0], symbol)  # warms the symbol tables before any thread reads them
-    with ThreadPoolExecutor(threads, thread_name_prefix="evbt-csv") as pool:
-        futures = [pool.submit(read_yahoo_csv, p, symbol) for p in paths[1:]]
-        try:
-            return [first, *(f.result() for f in futures)]
-        finally:
-            for f in futures:
-                f.cancel()
 
 
 def _read_rows(path: Path, sym: str, raw: bytes) -> ImportedPrices:

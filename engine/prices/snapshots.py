@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from engine.atomic import pid_alive
 from engine.errors import EvbtWarning
+from engine.prices.cache_file import Identity, identity
 from engine.prices.store import META_KEY, PriceStore
 
 SNAPSHOT_DIR = ".snapshots"
@@ -62,6 +63,16 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def _is_version(path: Path, ident: Identity, ctime: bool) -> bool:
+    """Whether ``path`` is the file version ``ident`` (cache_file.identity) names. ``ctime=False`` for a new hard
+    link to it (linking changes the inode's ctime, nothing else): same device, inode, size and mtime."""
+    try:
+        now = identity(os.stat(path))
+    except OSError:
+        return False
+    return now == ident if ctime else now[:4] == ident[:4]
 
 
 def _same_inode(a: Path, b: Path) -> bool:
@@ -116,8 +127,9 @@ class SnapshotStore:
                 lost.append(symbol)
                 continue
             source = self.store.path_for(symbol)
+            served = self._served(symbol, digest)
             if target.is_file():
-                meta = _meta(source)
+                meta = served[0] if served and _is_version(source, served[1], ctime=True) else _meta(source)
                 if meta is not None and meta.get("content_hash") == digest:
                     adopt(self.store.root, source, meta)
                 continue
@@ -126,6 +138,8 @@ class SnapshotStore:
                 _link_or_copy(source, target)
             except OSError:
                 lost.append(symbol)
+                continue
+            if served and _is_version(target, served[1], ctime=False):  # a link to the very version read
                 continue
             meta = _meta(target)
             if meta is None or meta.get("content_hash") != digest:  # replaced since the run read it
@@ -137,6 +151,12 @@ class SnapshotStore:
                           f"{self.root} is not writable): `evbt rerun` will use the current cache for them",
                           EvbtWarning, stacklevel=2)
         return lost
+
+    def _served(self, symbol: str, digest: str) -> tuple[dict[str, Any], Identity] | None:
+        """(metadata, identity) of the version the store read for ``symbol`` if its content hash is ``digest``."""
+        ident = self.store.served_identity(symbol)
+        meta = self.store.read_meta(symbol) if ident is not None else None
+        return (meta, ident) if meta is not None and meta.get("content_hash") == digest else None  # type: ignore[return-value]
 
     @contextlib.contextmanager
     def pinned(self, fingerprints: Mapping[str, str]) -> Iterator[tuple[PriceStore, list[str]]]:

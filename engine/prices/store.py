@@ -5,10 +5,11 @@ derived from the *normalised* symbol by percent-quoting everything outside ``A-Z
 text directly. Metadata (source, fetched_at, adjustment, currency, exchange, first/last date, rows,
 content hash, and the covered request range) lives in the parquet schema metadata under ``b"evbt"``.
 
-Writes go through ``engine.atomic`` under a per-symbol cross-process ``filelock`` in ``<root>/.locks/``;
-reads take no lock (a file is always replaced atomically). ``write_many`` (``data import``) runs the same
-writes on a few threads: each file is still fsynced before its rename, but the fsyncs overlap (the file system
-commits them together: ~1 ms a file instead of ~8 ms on this machine's disk).
+Writes go through ``engine.atomic`` under a per-symbol cross-process lock in ``<root>/.locks/``
+(``engine.prices.writes``: ``flock`` on the files ``filelock`` used); reads take no lock (a file is always
+replaced atomically). ``write_many`` (``data import``) checks, encodes and stages every file on a few threads
+(each temp fsynced; the fsyncs overlap), then replaces them in input order, each under its lock, and fsyncs the
+folder once: a bad item means no file is replaced.
 
 Coverage rule (decided, pragmatic):
 - ``yfinance`` files remember the range that was *requested* (``covered_from``/``covered_to``), so listing
@@ -28,14 +29,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 import pandas as pd
-from filelock import FileLock, Timeout
 
 from engine.atomic import atomic_write_bytes, remove_orphan_temps, temp_owner
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
@@ -45,21 +45,31 @@ from engine.prices.cache_file import (
     META_KEY,
     SOURCES,
     SUFFIX,
+    Identity,
     content_hash,
-    hash_columns,
-    parquet_bytes,
-    read_file,
+    read_file_version,
     read_meta_only,
-    table_from_columns,
+)
+from engine.prices.writes import (
+    Encoded,
+    Staged,
+    commit_file,
+    encode_frame,
+    file_bytes,
+    file_meta,
+    stage_encoded,
+    symbol_lock,
+    write_batch,
 )
 
 if TYPE_CHECKING:
+    from engine.prices.read_ahead import AheadRead
     from engine.prices.verify import VerifyResult
 
 __all__ = ["META_KEY", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
 
 OVERLAP_DAYS = 5
-WRITE_THREADS = 8  # measured: 4 threads ~1.3 ms a file, 16 ~0.8 ms, 1 ~8 ms (fsync-bound)
+WRITE_THREADS = 8  # staging is fsync-bound: measured 4 threads ~1.3 ms a file, 16 ~0.8 ms, 1 ~8 ms
 Fetcher = Callable[[str, dt.date, dt.date], pd.DataFrame]
 WriteItem = tuple[str, pd.DataFrame, str, str]  # symbol, frame, source, adjustment
 
@@ -107,6 +117,8 @@ class PriceStore:
         # metadata of the version of each symbol this store last read or wrote: fingerprint()/read_meta()
         # answer from it, so a run records the version it traded even if another process replaced the file
         self._served: dict[str, dict] = {}
+        self._served_ids: dict[str, Identity] = {}  # identity of the file version read (not after a write)
+        self._ahead: dict[str, AheadRead] = {}  # checked reads done ahead (preload), each served once
 
     # ---------------------------------------------------------------- paths and locks
     def path_for(self, symbol: str) -> Path:
@@ -116,13 +128,13 @@ class PriceStore:
             raise DataError(f"refusing unsafe cache path for symbol {symbol!r}")
         return path
 
-    def _lock(self, symbol: str) -> FileLock:
+    def _lock_file(self, symbol: str) -> Path:
         locks = self.root / ".locks"
         try:
             locks.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DataError(f"cannot create cache folder {locks}: {exc.strerror or exc}") from exc
-        return FileLock(locks / (self.path_for(symbol).name + ".lock"), timeout=self.lock_timeout)
+        return locks / (self.path_for(symbol).name + ".lock")
 
     def scan(self) -> tuple[list[str], list[Path]]:
         """(symbols with a cache file, stray ``*.parquet`` files whose name is not a cache file name)."""
@@ -173,12 +185,30 @@ class PriceStore:
         """(metadata, frame) from one read of the file, every check passed (cache_file.decode); remembered
         as the served version. MissingDataError if not cached, DataError if damaged or altered."""
         sym = normalize_symbol(symbol)
+        path = self.path_for(sym)
+        ahead = self._ahead.pop(sym, None)
         try:
-            meta, frame = read_file(self.path_for(sym), sym)
+            meta, frame, ident = (ahead.result() if ahead is not None and ahead.current(path)
+                                  else read_file_version(path, sym))
         except FileNotFoundError:
             raise self._absent(sym) from None
         self._served[sym] = meta
+        self._served_ids[sym] = ident
         return meta, frame
+
+    def served_identity(self, symbol: str) -> Identity | None:
+        """The identity (device, inode, size, mtime, ctime) of the file version this store last read for the
+        symbol (None if it wrote it since, or never read it): ``snapshots.keep`` links it without re-reading."""
+        return self._served_ids.get(normalize_symbol(symbol))
+
+    def preload(self, symbols: Iterable[str]) -> None:
+        """Read and check these symbols' files on a few threads now (``engine.prices.read_ahead``); the next
+        read of each is served from that read if the file is still the same version, else read again. Absent
+        symbols are skipped (their load says so); a damaged file raises when its symbol is read."""
+        from engine.prices.read_ahead import read_ahead
+
+        syms = [normalize_symbol(s) for s in symbols]
+        self._ahead.update(read_ahead([s for s in syms if s not in self._ahead], self.path_for))
 
     def read_meta(self, symbol: str) -> dict:
         """The metadata of a symbol's file (see module doc): of the version this store last served or wrote,
@@ -224,47 +254,44 @@ class PriceStore:
         """``write`` for each (symbol, frame, source, adjustment); the returned iterator writes and yields the
         metadata in input order.
 
-        Same checks, lock and atomic replacement per file; up to ``threads`` files are written at once (writes
-        of one symbol stay in input order, so the last one wins as in a loop). Temp files of killed writers
-        are swept once for the batch. An unknown source or symbol venue is raised here, before any write. On
-        the first failure (in input order) no further write starts and the error is raised once the running
-        ones finished; files already replaced stay (each is complete and checked)."""
+        Same checks, lock and atomic replacement per file: every item is checked and encoded (on up to
+        ``threads`` threads) and staged before any file is replaced (``write_encoded``). An unknown source or
+        symbol venue is raised here, before any write; temp files of killed writers are swept once for the
+        batch. On a failure no file is replaced and the first bad item's error is raised."""
         items = list(items)
         for symbol, _frame, source, _adjustment in items:
             if source not in SOURCES:
                 raise ValueError(f"unknown price source {source!r}")
             listing(normalize_symbol(symbol))  # also warms the venue tables before threads read them
         self._sweep_temps(stacklevel=2)
-        return self._write_batch(items, threads)
 
-    def _write_batch(self, items: list[WriteItem], threads: int) -> Iterator[dict]:
-        groups: dict[str, list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(normalize_symbol(item[0]), []).append(i)
+        def encode(item: WriteItem) -> Encoded:
+            symbol, frame, source, adjustment = item
+            return encode_frame(normalize_symbol(symbol), frame, source, adjustment)
 
-        def run(indices: list[int]) -> list[dict]:
-            out = []
-            for i in indices:
-                symbol, frame, source, adjustment = items[i]
-                with self._locked(symbol):
-                    out.append(self._write_unlocked(symbol, frame, source, adjustment, (None, None), sweep=False))
-            return out
+        def run() -> Iterator[dict]:
+            with ThreadPoolExecutor(max(1, min(threads, len(items))), thread_name_prefix="evbt-encode") as pool:
+                yield from self.write_encoded(pool.map(encode, items), threads, sweep=False)
 
-        if threads <= 1 or len(groups) <= 1:
-            for i in range(len(items)):
-                yield from run([i])
-            return
-        pool = ThreadPoolExecutor(min(threads, len(groups)), thread_name_prefix="evbt-write")
-        try:
-            where: dict[int, tuple[Future[list[dict]], int]] = {}
-            for indices in groups.values():
-                future = pool.submit(run, indices)
-                where.update({i: (future, k) for k, i in enumerate(indices)})
-            for i in range(len(items)):
-                future, k = where[i]
-                yield future.result()[k]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        return run()
+
+    def write_encoded(self, items: Iterable[Encoded], threads: int = WRITE_THREADS, sweep: bool = True) -> list[dict]:
+        """Write files already checked and encoded (``writes.encode_frame``), staged as ``items`` yields them and
+        replaced in input order once all staged (the last item of a symbol wins, as in a loop), each under its
+        symbol's lock; the folder is fsynced once. If ``items`` raises or an item fails, no file is replaced
+        (unless a rename itself failed: those before it stay, each complete) and the error is raised."""
+        if sweep:
+            self._sweep_temps(stacklevel=2)
+
+        def stage(item: Encoded) -> Staged:
+            return stage_encoded(item, self.path_for(item.symbol), self._lock_file(item.symbol))
+
+        def commit(item: Staged) -> None:
+            with self._locked(item.symbol):
+                commit_file(item)
+                self._adopted(item.symbol, item.meta)
+
+        return [dict(meta) for meta in write_batch(items, stage, commit, self.root, threads)]
 
     def _sweep_temps(self, stacklevel: int) -> None:
         removed = self.remove_orphan_temps()
@@ -272,18 +299,9 @@ class PriceStore:
             warnings.warn(f"removed {len(removed)} temp file(s) that killed evbt writers left in {self.root} "
                           f"({_size(sum(n for _, n in removed))})", EvbtWarning, stacklevel=stacklevel)
 
-    @contextlib.contextmanager
-    def _locked(self, symbol: str) -> Iterator[None]:
+    def _locked(self, symbol: str) -> contextlib.AbstractContextManager[None]:
         """Hold the symbol's cross-process lock; a timeout becomes a DataError."""
-        lock = self._lock(symbol)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise DataError(f"{symbol}: cache is locked by another evbt process ({lock.lock_file})") from None
-        try:
-            yield
-        finally:
-            lock.release()
+        return symbol_lock(self._lock_file(symbol), self.lock_timeout, normalize_symbol(symbol))
 
     def _write_unlocked(
         self,
@@ -298,31 +316,20 @@ class PriceStore:
             raise ValueError(f"unknown price source {source!r}")
         sym = normalize_symbol(symbol)
         dates, cols = stored_columns(frame, sym)
-        info = listing(sym)
-        first, last = (day.item() for day in dates[[0, -1]].astype("datetime64[D]"))
-        meta = {
-            "symbol": sym,
-            "source": source,
-            "synthetic": source == "sample",
-            "fetched_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            "adjustment": adjustment,
-            "currency": info.currency,
-            "exchange": info.exchange,
-            "first_date": first.isoformat(),
-            "last_date": last.isoformat(),
-            "covered_from": min(first, covered[0] or first).isoformat(),
-            "covered_to": max(last, covered[1] or last).isoformat(),
-            "rows": len(dates),
-            "content_hash": hash_columns(dates, cols),
-        }
+        meta = file_meta(sym, dates, cols, source, adjustment, covered)
         if sweep:
             self._sweep_temps(stacklevel=5)
-        atomic_write_bytes(self.path_for(sym), parquet_bytes(table_from_columns(dates, cols, meta)))
+        atomic_write_bytes(self.path_for(sym), file_bytes(dates, cols, meta))
+        self._adopted(sym, meta)
+        return dict(meta)
+
+    def _adopted(self, sym: str, meta: dict) -> None:
+        """After ``sym``'s file was replaced by the version ``meta`` describes: remembered as served."""
         from engine.prices.snapshots import adopt  # a kept version equal to this one is re-linked: no copy
 
         adopt(self.root, self.path_for(sym), meta)
         self._served[sym] = meta
-        return dict(meta)
+        self._served_ids.pop(sym, None)
 
     def remove(self, symbol: str) -> bool:
         """Delete a symbol's file; False if it was not cached."""

@@ -49,6 +49,7 @@ _FLOAT_PLACES = np.arange(len(FLOAT_COLUMNS))
 _STALE_PLACE = np.array([len(FLOAT_COLUMNS)])
 _FIRST = np.datetime64(FIRST_DAY.isoformat(), "D")
 _LAST = np.datetime64(LAST_DAY.isoformat(), "D")
+_DAY_IN_UNIT = {unit: int(np.timedelta64(1, "D") / np.timedelta64(1, unit)) for unit in ("D", "s", "ms", "us", "ns")}
 
 # The checks work on numpy arrays, each column looked up once (a pandas column look-up costs ~40 us, a list
 # look-up ``frame[[...]]`` over 1 ms): about 0.2 ms for 2,000 bars.
@@ -76,6 +77,29 @@ def check_index(idx: pd.Index, symbol: str) -> np.ndarray:
     if idx.tz is not None:
         raise DataError(f"{symbol}: price index must be tz-naive session dates")
     dates = idx.values
+    check_dates(dates, symbol)
+    return dates
+
+
+def _dates_ok(dates: np.ndarray) -> bool:
+    """True when every date rule holds (a handful of array operations; ``check_dates`` words a failure)."""
+    unit, count = np.datetime_data(dates.dtype)
+    if len(dates) == 0 or count != 1 or unit not in _DAY_IN_UNIT:
+        return False
+    stamps = dates.view("int64")
+    steps = np.diff(stamps)
+    if len(steps) and steps.min() <= 0:  # duplicates, disorder, or NaT (the smallest int64) after the first
+        return False
+    day = _DAY_IN_UNIT[unit]
+    first, last = (int(d.astype(dates.dtype).view("int64")) for d in (_FIRST, _LAST))
+    return bool(first <= stamps[0] and stamps[-1] <= last and not (stamps % day).any())
+
+
+def check_dates(dates: np.ndarray, symbol: str) -> None:
+    """Every date rule on ``datetime64`` values (any unit): no NaT, inside ``FIRST_DAY .. LAST_DAY``, midnight,
+    unique, ascending. DataError naming the first offending date and the rule."""
+    if _dates_ok(dates):
+        return
     if np.isnat(dates).any():
         raise DataError(f"{symbol}: price index contains a missing date")
     outside = (dates < _FIRST) | (dates > _LAST)
@@ -90,10 +114,24 @@ def check_index(idx: pd.Index, symbol: str) -> np.ndarray:
             _fail(symbol, dates, np.r_[False, steps == 0], "duplicate date")
         if (steps < 0).any():
             _fail(symbol, dates, np.r_[False, steps < 0], "dates not ascending")
-    return dates
+
+
+def _values_ok(cols: Columns) -> bool:
+    """True when every value rule holds: one min and one max per column (NaN propagates through both and
+    fails the comparison, as does an infinity); ``_check_values`` words a failure."""
+    if len(cols["volume"]) == 0:
+        return False
+    for col in PRICE_COLUMNS:
+        values = cols[col]
+        if not (values.min() >= PRICE_MIN and values.max() <= PRICE_MAX):
+            return False
+    volume = cols["volume"]
+    return bool(volume.min() >= 0 and volume.max() <= VOLUME_MAX)
 
 
 def _check_values(cols: Columns, dates: np.ndarray, symbol: str) -> None:
+    if _values_ok(cols):
+        return
     for col in FLOAT_COLUMNS:
         values = cols[col]
         if np.isnan(values).any():
@@ -158,17 +196,29 @@ def check_columns(dates: np.ndarray, cols: Columns, symbol: str) -> None:
         _fail(symbol, dates, wrong, "stale flag does not match the prices")
 
 
+def checked_bars(dates: np.ndarray, block: np.ndarray, symbol: str) -> tuple[np.ndarray, Columns]:
+    """Fresh arrays checked by every rule, ``stale`` computed: (Fortran float64 block, the contract's column
+    arrays: views of the block and ``stale``). ``block`` (rows x FLOAT_COLUMNS) is taken, not copied; DataError
+    if invalid. What ``prices_frame`` builds its frame around, for writers that need no frame."""
+    if len(dates) == 0:
+        raise DataError(f"{symbol}: no price bars")
+    block = np.asfortranarray(block, dtype="float64")
+    cols = {col: block[:, j] for j, col in enumerate(FLOAT_COLUMNS)}
+    check_dates(dates, symbol)
+    _check_values(cols, dates, symbol)
+    _check_range(cols, dates, symbol)
+    cols["stale"] = _stale(cols)
+    return block, cols
+
+
 def prices_frame(index: pd.DatetimeIndex, block: np.ndarray, symbol: str) -> pd.DataFrame:
     """The checked contract frame of fresh arrays (``block``: rows x FLOAT_COLUMNS), ``stale`` computed;
     ``block`` is taken, not copied. DataError if invalid. ``index`` must already be ``INDEX_UNIT``."""
     if len(index) == 0:
         raise DataError(f"{symbol}: no price bars")
-    block = np.asfortranarray(block, dtype="float64")
-    cols = {col: block[:, j] for j, col in enumerate(FLOAT_COLUMNS)}
     dates = check_index(index, symbol)
-    _check_values(cols, dates, symbol)
-    _check_range(cols, dates, symbol)
-    return build_frame(index.rename("date"), block, _stale(cols))
+    block, cols = checked_bars(dates, block, symbol)
+    return build_frame(index.rename("date"), block, cols["stale"])
 
 
 def validate_prices(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:

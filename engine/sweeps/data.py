@@ -72,6 +72,7 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
     events = events_mod.load_calendar([Path(p) for p in base.events_files], base.replace_events)
     frames: dict[str, pd.DataFrame] = {}
     fingerprints: dict[str, str] = {}
+    store.preload(base.symbols)  # the checked reads on threads; each load below uses its symbol's
     for symbol in base.symbols:
         try:
             frames[symbol] = with_cached_history(store, symbol, store.load(symbol, lo, hi))
