@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from engine.execution.books import Market
 
 # one book's visit at one tick: (book, bar, entry actions, exit and event-exit actions), actions in plan order
-Visit = tuple[int, int, tuple[PlannedAction, ...], tuple[PlannedAction, ...]]
+# (lists, never changed once built)
+Visit = tuple[int, int, list[PlannedAction], list[PlannedAction]]
 
 
 @dataclass(frozen=True)
@@ -55,24 +56,27 @@ def build_agenda(market: Market, plan: Plan, fill: str) -> Agenda:
         stale[lo:hi] = market.books[k].stale[bars[lo:hi]]
     keep = np.flatnonzero(~stale)
     order = keep[np.lexsort((books[keep], ticks[keep]))]  # stable: plan order within one (tick, book)
-    t_sorted, k_sorted = ticks[order], books[order]
-    cut = np.ones(len(order), dtype=bool)
-    cut[1:] = (t_sorted[1:] != t_sorted[:-1]) | (k_sorted[1:] != k_sorted[:-1])
-    starts = [*np.flatnonzero(cut).tolist(), len(order)]
-    order_l, t_l, k_l, bar_l = order.tolist(), t_sorted.tolist(), k_sorted.tolist(), bars[order].tolist()
     out_ticks: list[int] = []
     visits: list[list[Visit]] = []
     entering: list[bool] = []
-    for g in range(len(starts) - 1):
-        lo, hi = starts[g], starts[g + 1]
-        group = [flat[j] for j in order_l[lo:hi]]
-        enters = tuple(a for a in group if a.action == "enter")
-        others = tuple(a for a in group if a.action != "enter")
-        tick = t_l[lo]
-        if not out_ticks or out_ticks[-1] != tick:
-            out_ticks.append(tick)
+    tick, book = -1, -1
+    enters: list[PlannedAction] = []
+    others: list[PlannedAction] = []
+    for j, t, k, bar in zip(order.tolist(), ticks[order].tolist(), books[order].tolist(), bars[order].tolist(),
+                            strict=True):
+        if t != tick:
+            tick, book = t, -1
+            out_ticks.append(t)
             visits.append([])
             entering.append(False)
-        visits[-1].append((k_l[lo], bar_l[lo], enters, others))
-        entering[-1] = entering[-1] or bool(enters)
+        if k != book:
+            book = k
+            enters, others = [], []
+            visits[-1].append((k, bar, enters, others))
+        action = flat[j]
+        if action.action == "enter":
+            enters.append(action)
+            entering[-1] = True
+        else:
+            others.append(action)
     return Agenda(out_ticks, visits, entering)

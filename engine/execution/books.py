@@ -98,11 +98,6 @@ class Book:
         last = int(self.close_at.searchsorted(instant, side="left")) - 1
         return self.close_base.item(last) if last >= 0 else self.open_base.item(0)
 
-    def closes_at(self, point_at: np.ndarray) -> np.ndarray:
-        """Latest base-currency close at or before each instant of ``point_at`` (0 before the first bar)."""
-        last = np.searchsorted(self.close_at, point_at, side="right") - 1
-        return np.where(last >= 0, self.close_base[np.maximum(last, 0)], 0.0)
-
     def fees(self, model: CostModel, i: int, size: float, price_base: float, side: str) -> Fees:
         """Fees of one ``side`` (buy|sell) fill of ``size`` shares at bar ``i`` (base currency), with the
         venue's taxes and levies in force on that bar's date."""
@@ -120,6 +115,7 @@ class Market:
     years: float  # calendar years between the first and last date (CAGR)
     _clocks: dict[str, Clock] = field(default_factory=dict)
     _marks: dict[str, np.ndarray] = field(default_factory=dict)
+    _closes: dict[int, np.ndarray] = field(default_factory=dict)
     # (id(plan), fill) -> (plan, agenda): the plan is kept with its agenda, so its id is not reused meanwhile
     _agendas: dict[tuple[int, str], tuple[Plan, Agenda]] = field(default_factory=dict)
 
@@ -146,6 +142,16 @@ class Market:
         if fill not in self._clocks:
             self._clocks[fill] = Clock.build([b.fill_instants(fill) for b in self.books])
         return self._clocks[fill]
+
+    def closes_on_points(self, k: int) -> np.ndarray:
+        """Book ``k``'s latest base-currency close at or before each equity point (0 before its first bar):
+        made on first use and kept for the books the runs trade (the curve marks positions with it)."""
+        row = self._closes.get(k)
+        if row is None:
+            book = self.books[k]
+            last = np.searchsorted(book.close_at, self.point_at, side="right") - 1
+            row = self._closes[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0.0)
+        return row
 
     def sizing_marks(self, fill: str) -> np.ndarray:
         """(ticks, books): base-currency mark of each book known strictly before each tick's instant (``Book.mark``

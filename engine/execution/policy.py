@@ -27,6 +27,7 @@ closes from the entry (fill ``close``: from the next close); a hit exits at the 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 
@@ -118,22 +119,22 @@ class Policy:
         self.cash = float(self.config.cash)
         self.lots: list[list[Lot]] = [[] for _ in range(n_books)]
         self._open = 0  # lots open, over every book
-        self._pos = np.zeros(n_books)  # net shares per book
-        self._ranked = np.zeros(n_books, dtype=np.int64)  # books in the order of their first fill
-        self._n_ranked = 0
-        self._is_ranked = [False] * n_books
+        self._pos = [0.0] * n_books  # net shares per book
+        self._rank: dict[int, int] = {}  # book -> order of its first fill
+        self._held: list[int] = []  # books with a non-zero position, in ``_rank`` order
         self._agenda = self.market.agenda(self.plan, self.fill)
         # ticks where a lot falls due (the agenda has the plan's actions): tick -> {book: bar}
         self._heap: list[int] = []
         self._due: dict[int, dict[int, int]] = {}
         self._now = -1  # the tick being processed
         self._next_id = 1
+        cfg = self.config
+        self._limits = cfg.max_positions is not None or cfg.max_weight is not None or cfg.max_gross is not None
 
     @property
     def pos(self) -> dict[int, float]:
         """Net position of every book traded so far, in the order of their first fill."""
-        ranked = self._ranked[: self._n_ranked].tolist()
-        return dict(zip(ranked, self._pos[ranked].tolist(), strict=True))
+        return {k: self._pos[k] for k in self._rank}
 
     # ------------------------------------------------------------------ driving
 
@@ -161,14 +162,12 @@ class Policy:
 
     def sizing_equity(self, t: int) -> float:
         """Cash plus each held position at its mark strictly before tick ``t``, summed in the order the books
-        were first traded (a running sum: the same floats, in the same order, as adding them one by one)."""
-        ranked = self._ranked[: self._n_ranked]
-        size = self._pos[ranked]
-        held = size != 0
-        if not held.any():
+        were first traded."""
+        if not self._held:
             return self.cash + 0
-        values = size[held] * self.market.sizing_marks(self.fill)[t, ranked[held]]
-        return self.cash + np.cumsum(values).item(-1)
+        marks = self.market.sizing_marks(self.fill)[t]
+        pos = self._pos
+        return self.cash + sum([pos[k] * marks.item(k) for k in self._held])
 
     # ------------------------------------------------------------------ one instant
 
@@ -272,7 +271,7 @@ class Policy:
                 self._order(book.dates[i], book.symbol, verb, 0, "skipped",
                             f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
             return
-        if cfg.max_positions is not None or cfg.max_weight is not None or cfg.max_gross is not None:
+        if self._limits:
             limit = self._limit_reason(k, size * price_base, equity, t)
             if limit is not None:
                 if records:
@@ -323,11 +322,13 @@ class Policy:
     def _book_fill(self, fill: Fill) -> None:
         self.cash += fill.cash_delta
         k = fill.book
-        if not self._is_ranked[k]:
-            self._is_ranked[k] = True
-            self._ranked[self._n_ranked] = k
-            self._n_ranked += 1
-        self._pos[k] += fill.signed
+        self._rank.setdefault(k, len(self._rank))
+        was = self._pos[k]
+        size = self._pos[k] = was + fill.signed
+        if not was and size:
+            bisect.insort(self._held, k, key=self._rank.__getitem__)
+        elif was and not size:
+            self._held.remove(k)
         self.fills.append(fill)
 
     def _arm_guard(self, book: Book, lot: Lot) -> None:
@@ -378,13 +379,15 @@ class Policy:
             return "exposure limits: equity is not positive"
         marks = self.market.sizing_marks(self.fill)[t]
         if cfg.max_weight is not None:
-            weight = (abs(self._pos.item(k)) * marks.item(k) + value) / equity
+            weight = (abs(self._pos[k]) * marks.item(k) + value) / equity
             if weight > cfg.max_weight + 1e-12:
                 return f"weight {weight:.2%} would exceed --max-weight {cfg.max_weight:.2%}"
         if cfg.max_gross is not None:
-            ranked = self._ranked[: self._n_ranked]  # every book traded so far, flat ones too (adding 0.0)
-            held = np.cumsum(np.abs(self._pos[ranked]) * marks[ranked]).item(-1) if len(ranked) else 0
-            gross = (held + value) / equity
+            # every book traded so far, in rank order (flat ones add 0.0 and are skipped, unless a mark of some
+            # book is NaN or infinite: 0 x NaN is NaN, as summing them all gives)
+            books = self._rank if self.market.unfinite_books else self._held
+            pos = self._pos
+            gross = (sum([abs(pos[b]) * marks.item(b) for b in books]) + value) / equity
             if gross > cfg.max_gross + 1e-12:
                 return f"gross exposure {gross:.2%} would exceed --max-gross {cfg.max_gross:.2%}"
         return None
@@ -451,13 +454,20 @@ class Policy:
         gross = np.zeros(n)
         for k in sorted(by_book.keys() | market.unfinite_books):
             moves = by_book.get(k, [])
-            first = min(p for p, _ in moves) if moves and k not in market.unfinite_books else 0
-            d_pos = np.zeros(n - first)
+            # before the book's first fill it holds nothing; after a last fill that leaves it flat, nothing
+            # again: those points add exactly 0.0 (unless a close is not finite: then every point)
+            first, end = 0, n
+            if moves and k not in market.unfinite_books:
+                first = moves[0][0]
+                if sum(signed for _, signed in moves) == 0:
+                    end = moves[-1][0]
+            d_pos = np.zeros(end - first)
             for p, signed in moves:
-                d_pos[p - first] += signed
-            marked = np.cumsum(d_pos) * market.books[k].closes_at(market.point_at[first:])
-            held[first:] += marked
-            gross[first:] += np.abs(marked)
+                if p < end:
+                    d_pos[p - first] += signed
+            marked = np.cumsum(d_pos) * market.closes_on_points(k)[first:end]
+            held[first:end] += marked
+            gross[first:end] += np.abs(marked)
         equity = cash + held
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = np.where(equity != 0, gross / np.where(equity != 0, equity, 1.0), 0.0)
