@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.execution.agenda import build_agenda
+from engine.execution.agenda import PlanActions, build_agenda
 from engine.execution.books import Market, build_market
 from engine.execution.policy import Fill, Policy
 from engine.market.costs import Fees
@@ -93,7 +93,8 @@ def test_agenda_equals_the_per_bar_grouping(fill: str) -> None:
                 actions.setdefault(book.symbol, []).append(_action(book.symbol, bar, kind, seq))
                 seq += 1
     plan = Plan(actions, [], [])
-    got = build_agenda(market, plan, fill)
+    flat = PlanActions.of(market, plan).flat
+    got = build_agenda(market, PlanActions.of(market, plan), fill)
     # the rule as the policy first wrote it: per book, per bar, actions in plan order; stale bars never fill
     clock = market.clock(fill)
     by_tick: dict[int, list[tuple[int, int, list[PlannedAction]]]] = {}
@@ -109,11 +110,16 @@ def test_agenda_equals_the_per_bar_grouping(fill: str) -> None:
         want = sorted(by_tick[t], key=lambda v: v[0])
         assert [(k, bar) for k, bar, _, _ in visits] == [(k, bar) for k, bar, _ in want]
         for (_, _, enters, others), (_, _, acts) in zip(visits, want, strict=True):
-            assert enters == [a for a in acts if a.action == "enter"]
-            assert others == [a for a in acts if a.action != "enter"]
+            assert [flat[j] for j in enters] == [a for a in acts if a.action == "enter"]
+            assert [flat[j] for j in others] == [a for a in acts if a.action != "enter"]
         assert entering == any(enters for _, _, enters, _ in visits)
     assert len(got.ticks) < sum(len(a) for a in actions.values())  # several actions share a tick
-    assert market.agenda(plan, fill) is market.agenda(plan, fill)  # kept for the plan
+    # another hold on the same bars: the same agenda, pointing into that plan's own actions
+    longer = Plan({s: [dataclasses.replace(a, hold=9) for a in acts] for s, acts in actions.items()}, [], [])
+    (first, _), (again, longer_flat) = market.agenda(plan, fill), market.agenda(longer, fill)
+    assert first is again and first == got and {a.hold for a in longer_flat} == {9}
+    moved = Plan({**actions, "JD": [dataclasses.replace(a, bar=a.bar // 2) for a in actions["JD"]]}, [], [])
+    assert market.agenda(moved, fill)[0] is not first
 
 
 def _dense_curve(policy: Policy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,12 +23,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from engine.execution.agenda import Agenda, build_agenda
+from engine.execution.agenda import Agenda, PlanActions, build_agenda
 from engine.execution.clock import BarInstants, Clock, bar_instants
 from engine.market.costs import CostModel, Fees, order_fees
 from engine.market.fx import FxRates, as_rates
 from engine.market.symbols import Listing, listing
-from engine.plan.planner import Plan
+from engine.plan.planner import Plan, PlannedAction
 
 AGENDAS_KEPT = 8
 
@@ -116,8 +116,7 @@ class Market:
     _clocks: dict[str, Clock] = field(default_factory=dict)
     _marks: dict[str, np.ndarray] = field(default_factory=dict)
     _closes: dict[int, np.ndarray] = field(default_factory=dict)
-    # (id(plan), fill) -> (plan, agenda): the plan is kept with its agenda, so its id is not reused meanwhile
-    _agendas: dict[tuple[int, str], tuple[Plan, Agenda]] = field(default_factory=dict)
+    _agendas: dict[tuple[str, bytes], Agenda] = field(default_factory=dict)  # (fill, plan layout) -> agenda
 
     @property
     def n_points(self) -> int:
@@ -166,16 +165,18 @@ class Market:
             self._marks[fill] = marks
         return self._marks[fill]
 
-    def agenda(self, plan: Plan, fill: str) -> Agenda:
-        """The plan's visits (``engine.execution.agenda``), kept for the last few plans: the points of a sweep
-        that share a plan (cash, size, limits, costs) share it."""
-        key = (id(plan), fill)
-        hit = self._agendas.get(key)
-        if hit is None or hit[0] is not plan:
+    def agenda(self, plan: Plan, fill: str) -> tuple[Agenda, list[PlannedAction]]:
+        """The plan's visits (``engine.execution.agenda``) and its actions they point into. Kept for the last
+        few layouts: the points of a sweep whose plans put the same kinds of actions on the same bars (``hold``,
+        the sizing, limits, costs) share one."""
+        actions = PlanActions.of(self, plan)
+        key = (fill, actions.layout())
+        agenda = self._agendas.get(key)
+        if agenda is None:
             while len(self._agendas) >= AGENDAS_KEPT:
                 self._agendas.pop(next(iter(self._agendas)))
-            hit = self._agendas[key] = (plan, build_agenda(self, plan, fill))
-        return hit[1]
+            agenda = self._agendas[key] = build_agenda(self, actions, fill)
+        return agenda, actions.flat
 
 
 def _next_tradable(stale: np.ndarray) -> np.ndarray:

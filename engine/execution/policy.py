@@ -122,7 +122,7 @@ class Policy:
         self._pos = [0.0] * n_books  # net shares per book
         self._rank: dict[int, int] = {}  # book -> order of its first fill
         self._held: list[int] = []  # books with a non-zero position, in ``_rank`` order
-        self._agenda = self.market.agenda(self.plan, self.fill)
+        self._agenda, self._actions = self.market.agenda(self.plan, self.fill)
         # ticks where a lot falls due (the agenda has the plan's actions): tick -> {book: bar}
         self._heap: list[int] = []
         self._due: dict[int, dict[int, int]] = {}
@@ -199,12 +199,16 @@ class Policy:
         if not visits:
             return
         equity = self.sizing_equity(t) if entering else 0.0  # before this instant's fills
+        plan = self._actions
         if self.config.overlap == "extend":
             for k, i, enters, _ in visits:
-                for action in enters:
-                    for lot in self.lots[k]:
-                        if lot.side == action.side:
-                            self._restart(lot, i, action.hold)
+                lots = self.lots[k]
+                if lots:
+                    for j in enters:
+                        action = plan[j]
+                        for lot in lots:
+                            if lot.side == action.side:
+                                self._restart(lot, i, action.hold)
         for k, i, _, others in visits:
             lots = self.lots[k]
             if not lots:
@@ -213,7 +217,8 @@ class Policy:
                 due = lot.due
                 if lot.entry_tick < t and due is not None and due <= i:
                     self._exit(lot, i, t, lot.reason)
-            for action in others:
+            for j in others:
+                action = plan[j]
                 if action.action == "exit":
                     for lot in list(lots):
                         if lot.entry_tick < t and lot.side == action.side:
@@ -224,8 +229,8 @@ class Policy:
                             self._exit(lot, i, t, f"event:{action.event_type}")
         if entering:
             for k, i, enters, _ in visits:
-                for action in enters:
-                    self._enter(k, action, i, t, equity)
+                for j in enters:
+                    self._enter(k, plan[j], i, t, equity)
 
     def _restart(self, lot: Lot, i: int, hold: int | None) -> None:
         book = self.market.books[lot.book]
