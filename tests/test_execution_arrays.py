@@ -205,3 +205,37 @@ def test_window_history_is_cut_without_index_hash_tables(sample_cache: Path) -> 
     for symbol, full in data.frames.items():
         assert "_engine" not in full.index._cache  # a label look-up would build one per frame (60 KB a symbol)
         pd.testing.assert_frame_equal(wctx.history[symbol], full.loc[: pd.Timestamp(window.end)])
+
+
+def test_simulate_pauses_the_collector_and_always_resumes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from engine.execution import fast_driver
+
+    market = _market()
+    seen: list[bool] = []
+    real_run = Policy.run
+
+    def spy(policy: Policy) -> None:
+        seen.append(gc.isenabled())
+        real_run(policy)
+
+    monkeypatch.setattr(Policy, "run", spy)
+    assert gc.isenabled()
+    fast_driver.simulate(market, _config(), Plan({}, [], []))
+    assert seen == [False] and gc.isenabled()
+
+    def boom(policy: Policy) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Policy, "run", boom)
+    with pytest.raises(RuntimeError):
+        fast_driver.simulate(market, _config(), Plan({}, [], []))
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that paused it itself keeps it paused
+        monkeypatch.setattr(Policy, "run", spy)
+        fast_driver.simulate(market, _config(), Plan({}, [], []))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -7,7 +7,7 @@ Built once per run (or per sweep window) from the trading frames; nothing here d
 - every bar has the UTC instants of its session's open and close (``engine.execution.clock``);
 - the equity curve has one point per session date (the union of the books' bar dates), taken at that date's
   last close instant: cash after every fill at or before it, each position marked at its symbol's latest close
-  at or before it (``close_u``);
+  at or before it (``Market.closes_on_points``);
 - sizing marks (``Market.sizing_marks``, ``Book.mark``) are the latest close strictly before a fill instant.
 
 Everything per bar is a numpy array (the policy reads the few bars it visits with ``.item``): at 2,000 symbols x
@@ -73,7 +73,7 @@ class Book:
         return self.instants.close_at
 
     @property
-    def session(self) -> np.ndarray:  # session ordinal of each bar on the exchange calendar (int64)
+    def session(self) -> np.ndarray:  # session ordinal of each bar on the exchange calendar (int32)
         return self.instants.session
 
     def fill_instants(self, fill: str) -> np.ndarray:
