@@ -43,6 +43,8 @@ from engine.plan.config import RunConfig
 from engine.plan.planner import NO_EXITS, Plan, PlannedAction
 from strategies.base import Exits
 
+_NO_ACTIONS: list[int] = []  # a visit of a woken book without planned actions (never changed)
+
 
 @dataclass(eq=False)
 class Lot:
@@ -192,7 +194,7 @@ class Policy:
             merged = {v[0]: v for v in planned}
             for k, i in woken.items():
                 if k not in merged and not books[k].stale.item(i):
-                    merged[k] = (k, i, (), ())
+                    merged[k] = (k, i, _NO_ACTIONS, _NO_ACTIONS)
             visits: list[Visit] | tuple[()] = [merged[k] for k in sorted(merged)]
         else:
             visits = planned
