@@ -70,5 +70,5 @@ def test_iso_dates_and_next_tradable_bars() -> None:
     index = pd.DatetimeIndex(["1999-12-31", "2021-01-04", "2024-02-29"]).as_unit("us")
     dates = IsoDates(index)
     assert list(dates) == ["1999-12-31", "2021-01-04", "2024-02-29"] and len(dates) == 3 and dates[-1] == "2024-02-29"
-    assert _next_tradable(np.array([True, False, True, True, False, True])) == [1, 1, 4, 4, 4, 6]
-    assert _next_tradable(np.array([], dtype=bool)) == []
+    assert _next_tradable(np.array([True, False, True, True, False, True])).tolist() == [1, 1, 4, 4, 4, 6]
+    assert _next_tradable(np.array([], dtype=bool)).tolist() == []

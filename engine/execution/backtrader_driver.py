@@ -268,7 +268,7 @@ def _slot(spans: Sequence[Span], market: Market, fill: str, name: str) -> _Slot:
         data=data,
         books=[s.book for s in spans for _ in range(s.last - s.first + 1)],
         bars=[i for s in spans for i in range(s.first, s.last + 1)],
-        ticks=[t for s in spans for t in clock.tick_of[s.book][s.first: s.last + 1]],
+        ticks=[t for s in spans for t in clock.tick_of[s.book][s.first: s.last + 1].tolist()],
     )
 
 
@@ -315,7 +315,7 @@ def run_backtest(
         names = [f"slot{j}" for j in range(len(packed))]
     else:
         clock = market.clock(config.fill)
-        packed = whole_books(lengths, [ticks[0] for ticks in clock.tick_of])
+        packed = whole_books(lengths, [ticks.item(0) for ticks in clock.tick_of])
         names = [market.books[s[0].book].symbol for s in packed]
     slots = [_slot(group, market, config.fill, name) for group, name in zip(packed, names, strict=True)]
     driver = _Driver(policy, slots, credit, start_cash)

@@ -7,13 +7,15 @@ Built once per run (or per sweep window) from the trading frames; nothing here d
 - every bar has the UTC instants of its session's open and close (``engine.execution.clock``);
 - the equity curve has one point per session date (the union of the books' bar dates), taken at that date's
   last close instant: cash after every fill at or before it, each position marked at its symbol's latest close
-  at or before it (``close_u``);
-- sizing marks (``Market.sizing_marks``) are the latest close strictly before a fill instant.
+  at or before it (``Market.closes_on_points``);
+- sizing marks (``Market.sizing_marks``, ``Book.mark``) are the latest close strictly before a fill instant.
+
+Everything per bar is a numpy array (the policy reads the few bars it visits with ``.item``): at 2,000 symbols x
+nine years a Python float list per column would cost about 0.5 GB.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,10 +23,14 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from engine.execution.agenda import Agenda, PlanActions, build_agenda
 from engine.execution.clock import BarInstants, Clock, bar_instants
 from engine.market.costs import CostModel, Fees, order_fees
 from engine.market.fx import FxRates, as_rates
 from engine.market.symbols import Listing, listing
+from engine.plan.planner import Plan, PlannedAction
+
+AGENDAS_KEPT = 8
 
 
 def fx_for(frame: pd.DataFrame, fx_series: FxRates | pd.Series | None, symbol: str) -> np.ndarray:
@@ -50,11 +56,7 @@ class Book:
     close_base: np.ndarray
     lot_size: int
     hk: bool
-    open_l: list[float] = field(default_factory=list)  # python copies: faster scalar access in the policy
-    close_l: list[float] = field(default_factory=list)
-    fx_l: list[float] = field(default_factory=list)
-    stale_l: list[bool] = field(default_factory=list)
-    next_tradable: list[int] = field(default_factory=list)  # bar -> first non-stale bar at or after it
+    next_tradable: np.ndarray  # bar -> first non-stale bar at or after it (int32)
     listing: Listing | None = None  # venue, currency and lot facts (picks the dated venue fees)
 
     @cached_property
@@ -70,30 +72,36 @@ class Book:
     def close_at(self) -> np.ndarray:
         return self.instants.close_at
 
-    @cached_property
-    def session_l(self) -> list[int]:  # session ordinal of each bar on the exchange calendar
-        return self.instants.session.tolist()
+    @property
+    def session(self) -> np.ndarray:  # session ordinal of each bar on the exchange calendar (int32)
+        return self.instants.session
 
     def fill_instants(self, fill: str) -> np.ndarray:
         return self.open_at if fill == "open" else self.close_at
 
     def fill_price(self, i: int, fill: str) -> float:
-        return self.open_l[i] if fill == "open" else self.close_l[i]
+        return (self.open if fill == "open" else self.close).item(i)
 
     def exit_bar(self, entry_bar: int, hold: int) -> int:
         """The first tradable bar on or after the session ``hold`` sessions after the entry bar's session
         (len(dates) when there is none in the run)."""
-        target = self.session_l[entry_bar] + hold
-        pos = bisect.bisect_left(self.session_l, target)
-        return self.tradable_from(pos)
+        session = self.instants.session
+        return self.tradable_from(int(session.searchsorted(session.item(entry_bar) + hold, side="left")))
 
     def tradable_from(self, bar: int) -> int:
-        return self.next_tradable[bar] if bar < len(self.next_tradable) else len(self.next_tradable)
+        n = len(self.next_tradable)
+        return self.next_tradable.item(bar) if bar < n else n
+
+    def mark(self, instant: int) -> float:
+        """Base-currency mark known strictly before ``instant``: the latest close with a close instant before
+        it; before the first close, the first bar's open (only reachable by a position bought at that open)."""
+        last = int(self.close_at.searchsorted(instant, side="left")) - 1
+        return self.close_base.item(last) if last >= 0 else self.open_base.item(0)
 
     def fees(self, model: CostModel, i: int, size: float, price_base: float, side: str) -> Fees:
         """Fees of one ``side`` (buy|sell) fill of ``size`` shares at bar ``i`` (base currency), with the
         venue's taxes and levies in force on that bar's date."""
-        return order_fees(model, size, price_base, hk=self.hk, fx=self.fx_l[i], side=side, day=self.dates[i],
+        return order_fees(model, size, price_base, hk=self.hk, fx=self.fx.item(i), side=side, day=self.dates[i],
                           listing=self.listing)
 
 
@@ -105,7 +113,10 @@ class Market:
     books: list[Book]
     bench_aligned: np.ndarray | None  # benchmark close on the index (ffilled, NaN before its first quote)
     years: float  # calendar years between the first and last date (CAGR)
-    _clocks: dict[str, tuple[Clock, np.ndarray]] = field(default_factory=dict)
+    _clocks: dict[str, Clock] = field(default_factory=dict)
+    _marks: dict[str, np.ndarray] = field(default_factory=dict)
+    _closes: dict[int, np.ndarray] = field(default_factory=dict)
+    _agendas: dict[tuple[str, bytes], Agenda] = field(default_factory=dict)  # (fill, plan layout) -> agenda
 
     @property
     def n_points(self) -> int:
@@ -121,57 +132,72 @@ class Market:
         return np.maximum.accumulate(point_at) if n else point_at
 
     @cached_property
-    def close_u(self) -> np.ndarray:
-        """(books, points): latest base-currency close at or before each point (0 before the book's first bar)."""
-        out = np.zeros((len(self.books), len(self.index)))
-        for k, book in enumerate(self.books):
-            last = np.searchsorted(book.close_at, self.point_at, side="right") - 1
-            out[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0.0)
-        return out
+    def unfinite_books(self) -> frozenset[int]:
+        """Books with a NaN or infinite close: their marks reach the curve even where nothing is held (NaN x 0
+        is NaN), so the curve visits them whatever the fills."""
+        return frozenset(k for k, b in enumerate(self.books) if not np.isfinite(b.close_base).all())
 
     def clock(self, fill: str) -> Clock:
-        return self._clock(fill)[0]
-
-    def sizing_marks(self, fill: str) -> np.ndarray:
-        """(books, ticks): base-currency mark of each book known strictly before each tick's instant: its latest
-        close with a close instant < the tick; before its first close, its first bar's open (only reachable by a
-        position bought at that open)."""
-        return self._clock(fill)[1]
-
-    def _clock(self, fill: str) -> tuple[Clock, np.ndarray]:
         if fill not in self._clocks:
-            clock = Clock.build([b.fill_instants(fill) for b in self.books])
-            marks = np.zeros((len(self.books), len(clock.instants)))
-            for k, book in enumerate(self.books):
-                last = np.searchsorted(book.close_at, clock.instants, side="left") - 1
-                marks[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], book.open_base[0])
-            self._clocks[fill] = (clock, marks)
+            self._clocks[fill] = Clock.build([b.fill_instants(fill) for b in self.books])
         return self._clocks[fill]
 
+    def closes_on_points(self, k: int) -> np.ndarray:
+        """Book ``k``'s latest base-currency close at or before each equity point (0 before its first bar):
+        made on first use and kept for the books the runs trade (the curve marks positions with it)."""
+        row = self._closes.get(k)
+        if row is None:
+            book = self.books[k]
+            last = np.searchsorted(book.close_at, self.point_at, side="right") - 1
+            row = self._closes[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0.0)
+        return row
 
-def _next_tradable(stale: np.ndarray) -> list[int]:
-    """bar -> the first non-stale bar at or after it (len(stale) where there is none)."""
+    def sizing_marks(self, fill: str) -> np.ndarray:
+        """(ticks, books): base-currency mark of each book known strictly before each tick's instant (``Book.mark``
+        for every pair, one row per tick: the policy reads the row of the held books at each entry instant).
+        Built on first use, per fill."""
+        if fill not in self._marks:
+            instants = self.clock(fill).instants
+            marks = np.empty((len(instants), len(self.books)))
+            for k, book in enumerate(self.books):
+                last = np.searchsorted(book.close_at, instants, side="left") - 1
+                marks[:, k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], book.open_base[0])
+            self._marks[fill] = marks
+        return self._marks[fill]
+
+    def agenda(self, plan: Plan, fill: str) -> tuple[Agenda, list[PlannedAction]]:
+        """The plan's visits (``engine.execution.agenda``) and its actions they point into. Kept for the last
+        few layouts: the points of a sweep whose plans put the same kinds of actions on the same bars (``hold``,
+        the sizing, limits, costs) share one."""
+        actions = PlanActions.of(self, plan)
+        key = (fill, actions.layout())
+        agenda = self._agendas.get(key)
+        if agenda is None:
+            while len(self._agendas) >= AGENDAS_KEPT:
+                self._agendas.pop(next(iter(self._agendas)))
+            agenda = self._agendas[key] = build_agenda(self, actions, fill)
+        return agenda, actions.flat
+
+
+def _next_tradable(stale: np.ndarray) -> np.ndarray:
+    """bar -> the first non-stale bar at or after it (len(stale) where there is none), int32."""
     n = len(stale)
-    own = np.where(np.asarray(stale, dtype=bool), n, np.arange(n))
-    return np.minimum.accumulate(own[::-1])[::-1].tolist() if n else []
+    own = np.where(np.asarray(stale, dtype=bool), n, np.arange(n, dtype=np.int32))
+    return np.minimum.accumulate(own[::-1])[::-1].astype(np.int32) if n else np.zeros(0, dtype=np.int32)
 
 
 class IsoDates(Sequence[str]):
-    """The ISO session dates (YYYY-MM-DD) of a book's bars, each made when first read: a run reads the dates of
-    its fills only, so a 500-symbol universe does not build a million strings."""
+    """The ISO session dates (YYYY-MM-DD) of a book's bars, each made when read (not kept: a long sweep reads the
+    dates of its fills only, and keeping them would grow with every point)."""
 
     def __init__(self, index: pd.DatetimeIndex) -> None:
-        self._days = index.to_numpy(dtype="datetime64[D]")
-        self._made: dict[int, str] = {}
+        self._stamps = index.to_numpy()  # the index's own datetime64 values (no copy)
 
     def __len__(self) -> int:
-        return len(self._days)
+        return len(self._stamps)
 
     def __getitem__(self, i: int) -> str:  # type: ignore[override]
-        text = self._made.get(i)
-        if text is None:
-            text = self._made[i] = str(self._days[i])
-        return text
+        return str(self._stamps[i].astype("datetime64[D]"))
 
     def __eq__(self, other: object) -> bool:
         return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
@@ -186,11 +212,15 @@ def make_book(symbol: str, frame: pd.DataFrame, fx_series: FxRates | pd.Series |
     open_ = frame["open"].to_numpy(dtype=float)
     close = frame["close"].to_numpy(dtype=float)
     stale = frame["stale"].to_numpy(dtype=bool)
+    if len(fx) and bool((fx == 1.0).all()):  # a base-currency listing: x / 1.0 is x, so share the raw arrays
+        fx = np.broadcast_to(np.float64(1.0), fx.shape)
+        open_base, close_base = open_, close
+    else:
+        open_base, close_base = open_ / fx, close / fx
     return Book(
         symbol=symbol, exchange=info.exchange, index=index, dates=IsoDates(index), open=open_,
-        close=close, stale=stale, fx=fx, open_base=open_ / fx, close_base=close / fx, lot_size=info.lot_size,
-        hk=info.is_hk, open_l=open_.tolist(), close_l=close.tolist(), fx_l=fx.tolist(), stale_l=stale.tolist(),
-        next_tradable=_next_tradable(stale), listing=info,
+        close=close, stale=stale, fx=fx, open_base=open_base, close_base=close_base, lot_size=info.lot_size,
+        hk=info.is_hk, next_tradable=_next_tradable(stale), listing=info,
     )
 
 

@@ -21,7 +21,8 @@ from engine.events import timing
 
 @dataclass(frozen=True)
 class BarInstants:
-    """Per bar of one symbol: open and close instants (int64 ns UTC) and the session ordinal on its exchange."""
+    """Per bar of one symbol: open and close instants (int64 ns UTC) and the session ordinal on its exchange
+    (int32)."""
 
     open_at: np.ndarray
     close_at: np.ndarray
@@ -46,7 +47,7 @@ def session_instants(exchange: str, dates: pd.DatetimeIndex) -> tuple[np.ndarray
     exact = (pos < n) & (sessions[np.minimum(pos, n - 1)] == days)
     ref = np.where(exact, pos, np.clip(pos - 1, 0, n - 1))
     shift = days.astype(np.int64) - sessions[ref].astype(np.int64)
-    return opens[ref] + shift, closes[ref] + shift, pos.astype(np.int64)
+    return opens[ref] + shift, closes[ref] + shift, pos.astype(np.int32)
 
 
 def bar_instants(exchange: str, dates: pd.DatetimeIndex) -> BarInstants:
@@ -57,38 +58,19 @@ def bar_instants(exchange: str, dates: pd.DatetimeIndex) -> BarInstants:
 class Clock:
     """All fill instants of a run in UTC order.
 
-    ``instants[t]`` is tick ``t``; ``tick_of[k][i]`` the tick of book ``k``'s bar ``i``; ``at(t)`` the
-    ``(book, bar)`` pairs filling at tick ``t``, in book order (same-instant fills across venues are one tick;
-    its index over every bar of every book is built on first use: the policy only needs ``tick_of``).
+    ``instants[t]`` is tick ``t``; ``tick_of[k][i]`` the tick of book ``k``'s bar ``i`` (one int32 array per
+    book: same-instant fills across venues are one tick).
     """
 
     def __init__(self, instants: np.ndarray, ticks: list[np.ndarray]) -> None:
         self.instants = instants
-        self._ticks = ticks
-        self.tick_of: list[list[int]] = [t.tolist() for t in ticks]
-        self._index: tuple[list[int], list[int], list[int]] | None = None
+        self.tick_of = ticks
 
     @classmethod
     def build(cls, fill_instants: list[np.ndarray]) -> Clock:
         stacked = np.concatenate(fill_instants) if fill_instants else np.zeros(0, dtype=np.int64)
         instants = np.unique(stacked)
-        return cls(instants, [np.searchsorted(instants, inst).astype(np.int64) for inst in fill_instants])
-
-    def _by_tick(self) -> tuple[list[int], list[int], list[int]]:
-        if self._index is None:
-            ticks = self._ticks
-            all_ticks = np.concatenate(ticks) if ticks else np.zeros(0, dtype=np.int64)
-            books = np.concatenate([np.full(len(t), k) for k, t in enumerate(ticks)]) if ticks else all_ticks
-            bars = np.concatenate([np.arange(len(t)) for t in ticks]) if ticks else all_ticks
-            order = np.lexsort((bars, books, all_ticks))
-            start = np.searchsorted(all_ticks[order], np.arange(len(self.instants) + 1), side="left")
-            self._index = (books[order].tolist(), bars[order].tolist(), start.tolist())
-        return self._index
-
-    def at(self, t: int) -> list[tuple[int, int]]:
-        books, bars, start = self._by_tick()
-        lo, hi = start[t], start[t + 1]
-        return list(zip(books[lo:hi], bars[lo:hi], strict=True))
+        return cls(instants, [np.searchsorted(instants, inst).astype(np.int32) for inst in fill_instants])
 
 
 _EPOCH = dt.datetime(1970, 1, 1)

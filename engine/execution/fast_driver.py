@@ -9,6 +9,9 @@ the implementation ``compute_metrics`` uses. This module imports nothing from ba
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,12 +58,32 @@ def simulate(
     take_profit: float | None = None,
     records: bool = True,
 ) -> FastResult:
-    """Run ``plan`` through the policy, fills applied as decided."""
-    policy = Policy(market, config, plan, stop_loss, take_profit, records)
-    policy.run()
-    policy.finish()
-    equity, cash, exposure = policy.curve()
+    """Run ``plan`` through the policy, fills applied as decided.
+
+    The cyclic garbage collector is paused meanwhile: a run allocates tens of thousands of small acyclic objects
+    (lots, fills, trades), and each full collection would walk every object the sweep holds (events, plans),
+    which measured 40% of a 500-symbol point. Nothing is lost: refcounting frees the run's objects, and
+    the collector resumes afterwards."""
+    with _collector_paused():
+        policy = Policy(market, config, plan, stop_loss, take_profit, records)
+        policy.run()
+        policy.finish()
+        equity, cash, exposure = policy.curve()
     return FastResult(policy.trades, policy.orders, equity, cash, exposure, market.index)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic collector (if on) and resume it after, whatever happens; only the caller that paused it
+    resumes it (a concurrent run in another thread keeps it paused until the first one is done)."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def fast_metrics(market: Market, result: FastResult, initial_value: float) -> tuple[Metrics, ReturnStats]:

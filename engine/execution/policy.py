@@ -27,11 +27,13 @@ closes from the entry (fill ``close``: from the next close); a hit exits at the 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.execution.agenda import Visit
 from engine.execution.books import Book, Market
 from engine.execution.clock import iso_utc
 from engine.execution.records import OrderRecord, TradeRecord, fee_items, round_trip
@@ -40,6 +42,8 @@ from engine.market.costs import Fees
 from engine.plan.config import RunConfig
 from engine.plan.planner import NO_EXITS, Plan, PlannedAction
 from strategies.base import Exits
+
+_NO_ACTIONS: list[int] = []  # a visit of a woken book without planned actions (never changed)
 
 
 @dataclass(eq=False)
@@ -111,94 +115,124 @@ class Policy:
     fills: list[Fill] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        books = self.market.books
+        n_books = len(self.market.books)
         self.fill = self.config.fill
         self.clock = self.market.clock(self.fill)
-        self.marks = self.market.sizing_marks(self.fill)
         self.cash = float(self.config.cash)
-        self.pos: dict[int, float] = {}
-        self._held: set[int] = set()  # books with a non-zero position
-        self._rank: dict[int, int] = {}  # book -> order of its first fill (the order of ``pos``)
-        self.lots: list[list[Lot]] = [[] for _ in books]
-        self.actions: list[dict[int, list[PlannedAction]]] = []
+        self.lots: list[list[Lot]] = [[] for _ in range(n_books)]
+        self._open = 0  # lots open, over every book
+        self._pos = [0.0] * n_books  # net shares per book
+        self._rank: dict[int, int] = {}  # book -> order of its first fill
+        self._held: list[int] = []  # books with a non-zero position, in ``_rank`` order
+        self._agenda, self._actions = self.market.agenda(self.plan, self.fill)
+        # ticks where a lot falls due (the agenda has the plan's actions): tick -> {book: bar}
         self._heap: list[int] = []
-        # tick -> {book: bar}: the books that have an action or a due lot at that tick (nothing else can fill)
-        self._visit: dict[int, dict[int, int]] = {}
+        self._due: dict[int, dict[int, int]] = {}
+        self._now = -1  # the tick being processed
         self._next_id = 1
-        for k, book in enumerate(books):
-            per_bar: dict[int, list[PlannedAction]] = {}
-            for action in self.plan.actions.get(book.symbol, []):
-                per_bar.setdefault(action.bar, []).append(action)
-            self.actions.append(per_bar)
-            for bar in per_bar:
-                self._wake(k, bar)
+        cfg = self.config
+        self._limits = cfg.max_positions is not None or cfg.max_weight is not None or cfg.max_gross is not None
+
+    @property
+    def pos(self) -> dict[int, float]:
+        """Net position of every book traded so far, in the order of their first fill."""
+        return {k: self._pos[k] for k in self._rank}
 
     # ------------------------------------------------------------------ driving
 
     def run(self) -> None:
-        """Process every tick where something can happen, in time order (the fast path)."""
-        done = -1
-        while self._heap:
-            t = heapq.heappop(self._heap)
-            if t > done:
-                done = t
-                self._process(t)
+        """Process every tick where something can happen, in time order (the fast path): the agenda's ticks and
+        the ticks where a lot falls due."""
+        agenda = self._agenda
+        ticks, visits, entering = agenda.ticks, agenda.visits, agenda.entering
+        heap, due = self._heap, self._due
+        a, n = 0, len(ticks)
+        while a < n or heap:
+            if heap and (a >= n or heap[0] < ticks[a]):
+                t = heapq.heappop(heap)
+                self._now = t
+                self._process(t, (), due.pop(t), False)
+                continue
+            t = ticks[a]
+            woken = None
+            if heap and heap[0] == t:
+                heapq.heappop(heap)
+                woken = due.pop(t)
+            self._now = t
+            self._process(t, visits[a], woken, entering[a])
+            a += 1
 
     def sizing_equity(self, t: int) -> float:
-        marks = self.marks
-        # the books held now, in the order they were first traded (the order ``pos`` lists them: same sum)
-        held = sorted(self._held, key=self._rank.__getitem__)
-        pos = self.pos
-        return self.cash + sum(pos[k] * float(marks[k, t]) for k in held)
+        """Cash plus each held position at its mark strictly before tick ``t``, summed in the order the books
+        were first traded."""
+        if not self._held:
+            return self.cash + 0
+        marks = self.market.sizing_marks(self.fill)[t]
+        pos = self._pos
+        return self.cash + sum([pos[k] * marks.item(k) for k in self._held])
 
     # ------------------------------------------------------------------ one instant
 
     def _wake(self, k: int, bar: int) -> None:
-        """Visit book ``k`` at the tick of its bar ``bar`` (an action or a lot's due exit there)."""
-        tick = self.clock.tick_of[k][bar]
-        visit = self._visit.get(tick)
-        if visit is None:
+        """Visit book ``k`` at the tick of its bar ``bar`` (a lot's due exit there); a tick already processed
+        is not visited again (the lot waits for the book's next visit)."""
+        tick = self.clock.tick_of[k].item(bar)
+        if tick <= self._now:
+            return
+        woken = self._due.get(tick)
+        if woken is None:
             heapq.heappush(self._heap, tick)
-            self._visit[tick] = {k: bar}
+            self._due[tick] = {k: bar}
         else:
-            visit[k] = bar
+            woken[k] = bar
 
-    def _process(self, t: int) -> None:
-        # Only the books woken for this tick can fill at it: the others have no action at their bar of this tick
-        # and no lot due by it (every due exit wakes its book at the due bar's tick, see ``_schedule``).
-        visit = self._visit.pop(t, None)
-        if not visit:
-            return
+    def _process(self, t: int, planned: list[Visit] | tuple[()], woken: dict[int, int] | None,
+                 entering: bool) -> None:
+        # Only the books with an action (the agenda) or a due lot (woken) at this tick can fill at it.
         books = self.market.books
-        tradable = [(k, visit[k]) for k in sorted(visit) if not books[k].stale_l[visit[k]]]
-        if not tradable:
+        if woken:
+            merged = {v[0]: v for v in planned}
+            for k, i in woken.items():
+                if k not in merged and not books[k].stale.item(i):
+                    merged[k] = (k, i, _NO_ACTIONS, _NO_ACTIONS)
+            visits: list[Visit] | tuple[()] = [merged[k] for k in sorted(merged)]
+        else:
+            visits = planned
+        if not visits:
             return
-        equity = self.sizing_equity(t)  # before this instant's fills: marks strictly before it
+        equity = self.sizing_equity(t) if entering else 0.0  # before this instant's fills
+        plan = self._actions
         if self.config.overlap == "extend":
-            for k, i in tradable:
-                for action in self.actions[k].get(i, ()):
-                    if action.action == "enter":
-                        for lot in self.lots[k]:
+            for k, i, enters, _ in visits:
+                lots = self.lots[k]
+                if lots:
+                    for j in enters:
+                        action = plan[j]
+                        for lot in lots:
                             if lot.side == action.side:
                                 self._restart(lot, i, action.hold)
-        for k, i in tradable:
-            for lot in list(self.lots[k]):
+        for k, i, _, others in visits:
+            lots = self.lots[k]
+            if not lots:
+                continue
+            for lot in list(lots):
                 due = lot.due
                 if lot.entry_tick < t and due is not None and due <= i:
                     self._exit(lot, i, t, lot.reason)
-            for action in self.actions[k].get(i, ()):
+            for j in others:
+                action = plan[j]
                 if action.action == "exit":
-                    for lot in list(self.lots[k]):
+                    for lot in list(lots):
                         if lot.entry_tick < t and lot.side == action.side:
                             self._exit(lot, i, t, "signal")
                 elif action.action == "event_exit":  # a later event the position's exit rules name
-                    for lot in list(self.lots[k]):
+                    for lot in list(lots):
                         if lot.entry_tick < t and action.event_type in lot.exits.on_events:
                             self._exit(lot, i, t, f"event:{action.event_type}")
-        for k, i in tradable:
-            for action in self.actions[k].get(i, ()):
-                if action.action == "enter":
-                    self._enter(k, action, i, t, equity)
+        if entering:
+            for k, i, enters, _ in visits:
+                for j in enters:
+                    self._enter(k, plan[j], i, t, equity)
 
     def _restart(self, lot: Lot, i: int, hold: int | None) -> None:
         book = self.market.books[lot.book]
@@ -213,82 +247,95 @@ class Policy:
     def _enter(self, k: int, action: PlannedAction, i: int, t: int, equity: float) -> None:
         cfg = self.config
         book = self.market.books[k]
-        date = book.dates[i]
-        verb = "buy" if action.side == "long" else "sell"
+        records = self.records
+        long = action.side == "long"
+        verb = "buy" if long else "sell"
         lots = self.lots[k]
-        same = [lot for lot in lots if lot.side == action.side]
-        if same and cfg.overlap != "add":
+        if lots and cfg.overlap != "add" and any(lot.side == action.side for lot in lots):
             if cfg.overlap == "extend":
-                for lot in same:
+                for lot in [lot for lot in lots if lot.side == action.side]:
                     self._restart(lot, i, action.hold)
                 reason = "already held: hold clock restarted (overlap=extend)"
             else:
                 reason = "already held (overlap=ignore)"
-            self._order(date, book.symbol, verb, 0, "skipped", reason, action.event_id)
+            if records:
+                self._order(book.dates[i], book.symbol, verb, 0, "skipped", reason, action.event_id)
             return
-        if action.side == "short" and not cfg.allow_short:
-            self._order(date, book.symbol, verb, 0, "refused", "shorts not allowed (use --allow-short)",
-                        action.event_id)
+        if not long and not cfg.allow_short:
+            if records:
+                self._order(book.dates[i], book.symbol, verb, 0, "refused", "shorts not allowed (use --allow-short)",
+                            action.event_id)
             return
-        for lot in [lot for lot in lots if lot.side != action.side and lot.entry_tick < t]:
-            self._exit(lot, i, t, "signal")
+        if lots:
+            for lot in [lot for lot in lots if lot.side != action.side and lot.entry_tick < t]:
+                self._exit(lot, i, t, "signal")
         price = book.fill_price(i, self.fill)
-        fx = book.fx_l[i]
+        fx = book.fx.item(i)
         price_base = price / fx
         target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
         if size <= 0:
-            self._order(date, book.symbol, verb, 0, "skipped",
-                        f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
+            if records:
+                self._order(book.dates[i], book.symbol, verb, 0, "skipped",
+                            f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
             return
-        limit = self._limit_reason(k, size * price_base, equity, t)
-        if limit is not None:
-            self._order(date, book.symbol, verb, size, "skipped", limit, action.event_id)
-            return
-        signed = size if action.side == "long" else -size
-        if not self.records and action.side == "long" and not cfg.allow_margin \
-                and self.cash + -signed * price_base < 0:
+        if self._limits:
+            limit = self._limit_reason(k, size * price_base, equity, t)
+            if limit is not None:
+                if records:
+                    self._order(book.dates[i], book.symbol, verb, size, "skipped", limit, action.event_id)
+                return
+        signed = size if long else -size
+        if not records and long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
             return  # refused whatever its fees (fees are >= 0); only the refusal's text would need them
         fees = book.fees(cfg.costs, i, size, price_base, verb)
         delta = -signed * price_base - fees.total
-        if action.side == "long" and self.cash + delta < 0 and not cfg.allow_margin:
-            self._order(date, book.symbol, verb, size, "refused",
+        if long and self.cash + delta < 0 and not cfg.allow_margin:
+            self._order(book.dates[i], book.symbol, verb, size, "refused",
                         f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)", action.event_id)
             return
         lot = Lot(
             trade_id=self._next_id, book=k, side=action.side, size=size, entry_bar=i, entry_tick=t,
             entry_price=price, fx_entry=fx, entry_exec=price_base, entry_fees=fees.total,
-            entry_fee_items=fee_items(fees),
+            entry_fee_items=fee_items(fees) if records else "",
             event_id=action.event_id, event_type=action.event_type,
             hold_bar=None if action.hold is None else book.exit_bar(i, action.hold), exits=action.exits,
         )
         self._next_id += 1
         self._arm_guard(book, lot)
         lots.append(lot)
+        self._open += 1
         self._book_fill(Fill(t, k, i, signed, price, price_base, fees, "entry"))
-        self._order(date, book.symbol, verb, size, "filled", "entry", action.event_id, price, fees.total)
+        if records:
+            self._order(book.dates[i], book.symbol, verb, size, "filled", "entry", action.event_id, price,
+                        fees.total)
         self._schedule(lot)
 
     def _exit(self, lot: Lot, i: int, t: int, reason: str) -> None:
         book = self.market.books[lot.book]
         price = book.fill_price(i, self.fill)
-        price_base = price / book.fx_l[i]
+        price_base = price / book.fx.item(i)
         verb = "sell" if lot.side == "long" else "buy"
         fees = book.fees(self.config.costs, i, lot.size, price_base, verb)
         signed = -lot.size if lot.side == "long" else lot.size
         self._book_fill(Fill(t, lot.book, i, signed, price, price_base, fees, "exit"))
-        self._order(book.dates[i], book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price, fees.total)
+        if self.records:
+            self._order(book.dates[i], book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price,
+                        fees.total)
         self.lots[lot.book].remove(lot)
-        self.trades.append(self._trade(lot, i, price, price_base, fees.total, reason, fee_items(fees)))
+        self._open -= 1
+        items = fee_items(fees) if self.records else None
+        self.trades.append(self._trade(lot, i, price, price_base, fees.total, reason, items))
 
     def _book_fill(self, fill: Fill) -> None:
         self.cash += fill.cash_delta
         k = fill.book
         self._rank.setdefault(k, len(self._rank))
-        size = self.pos[k] = self.pos.get(k, 0.0) + fill.signed
-        if size:
-            self._held.add(k)
-        else:
-            self._held.discard(k)
+        was = self._pos[k]
+        size = self._pos[k] = was + fill.signed
+        if not was and size:
+            bisect.insort(self._held, k, key=self._rank.__getitem__)
+        elif was and not size:
+            self._held.remove(k)
         self.fills.append(fill)
 
     def _arm_guard(self, book: Book, lot: Lot) -> None:
@@ -331,21 +378,23 @@ class Policy:
         Exposure is measured with the sizing marks (latest closes strictly before the instant) and the sizing
         equity, after this instant's earlier fills."""
         cfg = self.config
-        if cfg.max_positions is not None:
-            held = sum(len(lots) for lots in self.lots)
-            if held >= cfg.max_positions:
-                return f"max open positions reached ({held} open, --max-positions {cfg.max_positions})"
+        if cfg.max_positions is not None and self._open >= cfg.max_positions:
+            return f"max open positions reached ({self._open} open, --max-positions {cfg.max_positions})"
         if cfg.max_weight is None and cfg.max_gross is None:
             return None
         if equity <= 0:
             return "exposure limits: equity is not positive"
-        marks = self.marks[:, t]
+        marks = self.market.sizing_marks(self.fill)[t]
         if cfg.max_weight is not None:
-            weight = (abs(self.pos.get(k, 0.0)) * float(marks[k]) + value) / equity
+            weight = (abs(self._pos[k]) * marks.item(k) + value) / equity
             if weight > cfg.max_weight + 1e-12:
                 return f"weight {weight:.2%} would exceed --max-weight {cfg.max_weight:.2%}"
         if cfg.max_gross is not None:
-            gross = (sum(abs(p) * float(marks[b]) for b, p in self.pos.items()) + value) / equity
+            # every book traded so far, in rank order (flat ones add 0.0 and are skipped, unless a mark of some
+            # book is NaN or infinite: 0 x NaN is NaN, as summing them all gives)
+            books = self._rank if self.market.unfinite_books else self._held
+            pos = self._pos
+            gross = (sum([abs(pos[b]) * marks.item(b) for b in books]) + value) / equity
             if gross > cfg.max_gross + 1e-12:
                 return f"gross exposure {gross:.2%} would exceed --max-gross {cfg.max_gross:.2%}"
         return None
@@ -359,20 +408,24 @@ class Policy:
 
     def _trade(self, lot: Lot, i: int, price: float, exec_price: float, exit_fees: float,
                reason: str, exit_fee_items: str | None = None) -> TradeRecord:
+        """The trade record of a closed (or, reason ``open``, still open) lot. Without ``records`` (sweep
+        points: metrics only) the UTC instants and fee items are left out (None and "")."""
         book = self.market.books[lot.book]
         entry_value, pnl, ret = round_trip(lot.side, lot.size, lot.entry_exec, exec_price, lot.entry_fees,
                                            exit_fees)
         is_open = reason == "open"
+        session = book.session
+        records = self.records
         return TradeRecord(
             trade_id=lot.trade_id, symbol=book.symbol, side=lot.side, event_id=lot.event_id,
             event_type=lot.event_type, entry_date=book.dates[lot.entry_bar], entry_fill=self.fill,
             entry_price=lot.entry_price, exit_date=None if is_open else book.dates[i],
             exit_fill=None if is_open else self.fill, exit_price=price, size=lot.size, fx_entry=lot.fx_entry,
-            fx_exit=book.fx_l[i], entry_fees=lot.entry_fees, exit_fees=exit_fees,
+            fx_exit=book.fx.item(i), entry_fees=lot.entry_fees, exit_fees=exit_fees,
             fees=lot.entry_fees + exit_fees, entry_value=entry_value, pnl=pnl, ret=ret, exit_reason=reason,
-            holding_sessions=book.session_l[i] - book.session_l[lot.entry_bar],
-            entry_at=iso_utc(self.clock.instants[lot.entry_tick]),
-            exit_at=None if is_open else iso_utc(int(book.fill_instants(self.fill)[i])),
+            holding_sessions=session.item(i) - session.item(lot.entry_bar),
+            entry_at=iso_utc(self.clock.instants.item(lot.entry_tick)) if records else None,
+            exit_at=None if is_open or not records else iso_utc(book.fill_instants(self.fill).item(i)),
             entry_fee_items=lot.entry_fee_items, exit_fee_items=exit_fee_items,
         )
 
@@ -381,27 +434,48 @@ class Policy:
         for k, book in enumerate(self.market.books):
             last = len(book.dates) - 1
             for lot in self.lots[k]:
-                price = book.close_l[last]
-                self.trades.append(self._trade(lot, last, price, price / book.fx_l[last], 0.0, "open"))
+                price = book.close.item(last)
+                self.trades.append(self._trade(lot, last, price, price / book.fx.item(last), 0.0, "open"))
         self.trades.sort(key=lambda tr: tr.trade_id)
 
     def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(equity, cash, exposure) at each equity point: fills at or before the point's instant, positions at
-        their latest close at or before it."""
+        their latest close at or before it.
+
+        Book by book, in book order (no books x points matrix): each traded book's position path times its
+        closes is added to the running totals, which is the column sum of the full matrix term for term (a
+        book never traded adds exactly 0.0 and is skipped, unless a close of it is not finite: NaN x 0 is
+        NaN, as in the full sum)."""
         market = self.market
         n = market.n_points
         d_cash = np.zeros(n)
-        d_pos = np.zeros((len(market.books), n))
+        by_book: dict[int, list[tuple[int, int]]] = {}
         if self.fills:
             instants = self.clock.instants[[f.tick for f in self.fills]]
             points = np.searchsorted(market.point_at, instants, side="left")
             for f, p in zip(self.fills, points.tolist(), strict=True):
                 d_cash[p] += f.cash_delta
-                d_pos[f.book, p] += f.signed
+                by_book.setdefault(f.book, []).append((p, f.signed))
         cash = self.config.cash + np.cumsum(d_cash)
-        marked = np.cumsum(d_pos, axis=1) * market.close_u
-        equity = cash + marked.sum(axis=0)
-        gross = np.abs(marked).sum(axis=0)
+        held = np.zeros(n)
+        gross = np.zeros(n)
+        for k in sorted(by_book.keys() | market.unfinite_books):
+            moves = by_book.get(k, [])
+            # before the book's first fill it holds nothing; after a last fill that leaves it flat, nothing
+            # again: those points add exactly 0.0 (unless a close is not finite: then every point)
+            first, end = 0, n
+            if moves and k not in market.unfinite_books:
+                first = moves[0][0]
+                if sum(signed for _, signed in moves) == 0:
+                    end = moves[-1][0]
+            d_pos = np.zeros(end - first)
+            for p, signed in moves:
+                if p < end:
+                    d_pos[p - first] += signed
+            marked = np.cumsum(d_pos) * market.closes_on_points(k)[first:end]
+            held[first:end] += marked
+            gross[first:end] += np.abs(marked)
+        equity = cash + held
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = np.where(equity != 0, gross / np.where(equity != 0, equity, 1.0), 0.0)
         return equity, cash, exposure

@@ -182,7 +182,9 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
     notes: list[str] = []
     for symbol in data.symbols:
         full = data.frames.get(symbol)
-        part = None if full is None else full.loc[: pd.Timestamp(end)]  # cut to each strategy's warm-up in plan_for
+        # cut to each strategy's warm-up in plan_for; searchsorted, not .loc: a label look-up builds a hash
+        # table of the index for every frame (about 60 KB a symbol, 126 MB at 2,000 symbols)
+        part = None if full is None else full.iloc[: int(full.index.searchsorted(pd.Timestamp(end), side="right"))]
         trading = None if part is None else inclusive(part, start, end)
         if part is None or trading is None or trading.empty:
             notes.append(f"{symbol}: no price bars between {start} and {end}; left out")
