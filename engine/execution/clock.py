@@ -35,10 +35,14 @@ def session_instants(exchange: str, dates: pd.DatetimeIndex) -> tuple[np.ndarray
     A date that is not a session of the (corrected) calendar, e.g. a bar Yahoo wrote on an unlisted closure,
     takes the open/close time of day of the nearest session before it and the ordinal of the next session.
     """
-    index = pd.DatetimeIndex(dates).normalize()
+    index = pd.DatetimeIndex(dates)
+    if index.tz is None:  # midnight of each date in numpy (DatetimeIndex.normalize costs ~0.6 ms a call)
+        days = index.as_unit("ns").to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
+    else:
+        days = index.normalize().as_unit("ns").to_numpy()
     # the schedule must cover the bars (calendars are built for the range a run needs, not a fixed window)
-    sched = timing.schedule(exchange, index.min(), index.max()) if len(index) else timing.schedule(exchange)
-    days = index.as_unit("ns").to_numpy()
+    sched = (timing.schedule(exchange, pd.Timestamp(days.min()), pd.Timestamp(days.max())) if len(days)
+             else timing.schedule(exchange))
     sessions = sched.sessions.as_unit("ns").to_numpy()
     pos = np.searchsorted(sessions, days, side="left")
     opens = sched.opens.astype("datetime64[ns]").astype(np.int64)
