@@ -127,7 +127,7 @@ class _Driver:
             self.rank[k] = r
         self.submitted = 0
         self.pending: dict[int, Fill] = {}
-        self.snapshots: list[tuple[int, float, float, float]] = []  # tick, cash, value, gross
+        self.snapshots: list[tuple[int, float, float]] = []  # tick, cash, value (the broker's, less the credit)
         self.broker_values: list[float] = []  # backtrader's own value at each snapshot (tests compare)
 
     def symbol(self, book: int) -> str:
@@ -183,14 +183,10 @@ class _Driver:
             n = len(data)
             if size and n:
                 held.append((slot.books[n - 1], data))
-        held.sort(key=lambda h: h[0])
-        gross = 0.0
-        for _, data in held:  # book order, as the driver always summed it
-            gross += abs(broker.getposition(data).size) * float(data.close[0])
         value = cash + _positions_value(broker, [d for _, d in sorted(held, key=lambda h: self.rank[h[0]])])
         if not _near(value, broker.getvalue()):
             raise RunError(f"backtrader value {broker.getvalue()} differs from its positions' {value}")
-        self.snapshots.append((self.tick, cash - self.credit, value - self.credit, gross))
+        self.snapshots.append((self.tick, cash - self.credit, value - self.credit))
         self.broker_values.append(broker.getvalue() - self.credit)
 
     def curve(self, market: Market) -> pd.DataFrame:
@@ -199,7 +195,7 @@ class _Driver:
         if self.submitted != len(self.policy.fills):
             raise RunError(f"{len(self.policy.fills) - self.submitted} fills of the policy had no backtrader cycle")
         # before the first cycle: the broker's start cash and value (no position), less the credit line
-        start = (np.iinfo(np.int64).min, self.start_cash - self.credit, (self.start_cash + 0.0) - self.credit, 0.0)
+        start = (np.iinfo(np.int64).min, self.start_cash - self.credit, (self.start_cash + 0.0) - self.credit)
         snapshots = [start, *self.snapshots]
         final_cash = snapshots[-1][1]
         if not _near(final_cash, self.policy.cash):

@@ -160,14 +160,14 @@ class PointResult:
 
 
 def evaluate(data: SweepData, window: Window, config: RunConfig, records: bool = False,
-             force_backtrader: bool = False, caches: SweepCaches | None = None) -> PointResult:
+             caches: SweepCaches | None = None) -> PointResult:
     """One backtest of ``config`` on ``window`` (fast path when exact, else backtrader)."""
     caches = caches or SweepCaches()
     wctx = caches.context(data, window)
     params = caches.typed_params(config.strategy, config.params)
     plan = plan_for(data, wctx, config, params)
     stop, take = getattr(params, "stop_loss", None), getattr(params, "take_profit", None)
-    if force_backtrader or fastpath.unsupported_reason(config) is not None:
+    if fastpath.unsupported_reason(config) is not None:
         return _evaluate_backtrader(wctx, config, plan, stop, take)
     result = fastpath.simulate(wctx.market, config, plan, stop, take, records=records)
     if not np.all(np.isfinite(result.equity)):
