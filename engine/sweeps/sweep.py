@@ -300,18 +300,16 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
         config = run_config_from_dict(json.loads(row["config"]))
         window = Window(str(row["window"]), config.start, config.end)
         target = reports_dir / f"{key}.json"
-        report: dict[str, Any] | None = None
         if not target.is_file():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", EvbtWarning)
                 res = worker.kept.pop(key, None) or evaluate(worker.data, window, config, records=True,
                                                              caches=worker.caches)
-            report = dict(point_report(worker.data, window, config, res))
+            report = point_report(worker.data, window, config, res)
             reports_dir.mkdir(exist_ok=True)
             folder.write_json(f"reports/{key}.json", report)
-        if key == best_key:  # the kept report as written (canonical JSON reads back to the same text)
-            if report is None:
-                report = json.loads(target.read_text(encoding="utf-8"))
+        if key == best_key:
+            report = json.loads(target.read_text(encoding="utf-8"))
             report["sweep"] = {"sweep_id": summary["sweep_id"], "metric": req.metric, "points_tried": len(req.grid),
                                "note": "report of the best point of the sweep"}
             folder.write_json("report.json", report)
