@@ -1,0 +1,181 @@
+"""The canonical form of events: one event as a JSON-friendly dict, and the hash of a whole calendar.
+
+``calendar_hash`` is the sha256 of ``json.dumps([event_to_dict(e) for e in events sorted by id],
+sort_keys=True, separators=(",", ":"), ensure_ascii=True)``. Saved runs, run ids and sweep ids embed it, so
+those bytes never change. They are written without ``json.dumps``, in two ways that give the same bytes
+(tests/test_events_columnar.py checks both against ``json.dumps`` itself):
+
+- A ``Calendar`` (what ``load_calendar`` returns for files the column parser read) carries each event's JSON
+  object as pieces laid out by the parser from its columns (``Canonical``); the hash sorts them by id and
+  joins them. It is used only while the list still holds exactly the events it was made with (the events are
+  frozen): after any change to the list the hash is computed from the events.
+- Any other events: each field of every event is read once, each distinct value JSON-encoded once (with the
+  json module's own string encoder) and the pieces joined in the order ``json.dumps`` writes them; events
+  holding a value of another type than the declared ones take the ``json.dumps`` route itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
+from operator import attrgetter, is_
+from typing import Any
+
+from engine.events.model import EVENT_FIELDS, Event
+
+
+def event_to_dict(event: Event) -> dict[str, object]:
+    """JSON-friendly dict (dates as ISO strings, symbols as a list)."""
+    # Every field is a scalar or a tuple of strings, so a shallow read equals dataclasses.asdict (which deep-copies
+    # and dominated calendar_hash on 20,000-event calendars).
+    data: dict[str, object] = dict(event.__dict__)  # the fields, in declaration order (no __slots__)
+    data["date"] = event.date.isoformat()
+    data["time"] = event.time.isoformat() if event.time else None
+    data["symbols"] = list(event.symbols)
+    return data
+
+
+def calendar_hash(events: Iterable[Event]) -> str:
+    """sha256 of the canonical JSON of the events sorted by id: stable across file order and formatting."""
+    if isinstance(events, Calendar):
+        canonical = events.intact_canonical()
+        if canonical is not None:
+            return hashlib.sha256(canonical.json().encode("ascii")).hexdigest()
+    ordered = sorted(events, key=attrgetter("id"))
+    blob = _columns_json(ordered)
+    if blob is None:
+        blob = reference_json(ordered)
+    return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+def reference_json(ordered: Sequence[Event]) -> str:
+    """The canonical JSON written by ``json.dumps`` (the definition ``_columns_json`` reproduces)."""
+    payload = [event_to_dict(e) for e in ordered]
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+class _OtherType(Exception):
+    """A value outside the declared field types: left to json.dumps."""
+
+
+def _string(value: Hashable) -> str:
+    if value is None:
+        return "null"
+    if type(value) is not str:
+        raise _OtherType
+    return str(encode_basestring_ascii(value))
+
+
+def _date(value: Hashable) -> str:
+    if type(value) is not dt.date:
+        raise _OtherType
+    return _string(value.isoformat())
+
+
+def _time(value: Hashable) -> str:
+    if value is None:
+        return "null"
+    # equal aware times may print differently; a time is naive when it comes from a file or the ratings
+    if type(value) is not dt.time or value.tzinfo is not None:
+        raise _OtherType
+    return _string(value.isoformat())
+
+
+def _symbols(value: Hashable) -> str:
+    if type(value) is not tuple:
+        raise _OtherType
+    return "[" + ",".join(map(_string, value)) + "]"
+
+
+_ENCODE: dict[str, Callable[[Hashable], str]] = {name: _string for name in EVENT_FIELDS}
+_ENCODE.update(date=_date, time=_time, symbols=_symbols)
+KEYS = tuple(sorted(EVENT_FIELDS))  # json.dumps(sort_keys=True) writes the keys in this order
+
+
+def encoder(name: str) -> Callable[[Hashable], str]:
+    """The JSON text of one value of field ``name`` as event_to_dict + json.dumps write it."""
+    return _ENCODE[name]
+
+
+def key_text(i: int) -> str:
+    """The JSON text before the value of ``KEYS[i]`` in an event's object (``i == len(KEYS)``: after the last)."""
+    if i == len(KEYS):
+        return "}"
+    return ("{" if i == 0 else ",") + f'"{KEYS[i]}":'
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """Per event (in one order): its id, its date (ISO) and its canonical JSON object cut into pieces."""
+
+    ids: list[str]
+    dates: list[str]
+    pieces: list[list[str]]  # the same number of pieces for every event; joined, an event's JSON object
+
+    @staticmethod
+    def concat(parts: Sequence[Canonical]) -> Canonical | None:
+        """The events of all parts, in order (None when their pieces are laid out in different numbers)."""
+        if len({len(p.pieces) for p in parts}) != 1:
+            return None
+        return Canonical([i for p in parts for i in p.ids], [d for p in parts for d in p.dates],
+                         [[t for p in parts for t in p.pieces[k]] for k in range(len(parts[0].pieces))])
+
+    def json(self) -> str:
+        """``reference_json`` of these events (sorted by id)."""
+        n = len(self.ids)
+        if n == 0:
+            return "[]"
+        order = sorted(range(n), key=self.ids.__getitem__)
+        stride = len(self.pieces) + 1
+        parts = [","] * (stride * n)
+        for k, piece in enumerate(self.pieces):
+            parts[k::stride] = list(map(piece.__getitem__, order))
+        parts[-1] = "]"
+        return "[" + "".join(parts)
+
+
+class Calendar(list[Event]):
+    """A list of events that carries their canonical JSON pieces (made by ``load_calendar``)."""
+
+    def __init__(self, events: Iterable[Event], canonical: Canonical) -> None:
+        super().__init__(events)
+        self._members = tuple(self)
+        self._canonical = canonical
+        if len(canonical.ids) != len(self._members):
+            raise ValueError("canonical pieces for a different number of events")
+
+    def intact_canonical(self) -> Canonical | None:
+        """The pieces while the list holds exactly the events it was made with, in that order."""
+        same = len(self) == len(self._members) and all(map(is_, self, self._members))
+        return self._canonical if same else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))  # crosses processes as a plain list
+
+
+def _columns_json(ordered: Sequence[Event]) -> str | None:
+    """``reference_json(ordered)``, written one field column at a time; None for events of unusual shape."""
+    n = len(ordered)
+    if n == 0:
+        return "[]"
+    if set(map(type, ordered)) != {Event} or set(map(len, map(vars, ordered))) != {len(EVENT_FIELDS)}:
+        return None  # a subclass, or attributes beyond the fields (event_to_dict would write them too)
+    stride = 2 * len(KEYS)
+    parts = [""] * (stride * n)
+    try:
+        for k, name in enumerate(KEYS):
+            column = list(map(attrgetter(name), ordered))
+            encode = _ENCODE[name]
+            text = {value: encode(value) for value in set(column)}
+            lead = [f',"{name}":'] * n if k else ['},{"' + name + '":'] * n
+            if not k:
+                lead[0] = '[{"' + name + '":'
+            parts[2 * k::stride] = lead
+            parts[2 * k + 1::stride] = list(map(text.__getitem__, column))
+    except (_OtherType, TypeError):  # TypeError: an unhashable value
+        return None
+    return "".join(parts) + "}]"
