@@ -42,9 +42,9 @@ def event_to_dict(event: Event) -> dict[str, object]:
 def calendar_hash(events: Iterable[Event]) -> str:
     """sha256 of the canonical JSON of the events sorted by id: stable across file order and formatting."""
     if isinstance(events, Calendar):
-        canonical = events.intact_canonical()
-        if canonical is not None:
-            return hashlib.sha256(canonical.json().encode("ascii")).hexdigest()
+        blob = events.canonical_json()
+        if blob is not None:
+            return hashlib.sha256(blob.encode("ascii")).hexdigest()
     ordered = sorted(events, key=attrgetter("id"))
     blob = _columns_json(ordered)
     if blob is None:
@@ -117,19 +117,20 @@ class Canonical:
     pieces: list[list[str]]  # the same number of pieces for every event; joined, an event's JSON object
 
     @staticmethod
-    def concat(parts: Sequence[Canonical]) -> Canonical | None:
-        """The events of all parts, in order (None when their pieces are laid out in different numbers)."""
-        if len({len(p.pieces) for p in parts}) != 1:
-            return None
+    def concat(parts: Sequence[Canonical]) -> Canonical:
+        """The events of all parts, in order."""
+        if len({len(p.pieces) for p in parts}) != 1:  # laid out differently: each object in one piece
+            parts = [Canonical(p.ids, p.dates, [list(map("".join, zip(*p.pieces, strict=True)))]) for p in parts]
         return Canonical([i for p in parts for i in p.ids], [d for p in parts for d in p.dates],
                          [[t for p in parts for t in p.pieces[k]] for k in range(len(parts[0].pieces))])
 
-    def json(self) -> str:
-        """``reference_json`` of these events (sorted by id)."""
+    def json(self, order: Sequence[int] | None = None) -> str:
+        """``reference_json`` of these events (sorted by id; ``order``: the indices in id order, if known)."""
         n = len(self.ids)
         if n == 0:
             return "[]"
-        order = sorted(range(n), key=self.ids.__getitem__)
+        if order is None:
+            order = sorted(range(n), key=self.ids.__getitem__)
         stride = len(self.pieces) + 1
         parts = [","] * (stride * n)
         for k, piece in enumerate(self.pieces):
@@ -141,17 +142,19 @@ class Canonical:
 class Calendar(list[Event]):
     """A list of events that carries their canonical JSON pieces (made by ``load_calendar``)."""
 
-    def __init__(self, events: Iterable[Event], canonical: Canonical) -> None:
+    def __init__(self, events: Iterable[Event], canonical: Canonical, id_order: list[int] | None = None) -> None:
+        """``canonical`` describes the same events (in any order); ``id_order`` lists its rows in id order."""
         super().__init__(events)
         self._members = tuple(self)
         self._canonical = canonical
+        self._id_order = id_order
         if len(canonical.ids) != len(self._members):
             raise ValueError("canonical pieces for a different number of events")
 
-    def intact_canonical(self) -> Canonical | None:
-        """The pieces while the list holds exactly the events it was made with, in that order."""
+    def canonical_json(self) -> str | None:
+        """``reference_json`` of the events while the list holds exactly the events it was made with."""
         same = len(self) == len(self._members) and all(map(is_, self, self._members))
-        return self._canonical if same else None
+        return self._canonical.json(self._id_order) if same else None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (list, (list(self),))  # crosses processes as a plain list

@@ -270,11 +270,14 @@ def load_calendar(files: Iterable[Path] = (), replace: bool = False) -> list[Eve
         pieces.append(canonical)
     merged = _merge(sources, problems)
     _raise_problems(problems)  # so no id is in two sources: merged is every source's events in order
-    joined = Canonical.concat([p for p in pieces if p is not None]) if None not in pieces else None
-    if joined is None:
+    if None in pieces:
         return sorted(merged, key=attrgetter("date", "id"))
-    keys = list(map(str.__add__, joined.dates, joined.ids))  # ISO dates have one width: (date, id) order
-    return Calendar(map(merged.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)), joined)
+    joined = Canonical.concat([p for p in pieces if p is not None])
+    # the ids of a calendar usually start with their date: then id order is (date, id) order
+    by_id = all(map(str.startswith, joined.ids, joined.dates))
+    keys = joined.ids if by_id else list(map(str.__add__, joined.dates, joined.ids))  # ISO dates: one width
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return Calendar(map(merged.__getitem__, order), joined, order if by_id else None)
 
 
 def _merge(sources: list[tuple[str, list[Event]]], problems: list[str]) -> list[Event]:

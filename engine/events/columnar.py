@@ -21,6 +21,7 @@ import datetime as dt
 import gc
 import io
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def _split_lines(text: str) -> _Table | None:
         return None
     header, body = lines[0].split(","), lines[1:]
     width = len(header) - 1
-    if width < LEAD or not all(line.count(",") == width for line in body):
+    if width < LEAD or (body and set(map(str.count, body, repeat(","))) != {width}):
         return None
     names = _names(header)
     cols = list(zip(*(line.split(",", LEAD) for line in body), strict=True)) or [()] * (LEAD + 1)
@@ -231,9 +232,15 @@ class _Cells:
     def __init__(self, table: _Table) -> None:
         self.groups = table.groups
         self.n, self.m = len(table.groups), len(table.tails[0])
-        self.lead = set(table.names[:LEAD])
-        self.raw: dict[str, Sequence[str]] = dict(zip(table.names[:LEAD], table.lead, strict=True))
-        self.raw.update(zip(table.names[LEAD:], table.tails, strict=True))
+        self.raw: dict[str, Sequence[str]] = dict(zip(table.names[LEAD:], table.tails, strict=True))
+        self.lead_names: list[str] = []  # the fields read per row, in header order
+        for name, col in zip(table.names[:LEAD], table.lead, strict=True):
+            if self.n and col.count(col[0]) == self.n:  # one text in every row (an empty time column): a tail's
+                self.raw[name] = [col[0]] * self.m
+            else:
+                self.raw[name] = col
+                self.lead_names.append(name)
+        self.lead = set(self.lead_names)
         for name in set(COLUMNS) - set(self.raw):
             self.raw[name] = [""] * self.m  # a column left out of the file: empty cells
         self.value: dict[str, list[Any]] = {}
@@ -273,32 +280,26 @@ def _parse(table: _Table) -> Parsed | None:
         for kind, firm in cells.combos("type", "firm"):
             if kind in ANALYST_TYPES and firm is None:
                 return None  # an analyst event needs its firm
-    return Parsed(_events(cells, table.names[:LEAD]), _canonical(cells, table.names[:LEAD]))
+    return Parsed(_events(cells), _canonical(cells))
 
 
-def _events(cells: _Cells, lead: list[str]) -> list[Event]:
+def _events(cells: _Cells) -> list[Event]:
     """The events, equal to ``Event(**fields)`` row by row.
 
     Event is a frozen dataclass without ``__post_init__``: its ``__init__`` only stores the fields in
     declaration order. Here each row copies its tail's field dict (already in that order, the lead fields as
-    placeholders), fills in its lead fields and becomes the ``__dict__`` of a new Event."""
+    placeholders), fills in its lead fields and becomes the ``__dict__`` of a new Event (loops run by map)."""
     per_tail = [cells.value[f] if f not in cells.lead else repeat(None, cells.m) for f in EVENT_FIELDS]
     templates = [dict(zip(EVENT_FIELDS, values, strict=True)) for values in zip(*per_tail, strict=True)]
-    new, set_attr = object.__new__, object.__setattr__
-    f1, f2, f3 = lead
-    out: list[Event] = []
-    append = out.append
-    for template, v1, v2, v3 in zip(map(templates.__getitem__, cells.groups), cells.value[f1], cells.value[f2],
-                                    cells.value[f3], strict=True):
-        fields_ = template.copy()
-        fields_[f1], fields_[f2], fields_[f3] = v1, v2, v3
-        event = new(Event)
-        set_attr(event, "__dict__", fields_)
-        append(event)
-    return out
+    rows = list(map(dict.copy, map(templates.__getitem__, cells.groups)))
+    for name in cells.lead_names:
+        deque(map(dict.__setitem__, rows, repeat(name), cells.value[name]), maxlen=0)
+    events = list(map(object.__new__, repeat(Event, cells.n)))
+    deque(map(object.__setattr__, events, repeat("__dict__"), rows), maxlen=0)
+    return events
 
 
-def _canonical(cells: _Cells, lead: list[str]) -> Canonical:
+def _canonical(cells: _Cells) -> Canonical:
     """Each row's canonical JSON object as pieces: texts fixed per tail around the lead fields' values."""
     pieces: list[list[str]] = []
     segment: list[Iterable[str]] = []
