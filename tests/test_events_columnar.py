@@ -284,3 +284,19 @@ def test_events_built_from_columns_equal_constructed_ones(tmp_path: Path) -> Non
     assert events == rebuilt and [repr(e) for e in events] == [repr(e) for e in rebuilt]
     assert [hash(e) for e in events] == [hash(e) for e in rebuilt]
     assert pickle.loads(pickle.dumps(events)) == rebuilt
+
+
+def test_merged_files_laid_out_differently_hash_as_the_reference_does(tmp_path: Path) -> None:
+    """Curated (id, date and time per row), a file with an empty time column, one with a single row."""
+    header = ",".join(COLUMNS) + "\n"
+    no_times = tmp_path / "a.csv"
+    no_times.write_text(header + "".join(f"2019-01-0{i}-a{i},2019-01-0{i},,UTC,,,other,sector,,,,,x,https://x,\n"
+                                         for i in range(1, 6)), encoding="utf-8")
+    single = tmp_path / "b.csv"
+    single.write_text(header + '2018-05-05-b,2018-05-05,09:00,UTC,,,other,sector,,,,,"y, z",https://y,low\n',
+                      encoding="utf-8")
+    events = load_calendar([no_times, single])
+    assert isinstance(events, Calendar) and len(events) == 81 + 6
+    texts = [p.read_text(encoding="utf-8") for p in (CURATED_PATH, no_times, single)]
+    ref = ref_load_sorted([ref_check_events_text(t, "x")[0] for t in texts])
+    assert events == ref and calendar_hash(events) == ref_calendar_hash(ref)

@@ -110,19 +110,35 @@ def key_text(i: int) -> str:
 
 @dataclass(frozen=True)
 class Canonical:
-    """Per event (in one order): its id, its date (ISO) and its canonical JSON object cut into pieces."""
+    """Events (in one order) with their ids, ISO dates and canonical JSON objects, each object preceded by a
+    comma and laid out as ``segments[0][g] + leads[0][i] + segments[1][g] + ... + segments[-1][g]`` for event
+    ``i`` of group ``g = groups[i]`` (texts shared by a group, texts of the event's own)."""
 
     ids: list[str]
     dates: list[str]
-    pieces: list[list[str]]  # the same number of pieces for every event; joined, an event's JSON object
+    groups: list[int]
+    segments: list[list[str]]  # one more than leads; each: one text per group
+    leads: list[list[str]]  # each: one text per event
 
     @staticmethod
     def concat(parts: Sequence[Canonical]) -> Canonical:
         """The events of all parts, in order."""
-        if len({len(p.pieces) for p in parts}) != 1:  # laid out differently: each object in one piece
-            parts = [Canonical(p.ids, p.dates, [list(map("".join, zip(*p.pieces, strict=True)))]) for p in parts]
+        if len({len(p.leads) for p in parts}) != 1:  # laid out differently: each object in one text
+            parts = [p.flat() for p in parts]
+        offsets = [0]
+        for p in parts[:-1]:
+            offsets.append(offsets[-1] + len(p.segments[0]))
         return Canonical([i for p in parts for i in p.ids], [d for p in parts for d in p.dates],
-                         [[t for p in parts for t in p.pieces[k]] for k in range(len(parts[0].pieces))])
+                         [g + o for p, o in zip(parts, offsets, strict=True) for g in p.groups],
+                         [[t for p in parts for t in p.segments[k]] for k in range(len(parts[0].segments))],
+                         [[t for p in parts for t in p.leads[k]] for k in range(len(parts[0].leads))])
+
+    def flat(self) -> Canonical:
+        """The same events, each object in one text."""
+        texts = [map(s.__getitem__, self.groups) for s in self.segments]
+        pieces = [texts[0]] + [t for pair in zip(self.leads, texts[1:], strict=True) for t in pair]
+        return Canonical(self.ids, self.dates, list(range(len(self.ids))),
+                         [list(map("".join, zip(*pieces, strict=True)))], [])
 
     def json(self, order: Sequence[int] | None = None) -> str:
         """``reference_json`` of these events (sorted by id; ``order``: the indices in id order, if known)."""
@@ -131,11 +147,15 @@ class Canonical:
             return "[]"
         if order is None:
             order = sorted(range(n), key=self.ids.__getitem__)
-        stride = len(self.pieces) + 1
-        parts = [","] * (stride * n)
-        for k, piece in enumerate(self.pieces):
-            parts[k::stride] = list(map(piece.__getitem__, order))
-        parts[-1] = "]"
+        groups = list(map(self.groups.__getitem__, order))
+        stride = len(self.segments) + len(self.leads)
+        parts = [""] * (stride * n)
+        parts[0::stride] = map(self.segments[0].__getitem__, groups)
+        for k, (lead, segment) in enumerate(zip(self.leads, self.segments[1:], strict=True)):
+            parts[2 * k + 1::stride] = map(lead.__getitem__, order)
+            parts[2 * k + 2::stride] = map(segment.__getitem__, groups)
+        parts[0] = parts[0][1:]  # no comma before the first object
+        parts.append("]")
         return "[" + "".join(parts)
 
 

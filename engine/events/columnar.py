@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
-from json.encoder import encode_basestring_ascii
 from typing import Any, TypeVar
 
 from engine.events.canonical import KEYS, Canonical, encoder, key_text
@@ -300,31 +299,34 @@ def _events(cells: _Cells) -> list[Event]:
 
 
 def _canonical(cells: _Cells) -> Canonical:
-    """Each row's canonical JSON object as pieces: texts fixed per tail around the lead fields' values."""
-    pieces: list[list[str]] = []
-    segment: list[Iterable[str]] = []
+    """Each row's canonical JSON object (after a comma) as texts fixed per tail around its lead fields' values."""
+    segments: list[list[str]] = []
+    leads: list[list[str]] = []
+    segment: list[Iterable[str]] = [repeat(",", cells.m)]
     for i, name in enumerate(KEYS):
         segment.append(repeat(key_text(i), cells.m))
         values = cells.value[name]
-        if name == "id":  # a plain id (checked) needs no escaping, and each is encoded once anyway
-            texts = list(map(encode_basestring_ascii, values))
-        else:
-            table = {v: encoder(name)(v) for v in set(values)}
-            texts = list(map(table.__getitem__, values))
+        if name == "id" and name in cells.lead:  # a plain id (checked): its JSON is itself in quotes
+            segment.append(repeat('"', cells.m))
+            segments.append(_per_tail(segment))
+            leads.append(values)
+            segment = [repeat('"', cells.m)]
+            continue
+        table = {v: encoder(name)(v) for v in set(values)}
+        texts = list(map(table.__getitem__, values))
         if name not in cells.lead:
             segment.append(texts)
             continue
-        pieces.append(_per_row(cells, segment))
-        pieces.append(texts)
+        segments.append(_per_tail(segment))
+        leads.append(texts)
         segment = []
     segment.append(repeat(key_text(len(KEYS)), cells.m))
-    pieces.append(_per_row(cells, segment))
+    segments.append(_per_tail(segment))
     dates = list(cells.per_row(cells.value["date"], "date"))
     iso = {d: d.isoformat() for d in set(dates)}
-    return Canonical(list(cells.per_row(cells.value["id"], "id")), list(map(iso.__getitem__, dates)), pieces)
+    return Canonical(list(cells.per_row(cells.value["id"], "id")), list(map(iso.__getitem__, dates)),
+                     cells.groups, segments, leads)
 
 
-def _per_row(cells: _Cells, segment: list[Iterable[str]]) -> list[str]:
-    """A segment's text per tail, spread to the rows."""
-    per_tail = list(map("".join, zip(*segment, strict=True)))
-    return list(map(per_tail.__getitem__, cells.groups))
+def _per_tail(segment: list[Iterable[str]]) -> list[str]:
+    return list(map("".join, zip(*segment, strict=True)))
