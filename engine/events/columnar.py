@@ -88,12 +88,17 @@ def _split_lines(text: str) -> _Table | None:
         return None
     header, body = lines[0].split(","), lines[1:]
     width = len(header) - 1
-    if width < LEAD or (body and set(map(str.count, body, repeat(","))) != {width}):
+    if width < LEAD:
         return None
     names = _names(header)
-    cols = list(zip(*(line.split(",", LEAD) for line in body), strict=True)) or [()] * (LEAD + 1)
-    index = {tail: j for j, tail in enumerate(dict.fromkeys(cols[LEAD]))}
+    try:  # a line with fewer than LEAD commas makes the columns uneven
+        cols = list(zip(*map(str.split, body, repeat(","), repeat(LEAD)), strict=True)) or [()] * (LEAD + 1)
+    except ValueError:
+        return None
+    index = {tail: j for j, tail in enumerate(dict.fromkeys(cols[LEAD]))} if len(cols) == LEAD + 1 else {}
     tails = [tail.split(",") for tail in index]
+    if len(cols) != LEAD + 1 or any(len(cells) != width - LEAD + 1 for cells in tails):
+        return None  # a line with another number of fields than the header
     return _Table(names, list(cols[:LEAD]), list(map(index.__getitem__, cols[LEAD])),
                   _columns(tails, len(names) - LEAD))
 
