@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter, is_
@@ -42,9 +42,9 @@ def event_to_dict(event: Event) -> dict[str, object]:
 def calendar_hash(events: Iterable[Event]) -> str:
     """sha256 of the canonical JSON of the events sorted by id: stable across file order and formatting."""
     if isinstance(events, Calendar):
-        blob = events.canonical_json()
-        if blob is not None:
-            return hashlib.sha256(blob.encode("ascii")).hexdigest()
+        digest = events.canonical_digest()
+        if digest is not None:
+            return digest
     ordered = sorted(events, key=attrgetter("id"))
     blob = _columns_json(ordered)
     if blob is None:
@@ -142,21 +142,33 @@ class Canonical:
 
     def json(self, order: Sequence[int] | None = None) -> str:
         """``reference_json`` of these events (sorted by id; ``order``: the indices in id order, if known)."""
+        return "".join(self.chunks(order))
+
+    def chunks(self, order: Sequence[int] | None = None) -> Iterator[str]:
+        """``json(order)`` in consecutive pieces of a few hundred events (no text of megabytes is made)."""
         n = len(self.ids)
         if n == 0:
-            return "[]"
+            yield "[]"
+            return
         if order is None:
             order = sorted(range(n), key=self.ids.__getitem__)
         groups = list(map(self.groups.__getitem__, order))
         stride = len(self.segments) + len(self.leads)
-        parts = [""] * (stride * n)
-        parts[0::stride] = map(self.segments[0].__getitem__, groups)
-        for k, (lead, segment) in enumerate(zip(self.leads, self.segments[1:], strict=True)):
-            parts[2 * k + 1::stride] = map(lead.__getitem__, order)
-            parts[2 * k + 2::stride] = map(segment.__getitem__, groups)
-        parts[0] = parts[0][1:]  # no comma before the first object
-        parts.append("]")
-        return "[" + "".join(parts)
+        yield "["
+        for start in range(0, n, _CHUNK):
+            rows, tails = order[start:start + _CHUNK], groups[start:start + _CHUNK]
+            parts = [""] * (stride * len(rows))
+            parts[0::stride] = map(self.segments[0].__getitem__, tails)
+            for k, (lead, segment) in enumerate(zip(self.leads, self.segments[1:], strict=True)):
+                parts[2 * k + 1::stride] = map(lead.__getitem__, rows)
+                parts[2 * k + 2::stride] = map(segment.__getitem__, tails)
+            if start == 0:
+                parts[0] = parts[0][1:]  # no comma before the first object
+            yield "".join(parts)
+        yield "]"
+
+
+_CHUNK = 256  # events per piece of canonical JSON: about 80 KB
 
 
 class Calendar(list[Event]):
@@ -171,10 +183,14 @@ class Calendar(list[Event]):
         if len(canonical.ids) != len(self._members):
             raise ValueError("canonical pieces for a different number of events")
 
-    def canonical_json(self) -> str | None:
-        """``reference_json`` of the events while the list holds exactly the events it was made with."""
-        same = len(self) == len(self._members) and all(map(is_, self, self._members))
-        return self._canonical.json(self._id_order) if same else None
+    def canonical_digest(self) -> str | None:
+        """sha256 of ``reference_json`` of the events while the list holds exactly the events it was made with."""
+        if len(self) != len(self._members) or not all(map(is_, self, self._members)):
+            return None
+        digest = hashlib.sha256()
+        for chunk in self._canonical.chunks(self._id_order):
+            digest.update(chunk.encode("ascii"))
+        return digest.hexdigest()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (list, (list(self),))  # crosses processes as a plain list

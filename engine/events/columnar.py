@@ -291,10 +291,14 @@ def _events(cells: _Cells) -> list[Event]:
     """The events, equal to ``Event(**fields)`` row by row.
 
     Event is a frozen dataclass without ``__post_init__``: its ``__init__`` only stores the fields in
-    declaration order. Here each row copies its tail's field dict (already in that order, the lead fields as
-    placeholders), fills in its lead fields and becomes the ``__dict__`` of a new Event (loops run by map)."""
-    per_tail = [cells.value[f] if f not in cells.lead else repeat(None, cells.m) for f in EVENT_FIELDS]
-    templates = [dict(zip(EVENT_FIELDS, values, strict=True)) for values in zip(*per_tail, strict=True)]
+    declaration order. Here each row copies its tail's field dict, fills in its lead fields and becomes the
+    ``__dict__`` of a new Event (loops run by map). The tails' dicts are copies of the ``__dict__`` of an Event
+    made by ``__init__``: laid out as every Event's (CPython shares the keys), each row's copy holds only values."""
+    layout = vars(Event(**dict.fromkeys(EVENT_FIELDS)))  # type: ignore[arg-type]
+    templates = list(map(dict.copy, repeat(layout, cells.m)))
+    for name in EVENT_FIELDS:
+        if name not in cells.lead:
+            deque(map(dict.__setitem__, templates, repeat(name), cells.value[name]), maxlen=0)
     rows = list(map(dict.copy, map(templates.__getitem__, cells.groups)))
     for name in cells.lead_names:
         deque(map(dict.__setitem__, rows, repeat(name), cells.value[name]), maxlen=0)
