@@ -178,7 +178,8 @@ def test_the_generated_files_reach_the_column_parser() -> None:
     quoted = row.replace(",x,", ',"x, y",')
     assert columnar.parse_clean(f"{header}\r\n{quoted}\r\n") is not None  # the csv module's route
     assert columnar.parse_clean(f"{header}\n\n{row}\n  \n") is not None  # blank lines are no problem
-    for bad in (row.replace("Acme", ""), row.replace("e1", " e1"), f"{row}\n{row}", f"{row}\n,x", row[2:]):
+    too_long = row.replace(",x,", "," + "x" * (csv.field_size_limit() + 1) + ",")  # a csv.Error for the row parser
+    for bad in (row.replace("Acme", ""), row.replace("e1", " e1"), f"{row}\n{row}", f"{row}\n,x", row[2:], too_long):
         assert columnar.parse_clean(f"{header}\n{bad}\n") is None
         assert_same(f"{header}\n{bad}\n")
 
