@@ -299,7 +299,9 @@ def _events(cells: _Cells) -> list[Event]:
     for name in EVENT_FIELDS:
         if name not in cells.lead:
             deque(map(dict.__setitem__, templates, repeat(name), cells.value[name]), maxlen=0)
-    rows = list(map(dict.copy, map(templates.__getitem__, cells.groups)))
+    rows = list(map(templates.__getitem__, cells.groups))
+    if cells.m < cells.n:  # (with as many tails as rows, each tail is one row's: its dict is that row's)
+        rows = list(map(dict.copy, rows))
     for name in cells.lead_names:
         deque(map(dict.__setitem__, rows, repeat(name), cells.value[name]), maxlen=0)
     events = list(map(object.__new__, repeat(Event, cells.n)))
