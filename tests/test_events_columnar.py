@@ -276,6 +276,8 @@ def test_a_changed_calendar_is_hashed_from_its_events(tmp_path: Path) -> None:
     events = load_calendar([path], replace=True)
     copy = pickle.loads(pickle.dumps(events))
     assert type(copy) is list and copy == events and calendar_hash(copy) == calendar_hash(events)
+    rebuilt = type(events)(iter(events))  # as dataclasses.asdict copies a list
+    assert rebuilt == events and calendar_hash(rebuilt) == calendar_hash(events)
 
 
 def test_events_built_from_columns_equal_constructed_ones(tmp_path: Path) -> None:

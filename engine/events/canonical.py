@@ -174,18 +174,20 @@ _CHUNK = 256  # events per piece of canonical JSON: about 80 KB
 class Calendar(list[Event]):
     """A list of events that carries their canonical JSON pieces (made by ``load_calendar``)."""
 
-    def __init__(self, events: Iterable[Event], canonical: Canonical, id_order: list[int] | None = None) -> None:
-        """``canonical`` describes the same events (in any order); ``id_order`` lists its rows in id order."""
+    def __init__(self, events: Iterable[Event] = (), canonical: Canonical | None = None,
+                 id_order: list[int] | None = None) -> None:
+        """``canonical`` describes the same events (in any order); ``id_order`` lists its rows in id order.
+        Without ``canonical`` (as copies made the way of any list are) it is a plain list of events."""
         super().__init__(events)
         self._members = tuple(self)
         self._canonical = canonical
         self._id_order = id_order
-        if len(canonical.ids) != len(self._members):
+        if canonical is not None and len(canonical.ids) != len(self._members):
             raise ValueError("canonical pieces for a different number of events")
 
     def canonical_digest(self) -> str | None:
         """sha256 of ``reference_json`` of the events while the list holds exactly the events it was made with."""
-        if len(self) != len(self._members) or not all(map(is_, self, self._members)):
+        if self._canonical is None or len(self) != len(self._members) or not all(map(is_, self, self._members)):
             return None
         digest = hashlib.sha256()
         for chunk in self._canonical.chunks(self._id_order):
