@@ -1,8 +1,11 @@
-"""Event model and the event calendar: curated CSV, user CSV files, validation, filtering, hashing.
+"""The event calendar: curated CSV, user CSV files, validation, merging, filtering (and, re-exported, the
+Event model of ``engine.events.model`` and the hash of ``engine.events.canonical``).
 
 The curated calendar lives in ``event_calendar/events.csv`` (format in ``event_calendar/README.md``). User
 files use the same columns. Validation never stops at the first problem: every problem in every file is
 collected with ``file:line`` and raised together as one ``ConfigError``, so a user fixes a file in one pass.
+A file is first read whole columns at a time (``engine.events.columnar``), which answers only for a file
+without any problem; otherwise the row parser below reads it and words every problem.
 When the instant an event became public is computed lives in ``engine.events.timing``, not here.
 """
 
@@ -10,110 +13,47 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
-import json
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import ConfigError
+from engine.events.canonical import Calendar, Canonical, calendar_hash, event_to_dict
+from engine.events.columnar import parse_clean
+from engine.events.model import (
+    ANALYST_TYPES,
+    COLUMNS,
+    CONFIDENCES,
+    EVENT_TYPES,
+    ID_RE,
+    MARKETS,
+    REQUIRED_COLUMNS,
+    SCOPES,
+    SESSION_HINTS,
+    Event,
+    header_problems,
+    opt,
+    parse_date,
+    parse_time,
+    symbols_of,
+    valid_tz,
+)
 from engine.market.symbols import normalize_symbol
 from engine.paths import calendar_dir
 
-EVENT_TYPES = (
-    "official_reassurance",
-    "policy_support",
-    "regulatory_crackdown",
-    "delisting_risk",
-    "analyst_upgrade",
-    "analyst_downgrade",
-    "market_rumor",
-    "other",
-)
-SESSION_HINTS = ("before_open", "during_session", "after_close")
-MARKETS = ("XHKG", "XNYS")
-SCOPES = ("single", "sector")
-CONFIDENCES = ("high", "medium", "low")
-ANALYST_TYPES = ("analyst_upgrade", "analyst_downgrade")
-
-COLUMNS = (
-    "id", "date", "time", "tz", "session_hint", "market", "type", "scope", "symbols",
-    "firm", "from_grade", "to_grade", "description", "source", "confidence",
-)
-REQUIRED_COLUMNS = ("id", "date", "tz", "type", "scope", "description", "source")
+__all__ = [
+    "ANALYST_TYPES", "COLUMNS", "CONFIDENCES", "CURATED_PATH", "EVENT_TYPES", "MARKETS", "REQUIRED_COLUMNS",
+    "SCOPES", "SESSION_HINTS", "Event", "calendar_hash", "check_events_file", "check_events_text",
+    "event_to_dict", "filter_events", "load_calendar", "load_curated", "load_events_file", "symbols_for",
+]
 
 CALENDAR_DIR = calendar_dir()
 CURATED_PATH = CALENDAR_DIR / "events.csv"
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
-_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
-_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_SPLIT_RE = re.compile(r"[,\s]+")
 
-
-@dataclass(frozen=True)
-class Event:
-    """One dated piece of news. See docs/design.md, "Event contract"."""
-
-    id: str
-    date: dt.date
-    tz: str
-    time: dt.time | None
-    session_hint: str | None
-    market: str | None
-    type: str
-    scope: str
-    symbols: tuple[str, ...]
-    description: str
-    source: str
-    firm: str | None = None
-    from_grade: str | None = None
-    to_grade: str | None = None
-    confidence: str | None = None
-
-
-# ---------------------------------------------------------------- parsing and validation
-
-
-@lru_cache(maxsize=65536)
-def _parse_date(text: str) -> dt.date:
-    if not _DATE_RE.match(text):
-        raise ValueError
-    return dt.date.fromisoformat(text)
-
-
-def _parse_time(text: str) -> dt.time:
-    m = _TIME_RE.match(text)
-    if not m:
-        raise ValueError
-    return dt.time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
-
-
-# zoneinfo also opens files that are not a fixed place's zone: ``localtime`` is whatever the machine is set to
-# (timing would depend on the computer), ``Factory`` and ``posixrules`` are tooling artefacts.
-_NOT_A_PLACE = {"localtime", "factory", "posixrules"}
-
-
-@lru_cache(maxsize=4096)
-def _valid_tz(name: str) -> bool:
-    if not name or name.startswith("/") or ".." in name:
-        return False
-    if name.lower() in _NOT_A_PLACE or name.lower().startswith(("posix/", "right/")):
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _opt(value: str | None) -> str | None:
-    text = (value or "").strip()
-    return text or None
+# ---------------------------------------------------------------- the row parser (the authority on problems)
 
 
 def _check_choice(value: str | None, allowed: Sequence[str], what: str, problems: list[str]) -> None:
@@ -122,27 +62,9 @@ def _check_choice(value: str | None, allowed: Sequence[str], what: str, problems
 
 
 def _parse_symbols(text: str, problems: list[str]) -> tuple[str, ...]:
-    symbols, found = _symbols_of(text)
+    symbols, found = symbols_of(text)
     problems += found
     return symbols
-
-
-@lru_cache(maxsize=65536)
-def _symbols_of(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(symbols, problems) of one symbols cell (a calendar repeats the same few cells: parsed once each)."""
-    out: list[str] = []
-    problems: list[str] = []
-    for part in _SPLIT_RE.split(text.strip()):
-        if not part:
-            continue
-        try:
-            sym = normalize_symbol(part)
-        except ConfigError as exc:
-            problems.append(f"bad symbol: {exc}")
-            continue
-        if sym not in out:
-            out.append(sym)
-    return tuple(out), tuple(problems)
 
 
 def _timing_problems(time_: dt.time | None, hint: str | None, market: str | None) -> list[str]:
@@ -165,26 +87,26 @@ def _row_to_event(row: dict[str, str]) -> tuple[Event | None, list[str]]:
     eid = get["id"]
     if not eid:
         problems.append("missing id")
-    elif not _ID_RE.match(eid):
+    elif not ID_RE.match(eid):
         problems.append(f"bad id {eid!r} (letters, digits, '.', '_', '-'; max 120 characters)")
 
     date = None
     try:
-        date = _parse_date(get["date"])
+        date = parse_date(get["date"])
     except ValueError:
         problems.append(f"bad date {get['date']!r} (expected YYYY-MM-DD)")
 
     time_ = None
     if get["time"]:
         try:
-            time_ = _parse_time(get["time"])
+            time_ = parse_time(get["time"])
         except ValueError:
             problems.append(f"bad time {get['time']!r} (expected HH:MM or HH:MM:SS, 24-hour)")
 
-    if not _valid_tz(get["tz"]):
+    if not valid_tz(get["tz"]):
         problems.append(f"unknown time zone {get['tz']!r} (expected an IANA name like Asia/Hong_Kong)")
 
-    hint, market = _opt(get["session_hint"]), _opt(get["market"])
+    hint, market = opt(get["session_hint"]), opt(get["market"])
     _check_choice(hint, SESSION_HINTS, "session_hint", problems)
     if market is not None:
         market = market.upper()
@@ -203,11 +125,11 @@ def _row_to_event(row: dict[str, str]) -> tuple[Event | None, list[str]]:
         problems.append("missing source")
     if not get["description"]:
         problems.append("missing description")
-    confidence = _opt(get["confidence"])
+    confidence = opt(get["confidence"])
     if confidence is not None:
         confidence = confidence.lower()
     _check_choice(confidence, CONFIDENCES, "confidence", problems)
-    firm = _opt(get["firm"])
+    firm = opt(get["firm"])
     if etype in ANALYST_TYPES and firm is None:
         problems.append(f"{etype} needs a firm")
 
@@ -216,7 +138,7 @@ def _row_to_event(row: dict[str, str]) -> tuple[Event | None, list[str]]:
     return Event(
         id=eid, date=date, tz=get["tz"], time=time_, session_hint=hint, market=market, type=etype,
         scope=scope, symbols=symbols, description=get["description"], source=get["source"], firm=firm,
-        from_grade=_opt(get["from_grade"]), to_grade=_opt(get["to_grade"]), confidence=confidence,
+        from_grade=opt(get["from_grade"]), to_grade=opt(get["to_grade"]), confidence=confidence,
     ), []
 
 
@@ -233,31 +155,28 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"cannot read event file {path}: {exc.strerror}") from None
 
 
-def _header_problems(header: list[str] | None) -> list[str]:
-    if not header:
-        return ["empty file: expected a header line with " + ",".join(COLUMNS)]
-    names = [h.strip() for h in header]
-    problems = []
-    unknown = [h for h in names if h not in COLUMNS]
-    if unknown:
-        problems.append(f"unknown column(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(COLUMNS)})")
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        problems.append(f"missing column(s): {', '.join(missing)}")
-    dupes = sorted({h for h in names if names.count(h) > 1})
-    if dupes:
-        problems.append(f"duplicate column(s): {', '.join(dupes)}")
-    return problems
-
-
 def check_events_text(text: str, origin: str) -> tuple[list[Event], list[str]]:
     """Parse CSV text; return (valid events, problems as 'origin:line: message'). Never raises."""
+    events, problems, _ = _check_text(text, origin)
+    return events, problems
+
+
+def _check_text(text: str, origin: str) -> tuple[list[Event], list[str], Canonical | None]:
+    """``check_events_text`` plus the canonical pieces of a file the column parser read."""
+    clean = parse_clean(text)
+    if clean is not None:
+        return clean.events, [], clean.canonical
+    return (*_check_rows(text, origin), None)
+
+
+def _check_rows(text: str, origin: str) -> tuple[list[Event], list[str]]:
+    """``check_events_text`` one row at a time: the route that finds and words every problem."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
     except csv.Error as exc:
         return [], [f"{origin}:1: {exc}"]
-    problems = [f"{origin}:1: {p}" for p in _header_problems(header)]
+    problems = [f"{origin}:1: {p}" for p in header_problems(header)]
     if problems:
         return [], problems
     assert header is not None
@@ -299,6 +218,10 @@ def check_events_file(path: Path) -> tuple[list[Event], list[str]]:
     return check_events_text(_read_text(Path(path)), str(path))
 
 
+def _check_file(path: Path) -> tuple[list[Event], list[str], Canonical | None]:
+    return _check_text(_read_text(Path(path)), str(path))
+
+
 def _raise_problems(problems: list[str]) -> None:
     if problems:
         lines = "\n  ".join(problems)
@@ -313,13 +236,15 @@ def load_events_file(path: Path) -> list[Event]:
 
 
 @lru_cache(maxsize=1)
-def _curated() -> tuple[Event, ...]:
-    return tuple(load_events_file(CURATED_PATH))
+def _curated() -> tuple[tuple[Event, ...], Canonical | None]:
+    events, problems, canonical = _check_file(CURATED_PATH)
+    _raise_problems(problems)
+    return tuple(events), canonical
 
 
 def load_curated() -> list[Event]:
     """The curated calendar shipped in ``event_calendar/events.csv`` (parsed once per process)."""
-    return list(_curated())
+    return list(_curated()[0])
 
 
 def load_calendar(files: Iterable[Path] = (), replace: bool = False) -> list[Event]:
@@ -329,16 +254,39 @@ def load_calendar(files: Iterable[Path] = (), replace: bool = False) -> list[Eve
     a curated event, use ``replace`` with a full file or give the event a new id).
     """
     sources: list[tuple[str, list[Event]]] = []
+    pieces: list[Canonical | None] = []
     problems: list[str] = []
     if not replace:
-        sources.append((str(CURATED_PATH), load_curated()))
+        curated, canonical = _curated()
+        sources.append((str(CURATED_PATH), list(curated)))
+        pieces.append(canonical)
     files = list(files)
     if replace and not files:
         raise ConfigError("--replace needs at least one --events FILE")
     for path in files:
-        events, file_problems = check_events_file(Path(path))
+        events, file_problems, canonical = _check_file(Path(path))
         problems += file_problems
         sources.append((str(path), events))
+        pieces.append(canonical)
+    merged = _merge(sources, problems)
+    _raise_problems(problems)  # so no id is in two sources: merged is every source's events in order
+    if None in pieces:
+        return sorted(merged, key=attrgetter("date", "id"))
+    joined = Canonical.concat([p for p in pieces if p is not None])
+    # the ids of a calendar usually start with their date: then id order is (date, id) order
+    by_id = all(map(str.startswith, joined.ids, joined.dates))
+    keys = joined.ids if by_id else list(map(str.__add__, joined.dates, joined.ids))  # ISO dates: one width
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return Calendar(map(merged.__getitem__, order), joined, order if by_id else None)
+
+
+def _merge(sources: list[tuple[str, list[Event]]], problems: list[str]) -> list[Event]:
+    """The sources' events in order, each id kept from its first source (a clash is appended to problems)."""
+    if len(sources) == 1:
+        return list(sources[0][1])  # a source's own ids are distinct (a repeat is a problem of its file)
+    ids = [set(map(attrgetter("id"), events)) for _, events in sources]
+    if sum(map(len, ids)) == len(set().union(*ids)):  # no id in two sources
+        return [ev for _, events in sources for ev in events]
     owner: dict[str, str] = {}
     merged: list[Event] = []
     for origin, events in sources:
@@ -348,8 +296,7 @@ def load_calendar(files: Iterable[Path] = (), replace: bool = False) -> list[Eve
                 continue
             owner[ev.id] = origin
             merged.append(ev)
-    _raise_problems(problems)
-    return sorted(merged, key=lambda e: (e.date, e.id))
+    return merged
 
 
 # ---------------------------------------------------------------- queries
@@ -397,24 +344,3 @@ def symbols_for(event: Event, universe: Sequence[str]) -> list[str]:
         return list(universe)
     listed = set(event.symbols)
     return [s for s in universe if s in listed]
-
-
-_EVENT_FIELDS = tuple(f.name for f in fields(Event))
-
-
-def event_to_dict(event: Event) -> dict[str, object]:
-    """JSON-friendly dict (dates as ISO strings, symbols as a list)."""
-    # Every field is a scalar or a tuple of strings, so a shallow read equals dataclasses.asdict (which deep-copies
-    # and dominated calendar_hash on 20,000-event calendars).
-    data: dict[str, object] = dict(event.__dict__)  # the fields, in declaration order (no __slots__)
-    data["date"] = event.date.isoformat()
-    data["time"] = event.time.isoformat() if event.time else None
-    data["symbols"] = list(event.symbols)
-    return data
-
-
-def calendar_hash(events: Iterable[Event]) -> str:
-    """sha256 of the canonical JSON of the events sorted by id: stable across file order and formatting."""
-    payload = [event_to_dict(e) for e in sorted(events, key=lambda e: e.id)]
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(blob.encode("ascii")).hexdigest()
