@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -91,3 +93,22 @@ class RunResult:
     benchmark: pd.Series | None  # benchmark close prices on the same index (ffilled), or None
     fx_source: str  # "HKD=X series" | "7.80 peg" | "none needed"
     warnings: list[str] = field(default_factory=list)
+
+
+_R = TypeVar("_R")
+
+
+def records_of(cls: type[_R], rows: Iterable[Sequence[Any]]) -> list[_R]:
+    """Records of a plain frozen dataclass (``TradeRecord``, ``OrderRecord``) from rows of every field's value in
+    field order: each the record ``cls(*row)`` makes (its generated ``__init__`` only assigns the fields),
+    without the frozen ``__setattr__`` detour per field (a run makes tens of thousands)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+        return [cls(*row) for row in rows]
+    out = []
+    new = object.__new__
+    for row in rows:
+        record = new(cls)
+        record.__dict__.update(zip(names, row, strict=True))  # a row of another length: ValueError
+        out.append(record)
+    return out
