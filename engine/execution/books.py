@@ -110,6 +110,10 @@ class Book:
         return order_fees(model, size, price_base, hk=self.hk, fx=self.fx.item(i), side=side, day=self.dates[i],
                           listing=self.listing)
 
+    def fees_on(self, model: CostModel, day: str, fx: float, size: float, price_base: float, side: str) -> Fees:
+        """``fees`` of a bar whose ISO date ``day`` and FX rate ``fx`` the caller has already read."""
+        return order_fees(model, size, price_base, hk=self.hk, fx=fx, side=side, day=day, listing=self.listing)
+
 
 @dataclass
 class Market:

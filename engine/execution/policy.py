@@ -298,13 +298,15 @@ class Policy:
         signed = size if long else -size
         if not records and long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
             return  # refused whatever its fees (fees are >= 0); only the refusal's text would need them
-        fees = book.fees(cfg.costs, i, size, price_base, verb)
+        day = book.dates[i]
+        fees = book.fees_on(cfg.costs, day, fx, size, price_base, verb)
         total = fees.total
         delta = -signed * price_base - total
         if long and self.cash + delta < 0 and not cfg.allow_margin:
             if records:
-                self._order(k, i, verb, size, "refused",
-                            f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)", action.event_id)
+                self._order_rows.append((day, book.symbol, verb, size, "refused",
+                                         f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)",
+                                         action.event_id, None, None))
             return
         lot = Lot(
             trade_id=self._next_id, book=k, side=side, size=size, entry_bar=i, entry_tick=t,
@@ -319,24 +321,24 @@ class Policy:
         self._open += 1
         self._book_fill(Fill(t, k, i, signed, price, price_base, fees, "entry"))
         if records:
-            self._order_rows.append((book.dates[i], book.symbol, verb, size, "filled", "entry", action.event_id,
-                                     price, total))
+            self._order_rows.append((day, book.symbol, verb, size, "filled", "entry", action.event_id, price, total))
         self._schedule(lot)
 
     def _exit(self, lot: Lot, i: int, t: int, reason: str) -> None:
         k = lot.book
         book = self._books[k]
         price = self._fill_px[k].item(i)
-        price_base = price / book.fx.item(i)
+        fx = book.fx.item(i)
+        price_base = price / fx
         verb = "sell" if lot.side == "long" else "buy"
-        fees = book.fees(self.config.costs, i, lot.size, price_base, verb)
+        day = book.dates[i]
+        fees = book.fees_on(self.config.costs, day, fx, lot.size, price_base, verb)
         total = fees.total
         signed = -lot.size if lot.side == "long" else lot.size
         self._book_fill(Fill(t, k, i, signed, price, price_base, fees, "exit"))
         records = self.records
         if records:
-            self._order_rows.append((book.dates[i], book.symbol, verb, lot.size, "filled", "exit", lot.event_id,
-                                     price, total))
+            self._order_rows.append((day, book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price, total))
         self.lots[k].remove(lot)
         self._open -= 1
         self._trade(lot, i, price, price_base, total, reason, fee_items(fees) if records else None)
