@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json.decoder
+import json
 import json.encoder
 import math
 from collections.abc import Callable, Mapping
@@ -278,6 +278,9 @@ def canonical_json(value: Any, end: str = "") -> str:
     return "".join(out)
 
 
+_DECODER = json.JSONDecoder()
+
+
 def with_key(text: str, key: str, value: Any, end: str = "") -> str | None:
     """``canonical_json({**doc, key: value}, end)`` from ``text == canonical_json(doc, end)``, a dict ``doc``
     without ``key``, without writing ``doc`` again: the entry goes in before the first top-level key that sorts
@@ -294,7 +297,7 @@ def with_key(text: str, key: str, value: Any, end: str = "") -> str | None:
     marker = "\n" + INDENT + '"'
     pos = text.find(marker)
     while 0 <= pos < body_end:
-        name = json.decoder.scanstring(text, pos + len(marker))[0]
+        name = _DECODER.raw_decode(text, pos + len(marker) - 1)[0]  # the key, from its opening quote
         if name == key:
             return None
         if name > key:
