@@ -128,8 +128,11 @@ def configs(draw: st.DrawFn, symbols: tuple[str, ...]) -> RunConfig:
 
 def assert_same_replay(got: Any, want: tuple[Any, ...]) -> None:
     trades, orders, equity, cash, exposure = want
-    assert got.trades == trades
-    assert got.orders == orders
+    # record by record, field by field: repr shows every float exactly and a NaN as nan (NaN != NaN)
+    assert [type(t) for t in got.trades] == [TradeRecord] * len(trades)
+    assert [type(o) for o in got.orders] == [OrderRecord] * len(orders)
+    assert list(map(repr, got.trades)) == list(map(repr, trades))
+    assert list(map(repr, got.orders)) == list(map(repr, orders))
     for name, a, b in (("equity", got.equity, equity), ("cash", got.cash, cash), ("exposure", got.exposure, exposure)):
         assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
 
@@ -144,8 +147,14 @@ def test_replay_equals_the_reference_on_generated_markets_and_plans(data: st.Dat
     stop = data.draw(st.none() | st.sampled_from([0.05, 0.1]))
     take = data.draw(st.none() | st.sampled_from([0.1]))
     for records in (True, False):
+        try:
+            want = reference_replay(reference_market(frames, list(symbols)), config, plan, stop, take,
+                                    records=records)
+        except ValueError as exc:  # a fill at a NaN close: the same error, nothing else
+            with pytest.raises(type(exc), match=str(exc)):
+                simulate(build_market(frames, list(symbols), None, None), config, plan, stop, take, records=records)
+            continue
         got = simulate(build_market(frames, list(symbols), None, None), config, plan, stop, take, records=records)
-        want = reference_replay(reference_market(frames, list(symbols)), config, plan, stop, take, records=records)
         assert_same_replay(got, want)
 
 
