@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import starmap
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -99,16 +99,7 @@ _R = TypeVar("_R")
 
 
 def records_of(cls: type[_R], rows: Iterable[Sequence[Any]]) -> list[_R]:
-    """Records of a plain frozen dataclass (``TradeRecord``, ``OrderRecord``) from rows of every field's value in
-    field order: each the record ``cls(*row)`` makes (its generated ``__init__`` only assigns the fields),
-    without the frozen ``__setattr__`` detour per field (a run makes tens of thousands)."""
-    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
-        return [cls(*row) for row in rows]
-    out = []
-    new = object.__new__
-    for row in rows:
-        record = new(cls)
-        record.__dict__.update(zip(names, row, strict=True))  # a row of another length: ValueError
-        out.append(record)
-    return out
+    """``[cls(*row) for row in rows]``: records (``TradeRecord``, ``OrderRecord``) from rows of their field values in
+    field order, made in one C-level loop. (Bypassing the frozen ``__init__`` would materialise a ``__dict__``
+    per record: more memory, and slower in a large process.)"""
+    return list(starmap(cls, rows))

@@ -90,11 +90,10 @@ def order_fees(
     ``day`` only HK stamp duty is charged, at ``stamp_duty_rate`` or 0.13% (the behaviour of undated callers).
     """
     value = abs(size) * price_base
-    fees = Fees(commission=0.0, slippage=0.0, stamp_duty=0.0)
     if value == 0:
-        return fees
-    fees["commission"] = max(model.commission_pct * value, model.min_commission)
-    fees["slippage"] = model.slippage_bps / 10_000.0 * value
+        return Fees(commission=0.0, slippage=0.0, stamp_duty=0.0)
+    fees = Fees(commission=max(model.commission_pct * value, model.min_commission),
+                slippage=model.slippage_bps / 10_000.0 * value, stamp_duty=0.0)
     venue = listing.venue if listing is not None else ("HK" if hk else "")
     if (listing is not None and listing.kind != "stock") or not model.venue_fees:
         return fees  # indexes are not traded on a venue, or the run leaves venue fees out
