@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from engine.execution.agenda import Agenda, PlanActions, build_agenda
-from engine.execution.clock import BarInstants, Clock, bar_instants
+from engine.execution.clock import BarInstants, Clock, bar_instants, bar_instants_many
 from engine.market.costs import CostModel, Fees, order_fees
 from engine.market.fx import FxRates, as_rates
 from engine.market.symbols import Listing, listing
@@ -37,7 +37,13 @@ def fx_for(frame: pd.DataFrame, fx_series: FxRates | pd.Series | None, symbol: s
     """Local units per base unit at each bar of ``symbol`` (``engine.market.fx``: any currency and base, the
     last quote known strictly before the bar's session open; an HKD=X series alone or None = USD base with
     HKD at its quotes or its 7.80 peg)."""
-    return np.asarray(as_rates(fx_series).for_bars(symbol, frame.index), dtype=float)
+    return _fx_rates(as_rates(fx_series), listing(symbol), symbol, frame.index)
+
+
+def _fx_rates(rates: FxRates, info: Listing, symbol: str, index: pd.Index) -> np.ndarray:
+    if info.currency == rates.base:  # ``FxRates.for_bars`` of a base-currency listing: ones, no calendar read
+        return np.ones(len(index))
+    return np.asarray(rates.for_bars(symbol, index), dtype=float)
 
 
 @dataclass
@@ -104,6 +110,10 @@ class Book:
         return order_fees(model, size, price_base, hk=self.hk, fx=self.fx.item(i), side=side, day=self.dates[i],
                           listing=self.listing)
 
+    def fees_on(self, model: CostModel, day: str, fx: float, size: float, price_base: float, side: str) -> Fees:
+        """``fees`` of a bar whose ISO date ``day`` and FX rate ``fx`` the caller has already read."""
+        return order_fees(model, size, price_base, hk=self.hk, fx=fx, side=side, day=day, listing=self.listing)
+
 
 @dataclass
 class Market:
@@ -117,18 +127,45 @@ class Market:
     _marks: dict[str, np.ndarray] = field(default_factory=dict)
     _closes: dict[int, np.ndarray] = field(default_factory=dict)
     _agendas: dict[tuple[str, bytes], Agenda] = field(default_factory=dict)  # (fill, plan layout) -> agenda
+    _instants_ready: bool = False
 
     @property
     def n_points(self) -> int:
         return len(self.index)
 
+    def bar_instants(self) -> None:
+        """Every book's session instants (``Book.instants``), read exchange by exchange in one pass
+        (``engine.execution.clock.bar_instants_many``: one calendar look-up per exchange, one copy of the
+        arrays for books trading the same days) the first time the market needs them."""
+        if self._instants_ready:
+            return
+        by_exchange: dict[str, list[Book]] = {}
+        for book in self.books:
+            if "instants" not in book.__dict__:
+                by_exchange.setdefault(book.exchange, []).append(book)
+        for exchange, books in by_exchange.items():
+            for book, instants in zip(books, bar_instants_many(exchange, [b.index for b in books]), strict=True):
+                book.__dict__["instants"] = instants
+        self._instants_ready = True
+
     @cached_property
     def point_at(self) -> np.ndarray:
         """int64 ns: the instant of each equity point (that date's last close over the books with a bar)."""
+        self.bar_instants()
         n = len(self.index)
         point_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        stamps = self.index.to_numpy()
+        applied: dict[int, list[np.ndarray]] = {}  # close instants -> bar stamps already taken in
         for book in self.books:
-            np.maximum.at(point_at, self.index.searchsorted(book.index), book.close_at)
+            raw = _raw(book.index)
+            if stamps.dtype.kind != "M" or raw.dtype.kind != "M":
+                np.maximum.at(point_at, self.index.searchsorted(book.index), book.close_at)
+                continue
+            seen = applied.setdefault(id(book.close_at), [])
+            if any(np.array_equal(other, raw) for other in seen):
+                continue  # the same bars at the same instants: the maximum is already taken
+            seen.append(raw)
+            np.maximum.at(point_at, np.searchsorted(stamps, raw.astype(stamps.dtype, copy=False)), book.close_at)
         return np.maximum.accumulate(point_at) if n else point_at
 
     @cached_property
@@ -139,6 +176,7 @@ class Market:
 
     def clock(self, fill: str) -> Clock:
         if fill not in self._clocks:
+            self.bar_instants()
             self._clocks[fill] = Clock.build([b.fill_instants(fill) for b in self.books])
         return self._clocks[fill]
 
@@ -159,9 +197,13 @@ class Market:
         if fill not in self._marks:
             instants = self.clock(fill).instants
             marks = np.empty((len(instants), len(self.books)))
+            lasts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # books sharing close instants share this
             for k, book in enumerate(self.books):
-                last = np.searchsorted(book.close_at, instants, side="left") - 1
-                marks[:, k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], book.open_base[0])
+                found = lasts.get(id(book.close_at))
+                if found is None:
+                    last = np.searchsorted(book.close_at, instants, side="left") - 1
+                    found = lasts[id(book.close_at)] = (last >= 0, np.maximum(last, 0))
+                marks[:, k] = np.where(found[0], book.close_base[found[1]], book.open_base[0])
             self._marks[fill] = marks
         return self._marks[fill]
 
@@ -186,18 +228,42 @@ def _next_tradable(stale: np.ndarray) -> np.ndarray:
     return np.minimum.accumulate(own[::-1])[::-1].astype(np.int32) if n else np.zeros(0, dtype=np.int32)
 
 
+_ISO_DAYS: dict[int, str] = {}  # day number since 1970-01-01 -> YYYY-MM-DD (a few thousand distinct days)
+_PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
+            "ns": 86_400_000_000_000}
+_NAT = np.iinfo(np.int64).min
+
+
 class IsoDates(Sequence[str]):
     """The ISO session dates (YYYY-MM-DD) of a book's bars, each made when read (not kept: a long sweep reads the
-    dates of its fills only, and keeping them would grow with every point)."""
+    dates of its fills only, and keeping them would grow with every point). The text of each day number is
+    made once per process (``_ISO_DAYS``)."""
 
     def __init__(self, index: pd.DatetimeIndex) -> None:
-        self._stamps = index.to_numpy()  # the index's own datetime64 values (no copy)
+        self._stamps = _raw(index)  # the index's own datetime64 values (no copy)
+        self._ints: np.ndarray | None = None
+        self._per_day = 0
+        if self._stamps.dtype.kind == "M":
+            unit, count = np.datetime_data(self._stamps.dtype)
+            if unit in _PER_DAY and _PER_DAY[unit] % count == 0:
+                self._per_day = _PER_DAY[unit] // count
+                self._ints = self._stamps.view(np.int64)  # a view: no copy
 
     def __len__(self) -> int:
         return len(self._stamps)
 
     def __getitem__(self, i: int) -> str:  # type: ignore[override]
-        return str(self._stamps[i].astype("datetime64[D]"))
+        ints = self._ints
+        if ints is None or type(i) is not int:
+            return str(self._stamps[i].astype("datetime64[D]"))
+        value = ints.item(i)
+        if value == _NAT:
+            return "NaT"
+        day = value // self._per_day  # floor, as the cast to datetime64[D] rounds
+        text = _ISO_DAYS.get(day)
+        if text is None:
+            text = _ISO_DAYS[day] = str(np.datetime64(day, "D"))
+        return text
 
     def __eq__(self, other: object) -> bool:
         return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
@@ -205,10 +271,11 @@ class IsoDates(Sequence[str]):
     __hash__ = None  # type: ignore[assignment]
 
 
-def make_book(symbol: str, frame: pd.DataFrame, fx_series: FxRates | pd.Series | None) -> Book:
+def make_book(symbol: str, frame: pd.DataFrame, fx_series: FxRates | pd.Series | None,
+              rates: FxRates | None = None) -> Book:
     info = listing(symbol)
-    fx = fx_for(frame, fx_series, symbol)
-    index = pd.DatetimeIndex(frame.index)
+    index = frame.index if type(frame.index) is pd.DatetimeIndex else pd.DatetimeIndex(frame.index)
+    fx = _fx_rates(rates if rates is not None else as_rates(fx_series), info, symbol, index)
     open_ = frame["open"].to_numpy(dtype=float)
     close = frame["close"].to_numpy(dtype=float)
     stale = frame["stale"].to_numpy(dtype=bool)
@@ -224,6 +291,24 @@ def make_book(symbol: str, frame: pd.DataFrame, fx_series: FxRates | pd.Series |
     )
 
 
+def _raw(index: pd.DatetimeIndex) -> np.ndarray:
+    """``index.to_numpy()``, without its overhead for a plain tz-naive index (its own datetime64 array)."""
+    return index.values if type(index) is pd.DatetimeIndex and index.tz is None else index.to_numpy()
+
+
+def _union_dates(books: Sequence[Book]) -> pd.DatetimeIndex:
+    """The union of the books' dates, sorted (numpy on the raw values: no Timestamp objects per bar; books with
+    the same dates are taken once)."""
+    distinct: dict[tuple[int, object, object], list[np.ndarray]] = {}
+    for book in books:
+        raw = _raw(book.index)
+        same = distinct.setdefault((len(raw), raw[0], raw[-1]) if len(raw) else (0, None, None), [])
+        if not any(other.dtype == raw.dtype and np.array_equal(other, raw) for other in same):
+            same.append(raw)
+    arrays = [raw for group in distinct.values() for raw in group]
+    return pd.DatetimeIndex(np.unique(np.concatenate(arrays))) if arrays else pd.DatetimeIndex([])
+
+
 def build_market(
     frames: dict[str, pd.DataFrame],
     symbols: Sequence[str],
@@ -232,10 +317,9 @@ def build_market(
 ) -> Market:
     """Arrays for ``symbols`` (in this order: the order fills of one instant are decided in)."""
     used = [s for s in symbols if s in frames and not frames[s].empty]
-    books = [make_book(s, frames[s], fx_series) for s in used]
-    # the union of the books' dates, sorted (numpy on the raw values: no Timestamp objects per bar)
-    index = pd.DatetimeIndex(np.unique(np.concatenate([b.index.to_numpy() for b in books]))) if books \
-        else pd.DatetimeIndex([])
+    rates = as_rates(fx_series)
+    books = [make_book(s, frames[s], fx_series, rates) for s in used]
+    index = _union_dates(books)
     n = len(index)
     aligned = None
     if bench_close is not None and len(bench_close):

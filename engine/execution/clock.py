@@ -11,6 +11,7 @@ Instants are int64 nanoseconds since the epoch (UTC), so comparisons are plain i
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,28 +36,59 @@ def session_instants(exchange: str, dates: pd.DatetimeIndex) -> tuple[np.ndarray
     A date that is not a session of the (corrected) calendar, e.g. a bar Yahoo wrote on an unlisted closure,
     takes the open/close time of day of the nearest session before it and the ordinal of the next session.
     """
-    index = pd.DatetimeIndex(dates)
-    if index.tz is None:  # midnight of each date in numpy (DatetimeIndex.normalize costs ~0.6 ms a call)
-        days = index.as_unit("ns").to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
-    else:
-        days = index.normalize().as_unit("ns").to_numpy()
+    return session_instants_many(exchange, [dates])[0]
+
+
+def session_instants_many(exchange: str, indexes: Sequence[pd.DatetimeIndex]
+                          ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``session_instants`` of several bar indexes of one exchange (the books of a market), read against one
+    schedule covering them all: the calendar is looked up and converted once, not once per book. Indexes
+    whose session dates are equal share one (read-only) result, so a universe of symbols trading the same
+    days holds one copy of those arrays."""
+    days_of = [_days(ix) for ix in indexes]
+    lows = [d.min() for d in days_of if len(d)]
     # the schedule must cover the bars (calendars are built for the range a run needs, not a fixed window)
-    sched = (timing.schedule(exchange, pd.Timestamp(days.min()), pd.Timestamp(days.max())) if len(days)
-             else timing.schedule(exchange))
+    sched = (timing.schedule(exchange, pd.Timestamp(min(lows)), pd.Timestamp(max(d.max() for d in days_of if len(d))))
+             if lows else timing.schedule(exchange))
     sessions = sched.sessions.as_unit("ns").to_numpy()
-    pos = np.searchsorted(sessions, days, side="left")
     opens = sched.opens.astype("datetime64[ns]").astype(np.int64)
     closes = sched.closes.astype("datetime64[ns]").astype(np.int64)
+    starts = sessions.astype(np.int64)
     n = len(sessions)
-    exact = (pos < n) & (sessions[np.minimum(pos, n - 1)] == days)
-    ref = np.where(exact, pos, np.clip(pos - 1, 0, n - 1))
-    shift = days.astype(np.int64) - sessions[ref].astype(np.int64)
-    return opens[ref] + shift, closes[ref] + shift, pos.astype(np.int32)
+    done: dict[tuple[int, int, int], list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]]] = {}
+    out = []
+    for days in days_of:
+        key = (len(days), int(days[0].astype(np.int64)), int(days[-1].astype(np.int64))) if len(days) else (0, 0, 0)
+        same = done.setdefault(key, [])
+        shared = next((got for seen, got in same if np.array_equal(seen, days)), None)
+        if shared is None:
+            pos = np.searchsorted(sessions, days, side="left")
+            exact = (pos < n) & (sessions[np.minimum(pos, n - 1)] == days)
+            ref = np.where(exact, pos, np.clip(pos - 1, 0, n - 1))
+            shift = days.astype(np.int64) - starts[ref]
+            shared = (opens[ref] + shift, closes[ref] + shift, pos.astype(np.int32))
+            for array in shared:
+                array.flags.writeable = False
+            same.append((days, shared))
+        out.append(shared)
+    return out
+
+
+def _days(dates: pd.DatetimeIndex) -> np.ndarray:
+    """Midnight (datetime64[ns]) of each stamp's date."""
+    index = dates if type(dates) is pd.DatetimeIndex else pd.DatetimeIndex(dates)
+    if index.tz is None:  # midnight of each date in numpy (DatetimeIndex.normalize costs ~0.6 ms a call)
+        return index.values.astype("datetime64[D]").astype("datetime64[ns]")
+    return index.normalize().as_unit("ns").to_numpy()
 
 
 def bar_instants(exchange: str, dates: pd.DatetimeIndex) -> BarInstants:
     open_at, close_at, session = session_instants(exchange, dates)
     return BarInstants(open_at, close_at, session)
+
+
+def bar_instants_many(exchange: str, indexes: Sequence[pd.DatetimeIndex]) -> list[BarInstants]:
+    return [BarInstants(*arrays) for arrays in session_instants_many(exchange, indexes)]
 
 
 class Clock:
@@ -72,9 +104,15 @@ class Clock:
 
     @classmethod
     def build(cls, fill_instants: list[np.ndarray]) -> Clock:
-        stacked = np.concatenate(fill_instants) if fill_instants else np.zeros(0, dtype=np.int64)
+        """Books sharing one instants array (the same session dates) share one ``tick_of`` array too."""
+        distinct = list({id(inst): inst for inst in fill_instants}.values())
+        stacked = np.concatenate(distinct) if distinct else np.zeros(0, dtype=np.int64)
         instants = np.unique(stacked)
-        return cls(instants, [np.searchsorted(instants, inst).astype(np.int32) for inst in fill_instants])
+        ticks: dict[int, np.ndarray] = {}
+        for inst in distinct:
+            tick_of = ticks[id(inst)] = np.searchsorted(instants, inst).astype(np.int32)
+            tick_of.flags.writeable = False
+        return cls(instants, [ticks[id(inst)] for inst in fill_instants])
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -83,3 +121,9 @@ _EPOCH = dt.datetime(1970, 1, 1)
 def iso_utc(ns: int) -> str:
     """An instant as ISO 8601 UTC text, e.g. 2022-05-18T01:30:00Z (whole seconds, sub-seconds dropped)."""
     return (_EPOCH + dt.timedelta(seconds=int(ns) // 1_000_000_000)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_utc_many(ns: np.ndarray) -> list[str]:
+    """``iso_utc`` of each instant (int64 ns), in one numpy pass: whole seconds (floored), then ``Z``."""
+    seconds = np.asarray(ns, dtype=np.int64).view("datetime64[ns]").astype("datetime64[s]")
+    return [text + "Z" for text in np.datetime_as_string(seconds, unit="s").tolist()]

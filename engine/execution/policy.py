@@ -35,8 +35,8 @@ import numpy as np
 
 from engine.execution.agenda import Visit
 from engine.execution.books import Book, Market
-from engine.execution.clock import iso_utc
-from engine.execution.records import OrderRecord, TradeRecord, fee_items, round_trip
+from engine.execution.clock import iso_utc_many
+from engine.execution.records import OrderRecord, TradeRecord, fee_items, records_of, round_trip
 from engine.execution.sizing import entry_size
 from engine.market.costs import Fees
 from engine.plan.config import RunConfig
@@ -44,6 +44,11 @@ from engine.plan.planner import NO_EXITS, Plan, PlannedAction
 from strategies.base import Exits
 
 _NO_ACTIONS: list[int] = []  # a visit of a woken book without planned actions (never changed)
+_ENTRY_AT, _EXIT_AT = 23, 24  # positions of entry_at / exit_at in a trade row (TradeRecord's field order)
+
+
+def _first(row: list[object]) -> int:
+    return row[0]  # type: ignore[return-value]
 
 
 @dataclass(eq=False)
@@ -125,6 +130,13 @@ class Policy:
         self._rank: dict[int, int] = {}  # book -> order of its first fill
         self._held: list[int] = []  # books with a non-zero position, in ``_rank`` order
         self._agenda, self._actions = self.market.agenda(self.plan, self.fill)
+        self._books = self.market.books
+        self._fill_px = [b.open if self.fill == "open" else b.close for b in self._books]  # raw fill prices
+        self._marks: np.ndarray | None = None  # Market.sizing_marks, read on the first entry
+        # records as rows (``OrderRecord`` / ``TradeRecord`` field order), made into records by ``finish``;
+        # a trade row holds its UTC instants as int ns until then (converted in one pass)
+        self._order_rows: list[tuple[object, ...]] = []
+        self._trade_rows: list[list[object]] = []
         # ticks where a lot falls due (the agenda has the plan's actions): tick -> {book: bar}
         self._heap: list[int] = []
         self._due: dict[int, dict[int, int]] = {}
@@ -167,7 +179,9 @@ class Policy:
         were first traded."""
         if not self._held:
             return self.cash + 0
-        marks = self.market.sizing_marks(self.fill)[t]
+        if self._marks is None:
+            self._marks = self.market.sizing_marks(self.fill)
+        marks = self._marks[t]
         pos = self._pos
         return self.cash + sum([pos[k] * marks.item(k) for k in self._held])
 
@@ -246,56 +260,57 @@ class Policy:
 
     def _enter(self, k: int, action: PlannedAction, i: int, t: int, equity: float) -> None:
         cfg = self.config
-        book = self.market.books[k]
-        records = self.records
-        long = action.side == "long"
+        side = action.side
+        long = side == "long"
         verb = "buy" if long else "sell"
         lots = self.lots[k]
-        if lots and cfg.overlap != "add" and any(lot.side == action.side for lot in lots):
+        if lots and cfg.overlap != "add" and any(lot.side == side for lot in lots):
             if cfg.overlap == "extend":
-                for lot in [lot for lot in lots if lot.side == action.side]:
+                for lot in [lot for lot in lots if lot.side == side]:
                     self._restart(lot, i, action.hold)
                 reason = "already held: hold clock restarted (overlap=extend)"
             else:
                 reason = "already held (overlap=ignore)"
-            if records:
-                self._order(book.dates[i], book.symbol, verb, 0, "skipped", reason, action.event_id)
+            self._order(k, i, verb, 0, "skipped", reason, action.event_id)
             return
         if not long and not cfg.allow_short:
-            if records:
-                self._order(book.dates[i], book.symbol, verb, 0, "refused", "shorts not allowed (use --allow-short)",
-                            action.event_id)
+            self._order(k, i, verb, 0, "refused", "shorts not allowed (use --allow-short)", action.event_id)
             return
         if lots:
-            for lot in [lot for lot in lots if lot.side != action.side and lot.entry_tick < t]:
+            for lot in [lot for lot in lots if lot.side != side and lot.entry_tick < t]:
                 self._exit(lot, i, t, "signal")
-        price = book.fill_price(i, self.fill)
+        book = self._books[k]
+        price = self._fill_px[k].item(i)
         fx = book.fx.item(i)
         price_base = price / fx
         target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
+        records = self.records
         if size <= 0:
             if records:
-                self._order(book.dates[i], book.symbol, verb, 0, "skipped",
-                            f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
+                self._order(k, i, verb, 0, "skipped", f"target {target:.2f} is below one board lot ({book.lot_size})",
+                            action.event_id)
             return
         if self._limits:
             limit = self._limit_reason(k, size * price_base, equity, t)
             if limit is not None:
-                if records:
-                    self._order(book.dates[i], book.symbol, verb, size, "skipped", limit, action.event_id)
+                self._order(k, i, verb, size, "skipped", limit, action.event_id)
                 return
         signed = size if long else -size
         if not records and long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
             return  # refused whatever its fees (fees are >= 0); only the refusal's text would need them
-        fees = book.fees(cfg.costs, i, size, price_base, verb)
-        delta = -signed * price_base - fees.total
+        day = book.dates[i]
+        fees = book.fees_on(cfg.costs, day, fx, size, price_base, verb)
+        total = fees.total
+        delta = -signed * price_base - total
         if long and self.cash + delta < 0 and not cfg.allow_margin:
-            self._order(book.dates[i], book.symbol, verb, size, "refused",
-                        f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)", action.event_id)
+            if records:
+                self._order_rows.append((day, book.symbol, verb, size, "refused",
+                                         f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)",
+                                         action.event_id, None, None))
             return
         lot = Lot(
-            trade_id=self._next_id, book=k, side=action.side, size=size, entry_bar=i, entry_tick=t,
-            entry_price=price, fx_entry=fx, entry_exec=price_base, entry_fees=fees.total,
+            trade_id=self._next_id, book=k, side=side, size=size, entry_bar=i, entry_tick=t,
+            entry_price=price, fx_entry=fx, entry_exec=price_base, entry_fees=total,
             entry_fee_items=fee_items(fees) if records else "",
             event_id=action.event_id, event_type=action.event_type,
             hold_bar=None if action.hold is None else book.exit_bar(i, action.hold), exits=action.exits,
@@ -306,25 +321,27 @@ class Policy:
         self._open += 1
         self._book_fill(Fill(t, k, i, signed, price, price_base, fees, "entry"))
         if records:
-            self._order(book.dates[i], book.symbol, verb, size, "filled", "entry", action.event_id, price,
-                        fees.total)
+            self._order_rows.append((day, book.symbol, verb, size, "filled", "entry", action.event_id, price, total))
         self._schedule(lot)
 
     def _exit(self, lot: Lot, i: int, t: int, reason: str) -> None:
-        book = self.market.books[lot.book]
-        price = book.fill_price(i, self.fill)
-        price_base = price / book.fx.item(i)
+        k = lot.book
+        book = self._books[k]
+        price = self._fill_px[k].item(i)
+        fx = book.fx.item(i)
+        price_base = price / fx
         verb = "sell" if lot.side == "long" else "buy"
-        fees = book.fees(self.config.costs, i, lot.size, price_base, verb)
+        day = book.dates[i]
+        fees = book.fees_on(self.config.costs, day, fx, lot.size, price_base, verb)
+        total = fees.total
         signed = -lot.size if lot.side == "long" else lot.size
-        self._book_fill(Fill(t, lot.book, i, signed, price, price_base, fees, "exit"))
-        if self.records:
-            self._order(book.dates[i], book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price,
-                        fees.total)
-        self.lots[lot.book].remove(lot)
+        self._book_fill(Fill(t, k, i, signed, price, price_base, fees, "exit"))
+        records = self.records
+        if records:
+            self._order_rows.append((day, book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price, total))
+        self.lots[k].remove(lot)
         self._open -= 1
-        items = fee_items(fees) if self.records else None
-        self.trades.append(self._trade(lot, i, price, price_base, fees.total, reason, items))
+        self._trade(lot, i, price, price_base, total, reason, fee_items(fees) if records else None)
 
     def _book_fill(self, fill: Fill) -> None:
         self.cash += fill.cash_delta
@@ -401,42 +418,55 @@ class Policy:
 
     # ------------------------------------------------------------------ records
 
-    def _order(self, date: str, symbol: str, verb: str, size: int, status: str, reason: str,
-               event_id: str | None, price: float | None = None, fees: float | None = None) -> None:
+    def _order(self, k: int, i: int, verb: str, size: int, status: str, reason: str, event_id: str | None,
+               price: float | None = None, fees: float | None = None) -> None:
+        """An order of book ``k`` at its bar ``i`` (kept with ``records``)."""
         if self.records:
-            self.orders.append(OrderRecord(date, symbol, verb, size, status, reason, event_id, price, fees))
+            book = self._books[k]
+            self._order_rows.append((book.dates[i], book.symbol, verb, size, status, reason, event_id, price, fees))
 
     def _trade(self, lot: Lot, i: int, price: float, exec_price: float, exit_fees: float,
-               reason: str, exit_fee_items: str | None = None) -> TradeRecord:
-        """The trade record of a closed (or, reason ``open``, still open) lot. Without ``records`` (sweep
+               reason: str, exit_fee_items: str | None = None) -> None:
+        """The trade row of a closed (or, reason ``open``, still open) lot. Without ``records`` (sweep
         points: metrics only) the UTC instants and fee items are left out (None and "")."""
-        book = self.market.books[lot.book]
+        book = self._books[lot.book]
         entry_value, pnl, ret = round_trip(lot.side, lot.size, lot.entry_exec, exec_price, lot.entry_fees,
                                            exit_fees)
         is_open = reason == "open"
         session = book.session
         records = self.records
-        return TradeRecord(
-            trade_id=lot.trade_id, symbol=book.symbol, side=lot.side, event_id=lot.event_id,
-            event_type=lot.event_type, entry_date=book.dates[lot.entry_bar], entry_fill=self.fill,
-            entry_price=lot.entry_price, exit_date=None if is_open else book.dates[i],
-            exit_fill=None if is_open else self.fill, exit_price=price, size=lot.size, fx_entry=lot.fx_entry,
-            fx_exit=book.fx.item(i), entry_fees=lot.entry_fees, exit_fees=exit_fees,
-            fees=lot.entry_fees + exit_fees, entry_value=entry_value, pnl=pnl, ret=ret, exit_reason=reason,
-            holding_sessions=session.item(i) - session.item(lot.entry_bar),
-            entry_at=iso_utc(self.clock.instants.item(lot.entry_tick)) if records else None,
-            exit_at=None if is_open or not records else iso_utc(book.fill_instants(self.fill).item(i)),
-            entry_fee_items=lot.entry_fee_items, exit_fee_items=exit_fee_items,
-        )
+        fill = self.fill
+        # field order of TradeRecord; entry_at/exit_at as int ns (made text in ``finish``)
+        self._trade_rows.append([
+            lot.trade_id, book.symbol, lot.side, lot.event_id, lot.event_type, book.dates[lot.entry_bar], fill,
+            lot.entry_price, None if is_open else book.dates[i], None if is_open else fill, price, lot.size,
+            lot.fx_entry, book.fx.item(i), lot.entry_fees, exit_fees, lot.entry_fees + exit_fees, entry_value, pnl,
+            ret, reason, session.item(i) - session.item(lot.entry_bar), None,
+            self.clock.instants.item(lot.entry_tick) if records else None,
+            None if is_open or not records else book.fill_instants(fill).item(i),
+            lot.entry_fee_items, exit_fee_items,
+        ])
 
     def finish(self) -> None:
-        """Positions still open are marked at their symbol's last close (open trades)."""
+        """Positions still open are marked at their symbol's last close (open trades); the records are made
+        from their rows (trades in trade id order, orders in the order they were decided)."""
         for k, book in enumerate(self.market.books):
             last = len(book.dates) - 1
             for lot in self.lots[k]:
                 price = book.close.item(last)
-                self.trades.append(self._trade(lot, last, price, price / book.fx.item(last), 0.0, "open"))
-        self.trades.sort(key=lambda tr: tr.trade_id)
+                self._trade(lot, last, price, price / book.fx.item(last), 0.0, "open")
+        rows = sorted(self._trade_rows, key=_first)
+        if self.records:  # the UTC instants as ISO text, in one pass over all of them
+            at = [row[_ENTRY_AT] for row in rows] + [row[_EXIT_AT] for row in rows if row[_EXIT_AT] is not None]
+            text = iter(iso_utc_many(np.array(at, dtype=np.int64)))
+            for row in rows:
+                row[_ENTRY_AT] = next(text)
+            for row in rows:
+                if row[_EXIT_AT] is not None:
+                    row[_EXIT_AT] = next(text)
+        self.trades.extend(records_of(TradeRecord, rows))
+        self.orders.extend(records_of(OrderRecord, self._order_rows))
+        self._trade_rows, self._order_rows = [], []
 
     def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(equity, cash, exposure) at each equity point: fills at or before the point's instant, positions at

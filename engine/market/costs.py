@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from engine.market import fee_schedule
@@ -89,11 +90,10 @@ def order_fees(
     ``day`` only HK stamp duty is charged, at ``stamp_duty_rate`` or 0.13% (the behaviour of undated callers).
     """
     value = abs(size) * price_base
-    fees = Fees(commission=0.0, slippage=0.0, stamp_duty=0.0)
     if value == 0:
-        return fees
-    fees["commission"] = max(model.commission_pct * value, model.min_commission)
-    fees["slippage"] = model.slippage_bps / 10_000.0 * value
+        return Fees(commission=0.0, slippage=0.0, stamp_duty=0.0)
+    fees = Fees(commission=max(model.commission_pct * value, model.min_commission),
+                slippage=model.slippage_bps / 10_000.0 * value, stamp_duty=0.0)
     venue = listing.venue if listing is not None else ("HK" if hk else "")
     if (listing is not None and listing.kind != "stock") or not model.venue_fees:
         return fees  # indexes are not traded on a venue, or the run leaves venue fees out
@@ -107,12 +107,23 @@ def order_fees(
     if side not in SIDES:
         raise ValueError(f"side must be buy or sell, got {side!r}")
     value_local = value * fx
-    for rule in fee_schedule.rules_on(venue, fee_schedule.iso_day(day)):
+    for item, rate, rounding in _venue_items(venue, fee_schedule.iso_day(day), side, model.stamp_duty_rate):
+        amount = fee_schedule.round_amount(rate * value_local, rounding) / fx
+        fees[item] = fees.get(item, 0.0) + amount
+    return fees
+
+
+@cache
+def _venue_items(venue: str, day: str, side: str, stamp_duty_rate: float | None) -> tuple[tuple[str, float, str], ...]:
+    """(item, rate, rounding) of each fee rule of ``venue`` charged on a ``side`` fill dated ``day``, in the
+    table's order, with the HK stamp duty rate replaced by ``--stamp-duty`` when set (memoised: a run prices
+    thousands of fills on a few thousand dates)."""
+    items = []
+    for rule in fee_schedule.rules_on(venue, day):
         if not rule.applies(side):
             continue
         rate = rule.rate
-        if venue == "HK" and rule.item == "stamp_duty" and model.stamp_duty_rate is not None:
-            rate = model.stamp_duty_rate
-        amount = fee_schedule.round_amount(rate * value_local, rule.rounding) / fx
-        fees[rule.item] = fees.get(rule.item, 0.0) + amount
-    return fees
+        if venue == "HK" and rule.item == "stamp_duty" and stamp_duty_rate is not None:
+            rate = stamp_duty_rate
+        items.append((rule.item, rate, rule.rounding))
+    return tuple(items)

@@ -117,9 +117,15 @@ def iso_day(day: object) -> str:
 
 
 @cache
+def venue_rules(venue: str) -> tuple[FeeRule, ...]:
+    """The rules of ``venue``, in the table's order."""
+    return tuple(r for r in rules() if r.venue == venue)
+
+
+@cache
 def rules_on(venue: str, day: str) -> tuple[FeeRule, ...]:
     """The rules of ``venue`` in force on trade date ``day`` (ISO)."""
-    return tuple(r for r in rules() if r.venue == venue and r.start <= day <= r.end)
+    return tuple(r for r in venue_rules(venue) if r.start <= day <= r.end)
 
 
 def coverage_gaps(venue: str, start: object, end: object) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import json.encoder
 import math
 from collections.abc import Callable, Mapping
@@ -275,3 +276,31 @@ def canonical_json(value: Any, end: str = "") -> str:
     _write(value, out, 0)
     out.append(end)
     return "".join(out)
+
+
+_DECODER = json.JSONDecoder()
+
+
+def with_key(text: str, key: str, value: Any, end: str = "") -> str | None:
+    """``canonical_json({**doc, key: value}, end)`` from ``text == canonical_json(doc, end)``, a dict ``doc``
+    without ``key``, without writing ``doc`` again: the entry goes in before the first top-level key that sorts
+    after it. Top-level keys are the lines indented by exactly one step that start with a quote (encoded JSON
+    never holds a raw newline, and deeper lines are indented further). None when ``text`` is not such a text
+    (not a non-empty object, or ``key`` already there)."""
+    tail = "\n}" + end
+    if not text.startswith('{\n' + INDENT + '"') or not text.endswith(tail):
+        return None
+    body_end = len(text) - len(tail)
+    out: list[str] = []
+    _write(value, out, 1)
+    entry = f"{INDENT}{_encode_str(key)}: {''.join(out)}"
+    marker = "\n" + INDENT + '"'
+    pos = text.find(marker)
+    while 0 <= pos < body_end:
+        name = _DECODER.raw_decode(text, pos + len(marker) - 1)[0]  # the key, from its opening quote
+        if name == key:
+            return None
+        if name > key:
+            return f"{text[:pos]}\n{entry},{text[pos:]}"
+        pos = text.find(marker, pos + len(marker))
+    return f"{text[:body_end]},\n{entry}{text[body_end:]}"

@@ -17,7 +17,13 @@ import pandas as pd
 from engine.analysis.metrics import Metrics
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.reporting.formats import num, pct
-from engine.reporting.json_text import canonical_json, dataclass_jsonable, iso, to_jsonable
+from engine.reporting.json_text import (
+    canonical_json,
+    dataclass_jsonable,
+    iso,
+    to_jsonable,
+    with_key,
+)
 from engine.reporting.models import (
     DataSection,
     MetricsDoc,
@@ -109,6 +115,12 @@ def trade_dict(trade: TradeRecord) -> TradeDoc:
 def order_dict(order: OrderRecord) -> OrderDoc:
     """One OrderRecord as a JSON-ready dict."""
     return cast(OrderDoc, dataclass_jsonable(order))
+
+
+def with_sweep_section(text: str, section: Mapping[str, Any]) -> str | None:
+    """The report text ``text`` (``dumps_report`` of a report) with a ``sweep`` section added, as
+    ``dumps_report({**report, "sweep": section})`` writes it; None when the text is not such a report."""
+    return with_key(text, "sweep", section, end="\n")
 
 
 def build_report(

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_write_bytes
 from engine.errors import ConfigError, EvbtWarning, MissingDataError
 from engine.plan.config import RunConfig, run_config_from_dict
 from engine.prices.store import PriceStore
 from engine.reporting.models import SweepSummary
+from engine.reporting.report import dumps_report, with_sweep_section
 from engine.saved_runs import build_manifest
 from engine.sweeps.backends import (  # noqa: F401  (re-exported)
     CONNECT_TIMEOUT_ENV,
@@ -300,6 +302,7 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
         config = run_config_from_dict(json.loads(row["config"]))
         window = Window(str(row["window"]), config.start, config.end)
         target = reports_dir / f"{key}.json"
+        text = None
         if not target.is_file():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", EvbtWarning)
@@ -307,9 +310,14 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
                                                              caches=worker.caches)
             report = point_report(worker.data, window, config, res)
             reports_dir.mkdir(exist_ok=True)
-            folder.write_json(f"reports/{key}.json", report)
+            text = dumps_report(report)
+            atomic_write_bytes(target, text.encode("utf-8"))
         if key == best_key:
-            report = json.loads(target.read_text(encoding="utf-8"))
-            report["sweep"] = {"sweep_id": summary["sweep_id"], "metric": req.metric, "points_tried": len(req.grid),
-                               "note": "report of the best point of the sweep"}
-            folder.write_json("report.json", report)
+            section = {"sweep_id": summary["sweep_id"], "metric": req.metric, "points_tried": len(req.grid),
+                       "note": "report of the best point of the sweep"}
+            text = text if text is not None else target.read_text(encoding="utf-8")
+            best_text = with_sweep_section(text, section)  # the same bytes as loading, adding, writing again
+            if best_text is None:
+                folder.write_json("report.json", {**json.loads(text), "sweep": section})
+            else:
+                atomic_write_bytes(folder.path / "report.json", best_text.encode("utf-8"))

@@ -1,0 +1,575 @@
+"""The replay as it was before its speed-ups, kept as the reference the tests compare with: engine/execution/
+policy.py at commit 62fdc34 verbatim (below the helpers; only the fee and date look-ups point at the copies
+here), the fee arithmetic of engine/market/costs.py then (rules looked up on every fill), the bar dates as
+``str(datetime64[D])``, the UTC instants by ``strftime``, and the market arrays made book by book (each book's
+own schedule call, the clock's ``np.unique`` over every book, sizing marks and equity point instants per book).
+``reference_market`` + ``reference_replay`` give (trades, orders, equity, cash, exposure)."""
+
+# ruff: noqa
+# mypy: ignore-errors
+from __future__ import annotations
+
+import datetime as _dt
+
+import pandas as _pd
+
+from engine.events import timing as _timing
+from engine.execution.books import build_market as _build_market
+from engine.execution.clock import BarInstants as _BarInstants, Clock as _Clock
+
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
+def iso_utc(ns: int) -> str:
+    return (_EPOCH + _dt.timedelta(seconds=int(ns) // 1_000_000_000)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _day(book, i: int) -> str:
+    return str(book.index.to_numpy()[i].astype("datetime64[D]"))
+
+
+def reference_order_fees(model, size, price_base, *, hk=False, fx=1.0, side=None, day=None, listing=None):
+    """engine.market.costs.order_fees at commit 62fdc34."""
+    value = abs(size) * price_base
+    fees = Fees(commission=0.0, slippage=0.0, stamp_duty=0.0)
+    if value == 0:
+        return fees
+    fees["commission"] = max(model.commission_pct * value, model.min_commission)
+    fees["slippage"] = model.slippage_bps / 10_000.0 * value
+    venue = listing.venue if listing is not None else ("HK" if hk else "")
+    if (listing is not None and listing.kind != "stock") or not model.venue_fees:
+        return fees
+    if day is None:
+        if venue == "HK":
+            rate = 0.0013 if model.stamp_duty_rate is None else model.stamp_duty_rate
+            fees["stamp_duty"] = fee_schedule.round_amount(rate * value * fx, "ceil_unit") / fx
+        return fees
+    if side is None:
+        side = "sell" if size < 0 else "buy"
+    if side not in SIDES:
+        raise ValueError(f"side must be buy or sell, got {side!r}")
+    value_local = value * fx
+    for rule in fee_schedule.rules_on(venue, fee_schedule.iso_day(day)):
+        if not rule.applies(side):
+            continue
+        rate = rule.rate
+        if venue == "HK" and rule.item == "stamp_duty" and model.stamp_duty_rate is not None:
+            rate = model.stamp_duty_rate
+        amount = fee_schedule.round_amount(rate * value_local, rule.rounding) / fx
+        fees[rule.item] = fees.get(rule.item, 0.0) + amount
+    return fees
+
+
+def _fees(book, model, i, size, price_base, side):
+    return reference_order_fees(model, size, price_base, hk=book.hk, fx=book.fx.item(i), side=side,
+                                day=_day(book, i), listing=book.listing)
+
+
+def reference_session_instants(exchange, dates):
+    """engine.execution.clock.session_instants at commit 62fdc34 (one book, its own schedule call)."""
+    index = _pd.DatetimeIndex(dates)
+    if index.tz is None:
+        days = index.as_unit("ns").to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
+    else:
+        days = index.normalize().as_unit("ns").to_numpy()
+    sched = (_timing.schedule(exchange, _pd.Timestamp(days.min()), _pd.Timestamp(days.max())) if len(days)
+             else _timing.schedule(exchange))
+    sessions = sched.sessions.as_unit("ns").to_numpy()
+    pos = np.searchsorted(sessions, days, side="left")
+    opens = sched.opens.astype("datetime64[ns]").astype(np.int64)
+    closes = sched.closes.astype("datetime64[ns]").astype(np.int64)
+    n = len(sessions)
+    exact = (pos < n) & (sessions[np.minimum(pos, n - 1)] == days)
+    ref = np.where(exact, pos, np.clip(pos - 1, 0, n - 1))
+    shift = days.astype(np.int64) - sessions[ref].astype(np.int64)
+    return opens[ref] + shift, closes[ref] + shift, pos.astype(np.int32)
+
+
+def reference_market(frames, symbols, fx_series=None, bench_close=None, fills=("open", "close")):
+    """A market whose instants, clocks, equity point instants and sizing marks are made as at commit 62fdc34
+    (book by book); prices, FX and lots are the books' own."""
+    market = _build_market(frames, symbols, fx_series, bench_close)
+    for book in market.books:
+        book.__dict__["instants"] = _BarInstants(*reference_session_instants(book.exchange, book.index))
+    market._instants_ready = True
+    for fill in fills:
+        inst = [b.fill_instants(fill) for b in market.books]
+        stacked = np.concatenate(inst) if inst else np.zeros(0, dtype=np.int64)
+        instants = np.unique(stacked)
+        market._clocks[fill] = _Clock(instants, [np.searchsorted(instants, i).astype(np.int32) for i in inst])
+        marks = np.empty((len(instants), len(market.books)))
+        for k, book in enumerate(market.books):
+            last = np.searchsorted(book.close_at, instants, side="left") - 1
+            marks[:, k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], book.open_base[0])
+        market._marks[fill] = marks
+    n = len(market.index)
+    point_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    for book in market.books:
+        np.maximum.at(point_at, market.index.searchsorted(book.index), book.close_at)
+    market.__dict__["point_at"] = np.maximum.accumulate(point_at) if n else point_at
+    return market
+
+
+def reference_replay(market, config, plan, stop_loss=None, take_profit=None, records=True):
+    """(trades, orders, equity, cash, exposure) of the frozen policy."""
+    policy = ReferencePolicy(market, config, plan, stop_loss, take_profit, records)
+    policy.run()
+    policy.finish()
+    equity, cash, exposure = policy.curve()
+    return policy.trades, policy.orders, equity, cash, exposure
+
+
+# ---------------------------------------------------------------- engine/execution/policy.py at 62fdc34
+
+import bisect
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.execution.agenda import Visit
+from engine.execution.books import Book, Market
+from engine.execution.records import OrderRecord, TradeRecord, fee_items, round_trip
+from engine.execution.sizing import entry_size
+from engine.market import fee_schedule
+from engine.market.costs import SIDES, Fees
+from engine.plan.config import RunConfig
+from engine.plan.planner import NO_EXITS, Plan, PlannedAction
+from strategies.base import Exits
+
+_NO_ACTIONS: list[int] = []  # a visit of a woken book without planned actions (never changed)
+
+
+@dataclass(eq=False)
+class Lot:
+    """One open position opened by one entry (``add`` overlap opens several per symbol)."""
+
+    trade_id: int
+    book: int
+    side: str
+    size: int
+    entry_bar: int
+    entry_tick: int
+    entry_price: float  # raw bar price, listing currency
+    fx_entry: float
+    entry_exec: float  # base-currency price
+    entry_fees: float
+    event_id: str
+    event_type: str
+    hold_bar: int | None  # exit bar of the hold clock (None: no hold exit)
+    exits: Exits = NO_EXITS  # the entry's exit rules (stop-loss, take-profit, trailing stop, exit events)
+    guard_bar: int | None = None  # exit bar of a stop-loss / trailing-stop / take-profit hit
+    guard_reason: str = ""
+    entry_fee_items: str = ""  # the entry fill's fees item by item (fee_items)
+
+    @property
+    def due(self) -> int | None:
+        if self.hold_bar is None:
+            return self.guard_bar
+        if self.guard_bar is None:
+            return self.hold_bar
+        return min(self.hold_bar, self.guard_bar)
+
+    @property
+    def reason(self) -> str:
+        if self.guard_bar is not None and (self.hold_bar is None or self.guard_bar < self.hold_bar):
+            return self.guard_reason
+        return "hold"
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One executed order: ``signed`` shares of book ``book`` at bar ``bar`` (tick ``tick``)."""
+
+    tick: int
+    book: int
+    bar: int
+    signed: int
+    price: float  # raw, listing currency
+    price_base: float
+    fees: Fees
+    kind: str  # entry | exit
+
+    @property
+    def cash_delta(self) -> float:
+        return -self.signed * self.price_base - self.fees.total
+
+
+@dataclass
+class ReferencePolicy:
+    market: Market
+    config: RunConfig
+    plan: Plan
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    records: bool = True
+    cash: float = 0.0
+    trades: list[TradeRecord] = field(default_factory=list)
+    orders: list[OrderRecord] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n_books = len(self.market.books)
+        self.fill = self.config.fill
+        self.clock = self.market.clock(self.fill)
+        self.cash = float(self.config.cash)
+        self.lots: list[list[Lot]] = [[] for _ in range(n_books)]
+        self._open = 0  # lots open, over every book
+        self._pos = [0.0] * n_books  # net shares per book
+        self._rank: dict[int, int] = {}  # book -> order of its first fill
+        self._held: list[int] = []  # books with a non-zero position, in ``_rank`` order
+        self._agenda, self._actions = self.market.agenda(self.plan, self.fill)
+        # ticks where a lot falls due (the agenda has the plan's actions): tick -> {book: bar}
+        self._heap: list[int] = []
+        self._due: dict[int, dict[int, int]] = {}
+        self._now = -1  # the tick being processed
+        self._next_id = 1
+        cfg = self.config
+        self._limits = cfg.max_positions is not None or cfg.max_weight is not None or cfg.max_gross is not None
+
+    @property
+    def pos(self) -> dict[int, float]:
+        """Net position of every book traded so far, in the order of their first fill."""
+        return {k: self._pos[k] for k in self._rank}
+
+    # ------------------------------------------------------------------ driving
+
+    def run(self) -> None:
+        """Process every tick where something can happen, in time order (the fast path): the agenda's ticks and
+        the ticks where a lot falls due."""
+        agenda = self._agenda
+        ticks, visits, entering = agenda.ticks, agenda.visits, agenda.entering
+        heap, due = self._heap, self._due
+        a, n = 0, len(ticks)
+        while a < n or heap:
+            if heap and (a >= n or heap[0] < ticks[a]):
+                t = heapq.heappop(heap)
+                self._now = t
+                self._process(t, (), due.pop(t), False)
+                continue
+            t = ticks[a]
+            woken = None
+            if heap and heap[0] == t:
+                heapq.heappop(heap)
+                woken = due.pop(t)
+            self._now = t
+            self._process(t, visits[a], woken, entering[a])
+            a += 1
+
+    def sizing_equity(self, t: int) -> float:
+        """Cash plus each held position at its mark strictly before tick ``t``, summed in the order the books
+        were first traded."""
+        if not self._held:
+            return self.cash + 0
+        marks = self.market.sizing_marks(self.fill)[t]
+        pos = self._pos
+        return self.cash + sum([pos[k] * marks.item(k) for k in self._held])
+
+    # ------------------------------------------------------------------ one instant
+
+    def _wake(self, k: int, bar: int) -> None:
+        """Visit book ``k`` at the tick of its bar ``bar`` (a lot's due exit there); a tick already processed
+        is not visited again (the lot waits for the book's next visit)."""
+        tick = self.clock.tick_of[k].item(bar)
+        if tick <= self._now:
+            return
+        woken = self._due.get(tick)
+        if woken is None:
+            heapq.heappush(self._heap, tick)
+            self._due[tick] = {k: bar}
+        else:
+            woken[k] = bar
+
+    def _process(self, t: int, planned: list[Visit] | tuple[()], woken: dict[int, int] | None,
+                 entering: bool) -> None:
+        # Only the books with an action (the agenda) or a due lot (woken) at this tick can fill at it.
+        books = self.market.books
+        if woken:
+            merged = {v[0]: v for v in planned}
+            for k, i in woken.items():
+                if k not in merged and not books[k].stale.item(i):
+                    merged[k] = (k, i, _NO_ACTIONS, _NO_ACTIONS)
+            visits: list[Visit] | tuple[()] = [merged[k] for k in sorted(merged)]
+        else:
+            visits = planned
+        if not visits:
+            return
+        equity = self.sizing_equity(t) if entering else 0.0  # before this instant's fills
+        plan = self._actions
+        if self.config.overlap == "extend":
+            for k, i, enters, _ in visits:
+                lots = self.lots[k]
+                if lots:
+                    for j in enters:
+                        action = plan[j]
+                        for lot in lots:
+                            if lot.side == action.side:
+                                self._restart(lot, i, action.hold)
+        for k, i, _, others in visits:
+            lots = self.lots[k]
+            if not lots:
+                continue
+            for lot in list(lots):
+                due = lot.due
+                if lot.entry_tick < t and due is not None and due <= i:
+                    self._exit(lot, i, t, lot.reason)
+            for j in others:
+                action = plan[j]
+                if action.action == "exit":
+                    for lot in list(lots):
+                        if lot.entry_tick < t and lot.side == action.side:
+                            self._exit(lot, i, t, "signal")
+                elif action.action == "event_exit":  # a later event the position's exit rules name
+                    for lot in list(lots):
+                        if lot.entry_tick < t and action.event_type in lot.exits.on_events:
+                            self._exit(lot, i, t, f"event:{action.event_type}")
+        if entering:
+            for k, i, enters, _ in visits:
+                for j in enters:
+                    self._enter(k, plan[j], i, t, equity)
+
+    def _restart(self, lot: Lot, i: int, hold: int | None) -> None:
+        book = self.market.books[lot.book]
+        lot.hold_bar = None if hold is None else book.exit_bar(i, hold)
+        self._schedule(lot)
+
+    def _schedule(self, lot: Lot) -> None:
+        due = lot.due
+        if due is not None and due < len(self.clock.tick_of[lot.book]):
+            self._wake(lot.book, due)
+
+    def _enter(self, k: int, action: PlannedAction, i: int, t: int, equity: float) -> None:
+        cfg = self.config
+        book = self.market.books[k]
+        records = self.records
+        long = action.side == "long"
+        verb = "buy" if long else "sell"
+        lots = self.lots[k]
+        if lots and cfg.overlap != "add" and any(lot.side == action.side for lot in lots):
+            if cfg.overlap == "extend":
+                for lot in [lot for lot in lots if lot.side == action.side]:
+                    self._restart(lot, i, action.hold)
+                reason = "already held: hold clock restarted (overlap=extend)"
+            else:
+                reason = "already held (overlap=ignore)"
+            if records:
+                self._order(_day(book, i), book.symbol, verb, 0, "skipped", reason, action.event_id)
+            return
+        if not long and not cfg.allow_short:
+            if records:
+                self._order(_day(book, i), book.symbol, verb, 0, "refused", "shorts not allowed (use --allow-short)",
+                            action.event_id)
+            return
+        if lots:
+            for lot in [lot for lot in lots if lot.side != action.side and lot.entry_tick < t]:
+                self._exit(lot, i, t, "signal")
+        price = book.fill_price(i, self.fill)
+        fx = book.fx.item(i)
+        price_base = price / fx
+        target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
+        if size <= 0:
+            if records:
+                self._order(_day(book, i), book.symbol, verb, 0, "skipped",
+                            f"target {target:.2f} is below one board lot ({book.lot_size})", action.event_id)
+            return
+        if self._limits:
+            limit = self._limit_reason(k, size * price_base, equity, t)
+            if limit is not None:
+                if records:
+                    self._order(_day(book, i), book.symbol, verb, size, "skipped", limit, action.event_id)
+                return
+        signed = size if long else -size
+        if not records and long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
+            return  # refused whatever its fees (fees are >= 0); only the refusal's text would need them
+        fees = _fees(book, cfg.costs, i, size, price_base, verb)
+        delta = -signed * price_base - fees.total
+        if long and self.cash + delta < 0 and not cfg.allow_margin:
+            self._order(_day(book, i), book.symbol, verb, size, "refused",
+                        f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)", action.event_id)
+            return
+        lot = Lot(
+            trade_id=self._next_id, book=k, side=action.side, size=size, entry_bar=i, entry_tick=t,
+            entry_price=price, fx_entry=fx, entry_exec=price_base, entry_fees=fees.total,
+            entry_fee_items=fee_items(fees) if records else "",
+            event_id=action.event_id, event_type=action.event_type,
+            hold_bar=None if action.hold is None else book.exit_bar(i, action.hold), exits=action.exits,
+        )
+        self._next_id += 1
+        self._arm_guard(book, lot)
+        lots.append(lot)
+        self._open += 1
+        self._book_fill(Fill(t, k, i, signed, price, price_base, fees, "entry"))
+        if records:
+            self._order(_day(book, i), book.symbol, verb, size, "filled", "entry", action.event_id, price,
+                        fees.total)
+        self._schedule(lot)
+
+    def _exit(self, lot: Lot, i: int, t: int, reason: str) -> None:
+        book = self.market.books[lot.book]
+        price = book.fill_price(i, self.fill)
+        price_base = price / book.fx.item(i)
+        verb = "sell" if lot.side == "long" else "buy"
+        fees = _fees(book, self.config.costs, i, lot.size, price_base, verb)
+        signed = -lot.size if lot.side == "long" else lot.size
+        self._book_fill(Fill(t, lot.book, i, signed, price, price_base, fees, "exit"))
+        if self.records:
+            self._order(_day(book, i), book.symbol, verb, lot.size, "filled", "exit", lot.event_id, price,
+                        fees.total)
+        self.lots[lot.book].remove(lot)
+        self._open -= 1
+        items = fee_items(fees) if self.records else None
+        self.trades.append(self._trade(lot, i, price, price_base, fees.total, reason, items))
+
+    def _book_fill(self, fill: Fill) -> None:
+        self.cash += fill.cash_delta
+        k = fill.book
+        self._rank.setdefault(k, len(self._rank))
+        was = self._pos[k]
+        size = self._pos[k] = was + fill.signed
+        if not was and size:
+            bisect.insort(self._held, k, key=self._rank.__getitem__)
+        elif was and not size:
+            self._held.remove(k)
+        self.fills.append(fill)
+
+    def _arm_guard(self, book: Book, lot: Lot) -> None:
+        """The first close that hits the stop-loss, trailing stop or take-profit (that order of precedence on
+        one close); the exit is at the next bar's fill point."""
+        rules = lot.exits
+        stop = rules.stop_loss if rules.stop_loss is not None else self.stop_loss
+        take = rules.take_profit if rules.take_profit is not None else self.take_profit
+        trail = rules.trailing_stop
+        if stop is None and take is None and trail is None:
+            return
+        first = lot.entry_bar + (1 if self.fill == "close" else 0)
+        closes = book.close[first:]
+        long = lot.side == "long"
+        move = closes / lot.entry_price - 1.0
+        ret = move if long else -move
+        hits: list[tuple[str, np.ndarray]] = []
+        if stop is not None:
+            hits.append(("stop_loss", ret <= -stop))
+        if trail is not None:  # against the best close since the entry (the entry price to begin with)
+            if long:
+                peak = np.maximum.accumulate(np.maximum(closes, lot.entry_price))
+                hits.append(("trailing_stop", closes <= peak * (1.0 - trail)))
+            else:
+                trough = np.minimum.accumulate(np.minimum(closes, lot.entry_price))
+                hits.append(("trailing_stop", closes >= trough * (1.0 + trail)))
+        if take is not None:
+            hits.append(("take_profit", ret >= take))
+        firsts = [(int(np.argmax(mask)), rank, name) for rank, (name, mask) in enumerate(hits) if mask.any()]
+        if not firsts:
+            return
+        offset, _, name = min(firsts)
+        bar = book.tradable_from(first + offset + 1)
+        if bar < len(book.dates):
+            lot.guard_bar = bar
+            lot.guard_reason = name
+
+    def _limit_reason(self, k: int, value: float, equity: float, t: int) -> str | None:
+        """Why an entry of ``value`` (base currency) in book ``k`` breaks a portfolio limit (None = it does not).
+        Exposure is measured with the sizing marks (latest closes strictly before the instant) and the sizing
+        equity, after this instant's earlier fills."""
+        cfg = self.config
+        if cfg.max_positions is not None and self._open >= cfg.max_positions:
+            return f"max open positions reached ({self._open} open, --max-positions {cfg.max_positions})"
+        if cfg.max_weight is None and cfg.max_gross is None:
+            return None
+        if equity <= 0:
+            return "exposure limits: equity is not positive"
+        marks = self.market.sizing_marks(self.fill)[t]
+        if cfg.max_weight is not None:
+            weight = (abs(self._pos[k]) * marks.item(k) + value) / equity
+            if weight > cfg.max_weight + 1e-12:
+                return f"weight {weight:.2%} would exceed --max-weight {cfg.max_weight:.2%}"
+        if cfg.max_gross is not None:
+            # every book traded so far, in rank order (flat ones add 0.0 and are skipped, unless a mark of some
+            # book is NaN or infinite: 0 x NaN is NaN, as summing them all gives)
+            books = self._rank if self.market.unfinite_books else self._held
+            pos = self._pos
+            gross = (sum([abs(pos[b]) * marks.item(b) for b in books]) + value) / equity
+            if gross > cfg.max_gross + 1e-12:
+                return f"gross exposure {gross:.2%} would exceed --max-gross {cfg.max_gross:.2%}"
+        return None
+
+    # ------------------------------------------------------------------ records
+
+    def _order(self, date: str, symbol: str, verb: str, size: int, status: str, reason: str,
+               event_id: str | None, price: float | None = None, fees: float | None = None) -> None:
+        if self.records:
+            self.orders.append(OrderRecord(date, symbol, verb, size, status, reason, event_id, price, fees))
+
+    def _trade(self, lot: Lot, i: int, price: float, exec_price: float, exit_fees: float,
+               reason: str, exit_fee_items: str | None = None) -> TradeRecord:
+        """The trade record of a closed (or, reason ``open``, still open) lot. Without ``records`` (sweep
+        points: metrics only) the UTC instants and fee items are left out (None and "")."""
+        book = self.market.books[lot.book]
+        entry_value, pnl, ret = round_trip(lot.side, lot.size, lot.entry_exec, exec_price, lot.entry_fees,
+                                           exit_fees)
+        is_open = reason == "open"
+        session = book.session
+        records = self.records
+        return TradeRecord(
+            trade_id=lot.trade_id, symbol=book.symbol, side=lot.side, event_id=lot.event_id,
+            event_type=lot.event_type, entry_date=_day(book, lot.entry_bar), entry_fill=self.fill,
+            entry_price=lot.entry_price, exit_date=None if is_open else _day(book, i),
+            exit_fill=None if is_open else self.fill, exit_price=price, size=lot.size, fx_entry=lot.fx_entry,
+            fx_exit=book.fx.item(i), entry_fees=lot.entry_fees, exit_fees=exit_fees,
+            fees=lot.entry_fees + exit_fees, entry_value=entry_value, pnl=pnl, ret=ret, exit_reason=reason,
+            holding_sessions=session.item(i) - session.item(lot.entry_bar),
+            entry_at=iso_utc(self.clock.instants.item(lot.entry_tick)) if records else None,
+            exit_at=None if is_open or not records else iso_utc(book.fill_instants(self.fill).item(i)),
+            entry_fee_items=lot.entry_fee_items, exit_fee_items=exit_fee_items,
+        )
+
+    def finish(self) -> None:
+        """Positions still open are marked at their symbol's last close (open trades)."""
+        for k, book in enumerate(self.market.books):
+            last = len(book.dates) - 1
+            for lot in self.lots[k]:
+                price = book.close.item(last)
+                self.trades.append(self._trade(lot, last, price, price / book.fx.item(last), 0.0, "open"))
+        self.trades.sort(key=lambda tr: tr.trade_id)
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(equity, cash, exposure) at each equity point: fills at or before the point's instant, positions at
+        their latest close at or before it.
+
+        Book by book, in book order (no books x points matrix): each traded book's position path times its
+        closes is added to the running totals, which is the column sum of the full matrix term for term (a
+        book never traded adds exactly 0.0 and is skipped, unless a close of it is not finite: NaN x 0 is
+        NaN, as in the full sum)."""
+        market = self.market
+        n = market.n_points
+        d_cash = np.zeros(n)
+        by_book: dict[int, list[tuple[int, int]]] = {}
+        if self.fills:
+            instants = self.clock.instants[[f.tick for f in self.fills]]
+            points = np.searchsorted(market.point_at, instants, side="left")
+            for f, p in zip(self.fills, points.tolist(), strict=True):
+                d_cash[p] += f.cash_delta
+                by_book.setdefault(f.book, []).append((p, f.signed))
+        cash = self.config.cash + np.cumsum(d_cash)
+        held = np.zeros(n)
+        gross = np.zeros(n)
+        for k in sorted(by_book.keys() | market.unfinite_books):
+            moves = by_book.get(k, [])
+            # before the book's first fill it holds nothing; after a last fill that leaves it flat, nothing
+            # again: those points add exactly 0.0 (unless a close is not finite: then every point)
+            first, end = 0, n
+            if moves and k not in market.unfinite_books:
+                first = moves[0][0]
+                if sum(signed for _, signed in moves) == 0:
+                    end = moves[-1][0]
+            d_pos = np.zeros(end - first)
+            for p, signed in moves:
+                if p < end:
+                    d_pos[p - first] += signed
+            marked = np.cumsum(d_pos) * market.closes_on_points(k)[first:end]
+            held[first:end] += marked
+            gross[first:end] += np.abs(marked)
+        equity = cash + held
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exposure = np.where(equity != 0, gross / np.where(equity != 0, equity, 1.0), 0.0)
+        return equity, cash, exposure
