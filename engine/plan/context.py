@@ -19,6 +19,7 @@ from engine.events.catalog import Event, symbols_for
 from strategies import indicators as ind
 
 OHLCV = ("open", "high", "low", "close", "volume")
+_MISSING = object()
 
 
 class RunContext:
@@ -96,10 +97,10 @@ class RunContext:
 
     def entry_session(self, event: Event, symbol: str) -> pd.Timestamp | None:
         key = (event.id, symbol)
-        if key not in self._session_cache:
-            session = self._entry_sessions.get(event, symbol)
-            self._session_cache[key] = pd.Timestamp(session).normalize() if session is not None else None
-        return self._session_cache[key]
+        session = self._session_cache.get(key, _MISSING)
+        if session is _MISSING:
+            session = self._session_cache[key] = self._entry_sessions.get(event, symbol)
+        return session  # type: ignore[return-value]
 
     def first_session(self, symbol: str) -> pd.Timestamp | None:
         """The first tradable (non-stale) bar on or after the run's start: warm-up bars are never traded."""
@@ -154,10 +155,11 @@ def _known_key(event: Event) -> tuple[Any, ...]:
 
 
 class EntrySessions:
-    """``timing.entry_session`` for every (event, symbol) a strategy asks about, computed per exchange in one
-    vectorised ``timing.entry_sessions`` call over the distinct known-at instants of the run's events (20,000
-    analyst events of 500 symbols share about 2,000). Where that batch raises (an event the calendar cannot
-    place), each look-up goes through ``timing.entry_session`` itself, which names the event."""
+    """``timing.entry_session`` (normalised to its date) for every (event, symbol) a strategy asks about,
+    computed per exchange in one vectorised ``timing.entry_sessions`` call over the distinct known-at instants of
+    the run's events (20,000 analyst events of 500 symbols share about 2,000), normalised at once; the events of
+    one instant share one Timestamp. Where that batch raises (an event the calendar cannot place), each look-up
+    goes through ``timing.entry_session`` itself, which names the event."""
 
     def __init__(self, events: Sequence[Event], fill: str) -> None:
         self._events = events
@@ -169,7 +171,9 @@ class EntrySessions:
         exchange = self._exchange_of(symbol)
         table = self._table(exchange, symbol) if exchange is not None else None
         session = table.get(_known_key(event)) if table is not None else None
-        return session if session is not None else timing.entry_session(event, symbol, self._fill)
+        if session is not None:
+            return session
+        return pd.Timestamp(timing.entry_session(event, symbol, self._fill)).normalize()
 
     def _exchange_of(self, symbol: str) -> str | None:
         if symbol not in self._exchange:
@@ -187,8 +191,9 @@ class EntrySessions:
             table: dict[tuple[Any, ...], pd.Timestamp] | None = None
             if firsts:
                 try:
-                    sessions = timing.entry_sessions(list(firsts.values()), symbol, self._fill)
-                    table = dict(zip(firsts, sessions, strict=True))
+                    sessions = timing.entry_sessions(list(firsts.values()), symbol, self._fill).normalize()
+                    shared = {day: day for day in sessions.unique().tolist()}  # one object per session
+                    table = dict(zip(firsts, [shared[day] for day in sessions.tolist()], strict=True))
                 except ConfigError:
                     table = None
             self._by_exchange[exchange] = table
