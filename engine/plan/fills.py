@@ -47,8 +47,11 @@ class Bars:
     @classmethod
     def of(cls, frame: pd.DataFrame) -> Bars:
         index = frame.index
-        return cls(index, np.asarray(index.to_numpy(), dtype="datetime64[ns]"),
-                   np.flatnonzero(~frame["stale"].to_numpy(dtype=bool)))
+        unit = getattr(index, "unit", None)  # a DatetimeIndex: its integers, read without a pandas copy
+        dates = (index.asi8.view(f"datetime64[{unit}]") if unit is not None and index.tz is None
+                 else index.to_numpy())
+        tradable = np.flatnonzero(~frame["stale"].to_numpy(dtype=bool))
+        return cls(index, np.asarray(dates, dtype="datetime64[ns]"), tradable)
 
     def fill_bars(self, wanted: np.ndarray) -> np.ndarray:
         first = np.searchsorted(self.dates, wanted, side="left")

@@ -19,6 +19,7 @@ import pandas as pd
 from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
 from engine.plan.fills import Placement, PlacementMemo, fill_bar, fill_bars, place_missing, placement, placements
+from engine.plan.rows import actions_from_rows
 from strategies.base import Exits, Signal, Strategy
 
 __all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "build_plan_with_exits",
@@ -92,6 +93,16 @@ def _build(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
            placements: dict[tuple[str, Any], Placement] | None) -> tuple[Plan, dict[int, Exits]]:
     memo = placements if placements is not None else PlacementMemo()
     params = strategy.params
+    rows = strategy.signal_rows(ctx) if isinstance(ctx, RunContext) and isinstance(memo, PlacementMemo) else None
+    built = actions_from_rows(rows, ctx, frames, memo, params, NO_EXITS, _new_action) if rows is not None else None
+    if built is not None:
+        actions, skipped, used_ids, own_exits = built
+        count = len(rows.events)  # type: ignore[union-attr]
+        _add_event_exits(ctx, frames, memo, actions, count)
+        for symbol_actions in actions.values():
+            symbol_actions.sort(key=_BAR)
+        note = strategy.explain() if not count else None
+        return Plan(actions=actions, skipped=skipped, events_used=used_ids, notes=[note] if note else []), own_exits
     signals = list(strategy.signals(ctx))
     group_sizes: dict[str, int] = {}
     for sig in signals:

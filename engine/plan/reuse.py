@@ -44,9 +44,17 @@ class PlanTemplate:
         when an entry's hold is not ``params.hold`` although ``hold`` is declared (the declaration is wrong)."""
         hold = getattr(params, "hold", None)
         owns: dict[Exits, int] = {}
+        seen: dict[int, int] = {}  # id of an own Exits object -> its number (most entries share one object)
+
+        def number(exits: Exits) -> int:
+            at = seen.get(id(exits))
+            if at is None:
+                at = seen[id(exits)] = owns.setdefault(exits, len(owns))
+            return at
+
         entries: dict[str, list[tuple[int, int]]] = {}
         for symbol, actions in plan.actions.items():
-            rows = [(k, owns.setdefault(own[a.seq], len(owns))) for k, a in enumerate(actions) if a.action == "enter"]
+            rows = [(k, number(own[a.seq])) for k, a in enumerate(actions) if a.action == "enter"]
             if "hold" in declared and any(actions[k].hold != hold for k, _ in rows):
                 return None
             if rows:

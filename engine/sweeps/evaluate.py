@@ -24,7 +24,7 @@ from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits, collector_paused
 from engine.plan.reuse import PlanTemplate, declared_exit_params
-from engine.plan.warmup import with_warmup
+from engine.plan.warmup import WarmupFrames, with_warmup
 from engine.reporting.models import Report
 from engine.reporting.report import build_report, to_jsonable
 from engine.saved_runs import make_run_id
@@ -102,7 +102,7 @@ def _plan(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any, 
     if ctx is None:  # the history engine.backtest.run would load: exactly the strategy's warm-up
         start, end = wctx.window.start, wctx.window.end
         period = [e for e in data.events if start - dt.timedelta(days=7) <= e.date <= end]
-        history = {s: with_warmup(h, s, start, sessions)[0] for s, h in wctx.history.items()}
+        history = WarmupFrames(wctx.history, start, sessions)  # each frame cut when a price view reads it
         sibling = next((c for (fill, _), c in wctx.contexts.items() if fill == config.fill), None)
         ctx = (sibling.with_frames(history) if sibling is not None  # shares its entry sessions
                else RunContext(tuple(wctx.frames), period, history, config.fill, start, end))
