@@ -47,6 +47,7 @@ class RunContext:
         self._events_memo: dict[frozenset[str], tuple[Event, ...]] = {}
         self._entry_sessions = EntrySessions(self._events, fill)
         self._pairs_memo: dict[frozenset[str], tuple[np.ndarray, np.ndarray]] = {}
+        self._ids_distinct: bool | None = None
         self._prices = PriceViews(frames)
         # universe position of each symbol with prices (None if the universe repeats a symbol: the slow path)
         self._position: dict[str, int] | None = {s: i for i, s in enumerate(self.universe) if s in frames}
@@ -62,6 +63,7 @@ class RunContext:
         other._session_cache = self._session_cache
         other._entry_sessions = self._entry_sessions
         other._events_memo = self._events_memo
+        other._ids_distinct = self._ids_distinct
         if set(frames) == set(self._frames):
             other._symbols_memo = self._symbols_memo
             other._pairs_memo = self._pairs_memo
@@ -132,6 +134,13 @@ class RunContext:
                     symbols.append(position[symbol])
             pairs = self._pairs_memo[wanted] = (np.array(events, dtype=np.int64), np.array(symbols, dtype=np.int64))
         return pairs
+
+    def event_ids_distinct(self) -> bool:
+        """Whether every event of the run has its own, non-empty id (what positions stand for in columns)."""
+        if self._ids_distinct is None:
+            ids = {event.id for event in self._events}
+            self._ids_distinct = len(ids) == len(self._events) and "" not in ids
+        return self._ids_distinct
 
     def entry_session_values(self, events: np.ndarray, symbols: np.ndarray) -> np.ndarray | None:
         """``entry_session`` of each (event position, symbol position) pair as datetime64[ns]; None where the

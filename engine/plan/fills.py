@@ -126,6 +126,66 @@ def _place_aware(bars: Bars, sessions: Sequence[pd.Timestamp | None], known: lis
     return out
 
 
+class BarTable:
+    """Every non-empty frame's bars in one sorted array of (symbol rank, date in seconds) keys, to place many
+    (symbol, session) pairs with one searchsorted: the fill rule of ``place`` on all symbols at once. Only for
+    frames of one tz-naive index dtype whose dates, like the sessions asked, are whole seconds (``of`` and
+    ``place`` return None otherwise)."""
+
+    AFTER_LAST, BEFORE_FIRST, NO_SESSION = 1, 2, 3
+
+    def __init__(self, ranks: dict[str, int], keys: np.ndarray, dates: np.ndarray, tradable: np.ndarray,
+                 starts: np.ndarray, firsts: np.ndarray, base: int, top: int, dtype: Any) -> None:
+        self.ranks = ranks
+        self._keys = keys
+        self.dates = dates  # datetime64[ns] of every bar, frames one after the other
+        self._tradable = tradable  # positions in ``dates`` of the tradable bars
+        self._starts = starts  # each rank's first position in ``dates`` (and one past the end)
+        self._firsts = firsts  # each rank's first date, seconds
+        self._base, self._top = base, top
+        self.dtype = dtype
+
+    @classmethod
+    def of(cls, bars: dict[str, Bars]) -> BarTable | None:
+        kept = [(symbol, b) for symbol, b in bars.items() if len(b.dates)]
+        if not kept or len({b.index.dtype for _, b in kept}) != 1 or kept[0][1].index.tz is not None:
+            return None
+        ns = [b.dates.view(np.int64) for _, b in kept]
+        if any(bool((v % 1_000_000_000).any()) for v in ns):
+            return None
+        seconds = [v // 1_000_000_000 for v in ns]
+        base = min(int(v[0]) for v in seconds) - 1
+        top = max(int(v[-1]) for v in seconds) + 1
+        stride = top - base + 1
+        lengths = np.array([len(v) for v in seconds], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        rank = np.repeat(np.arange(len(kept), dtype=np.int64), lengths)
+        keys = rank * stride + (np.concatenate(seconds) - base)
+        tradable = np.concatenate([b.tradable + start for (_, b), start in zip(kept, starts[:-1], strict=True)])
+        return cls({symbol: k for k, (symbol, _) in enumerate(kept)}, keys,
+                   np.concatenate([b.dates for _, b in kept]), tradable, starts,
+                   np.array([int(v[0]) for v in seconds], dtype=np.int64), base, top, kept[0][1].index.dtype)
+
+    def place(self, ranks: np.ndarray, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(status: 0 placed, AFTER_LAST, BEFORE_FIRST or NO_SESSION; bar index in the symbol's frame; position
+        of that bar in ``dates``) of each (rank, datetime64[ns] session) pair."""
+        none = np.isnat(sessions)
+        ns = np.where(none, 0, sessions.view(np.int64))
+        if bool((ns % 1_000_000_000).any()):
+            return None
+        seconds = ns // 1_000_000_000
+        stride = self._top - self._base + 1
+        wanted = ranks * stride + (np.clip(seconds, self._base, self._top) - self._base)
+        first = np.searchsorted(self._keys, wanted, side="left")  # first bar dated on or after the session
+        j = np.searchsorted(self._tradable, first, side="left")  # then the first tradable one
+        at = self._tradable[np.minimum(j, len(self._tradable) - 1)]
+        ends = self._starts[ranks + 1]
+        status = np.where(none, self.NO_SESSION, np.where(
+            (j >= len(self._tradable)) | (at >= ends), self.AFTER_LAST,
+            np.where(seconds < self._firsts[ranks], self.BEFORE_FIRST, 0)))
+        return status, at - self._starts[ranks], at
+
+
 class PlacementMemo(dict[tuple[str, Any], Placement]):
     """The (symbol, session) -> placement memo of one period's frames and fill, and beside it the placement of
     each (symbol, event id) signal without an explicit session (string keys: no session to derive and hash),
@@ -136,6 +196,16 @@ class PlacementMemo(dict[tuple[str, Any], Placement]):
         self.by_event: dict[tuple[str, str], Placement] = {}
         self.bars: dict[str, Bars] = {}
         self.dates: dict[Any, dict[int, pd.Timestamp]] = {}
+        self._table: tuple[BarTable | None] | None = None
+
+    def table(self, frames: dict[str, pd.DataFrame]) -> BarTable | None:
+        """The ``BarTable`` of ``frames`` (the frames this memo belongs to), built once."""
+        if self._table is None:
+            for symbol, frame in frames.items():
+                if symbol not in self.bars and not frame.empty:
+                    self.bars[symbol] = Bars.of(frame)
+            self._table = (BarTable.of({s: self.bars[s] for s in frames if s in self.bars}),)
+        return self._table[0]
 
 
 def place_missing(memo: dict[tuple[str, Any], Placement], frames: dict[str, pd.DataFrame],

@@ -98,7 +98,8 @@ def _build(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
     if built is not None:
         actions, skipped, used_ids, own_exits = built
         count = len(rows.events)  # type: ignore[union-attr]
-        _add_event_exits(ctx, frames, memo, actions, count)
+        if any(kind.exits is not None and kind.exits.on_events for kind in rows.kinds):  # type: ignore[union-attr]
+            _add_event_exits(ctx, frames, memo, actions, count)
         for symbol_actions in actions.values():
             symbol_actions.sort(key=_BAR)
         note = strategy.explain() if not count else None

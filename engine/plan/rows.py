@@ -18,11 +18,12 @@ import pandas as pd
 
 from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
-from engine.plan.fills import NO_DATA, NO_SESSION, Bars, PlacementMemo
+from engine.plan.fills import NO_DATA, NO_SESSION, BarTable, PlacementMemo
 from strategies.base import Exits, SignalRows
 
 AFTER_LAST = "entry session after the last bar of the run"
 BEFORE_FIRST = "fill session before the symbol's first bar in the run"
+NO_FRAME = 4  # a row's status beside BarTable's: no (or an empty) price frame
 
 Built = tuple[dict[str, list[Any]], list[OrderRecord], list[str], dict[int, Exits]]
 
@@ -37,9 +38,7 @@ def actions_from_rows(rows: SignalRows, ctx: RunContext, frames: dict[str, pd.Da
     n = len(events_at)
     events = ctx.events
     universe = ctx.universe
-    distinct = np.unique(events_at).tolist()
-    ids = [events[k].id for k in distinct]
-    if len(set(ids)) != len(ids) or not all(ids):
+    if not ctx.event_ids_distinct():
         return None  # groups and events used are by id: the scalar path counts them
     sessions = ctx.entry_session_values(events_at, symbols_at)
     if sessions is None:
@@ -52,68 +51,48 @@ def actions_from_rows(rows: SignalRows, ctx: RunContext, frames: dict[str, pd.Da
     shape = [(k.action, k.side, k.hold, k.group_by_event, own.with_defaults(params) if k.action == "enter"
               else no_exits) for k, own in zip(kinds, owns, strict=True)]
     sizes = group_size.tolist()  # grouped entries per event position (0: none, the action's size is then 1)
+    table = memo.table(frames)
+    if table is None:
+        return None
+    names = [universe[at] for at in symbols_at.tolist()]
+    rank_of = [table.ranks.get(name, -1) for name in universe]
+    ranks = np.array(rank_of, dtype=np.int64)[symbols_at] if n else np.zeros(0, dtype=np.int64)
+    found = table.place(np.maximum(ranks, 0), sessions)
+    if found is None:
+        return None
+    status, bars, positions = found
+    status = np.where(ranks < 0, NO_FRAME, status)
+    placed = status == 0
+    dates = memo.dates.setdefault(table.dtype, {})
+    days = table.dates.view(np.int64)[positions].tolist()
+    new_days = sorted({day for day, ok in zip(days, placed.tolist(), strict=True) if ok} - dates.keys())
+    if new_days:  # boxed at once (a Timestamp per bar is 5 times dearer one by one)
+        boxed = pd.DatetimeIndex(np.array(new_days, dtype=np.int64).view("datetime64[ns]").astype(table.dtype))
+        dates.update(zip(new_days, boxed.tolist(), strict=True))
     actions: dict[str, list[Any]] = {}
-    first_row: dict[str, int] = {}
-    skipped: list[tuple[int, OrderRecord]] = []
+    skipped: list[OrderRecord] = []
     own_exits: dict[int, Exits] = {}
-    placed = np.zeros(n, dtype=bool)
-    order = np.argsort(symbols_at, kind="stable")
-    sorted_symbols = symbols_at[order]
-    starts = np.flatnonzero(np.r_[True, sorted_symbols[1:] != sorted_symbols[:-1]]) if n else np.zeros(0, int)
-    ends = [*starts[1:].tolist(), n] if n else []
-    kind_list = kinds_of.tolist()
-    event_list = events_at.tolist()
-    for lo, hi in zip(starts.tolist(), ends, strict=True):
-        at = order[lo:hi]
-        symbol = universe[int(sorted_symbols[lo])]
-        frame = frames.get(symbol)
-        wanted = sessions[at]
-        if frame is None or frame.empty:
-            skipped += [(r, _skip(NO_DATA, symbol, kinds[kind_list[r]], events[event_list[r]].id))
-                        for r in at.tolist()]
+    for r, (code, bar, day, k, e, symbol) in enumerate(zip(status.tolist(), bars.tolist(), days, kinds_of.tolist(),
+                                                          events_at.tolist(), names, strict=True)):
+        event = events[e]
+        if code:
+            skipped.append(_skip_at(code, sessions[r], symbol, kinds[k], event.id))
             continue
-        bars = memo.bars.get(symbol)
-        if bars is None:
-            bars = memo.bars[symbol] = Bars.of(frame)
-        found = bars.fill_bars(wanted)
-        none = np.isnat(wanted)
-        early = wanted < bars.first
-        ok = (found >= 0) & ~early & ~none
-        placed[at[ok]] = True
-        index = bars.index
-        values = bars.dates.view(np.int64)
-        dates = memo.dates.setdefault(index.dtype, {})
-        symbol_actions: list[Any] = []
-        day_values = values[np.maximum(found, 0)].tolist()
-        new_days = [(value, bar) for value, bar, fine in zip(day_values, found.tolist(), ok.tolist(), strict=True)
-                    if fine and value not in dates]
-        if new_days:  # boxed at once (a Timestamp per bar is 5 times dearer one by one)
-            boxed = index[np.array([bar for _, bar in new_days], dtype=np.int64)].tolist()
-            dates.update(zip([value for value, _ in new_days], boxed, strict=True))
-        for r, bar, fine, value in zip(at.tolist(), found.tolist(), ok.tolist(), day_values, strict=True):
-            k = kind_list[r]
-            event = events[event_list[r]]
-            if not fine:
-                skipped.append((r, _skip_at(sessions[r], bar, symbol, kinds[k], event.id)))
-                continue
-            date = dates[value]
-            action, side, hold, grouped, exits = shape[k]
-            if action == "enter":
-                own_exits[r] = owns[k]
-            group = event.id if grouped else None
-            symbol_actions.append(new({
-                "symbol": symbol, "bar": bar, "date": date, "action": action, "side": side, "hold": hold,
-                "event_id": event.id, "event_type": event.type, "group": group,
-                "group_size": sizes[event_list[r]] or 1 if group else 1, "weight": None, "seq": r, "exits": exits}))
-        if symbol_actions:
-            actions[symbol] = symbol_actions
-            first_row[symbol] = symbol_actions[0].seq
-    ordered = {s: actions[s] for s in sorted(actions, key=first_row.__getitem__)}
-    skipped.sort(key=lambda item: item[0])
+        action, side, hold, grouped, exits = shape[k]
+        if action == "enter":
+            own_exits[r] = owns[k]
+        symbol_actions = actions.get(symbol)
+        if symbol_actions is None:
+            symbol_actions = actions[symbol] = []
+        event_id = event.id
+        symbol_actions.append(new({
+            "symbol": symbol, "bar": bar, "date": dates[day], "action": action, "side": side, "hold": hold,
+            "event_id": event_id, "event_type": event.type, "group": event_id if grouped else None,
+            "group_size": sizes[e] or 1 if grouped else 1, "weight": None, "seq": r, "exits": exits}))
     used_rows = np.flatnonzero(placed)
     _, first = np.unique(events_at[used_rows], return_index=True)
     used = [events[k].id for k in events_at[used_rows][np.sort(first)].tolist()]
-    return ordered, [record for _, record in skipped], used, own_exits
+    return actions, skipped, used, own_exits
 
 
 def _skip(placed: tuple[Any, ...], symbol: str, kind: Any, event_id: str) -> OrderRecord:
@@ -121,8 +100,10 @@ def _skip(placed: tuple[Any, ...], symbol: str, kind: Any, event_id: str) -> Ord
     return OrderRecord(placed[1], symbol, verb, 0, "skipped", placed[2], event_id)
 
 
-def _skip_at(session: np.datetime64, bar: int, symbol: str, kind: Any, event_id: str) -> OrderRecord:
-    if np.isnat(session):
+def _skip_at(code: int, session: np.datetime64, symbol: str, kind: Any, event_id: str) -> OrderRecord:
+    if code == NO_FRAME:
+        return _skip(NO_DATA, symbol, kind, event_id)
+    if code == BarTable.NO_SESSION:
         return _skip(NO_SESSION, symbol, kind, event_id)
     day = str(pd.Timestamp(session).date())
-    return _skip(("skip", day, AFTER_LAST if bar < 0 else BEFORE_FIRST), symbol, kind, event_id)
+    return _skip(("skip", day, AFTER_LAST if code == BarTable.AFTER_LAST else BEFORE_FIRST), symbol, kind, event_id)
