@@ -150,21 +150,21 @@ class BarTable:
         kept = [(symbol, b) for symbol, b in bars.items() if len(b.dates)]
         if not kept or len({b.index.dtype for _, b in kept}) != 1 or kept[0][1].index.tz is not None:
             return None
-        ns = [b.dates.view(np.int64) for _, b in kept]
-        if any(bool((v % 1_000_000_000).any()) for v in ns):
+        dates = np.concatenate([b.dates for _, b in kept])
+        ns = dates.view(np.int64)
+        if bool((ns % 1_000_000_000).any()):
             return None
-        seconds = [v // 1_000_000_000 for v in ns]
-        base = min(int(v[0]) for v in seconds) - 1
-        top = max(int(v[-1]) for v in seconds) + 1
-        stride = top - base + 1
-        lengths = np.array([len(v) for v in seconds], dtype=np.int64)
+        seconds = ns // 1_000_000_000
+        lengths = np.array([len(b.dates) for _, b in kept], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)])
+        firsts = seconds[starts[:-1]]
+        base, top = int(firsts.min()) - 1, int(seconds[starts[1:] - 1].max()) + 1
         rank = np.repeat(np.arange(len(kept), dtype=np.int64), lengths)
-        keys = rank * stride + (np.concatenate(seconds) - base)
-        tradable = np.concatenate([b.tradable + start for (_, b), start in zip(kept, starts[:-1], strict=True)])
-        return cls({symbol: k for k, (symbol, _) in enumerate(kept)}, keys,
-                   np.concatenate([b.dates for _, b in kept]), tradable, starts,
-                   np.array([int(v[0]) for v in seconds], dtype=np.int64), base, top, kept[0][1].index.dtype)
+        keys = rank * (top - base + 1) + (seconds - base)
+        offsets = starts[:-1].tolist()
+        tradable = np.concatenate([b.tradable + start for (_, b), start in zip(kept, offsets, strict=True)])
+        return cls({symbol: k for k, (symbol, _) in enumerate(kept)}, keys, dates, tradable, starts, firsts, base,
+                   top, kept[0][1].index.dtype)
 
     def place(self, ranks: np.ndarray, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(status: 0 placed, AFTER_LAST, BEFORE_FIRST or NO_SESSION; bar index in the symbol's frame; position

@@ -53,10 +53,14 @@ class PlanTemplate:
             return at
 
         entries: dict[str, list[tuple[int, int]]] = {}
+        check_hold = "hold" in declared
         for symbol, actions in plan.actions.items():
-            rows = [(k, number(own[a.seq])) for k, a in enumerate(actions) if a.action == "enter"]
-            if "hold" in declared and any(actions[k].hold != hold for k, _ in rows):
-                return None
+            rows = []
+            for k, a in enumerate(actions):
+                if a.action == "enter":
+                    if check_hold and a.hold != hold:
+                        return None
+                    rows.append((k, number(own[a.seq])))
             if rows:
                 entries[symbol] = rows
         return cls(plan, declared, tuple(owns), entries)

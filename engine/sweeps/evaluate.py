@@ -101,7 +101,8 @@ def _plan(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any, 
     ctx = wctx.contexts.get((config.fill, sessions))
     if ctx is None:  # the history engine.backtest.run would load: exactly the strategy's warm-up
         start, end = wctx.window.start, wctx.window.end
-        period = [e for e in data.events if start - dt.timedelta(days=7) <= e.date <= end]
+        lo = start - dt.timedelta(days=7)
+        period = [e for e in data.events if lo <= e.date <= end]
         history = WarmupFrames(wctx.history, start, sessions)  # each frame cut when a price view reads it
         sibling = next((c for (fill, _), c in wctx.contexts.items() if fill == config.fill), None)
         ctx = (sibling.with_frames(history) if sibling is not None  # shares its entry sessions
