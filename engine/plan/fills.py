@@ -127,22 +127,16 @@ def _place_aware(bars: Bars, sessions: Sequence[pd.Timestamp | None], known: lis
 
 
 class BarTable:
-    """Every non-empty frame's bars in one sorted array of (symbol rank, date in seconds) keys, to place many
-    (symbol, session) pairs with one searchsorted: the fill rule of ``place`` on all symbols at once. Only for
-    frames of one tz-naive index dtype whose dates, like the sessions asked, are whole seconds (``of`` and
-    ``place`` return None otherwise)."""
+    """Every non-empty frame's ``Bars`` by rank, to place many (symbol rank, session) pairs at once: the rows
+    sorted by rank, then two searchsorted calls per symbol (the fill rule of ``place``) and the rest in numpy
+    over all rows. Only for frames of one tz-naive index dtype (``of`` returns None otherwise)."""
 
     AFTER_LAST, BEFORE_FIRST, NO_SESSION = 1, 2, 3
 
-    def __init__(self, ranks: dict[str, int], keys: np.ndarray, dates: np.ndarray, tradable: np.ndarray,
-                 starts: np.ndarray, firsts: np.ndarray, base: int, top: int, dtype: Any) -> None:
+    def __init__(self, ranks: dict[str, int], bars: list[Bars], dtype: Any) -> None:
         self.ranks = ranks
-        self._keys = keys
-        self.dates = dates  # datetime64[ns] of every bar, frames one after the other
-        self._tradable = tradable  # positions in ``dates`` of the tradable bars
-        self._starts = starts  # each rank's first position in ``dates`` (and one past the end)
-        self._firsts = firsts  # each rank's first date, seconds
-        self._base, self._top = base, top
+        self._bars = bars
+        self._firsts = np.array([b.first for b in bars], dtype="datetime64[ns]")
         self.dtype = dtype
 
     @classmethod
@@ -150,40 +144,31 @@ class BarTable:
         kept = [(symbol, b) for symbol, b in bars.items() if len(b.dates)]
         if not kept or len({b.index.dtype for _, b in kept}) != 1 or kept[0][1].index.tz is not None:
             return None
-        dates = np.concatenate([b.dates for _, b in kept])
-        ns = dates.view(np.int64)
-        if bool((ns % 1_000_000_000).any()):
-            return None
-        seconds = ns // 1_000_000_000
-        lengths = np.array([len(b.dates) for _, b in kept], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)])
-        firsts = seconds[starts[:-1]]
-        base, top = int(firsts.min()) - 1, int(seconds[starts[1:] - 1].max()) + 1
-        rank = np.repeat(np.arange(len(kept), dtype=np.int64), lengths)
-        keys = rank * (top - base + 1) + (seconds - base)
-        offsets = starts[:-1].tolist()
-        tradable = np.concatenate([b.tradable + start for (_, b), start in zip(kept, offsets, strict=True)])
-        return cls({symbol: k for k, (symbol, _) in enumerate(kept)}, keys, dates, tradable, starts, firsts, base,
-                   top, kept[0][1].index.dtype)
+        return cls({symbol: k for k, (symbol, _) in enumerate(kept)}, [b for _, b in kept], kept[0][1].index.dtype)
 
-    def place(self, ranks: np.ndarray, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(status: 0 placed, AFTER_LAST, BEFORE_FIRST or NO_SESSION; bar index in the symbol's frame; position
-        of that bar in ``dates``) of each (rank, datetime64[ns] session) pair."""
+    def place(self, ranks: np.ndarray, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(status: 0 placed, AFTER_LAST, BEFORE_FIRST or NO_SESSION; bar index in the symbol's frame; that bar's
+        date as int64 nanoseconds) of each (rank, datetime64[ns] session) pair."""
+        n = len(ranks)
+        bar = np.full(n, -1, dtype=np.int64)
+        day = np.zeros(n, dtype=np.int64)
+        order = np.argsort(ranks, kind="stable")
+        ordered = ranks[order]
+        cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), n], strict=True) if n else ():
+            rows = order[lo:hi]
+            bars = self._bars[int(ordered[lo])]
+            tradable = bars.tradable
+            j = tradable.searchsorted(bars.dates.searchsorted(sessions[rows], side="left"), side="left")
+            found = j < len(tradable)
+            at = tradable[np.minimum(j, len(tradable) - 1)] if len(tradable) else np.zeros(len(rows), np.int64)
+            bar[rows] = np.where(found, at, -1)
+            day[rows] = bars.dates.view(np.int64)[at] if len(tradable) else 0
         none = np.isnat(sessions)
-        ns = np.where(none, 0, sessions.view(np.int64))
-        if bool((ns % 1_000_000_000).any()):
-            return None
-        seconds = ns // 1_000_000_000
-        stride = self._top - self._base + 1
-        wanted = ranks * stride + (np.clip(seconds, self._base, self._top) - self._base)
-        first = np.searchsorted(self._keys, wanted, side="left")  # first bar dated on or after the session
-        j = np.searchsorted(self._tradable, first, side="left")  # then the first tradable one
-        at = self._tradable[np.minimum(j, len(self._tradable) - 1)]
-        ends = self._starts[ranks + 1]
-        status = np.where(none, self.NO_SESSION, np.where(
-            (j >= len(self._tradable)) | (at >= ends), self.AFTER_LAST,
-            np.where(seconds < self._firsts[ranks], self.BEFORE_FIRST, 0)))
-        return status, at - self._starts[ranks], at
+        status = np.where(none, self.NO_SESSION, np.where(bar < 0, self.AFTER_LAST,
+                                                           np.where(sessions < self._firsts[ranks], self.BEFORE_FIRST,
+                                                                    0)))
+        return status, bar, day
 
 
 class PlacementMemo(dict[tuple[str, Any], Placement]):

@@ -57,14 +57,11 @@ def actions_from_rows(rows: SignalRows, ctx: RunContext, frames: dict[str, pd.Da
     names = [universe[at] for at in symbols_at.tolist()]
     rank_of = [table.ranks.get(name, -1) for name in universe]
     ranks = np.array(rank_of, dtype=np.int64)[symbols_at] if n else np.zeros(0, dtype=np.int64)
-    found = table.place(np.maximum(ranks, 0), sessions)
-    if found is None:
-        return None
-    status, bars, positions = found
+    status, bars, day_values = table.place(np.maximum(ranks, 0), sessions)
     status = np.where(ranks < 0, NO_FRAME, status)
     placed = status == 0
     dates = memo.dates.setdefault(table.dtype, {})
-    days = table.dates.view(np.int64)[positions].tolist()
+    days = day_values.tolist()
     new_days = sorted({day for day, ok in zip(days, placed.tolist(), strict=True) if ok} - dates.keys())
     if new_days:  # boxed at once (a Timestamp per bar is 5 times dearer one by one)
         boxed = pd.DatetimeIndex(np.array(new_days, dtype=np.int64).view("datetime64[ns]").astype(table.dtype))
