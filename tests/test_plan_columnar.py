@@ -146,12 +146,13 @@ def test_the_columnar_path_is_the_one_taken_and_covers_each_branch() -> None:
 
     for below_ma in (0, 5):
         values = {"hold": 7, "short_downgrades": True, "below_ma": below_ma}
-        rule = cls(cls.Params(**values))
-        rule.signals = no_signals  # type: ignore[method-assign]
-        trading = {s: f.loc[pd.Timestamp(START):pd.Timestamp(END)] for s, f in frames.items()}
-        plan, _ = build_plan_with_exits(rule, RunContext(tuple(trading), events, frames, "open", START, END), trading)
-        assert asked == []  # the columnar path answered
         fast, plain, want = _plans("analyst_follow", values, frames, events, "open")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cls, "signals", no_signals)
+            trading = {s: f.loc[pd.Timestamp(START):pd.Timestamp(END)] for s, f in frames.items()}
+            ctx = RunContext(tuple(trading), events, frames, "open", START, END)
+            plan, _ = build_plan_with_exits(cls(cls.Params(**values)), ctx, trading)
+        assert asked == []  # the columnar path answered
         assert_same_plans(plan, want[0])
         assert_same_plans(fast[0], want[0]) and assert_same_plans(plain[0], want[0])
     reasons = {o.reason for o in want[0].skipped}
@@ -265,3 +266,21 @@ def test_known_at_values_on_a_midnight_the_zone_skips() -> None:
                   confidence="high")
     assert timing.known_at_values([event])[0] == np.datetime64(
         timing.known_at(event).tz_convert("UTC").tz_localize(None).as_unit("ns"))
+
+
+def test_a_subclass_of_a_built_in_plans_through_its_signals() -> None:
+    """A subclass changing a helper its inherited ``signals`` calls (not ``signal_rows``) gets that rule."""
+    from strategies.analyst_follow import AnalystFollow
+
+    class NoTrend(AnalystFollow):
+        def _trend_ok(self, ctx: Any, symbol: str, session: pd.Timestamp) -> bool:
+            return False
+
+    frames = {"BABA": frame_on_sessions("XNYS", "2021-01-04", "2021-12-30", seed=4)}
+    events = [Event(id=f"n{k}", date=dt.date(2021, 4, 1) + dt.timedelta(days=9 * k), tz="America/New_York",
+                    time=None, session_hint=None, market=None, type="analyst_upgrade", scope="single",
+                    symbols=("BABA",), description="d", source="s", confidence="high") for k in range(4)]
+    trading = {s: f.loc[pd.Timestamp(START):pd.Timestamp(END)] for s, f in frames.items()}
+    ctx = RunContext(tuple(trading), events, frames, "open", START, END)
+    assert build_plan_with_exits(NoTrend(), ctx, trading)[0].actions == {}
+    assert len(build_plan_with_exits(AnalystFollow(), ctx, trading)[0].actions["BABA"]) == 4

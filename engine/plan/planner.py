@@ -20,7 +20,7 @@ from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
 from engine.plan.fills import Placement, PlacementMemo, fill_bar, fill_bars, place_missing, placement, placements
 from engine.plan.rows import actions_from_rows
-from strategies.base import Exits, Signal, Strategy
+from strategies.base import Exits, Signal, SignalRows, Strategy
 
 __all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "build_plan_with_exits",
            "collector_paused", "fill_bar", "fill_bars", "placement", "placements"]
@@ -93,7 +93,7 @@ def _build(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
            placements: dict[tuple[str, Any], Placement] | None) -> tuple[Plan, dict[int, Exits]]:
     memo = placements if placements is not None else PlacementMemo()
     params = strategy.params
-    rows = strategy.signal_rows(ctx) if isinstance(ctx, RunContext) and isinstance(memo, PlacementMemo) else None
+    rows = _signal_rows(strategy, ctx) if isinstance(ctx, RunContext) and isinstance(memo, PlacementMemo) else None
     built = actions_from_rows(rows, ctx, frames, memo, params, NO_EXITS, _new_action) if rows is not None else None
     if built is not None:
         actions, skipped, used_ids, own_exits = built
@@ -151,6 +151,16 @@ def _build(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
 
 
 _BAR = operator.attrgetter("bar")
+
+
+def _signal_rows(strategy: Strategy, ctx: RunContext) -> SignalRows | None:
+    """``strategy.signal_rows(ctx)`` when it stands for this strategy's ``signals``: defined by the strategy's own
+    class (a subclass of a built-in may change ``signals`` or a helper it calls: it plans through ``signals``),
+    and not bypassed by an instance's own ``signals``."""
+    own = vars(strategy)
+    if "signal_rows" not in own and ("signals" in own or "signal_rows" not in vars(type(strategy))):
+        return None
+    return strategy.signal_rows(ctx)
 
 
 def _new_action(values: dict[str, Any]) -> PlannedAction:
