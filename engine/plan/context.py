@@ -314,8 +314,10 @@ class PriceViews:
                 return None
             stale = frame["stale"].to_numpy(dtype=bool)
             columns = [frame.columns.get_loc(c) for c in OHLCV]
+            tradable: pd.DataFrame
             if all(isinstance(c, int) for c in columns):  # by position: a label look-up is 3 times dearer
-                tradable = frame.iloc[np.flatnonzero(~stale) if stale.any() else slice(None), columns]
+                rows = np.flatnonzero(~stale) if stale.any() else slice(None)
+                tradable = frame.iloc[rows, columns]  # type: ignore[index,assignment]
             else:
                 tradable = frame[list(OHLCV)]
                 if stale.any():

@@ -38,7 +38,7 @@ class Bars:
 
     __slots__ = ("dates", "first", "index", "tradable")
 
-    def __init__(self, index: pd.DatetimeIndex, dates: np.ndarray, tradable: np.ndarray) -> None:
+    def __init__(self, index: pd.Index, dates: np.ndarray, tradable: np.ndarray) -> None:
         self.index = index
         self.dates = dates
         self.tradable = tradable
@@ -47,9 +47,10 @@ class Bars:
     @classmethod
     def of(cls, frame: pd.DataFrame) -> Bars:
         index = frame.index
-        unit = getattr(index, "unit", None)  # a DatetimeIndex: its integers, read without a pandas copy
-        dates = (index.asi8.view(f"datetime64[{unit}]") if unit is not None and index.tz is None
-                 else index.to_numpy())
+        if isinstance(index, pd.DatetimeIndex) and index.tz is None:  # its integers, read without a pandas copy
+            dates = index.asi8.view(f"datetime64[{index.unit}]")
+        else:
+            dates = index.to_numpy()
         tradable = np.flatnonzero(~frame["stale"].to_numpy(dtype=bool))
         return cls(index, np.asarray(dates, dtype="datetime64[ns]"), tradable)
 
@@ -142,8 +143,8 @@ class BarTable:
     @classmethod
     def of(cls, bars: dict[str, Bars]) -> BarTable | None:
         kept = [(symbol, b) for symbol, b in bars.items() if len(b.dates)]
-        if not kept or len({b.index.dtype for _, b in kept}) != 1 or kept[0][1].index.tz is not None:
-            return None
+        if not kept or len({b.index.dtype for _, b in kept}) != 1 or getattr(kept[0][1].index, "tz", None):
+            return None  # one tz-naive dtype: one memo of boxed fill dates
         return cls({symbol: k for k, (symbol, _) in enumerate(kept)}, [b for _, b in kept], kept[0][1].index.dtype)
 
     def place(self, ranks: np.ndarray, sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,9 +198,8 @@ def place_missing(memo: dict[tuple[str, Any], Placement], frames: dict[str, pd.D
                   missing: dict[str, list[Any]]) -> None:
     """Fill ``memo`` for each symbol's distinct sessions it lacks (``missing``): one vectorised ``place`` per
     symbol. ``frames`` must be the frames the memo belongs to."""
-    keep = isinstance(memo, PlacementMemo)
-    dates = memo.dates if keep else {}
-    known_bars = memo.bars if keep else {}
+    dates = memo.dates if isinstance(memo, PlacementMemo) else {}
+    known_bars = memo.bars if isinstance(memo, PlacementMemo) else {}
     for symbol, sessions in missing.items():
         frame = frames.get(symbol)
         if frame is None or frame.empty:

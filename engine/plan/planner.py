@@ -92,18 +92,33 @@ def build_plan_with_exits(strategy: Strategy, ctx: RunContext, frames: dict[str,
 def _build(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
            placements: dict[tuple[str, Any], Placement] | None) -> tuple[Plan, dict[int, Exits]]:
     memo = placements if placements is not None else PlacementMemo()
+    if isinstance(ctx, RunContext) and isinstance(memo, PlacementMemo):
+        rows = _signal_rows(strategy, ctx)
+        built = _build_from_rows(strategy, rows, ctx, frames, memo) if rows is not None else None
+        if built is not None:
+            return built
+    return _build_from_signals(strategy, ctx, frames, memo)
+
+
+def _build_from_rows(strategy: Strategy, rows: SignalRows, ctx: RunContext, frames: dict[str, pd.DataFrame],
+                     memo: PlacementMemo) -> tuple[Plan, dict[int, Exits]] | None:
+    """The plan of the strategy's ``SignalRows`` (engine.plan.rows), or None where its signals must be asked."""
+    built = actions_from_rows(rows, ctx, frames, memo, strategy.params, NO_EXITS, _new_action)
+    if built is None:
+        return None
+    actions, skipped, used_ids, own_exits = built
+    count = len(rows.events)
+    if any(kind.exits is not None and kind.exits.on_events for kind in rows.kinds):
+        _add_event_exits(ctx, frames, memo, actions, count)
+    for symbol_actions in actions.values():
+        symbol_actions.sort(key=_BAR)
+    note = strategy.explain() if not count else None
+    return Plan(actions=actions, skipped=skipped, events_used=used_ids, notes=[note] if note else []), own_exits
+
+
+def _build_from_signals(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
+                        memo: dict[tuple[str, Any], Placement]) -> tuple[Plan, dict[int, Exits]]:
     params = strategy.params
-    rows = _signal_rows(strategy, ctx) if isinstance(ctx, RunContext) and isinstance(memo, PlacementMemo) else None
-    built = actions_from_rows(rows, ctx, frames, memo, params, NO_EXITS, _new_action) if rows is not None else None
-    if built is not None:
-        actions, skipped, used_ids, own_exits = built
-        count = len(rows.events)  # type: ignore[union-attr]
-        if any(kind.exits is not None and kind.exits.on_events for kind in rows.kinds):  # type: ignore[union-attr]
-            _add_event_exits(ctx, frames, memo, actions, count)
-        for symbol_actions in actions.values():
-            symbol_actions.sort(key=_BAR)
-        note = strategy.explain() if not count else None
-        return Plan(actions=actions, skipped=skipped, events_used=used_ids, notes=[note] if note else []), own_exits
     signals = list(strategy.signals(ctx))
     group_sizes: dict[str, int] = {}
     for sig in signals:
