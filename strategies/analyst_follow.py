@@ -78,7 +78,8 @@ class AnalystFollow(Strategy):
         if p.firms:
             keep = np.array([firm_matches(listed[k].firm, p.firms) for k in events.tolist()], dtype=bool)
             events, symbols = events[keep], symbols[keep]
-        up = np.array([listed[k].type == "analyst_upgrade" for k in events.tolist()], dtype=bool)
+        types = np.array([event.type for event in listed], dtype=object)  # per event of the run, then per pair
+        up = types[events] == "analyst_upgrade"
         sessions = ctx.entry_session_values(events[up], symbols[up])
         if sessions is None:
             return None

@@ -7,7 +7,8 @@ session it is asked about (no lookahead).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from strategies import indicators as ind
 
 OHLCV = ("open", "high", "low", "close", "volume")
 _MISSING = object()
+_ID = operator.attrgetter("id")
 
 
 class RunContext:
@@ -138,7 +140,7 @@ class RunContext:
     def event_ids_distinct(self) -> bool:
         """Whether every event of the run has its own, non-empty id (what positions stand for in columns)."""
         if self._ids_distinct is None:
-            ids = {event.id for event in self._events}
+            ids = set(map(_ID, self._events))
             self._ids_distinct = len(ids) == len(self._events) and "" not in ids
         return self._ids_distinct
 
@@ -215,9 +217,8 @@ class RunContext:
         return self.rolling_return(symbol, session, sessions)
 
 
-def _known_key(event: Event) -> tuple[Any, ...]:
-    """What ``timing.known_at`` reads of an event: events equal here become public at the same instant."""
-    return (event.date, event.time, event.tz, event.session_hint, event.market)
+# What ``timing.known_at`` reads of an event: events equal here become public at the same instant.
+_known_key: Callable[[Event], tuple[Any, ...]] = operator.attrgetter("date", "time", "tz", "session_hint", "market")
 
 
 class EntrySessions:
@@ -260,8 +261,7 @@ class EntrySessions:
             numbers: dict[tuple[Any, ...], int] = {}
             firsts: list[Event] = []
             at: list[int] = []
-            for event in self._events:
-                key = _known_key(event)
+            for event, key in zip(self._events, map(_known_key, self._events), strict=True):
                 number = numbers.get(key)
                 if number is None:
                     number = numbers[key] = len(firsts)

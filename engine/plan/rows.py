@@ -54,7 +54,7 @@ def actions_from_rows(rows: SignalRows, ctx: RunContext, frames: dict[str, pd.Da
     table = memo.table(frames)
     if table is None:
         return None
-    names = [universe[at] for at in symbols_at.tolist()]
+    names = np.array(universe, dtype=object)[symbols_at].tolist()
     rank_of = [table.ranks.get(name, -1) for name in universe]
     ranks = np.array(rank_of, dtype=np.int64)[symbols_at] if n else np.zeros(0, dtype=np.int64)
     status, bars, day_values = table.place(np.maximum(ranks, 0), sessions)
