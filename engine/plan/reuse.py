@@ -81,6 +81,17 @@ class PlanTemplate:
                     notes=list(plan.notes))
 
 
+class PendingTemplate:
+    """``PlanTemplate.of`` deferred to the first point that derives from it: a sweep of one point per template
+    (every first point) never pays for it."""
+
+    def __init__(self, plan: Plan, own: dict[int, Exits], params: Any, declared: tuple[str, ...]) -> None:
+        self._args = (plan, own, params, declared)
+
+    def resolve(self) -> PlanTemplate | None:
+        return PlanTemplate.of(*self._args)
+
+
 def _with_exit_fields(a: PlannedAction, hold: int | None, exits: Exits) -> PlannedAction:
     """``dataclasses.replace(a, hold=hold, exits=exits)`` without its per-call field look-ups (positional, in
     PlannedAction's field order)."""

@@ -23,7 +23,7 @@ from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits, collector_paused
-from engine.plan.reuse import PlanTemplate, declared_exit_params
+from engine.plan.reuse import PendingTemplate, declared_exit_params
 from engine.plan.warmup import WarmupFrames, with_warmup
 from engine.reporting.models import Report
 from engine.reporting.report import build_report, to_jsonable
@@ -116,13 +116,15 @@ def _plan(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any, 
         rest = {k: v for k, v in values.items() if k not in declared}
         tkey = (config.strategy, config.fill, sessions, json.dumps(to_jsonable(rest), sort_keys=True))
         template = wctx.templates.get(tkey)
+        if isinstance(template, PendingTemplate):
+            template = wctx.templates[tkey] = template.resolve()
         if template is not None:  # derived plans are not kept: cheap to redo, 5 MB each at 500 symbols
             return template.derive(params)
         if tkey in wctx.templates:  # None: the declaration did not hold for this strategy; plan afresh
             plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
         else:
             plan, own = build_plan_with_exits(strategy, ctx, wctx.frames, placements)
-            _bounded_put(wctx.templates, tkey, PlanTemplate.of(plan, own, params, declared))
+            _bounded_put(wctx.templates, tkey, PendingTemplate(plan, own, params, declared))
     _bounded_put(wctx.plans, key, plan)
     return plan
 
