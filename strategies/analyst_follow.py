@@ -10,7 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from strategies.base import BaseParams, Signal, Strategy, StrategyContext
+import numpy as np
+
+from strategies import indicators as ind
+from strategies.base import BaseParams, RowKind, RowsContext, Signal, SignalRows, Strategy, StrategyContext
 from strategies.event_hold import firm_matches
 
 if TYPE_CHECKING:
@@ -63,3 +66,33 @@ class AnalystFollow(Strategy):
                     yield Signal(symbol=symbol, event=event, action="exit", side="long")
                     if p.short_downgrades:
                         yield Signal(symbol=symbol, event=event, side="short", hold=p.hold, group=event.id)
+
+    def signal_rows(self, ctx: RowsContext) -> SignalRows | None:
+        """``signals`` as columns (equal to it, row for row; the planner's fast path)."""
+        p: AnalystFollowParams = self.params
+        pairs = ctx.event_pairs("analyst_upgrade", "analyst_downgrade")
+        if pairs is None:
+            return None
+        events, symbols = pairs
+        listed = ctx.events
+        if p.firms:
+            keep = np.array([firm_matches(listed[k].firm, p.firms) for k in events.tolist()], dtype=bool)
+            events, symbols = events[keep], symbols[keep]
+        types = np.array([event.type for event in listed], dtype=object)  # per event of the run, then per pair
+        up = types[events] == "analyst_upgrade"
+        sessions = ctx.entry_session_values(events[up], symbols[up])
+        if sessions is None:
+            return None
+        ok = ~np.isnat(sessions)
+        if p.below_ma:
+            close = ctx.indicator_values(symbols[up], sessions, ind.close)
+            average = ctx.indicator_values(symbols[up], sessions, ind.sma, p.below_ma)
+            ok &= np.isfinite(close) & np.isfinite(average) & (close < average)
+        counts = np.full(len(events), 2 if p.short_downgrades else 1, dtype=np.int64)
+        counts[up] = ok
+        pair = np.repeat(np.arange(len(events)), counts)  # each pair's signals, in the order signals yields them
+        second = np.arange(len(pair)) - (np.cumsum(counts) - counts)[pair] == 1
+        kinds_of = np.where(up[pair], 0, np.where(second, 2, 1))
+        kinds = (RowKind(hold=p.hold, group_by_event=True), RowKind(action="exit", side="long"),
+                 RowKind(side="short", hold=p.hold, group_by_event=True))
+        return SignalRows(events[pair], symbols[pair], kinds_of, kinds)

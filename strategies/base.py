@@ -120,6 +120,31 @@ class Signal:
         return self.event.type if self.event is not None else (self.label or "none")
 
 
+@dataclass(frozen=True)
+class RowKind:
+    """What the signals of one kind share in ``SignalRows`` (the ``Signal`` fields besides symbol and event);
+    ``group_by_event``: the group is the event's id (else None)."""
+
+    side: str = "long"
+    action: str = "enter"
+    hold: int | None = 5
+    group_by_event: bool = False
+    exits: Exits | None = None
+
+
+@dataclass(frozen=True)
+class SignalRows:
+    """Signals as columns: row ``k`` is ``Signal(symbol=ctx.universe[symbols[k]], event=ctx.events[events[k]],
+    side/action/hold/exits of kinds[kinds_of[k]], group=event id if that kind groups by event)``, in the order
+    ``signals(ctx)`` yields them. Built-in strategies return it from ``Strategy.signal_rows`` (their fast path,
+    equal to their ``signals``); the arrays are integer numpy arrays of one length."""
+
+    events: Any
+    symbols: Any
+    kinds_of: Any
+    kinds: tuple[RowKind, ...]
+
+
 class StrategyContext(Protocol):
     """What the engine gives a strategy: events of the run's period, the universe, and as-of price views.
 
@@ -171,6 +196,25 @@ class StrategyContext(Protocol):
     def trailing_return(self, symbol: str, session: pd.Timestamp | None, sessions: int) -> float | None: ...
 
 
+class RowsContext(StrategyContext, Protocol):
+    """The engine context's columnar views, for ``Strategy.signal_rows`` (events and symbols by position in
+    ``events`` and ``universe``; sessions as datetime64[ns], NaT for none). Each returns None where the
+    columnar answer would not be the scalar one's (the engine then asks ``signals``)."""
+
+    def event_pairs(self, *types: str) -> tuple[Any, Any] | None:
+        """(event positions, symbol positions): ``for e in events_of(*types): for s in symbols_for(e)``."""
+        ...
+
+    def entry_session_values(self, events: Any, symbols: Any) -> Any | None:
+        """``entry_session`` of each (event, symbol) pair, as datetime64[ns]."""
+        ...
+
+    def indicator_values(self, symbols: Any, sessions: Any, func: Callable[..., pd.Series],
+                         *args: Any) -> Any:
+        """``indicator`` of each (symbol, session) pair as a float array (NaN where it is None)."""
+        ...
+
+
 class Strategy:
     """Base class. Subclasses set ``name``, ``Params`` (a frozen dataclass) and implement ``signals``."""
 
@@ -196,6 +240,11 @@ class Strategy:
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         raise NotImplementedError
+
+    def signal_rows(self, ctx: RowsContext) -> SignalRows | None:
+        """Optional fast path: ``signals(ctx)`` as columns (``SignalRows``), or None to let the engine ask
+        ``signals``. Built-ins only; strategy authors write ``signals``."""
+        return None
 
     def explain(self) -> str | None:
         """After ``signals``: why it produced no signal, when the rule can tell (shown with the run's warnings)."""

@@ -29,6 +29,11 @@ def _period(n: int) -> int:
     return int(n)
 
 
+def close(frame: pd.DataFrame) -> pd.Series:
+    """The close itself (``ctx.last_close`` reads it as of a session)."""
+    return frame["close"]
+
+
 def sma(frame: pd.DataFrame, n: int, column: str = "close") -> pd.Series:
     """Simple moving average of ``column`` over the last ``n`` bars."""
     return frame[column].rolling(_period(n), min_periods=n).mean()

@@ -33,8 +33,8 @@ from engine.market.calendars import CLOSURES_PATH, MarketSchedule, load_closures
 from engine.market.symbols import listing
 
 __all__ = ["CLOSURES_PATH", "FILLS", "MarketSchedule", "entry_session", "entry_sessions", "exchange_of",
-           "first_session_after", "known_at", "load_closures", "next_sessions", "schedule", "session_bounds",
-           "sessions"]
+           "first_session_after", "known_at", "known_at_values", "load_closures", "next_sessions", "schedule",
+           "session_bounds", "sessions"]
 
 FILLS = ("open", "close")
 _EPS = pd.Timedelta(microseconds=1)
@@ -82,6 +82,30 @@ def known_at(event: Event) -> pd.Timestamp:
     return _end_of_day_utc(event)
 
 
+def known_at_values(events: Sequence[Event]) -> np.ndarray:
+    """``known_at`` of each event as UTC datetime64[ns]: the end-of-day rule (no time, no placed session hint)
+    localised per time zone at once, every other event through ``known_at``. A local midnight the zone skips
+    or repeats (a daylight-saving change at midnight) goes through ``known_at`` too."""
+    out = np.empty(len(events), dtype="datetime64[ns]")
+    by_zone: dict[str, list[int]] = {}
+    for k, event in enumerate(events):
+        if event.time is None and (event.session_hint is None or event.market is None):
+            by_zone.setdefault(event.tz, []).append(k)
+        else:
+            out[k] = _as_utc_ns(known_at(event))
+    for tz, members in by_zone.items():
+        days = np.array([events[k].date for k in members], dtype="datetime64[D]") + np.timedelta64(1, "D")
+        try:
+            local = pd.DatetimeIndex(days.astype("datetime64[ns]")).tz_localize(
+                ZoneInfo(tz), ambiguous="raise", nonexistent="raise")
+        except (ValueError, TypeError):  # pandas' AmbiguousTimeError / NonExistentTimeError are ValueErrors
+            for k in members:
+                out[k] = _as_utc_ns(known_at(events[k]))
+            continue
+        out[np.array(members)] = local.tz_convert("UTC").tz_localize(None).as_unit("ns").to_numpy()
+    return out
+
+
 def _as_utc_ns(ts: pd.Timestamp) -> np.datetime64:
     ts = pd.Timestamp(ts)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
@@ -127,16 +151,15 @@ def entry_sessions(events: Sequence[Event], symbol: str, fill: str = "open") -> 
     exchange = exchange_of(symbol)
     if not events:
         return pd.DatetimeIndex([])
-    known = [known_at(e) for e in events]
-    lo, hi = min(known), max(known)
+    instants = known_at_values(events)
+    lo, hi = (pd.Timestamp(instants.min()).tz_localize("UTC"), pd.Timestamp(instants.max()).tz_localize("UTC"))
     calendars.require(exchange, lo, f"{exchange}: event known at")
     calendars.require(exchange, hi, f"{exchange}: event known at")
     sched = schedule(exchange, calendars.as_day(lo) - pd.Timedelta(days=7), calendars.as_day(hi) + _LOOKAHEAD)
     bounds = sched.opens if fill == "open" else sched.closes
-    instants = np.array([_as_utc_ns(k) for k in known], dtype="datetime64[ns]")
     pos = np.searchsorted(bounds, instants, side="right")
     if int(pos.max()) >= len(sched.sessions):
-        raise _no_session_after(exchange, known[int(np.argmax(pos))])
+        raise _no_session_after(exchange, known_at(events[int(np.argmax(pos))]))
     return pd.DatetimeIndex(sched.sessions[pos])
 
 

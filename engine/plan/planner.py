@@ -1,25 +1,29 @@
 """From events and a strategy to a plan: which bar of which symbol each signal enters or exits on.
 
 Everything here depends only on events, calendars and the bar dates (plus, for the ``fade`` rule, closes
-strictly before the entry session), never on fills or cash. The runner executes the plan bar by bar;
-sweeps can reuse it across parameter points.
+strictly before the entry session), never on fills or cash; the fill-bar rule itself is
+``engine.plan.fills``. The runner executes the plan bar by bar; sweeps can reuse it across parameter points.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
-from strategies.base import Exits, Signal, Strategy
+from engine.plan.fills import Placement, PlacementMemo, fill_bar, fill_bars, place_missing, placement, placements
+from engine.plan.rows import actions_from_rows
+from strategies.base import Exits, Signal, SignalRows, Strategy
 
 __all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "build_plan_with_exits",
-           "fill_bar", "fill_bars", "placement", "placements"]
+           "collector_paused", "fill_bar", "fill_bars", "placement", "placements"]
 
 
 NO_EXITS = Exits()
@@ -52,58 +56,6 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # why the strategy produced no signal (Strategy.explain)
 
 
-def fill_bars(frame: pd.DataFrame, sessions: Sequence[pd.Timestamp]) -> np.ndarray:
-    """Index of the first non-stale bar dated on or after each session (-1 where there is none)."""
-    tradable = np.flatnonzero(~frame["stale"].to_numpy(dtype=bool))
-    wanted = np.array([pd.Timestamp(s).to_datetime64() for s in sessions], dtype="datetime64[ns]")
-    first = np.searchsorted(frame.index.to_numpy(), wanted, side="left")
-    j = tradable.searchsorted(first, side="left")
-    out = np.full(len(j), -1, dtype=np.int64)
-    found = j < len(tradable)
-    out[found] = tradable[j[found]]
-    return out
-
-
-def fill_bar(frame: pd.DataFrame, session: pd.Timestamp) -> int | None:
-    """Index of the first non-stale bar dated on or after ``session`` (None if there is none)."""
-    bar = int(fill_bars(frame, [pd.Timestamp(session)])[0])
-    return bar if bar >= 0 else None
-
-
-Placement = tuple  # ("bar", index, date) or ("skip", date text, reason)
-
-
-def placements(frame: pd.DataFrame | None, sessions: Sequence[pd.Timestamp | None]) -> list[Placement]:
-    """Where signals for ``sessions`` fill in ``frame``: ("bar", index, date) or ("skip", date text, reason) each.
-
-    The one fill-bar rule of backtests and event studies: the first non-stale bar on or after the session, however
-    far (a suspension or an unlisted closure moves the fill to the next bar); a session after the last bar or
-    before the frame's first bar (an earlier period, or before the listing) is skipped, never moved forward.
-    """
-    if frame is None or frame.empty:
-        return [("skip", "", "no price data in the run period") for _ in sessions]
-    known = [(k, pd.Timestamp(s)) for k, s in enumerate(sessions) if s is not None]
-    bars = fill_bars(frame, [s for _, s in known]) if known else np.zeros(0, dtype=int)
-    first = frame.index[0]
-    dates = frame.index[np.maximum(bars, 0)].tolist() if len(bars) else []  # each fill bar's date, at once
-    out: list[Placement] = [("skip", "", "no session after the event")] * len(sessions)
-    for (k, session), bar, date in zip(known, bars.tolist(), dates, strict=True):
-        if bar < 0:
-            out[k] = ("skip", str(session.date()), "entry session after the last bar of the run")
-        elif session < first:
-            # The fill point is before this symbol's first bar in the run: it belongs to an earlier period (or the
-            # listing did not exist yet) and must not be moved forward to the first available bar.
-            out[k] = ("skip", str(session.date()), "fill session before the symbol's first bar in the run")
-        else:
-            out[k] = ("bar", bar, date)
-    return out
-
-
-def placement(frame: pd.DataFrame | None, session: pd.Timestamp | None) -> Placement:
-    """``placements`` for one session."""
-    return placements(frame, [session])[0]
-
-
 def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
                placements: dict[tuple[str, Any], Placement] | None = None) -> Plan:
     """Resolve the strategy's signals to fill bars; signals that cannot be placed become skipped orders.
@@ -114,12 +66,58 @@ def build_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFra
     return build_plan_with_exits(strategy, ctx, frames, placements)[0]
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a plan is built: it allocates some 10 objects per signal that all
+    live on (signals, placements, actions) and form no cycles, so each full collection the allocations trigger
+    only rescans the whole heap (the sweep's frames and events): half the build time at 500 symbols."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def build_plan_with_exits(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
                           placements: dict[tuple[str, Any], Placement] | None = None
                           ) -> tuple[Plan, dict[int, Exits]]:
     """``build_plan``, and beside the plan each planned entry's own exit rules (``Signal.exits``, unfilled) by
     its ``seq``: what ``engine.plan.reuse`` needs to fill them again for other guard parameters."""
-    memo = placements if placements is not None else {}
+    with collector_paused():
+        return _build(strategy, ctx, frames, placements)
+
+
+def _build(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
+           placements: dict[tuple[str, Any], Placement] | None) -> tuple[Plan, dict[int, Exits]]:
+    memo = placements if placements is not None else PlacementMemo()
+    if isinstance(ctx, RunContext) and isinstance(memo, PlacementMemo):
+        rows = _signal_rows(strategy, ctx)
+        built = _build_from_rows(strategy, rows, ctx, frames, memo) if rows is not None else None
+        if built is not None:
+            return built
+    return _build_from_signals(strategy, ctx, frames, memo)
+
+
+def _build_from_rows(strategy: Strategy, rows: SignalRows, ctx: RunContext, frames: dict[str, pd.DataFrame],
+                     memo: PlacementMemo) -> tuple[Plan, dict[int, Exits]] | None:
+    """The plan of the strategy's ``SignalRows`` (engine.plan.rows), or None where its signals must be asked."""
+    built = actions_from_rows(rows, ctx, frames, memo, strategy.params, NO_EXITS, _new_action)
+    if built is None:
+        return None
+    actions, skipped, used_ids, own_exits = built
+    count = len(rows.events)
+    if any(kind.exits is not None and kind.exits.on_events for kind in rows.kinds):
+        _add_event_exits(ctx, frames, memo, actions, count)
+    for symbol_actions in actions.values():
+        symbol_actions.sort(key=_BAR)
+    note = strategy.explain() if not count else None
+    return Plan(actions=actions, skipped=skipped, events_used=used_ids, notes=[note] if note else []), own_exits
+
+
+def _build_from_signals(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
+                        memo: dict[tuple[str, Any], Placement]) -> tuple[Plan, dict[int, Exits]]:
     params = strategy.params
     signals = list(strategy.signals(ctx))
     group_sizes: dict[str, int] = {}
@@ -128,50 +126,64 @@ def build_plan_with_exits(strategy: Strategy, ctx: RunContext, frames: dict[str,
             group_sizes[sig.group] = group_sizes.get(sig.group, 0) + 1
     actions: dict[str, list[PlannedAction]] = {}
     skipped: list[OrderRecord] = []
-    used: list[str] = []
-    used_set: set[str] = set()  # membership beside the ordered list: a list test made 100k events quadratic
+    used: dict[str, None] = {}  # event ids in first-use order (a dict: a list test made 100k events quadratic)
     own_exits: dict[int, Exits] = {}
     found = _placed(signals, ctx, frames, memo)
     filled: dict[Exits, Exits] = {}
+    new = _new_action
     for seq, (sig, placed) in enumerate(zip(signals, found, strict=True)):
         if placed[0] == "skip":
             verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
             skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))
             continue
-        _, bar, date = placed
         exits = NO_EXITS
-        if sig.action == "enter":  # the run's guards filled in, once per distinct rule set
+        action = sig.action
+        if action == "enter":  # the run's guards filled in, once per distinct rule set
             own = own_exits[seq] = sig.exits or NO_EXITS
             exits = filled.get(own) or filled.setdefault(own, own.with_defaults(params))
         event = sig.event
         group = sig.group
-        actions.setdefault(sig.symbol, []).append(PlannedAction(
-            sig.symbol, bar, date, sig.action, sig.side, sig.hold,
-            event.id if event is not None else (sig.label or "none"),
-            event.type if event is not None else (sig.label or "none"), group,
-            group_sizes.get(group, 1) if group else 1, sig.weight, seq, exits,
-        ))  # positional, in PlannedAction's field order: keywords cost a quarter more per action
-        if event is not None and event.id not in used_set:
-            used_set.add(event.id)
-            used.append(event.id)
+        symbol = sig.symbol
+        if event is not None:
+            event_id, event_type = event.id, event.type
+            used[event_id] = None
+        else:
+            event_id = event_type = sig.label or "none"
+        symbol_actions = actions.get(symbol)
+        if symbol_actions is None:
+            symbol_actions = actions[symbol] = []
+        symbol_actions.append(new({
+            "symbol": symbol, "bar": placed[1], "date": placed[2], "action": action, "side": sig.side,
+            "hold": sig.hold, "event_id": event_id, "event_type": event_type, "group": group,
+            "group_size": group_sizes.get(group, 1) if group else 1, "weight": sig.weight, "seq": seq,
+            "exits": exits}))
     _add_event_exits(ctx, frames, memo, actions, len(signals))
     for symbol_actions in actions.values():
-        symbol_actions.sort(key=_order)
+        # appended in increasing seq: a stable sort by bar is the (bar, seq) order
+        symbol_actions.sort(key=_BAR)
     note = strategy.explain() if not signals else None
-    return Plan(actions=actions, skipped=skipped, events_used=used, notes=[note] if note else []), own_exits
+    return Plan(actions=actions, skipped=skipped, events_used=list(used), notes=[note] if note else []), own_exits
 
 
-def _order(action: PlannedAction) -> tuple[int, int]:
-    return action.bar, action.seq
+_BAR = operator.attrgetter("bar")
 
 
-class PlacementMemo(dict[tuple[str, Any], Placement]):
-    """The (symbol, session) -> placement memo of one period's frames and fill, and beside it the placement of
-    each (symbol, event id) signal without an explicit session (string keys: no session to derive and hash)."""
+def _signal_rows(strategy: Strategy, ctx: RunContext) -> SignalRows | None:
+    """``strategy.signal_rows(ctx)`` when it stands for this strategy's ``signals``: defined by the strategy's own
+    class (a subclass of a built-in may change ``signals`` or a helper it calls: it plans through ``signals``),
+    and not bypassed by an instance's own ``signals``."""
+    own = vars(strategy)
+    if "signal_rows" not in own and ("signals" in own or "signal_rows" not in vars(type(strategy))):
+        return None
+    return strategy.signal_rows(ctx)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.by_event: dict[tuple[str, str], Placement] = {}
+
+def _new_action(values: dict[str, Any]) -> PlannedAction:
+    """``PlannedAction(**values)`` (every field given) at a third of the cost: a frozen dataclass's ``__init__``
+    sets its 13 fields one ``object.__setattr__`` at a time; this sets the instance dictionary once."""
+    action = object.__new__(PlannedAction)
+    object.__setattr__(action, "__dict__", values)
+    return action
 
 
 def _placed(signals: Sequence[Signal], ctx: RunContext, frames: dict[str, pd.DataFrame],
@@ -180,36 +192,49 @@ def _placed(signals: Sequence[Signal], ctx: RunContext, frames: dict[str, pd.Dat
     by_event = memo.by_event if isinstance(memo, PlacementMemo) else {}
     out: list[Placement | None] = [None] * len(signals)
     todo: list[tuple[int, tuple[str, Any]]] = []
+    missing: dict[str, dict[Any, None]] = {}
+    entry_session = ctx.entry_session
     for n, sig in enumerate(signals):
         event = sig.event
-        if sig.session is None and event is not None:
-            hit = by_event.get((sig.symbol, event.id))
+        session = sig.session
+        symbol = sig.symbol
+        if session is None and event is not None:
+            hit = by_event.get((symbol, event.id))
             if hit is not None:
                 out[n] = hit
                 continue
-        session = sig.session
-        if session is None and event is not None and sig.symbol in frames:
-            session = ctx.entry_session(event, sig.symbol)
-        todo.append((n, (sig.symbol, session)))
-    _place_missing(memo, frames, [key for _, key in todo])
-    for n, key in todo:
-        sig = signals[n]
-        out[n] = memo[key]
-        if sig.session is None and sig.event is not None:
-            by_event[(sig.symbol, sig.event.id)] = memo[key]
+            if symbol in frames:
+                session = entry_session(event, symbol)
+        key = (symbol, session)
+        hit = memo.get(key)
+        if hit is not None:
+            out[n] = hit
+            if sig.session is None and event is not None:
+                by_event[(symbol, event.id)] = hit
+            continue
+        todo.append((n, key))
+        wanted = missing.get(symbol)
+        if wanted is None:
+            wanted = missing[symbol] = {}
+        wanted[session] = None
+    if todo:
+        place_missing(memo, frames, {symbol: list(sessions) for symbol, sessions in missing.items()})
+        for n, key in todo:
+            sig = signals[n]
+            hit = out[n] = memo[key]
+            if sig.session is None and sig.event is not None:
+                by_event[(key[0], sig.event.id)] = hit
     return out  # type: ignore[return-value]
 
 
 def _place_missing(memo: dict[tuple[str, Any], Placement], frames: dict[str, pd.DataFrame],
                    keys: Sequence[tuple[str, Any]]) -> None:
-    """Fill ``memo`` for the (symbol, session) keys it lacks: one vectorised ``placements`` call per symbol."""
+    """Fill ``memo`` for the (symbol, session) keys it lacks: one vectorised placement per symbol."""
     missing: dict[str, list[Any]] = {}
     for key in dict.fromkeys(keys):
         if key not in memo:
             missing.setdefault(key[0], []).append(key[1])
-    for symbol, sessions in missing.items():
-        for session, placed in zip(sessions, placements(frames.get(symbol), sessions), strict=True):
-            memo[(symbol, session)] = placed
+    place_missing(memo, frames, missing)
 
 
 def _add_event_exits(ctx: RunContext, frames: dict[str, pd.DataFrame], memo: dict[tuple[str, Any], Placement],

@@ -44,11 +44,23 @@ class PlanTemplate:
         when an entry's hold is not ``params.hold`` although ``hold`` is declared (the declaration is wrong)."""
         hold = getattr(params, "hold", None)
         owns: dict[Exits, int] = {}
+        seen: dict[int, int] = {}  # id of an own Exits object -> its number (most entries share one object)
+
+        def number(exits: Exits) -> int:
+            at = seen.get(id(exits))
+            if at is None:
+                at = seen[id(exits)] = owns.setdefault(exits, len(owns))
+            return at
+
         entries: dict[str, list[tuple[int, int]]] = {}
+        check_hold = "hold" in declared
         for symbol, actions in plan.actions.items():
-            rows = [(k, owns.setdefault(own[a.seq], len(owns))) for k, a in enumerate(actions) if a.action == "enter"]
-            if "hold" in declared and any(actions[k].hold != hold for k, _ in rows):
-                return None
+            rows = []
+            for k, a in enumerate(actions):
+                if a.action == "enter":
+                    if check_hold and a.hold != hold:
+                        return None
+                    rows.append((k, number(own[a.seq])))
             if rows:
                 entries[symbol] = rows
         return cls(plan, declared, tuple(owns), entries)
@@ -67,6 +79,17 @@ class PlanTemplate:
             actions[symbol] = new
         return Plan(actions=actions, skipped=list(plan.skipped), events_used=list(plan.events_used),
                     notes=list(plan.notes))
+
+
+class PendingTemplate:
+    """``PlanTemplate.of`` deferred to the first point that derives from it: a sweep of one point per template
+    (every first point) never pays for it."""
+
+    def __init__(self, plan: Plan, own: dict[int, Exits], params: Any, declared: tuple[str, ...]) -> None:
+        self._args = (plan, own, params, declared)
+
+    def resolve(self) -> PlanTemplate | None:
+        return PlanTemplate.of(*self._args)
 
 
 def _with_exit_fields(a: PlannedAction, hold: int | None, exits: Exits) -> PlannedAction:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -46,6 +47,32 @@ def with_warmup(full: pd.DataFrame, symbol: str, start: dt.date, sessions: int) 
             f"indicators read None until enough bars exist (if the listing is older: "
             f"`evbt data fetch {symbol} --start ...`)")
     return full.iloc[int(tradable[0]) if have else first:], note
+
+
+class WarmupFrames(Mapping[str, pd.DataFrame]):
+    """``{symbol: with_warmup(frame, symbol, start, sessions)[0]}`` over ``history``, each cut when first read:
+    a strategy that reads no price (an event rule without a filter) never pays for 500 frame slices."""
+
+    def __init__(self, history: Mapping[str, pd.DataFrame], start: dt.date, sessions: int) -> None:
+        self._history = history
+        self._start = start
+        self._sessions = sessions
+        self._cut: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, symbol: str) -> pd.DataFrame:
+        frame = self._cut.get(symbol)
+        if frame is None:
+            frame = self._cut[symbol] = with_warmup(self._history[symbol], symbol, self._start, self._sessions)[0]
+        return frame
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._history
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._history)
+
+    def __len__(self) -> int:
+        return len(self._history)
 
 
 def load_with_warmup(store: PriceStore, symbol: str, start: dt.date, end: dt.date, sessions: int) -> pd.DataFrame:

@@ -22,9 +22,9 @@ from engine.backtest import benchmark_trade_return
 from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.plan.config import RunConfig, build_params, params_to_dict
-from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits
-from engine.plan.reuse import PlanTemplate, declared_exit_params
-from engine.plan.warmup import with_warmup
+from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits, collector_paused
+from engine.plan.reuse import PendingTemplate, declared_exit_params
+from engine.plan.warmup import WarmupFrames, with_warmup
 from engine.reporting.models import Report
 from engine.reporting.report import build_report, to_jsonable
 from engine.saved_runs import make_run_id
@@ -88,34 +88,44 @@ def plan_for(data: SweepData, wctx: WindowContext, config: RunConfig, params: An
     key = (config.strategy, config.fill, json.dumps(to_jsonable(values), sort_keys=True))
     plan = wctx.plans.get(key)
     if plan is None:
-        cls = get_strategy(config.strategy)
-        strategy = cls(params)
-        sessions = strategy.warmup()
-        ctx = wctx.contexts.get((config.fill, sessions))
-        if ctx is None:  # the history engine.backtest.run would load: exactly the strategy's warm-up
-            start, end = wctx.window.start, wctx.window.end
-            period = [e for e in data.events if start - dt.timedelta(days=7) <= e.date <= end]
-            history = {s: with_warmup(h, s, start, sessions)[0] for s, h in wctx.history.items()}
-            sibling = next((c for (fill, _), c in wctx.contexts.items() if fill == config.fill), None)
-            ctx = (sibling.with_frames(history) if sibling is not None  # shares its entry sessions
-                   else RunContext(tuple(wctx.frames), period, history, config.fill, start, end))
-            wctx.contexts[(config.fill, sessions)] = ctx
-        placements = wctx.placements.setdefault(config.fill, PlacementMemo())
-        declared = declared_exit_params(cls)
-        if not declared:
+        with collector_paused():  # planning allocates objects that live on: no collection rescans the heap
+            plan = _plan(data, wctx, config, params, values, key)
+    return plan
+
+
+def _plan(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any, values: dict[str, Any],
+          key: tuple[str, str, str]) -> Plan:
+    cls = get_strategy(config.strategy)
+    strategy = cls(params)
+    sessions = strategy.warmup()
+    ctx = wctx.contexts.get((config.fill, sessions))
+    if ctx is None:  # the history engine.backtest.run would load: exactly the strategy's warm-up
+        start, end = wctx.window.start, wctx.window.end
+        lo = start - dt.timedelta(days=7)
+        period = [e for e in data.events if lo <= e.date <= end]
+        history = WarmupFrames(wctx.history, start, sessions)  # each frame cut when a price view reads it
+        sibling = next((c for (fill, _), c in wctx.contexts.items() if fill == config.fill), None)
+        ctx = (sibling.with_frames(history) if sibling is not None  # shares its entry sessions
+               else RunContext(tuple(wctx.frames), period, history, config.fill, start, end))
+        wctx.contexts[(config.fill, sessions)] = ctx
+    placements = wctx.placements.setdefault(config.fill, PlacementMemo())
+    declared = declared_exit_params(cls)
+    if not declared:
+        plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
+    else:
+        rest = {k: v for k, v in values.items() if k not in declared}
+        tkey = (config.strategy, config.fill, sessions, json.dumps(to_jsonable(rest), sort_keys=True))
+        template = wctx.templates.get(tkey)
+        if isinstance(template, PendingTemplate):
+            template = wctx.templates[tkey] = template.resolve()
+        if template is not None:  # derived plans are not kept: cheap to redo, 5 MB each at 500 symbols
+            return template.derive(params)
+        if tkey in wctx.templates:  # None: the declaration did not hold for this strategy; plan afresh
             plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
         else:
-            rest = {k: v for k, v in values.items() if k not in declared}
-            tkey = (config.strategy, config.fill, sessions, json.dumps(to_jsonable(rest), sort_keys=True))
-            template = wctx.templates.get(tkey)
-            if template is not None:  # derived plans are not kept: cheap to redo, 5 MB each at 500 symbols
-                return template.derive(params)
-            if tkey in wctx.templates:  # None: the declaration did not hold for this strategy; plan afresh
-                plan = plan_with_cache(strategy, ctx, wctx.frames, placements)
-            else:
-                plan, own = build_plan_with_exits(strategy, ctx, wctx.frames, placements)
-                _bounded_put(wctx.templates, tkey, PlanTemplate.of(plan, own, params, declared))
-        _bounded_put(wctx.plans, key, plan)
+            plan, own = build_plan_with_exits(strategy, ctx, wctx.frames, placements)
+            _bounded_put(wctx.templates, tkey, PendingTemplate(plan, own, params, declared))
+    _bounded_put(wctx.plans, key, plan)
     return plan
 
 
