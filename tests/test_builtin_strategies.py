@@ -170,3 +170,24 @@ def test_buy_hold_buys_every_symbol_of_the_seed_universe_on_real_data(run_cli, r
     first = {t["symbol"]: t["entry_date"] for t in report["trades"]}
     assert first["BABA"] == "2021-01-04" and first["0700.HK"] == "2021-01-04"
     assert first["1024.HK"] == "2021-02-05"  # listed after the start: its first bar
+
+
+def test_analyst_follow_below_ma_needs_the_close_strictly_below_its_average() -> None:
+    """A close equal to its average is not "below" it: flat closes of 100.0 make the 5-session average exactly
+    100.0 (no rounding in a mean of equal values), so neither the plain `signals` path nor the planner's
+    columnar rows (which `build_plan` takes for analyst_follow) may enter; 99.0 on the last bar before the
+    entry (average (4 * 100 + 99) / 5 = 99.8) lets the upgrade in."""
+    from engine.plan.planner import build_plan
+
+    dates = frame_on_sessions("XNYS", "2022-03-01", "2022-04-29").index
+    up = [event("apr", "2022-04-12", symbols=("BABA",), scope="single", etype="analyst_upgrade",
+                tz="America/New_York", time="08:00", firm="JPMorgan")]
+    strategy = AnalystFollow(AnalystFollowParams(below_ma=5))
+    for last, expected in ((100.0, []), (99.0, ["apr"])):
+        closes = pd.Series(100.0, index=dates)
+        closes["2022-04-11"] = last  # the last close before the 04-12 entry session
+        frame = frame_on_sessions("XNYS", "2022-03-01", "2022-04-29", closes=closes.to_numpy())
+        assert _signals(strategy, frame, up) == expected
+        ctx = RunContext(("BABA",), up, {"BABA": frame}, "open", dt.date(2022, 3, 1), dt.date(2022, 4, 29))
+        plan = build_plan(strategy, ctx, {"BABA": frame})
+        assert [a.event_id for a in plan.actions.get("BABA", []) if a.action == "enter"] == expected
