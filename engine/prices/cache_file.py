@@ -20,15 +20,17 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import DataError
 from engine.prices.validate import COLUMNS, INDEX_UNIT, Columns, build_frame, check_columns, check_dates
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built (decode): encoding a file needs no pandas
 
 META_KEY = b"evbt"
 SUFFIX = ".parquet"
@@ -79,10 +81,21 @@ def table_from_frame(frame: pd.DataFrame, meta: dict) -> pa.Table:
     return table_from_columns(frame.index.values, {c: frame[c].to_numpy() for c in COLUMNS}, meta)
 
 
+def _arrow(values: np.ndarray, kind: pa.DataType, length: int | None = None) -> pa.Array:
+    """An Arrow array without nulls around a numpy buffer (int64 stamps, float64 values, or bits packed
+    little-endian for a bool array of ``length``). ``pa.array`` of a numpy array would import pandas, which a
+    `data import` worker does not load."""
+    data = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(kind, len(data) if length is None else length, [None, pa.py_buffer(data)])
+
+
 def table_from_columns(dates: np.ndarray, cols: Columns, meta: dict) -> pa.Table:
     """The parquet table of a contract frame's dates and column arrays, with the sealed metadata."""
-    arrays = [pa.array(dates.astype(f"datetime64[{INDEX_UNIT}]"), type=pa.timestamp(INDEX_UNIT))]
-    arrays += [pa.array(cols[c], type=SCHEMA.field(c).type) for c in COLUMNS]
+    stamps = dates.astype(f"datetime64[{INDEX_UNIT}]").view("int64")
+    arrays = [_arrow(stamps, SCHEMA.field("date").type)]
+    arrays += [_arrow(np.asarray(cols[c], dtype="float64"), pa.float64()) for c in _FLOAT_COLUMNS]
+    arrays.append(_arrow(np.packbits(np.asarray(cols["stale"], dtype=bool), bitorder="little"), pa.bool_(),
+                         len(stamps)))
     sealed = {**meta, "meta_hash": meta_hash(meta)}
     schema = SCHEMA.with_metadata({META_KEY: json.dumps(sealed, sort_keys=True).encode()})
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -168,6 +181,8 @@ def decode(table: pa.Table, path: Path, symbol: str) -> tuple[dict[str, Any], pd
     first, last = dates[[0, -1]].astype("datetime64[D]").astype(str).tolist() if len(dates) else ("", "")
     if (meta["symbol"], meta["rows"], meta["first_date"], meta["last_date"]) != (symbol, len(dates), first, last):
         raise _damaged(path, "metadata (symbol, rows or dates) does not match the bars")
+    import pandas as pd
+
     return meta, build_frame(pd.DatetimeIndex(dates, name="date"), block, cols["stale"])
 
 

@@ -24,16 +24,18 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from engine.atomic import commit_staged, stage_bytes, sync_folder
 from engine.errors import DataError
 from engine.market.symbols import listing
-from engine.prices.bars import stored_columns
 from engine.prices.cache_file import hash_columns, parquet_bytes, table_from_columns
 from engine.prices.validate import Columns
+
+if TYPE_CHECKING:
+    import pandas as pd  # encode_checked (a `data import` worker) needs no pandas
 
 try:
     import fcntl
@@ -124,6 +126,8 @@ class Encoded:
 def encode_frame(sym: str, frame: pd.DataFrame, source: str, adjustment: str,
                  covered: tuple[dt.date | None, dt.date | None] = (None, None)) -> Encoded:
     """Check a frame as every write does (``bars.stored_columns``) and encode its cache file."""
+    from engine.prices.bars import stored_columns
+
     dates, cols = stored_columns(frame, sym)
     return encode_checked(sym, dates, cols, source, adjustment, covered)
 
