@@ -157,6 +157,8 @@ def parse_meta(raw: bytes | None, path: Path) -> dict[str, Any]:
 
 
 def _check_schema(table: pa.Table, path: Path) -> None:
+    if table.schema.equals(SCHEMA, check_metadata=False) and not any(c.null_count for c in table.columns):
+        return  # the common case in two calls; anything else is worded below
     got = [(f.name, f.type) for f in table.schema]
     want = [(f.name, f.type) for f in SCHEMA]
     if got != want:
@@ -166,8 +168,25 @@ def _check_schema(table: pa.Table, path: Path) -> None:
         raise _damaged(path, "null values")
 
 
+Checked = tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]  # metadata, dates, float block, stale
+
+
 def decode(table: pa.Table, path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """(metadata, frame) of a table read from ``path``, or CacheFileError if anything does not check out."""
+    meta, dates, block, stale = decode_columns(table, path, symbol)
+    return meta, checked_frame(dates, block, stale)
+
+
+def checked_frame(dates: np.ndarray, block: np.ndarray, stale: np.ndarray) -> pd.DataFrame:
+    """The frame of a file's checked arrays (``decode_columns``), built around them (no copy)."""
+    import pandas as pd
+
+    return build_frame(pd.DatetimeIndex(dates, name="date", copy=False), block, stale)  # the index never changes
+
+
+def decode_columns(table: pa.Table, path: Path, symbol: str) -> Checked:
+    """(metadata, dates, rows x float columns block, stale) of a table read from ``path``, every check of the
+    module doc passed (CacheFileError otherwise); the arrays are the very ones checked and hashed."""
     meta = parse_meta((table.schema.metadata or {}).get(META_KEY), path)
     _check_schema(table, path)
     dates, block, cols = _columns_from_table(table)
@@ -181,9 +200,7 @@ def decode(table: pa.Table, path: Path, symbol: str) -> tuple[dict[str, Any], pd
     first, last = dates[[0, -1]].astype("datetime64[D]").astype(str).tolist() if len(dates) else ("", "")
     if (meta["symbol"], meta["rows"], meta["first_date"], meta["last_date"]) != (symbol, len(dates), first, last):
         raise _damaged(path, "metadata (symbol, rows or dates) does not match the bars")
-    import pandas as pd
-
-    return meta, build_frame(pd.DatetimeIndex(dates, name="date"), block, cols["stale"])
+    return meta, dates, block, cols["stale"]
 
 
 Identity = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns of one version
@@ -209,13 +226,19 @@ def read_bytes(path: Path) -> tuple[bytes, Identity]:
 
 def decode_bytes(data: bytes, path: Path, symbol: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """``decode`` of a file's bytes; every failure (a parquet the reader refuses included) is CacheFileError."""
+    meta, dates, block, stale = decode_bytes_columns(data, path, symbol)
+    return meta, checked_frame(dates, block, stale)
+
+
+def decode_bytes_columns(data: bytes, path: Path, symbol: str) -> Checked:
+    """``decode_columns`` of a file's bytes (no frame built); every failure is CacheFileError."""
     try:
         # in memory already: no pre-buffering; one small file: no thread pool
         table = pq.ParquetFile(pa.BufferReader(data), pre_buffer=False).read(use_threads=False)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _damaged(path, f"unreadable: {exc}") from exc
     try:
-        return decode(table, path, symbol)
+        return decode_columns(table, path, symbol)
     except CacheFileError:
         raise
     except Exception as exc:  # any other decoding trouble (e.g. a flipped bit making a date out of range)

@@ -64,6 +64,7 @@ from engine.prices.writes import (
 
 if TYPE_CHECKING:
     from engine.prices.read_ahead import AheadRead
+    from engine.prices.read_fork import ForkedReads
     from engine.prices.verify import VerifyResult
 
 __all__ = ["META_KEY", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
@@ -119,6 +120,7 @@ class PriceStore:
         self._served: dict[str, dict] = {}
         self._served_ids: dict[str, Identity] = {}  # identity of the file version read (not after a write)
         self._ahead: dict[str, AheadRead] = {}  # checked reads done ahead (preload), each served once
+        self._background: ForkedReads | None = None  # a reader process still reading ahead (preload)
 
     # ---------------------------------------------------------------- paths and locks
     def path_for(self, symbol: str) -> Path:
@@ -186,6 +188,8 @@ class PriceStore:
         as the served version. MissingDataError if not cached, DataError if damaged or altered."""
         sym = normalize_symbol(symbol)
         path = self.path_for(sym)
+        if self._background is not None:
+            self._collect_background()
         ahead = self._ahead.pop(sym, None)
         try:
             meta, frame, ident = (ahead.result() if ahead is not None and ahead.current(path)
@@ -201,14 +205,38 @@ class PriceStore:
         symbol (None if it wrote it since, or never read it): ``snapshots.keep`` links it without re-reading."""
         return self._served_ids.get(normalize_symbol(symbol))
 
-    def preload(self, symbols: Iterable[str]) -> None:
+    def preload(self, symbols: Iterable[str], background: bool = False) -> None:
         """Read and check these symbols' files on a few threads now (``engine.prices.read_ahead``); the next
         read of each is served from that read if the file is still the same version, else read again. Absent
-        symbols are skipped (their load says so); a damaged file raises when its symbol is read."""
+        symbols are skipped (their load says so); a damaged file raises when its symbol is read.
+
+        ``background``: read them in a forked reader process instead (``engine.prices.read_fork``) and return at
+        once; the first read of any symbol waits for it. For a caller with pure-Python work to do meanwhile
+        (a sweep parses its event file): threads would not overlap that work. Few symbols, or no ``fork``:
+        the threads, now."""
+        syms = [s for s in dict.fromkeys(normalize_symbol(s) for s in symbols) if s not in self._ahead]
+        from engine.prices import read_fork
+
+        if background and len(syms) >= read_fork.MIN_FILES and read_fork.supported():
+            self._collect_background()  # one reader at a time
+            self._background = read_fork.ForkedReads(syms, self.path_for)
+            return
         from engine.prices.read_ahead import read_ahead
 
-        syms = [normalize_symbol(s) for s in symbols]
-        self._ahead.update(read_ahead([s for s in syms if s not in self._ahead], self.path_for))
+        self._ahead.update(read_ahead(syms, self.path_for))
+
+    def _collect_background(self) -> None:
+        """The reads of the background reader, if one runs (waits for it)."""
+        reader, self._background = self._background, None
+        if reader is not None:
+            self._ahead.update(reader.collect())
+
+    def cancel_preload(self) -> None:
+        """Stop a background reader whose reads are no longer wanted, and forget every read done ahead."""
+        reader, self._background = self._background, None
+        if reader is not None:
+            reader.close()
+        self._ahead.clear()
 
     def read_meta(self, symbol: str) -> dict:
         """The metadata of a symbol's file (see module doc): of the version this store last served or wrote,

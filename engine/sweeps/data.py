@@ -66,13 +66,21 @@ def inclusive(frame: FrameT, lo: dt.date, hi: dt.date) -> FrameT:
 
 
 def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window]) -> SweepData:
-    """Read every price file once (offline or online as the store is), plus FX, benchmark and events."""
+    """Read every price file once (offline or online as the store is), plus FX, benchmark and events.
+
+    The price files are read and checked in a reader process (``PriceStore.preload(background=True)``) while
+    this one parses and hashes the event file (pure Python: threads would not overlap it)."""
     lo = min(w.start for w in windows) - dt.timedelta(days=HISTORY_PAD_DAYS)
     hi = max(w.end for w in windows)
-    events = events_mod.load_calendar([Path(p) for p in base.events_files], base.replace_events)
+    store.preload(base.symbols, background=True)  # each load below uses its symbol's checked read
+    try:
+        events = events_mod.load_calendar([Path(p) for p in base.events_files], base.replace_events)
+        cal_hash = events_mod.calendar_hash(events)
+    except BaseException:
+        store.cancel_preload()
+        raise
     frames: dict[str, pd.DataFrame] = {}
     fingerprints: dict[str, str] = {}
-    store.preload(base.symbols)  # the checked reads on threads; each load below uses its symbol's
     for symbol in base.symbols:
         try:
             frames[symbol] = with_cached_history(store, symbol, store.load(symbol, lo, hi))
@@ -96,7 +104,6 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
         fingerprints[pair] = store.fingerprint(pair)
     bench = _aux(store, base.benchmark, lo, hi, fingerprints) if base.benchmark else None
     meta = {s: {k: m.get(k) for k in META_KEYS} for s in fingerprints for m in [store.read_meta(s)]}
-    cal_hash = events_mod.calendar_hash(events)
     identity = [base.strategy, list(base.symbols), base.benchmark, sorted(fingerprints.items()), cal_hash,
                 lo.isoformat(), hi.isoformat(), [len(f) for f in frames.values()]]
     token = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
