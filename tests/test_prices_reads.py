@@ -183,3 +183,17 @@ def test_sweep_data_equals_the_sweep_data_of_reads_on_threads(cache: Path, monke
     assert (got.fingerprints, got.meta, got.token, got.calendar_hash) == \
         (want.fingerprints, want.meta, want.token, want.calendar_hash)
     assert got.events == want.events and got.market_warnings == want.market_warnings
+
+
+def test_with_cached_history_prepends_every_cached_bar_before_the_frame(cache: Path) -> None:
+    from engine.plan.warmup import with_cached_history
+
+    store = PriceStore(cache, offline=True)
+    sym = SYMBOLS[4]
+    everything = _reference(cache, sym)[1]
+    later = store.load(sym, everything.index[100].date())
+    assert len(later) == len(everything) - 100
+    _same_frame(with_cached_history(store, sym, later), everything)  # the 100 bars before it, from the cache
+    whole = store.load(sym)
+    assert with_cached_history(store, sym, whole) is whole  # nothing cached before its first bar
+    assert with_cached_history(store, "ZZZZ", later) is later  # not cached: the frame as it is

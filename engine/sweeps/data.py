@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from engine.backtest import HISTORY_PAD_DAYS
@@ -59,10 +60,10 @@ class SweepData:
 
 
 def inclusive(frame: FrameT, lo: dt.date, hi: dt.date) -> FrameT:
-    index = frame.index
-    a = int(index.searchsorted(pd.Timestamp(lo), side="left"))
-    b = int(index.searchsorted(pd.Timestamp(hi), side="right"))
-    return frame.iloc[a:b]
+    values = frame.index.values  # binary search on the datetime64 values: no Timestamp boxing
+    a = int(values.searchsorted(np.datetime64(lo, "D"), side="left"))
+    b = int(values.searchsorted(np.datetime64(hi, "D"), side="right"))
+    return frame.iloc[a:b]  # a new frame even when it is all of it: callers may change theirs
 
 
 def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window]) -> SweepData:
@@ -191,7 +192,8 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
         full = data.frames.get(symbol)
         # cut to each strategy's warm-up in plan_for; searchsorted, not .loc: a label look-up builds a hash
         # table of the index for every frame (about 60 KB a symbol, 126 MB at 2,000 symbols)
-        part = None if full is None else full.iloc[: int(full.index.searchsorted(pd.Timestamp(end), side="right"))]
+        part = None if full is None else full.iloc[: int(full.index.values.searchsorted(np.datetime64(end, "D"),
+                                                                                         side="right"))]
         trading = None if part is None else inclusive(part, start, end)
         if part is None or trading is None or trading.empty:
             notes.append(f"{symbol}: no price bars between {start} and {end}; left out")
