@@ -50,6 +50,7 @@ from engine.prices.cache_file import (
     read_file_version,
     read_meta_only,
 )
+from engine.prices.coverage import OVERLAP_DAYS, covered, missing_ranges
 from engine.prices.writes import (
     Encoded,
     Staged,
@@ -67,9 +68,8 @@ if TYPE_CHECKING:
     from engine.prices.read_fork import ForkedReads
     from engine.prices.verify import VerifyResult
 
-__all__ = ["META_KEY", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
+__all__ = ["META_KEY", "OVERLAP_DAYS", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
 
-OVERLAP_DAYS = 5
 WRITE_THREADS = 8  # staging is fsync-bound: measured 4 threads ~1.3 ms a file, 16 ~0.8 ms, 1 ~8 ms
 Fetcher = Callable[[str, dt.date, dt.date], pd.DataFrame]
 WriteItem = tuple[str, pd.DataFrame, str, str]  # symbol, frame, source, adjustment
@@ -79,26 +79,6 @@ def _to_date(value: object | None) -> dt.date | None:
     if value is None:
         return None
     return pd.Timestamp(value).date()  # type: ignore[arg-type]
-
-
-def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
-    """True if the symbol's exchange trades on a day in (after, upto]."""
-    if upto <= after:
-        return False
-    exchange = listing(symbol).exchange
-    days = pd.bdate_range(after + dt.timedelta(days=1), upto)
-    if exchange == "FX" or len(days) == 0:
-        return len(days) > 0
-    try:
-        from engine.market.calendars import calendar_bounds, raw_sessions
-
-        first, last = calendar_bounds(exchange)
-        if days[0] < first or days[-1] > last:
-            return True  # outside what the calendar knows: assume a session
-        sessions, _early = raw_sessions(exchange, days[0], days[-1])
-        return len(sessions) > 0
-    except Exception:  # calendar trouble must not block data access: assume a session
-        return True
 
 
 class PriceStore:
@@ -372,17 +352,6 @@ class PriceStore:
         return True
 
     # ---------------------------------------------------------------- coverage and load
-    def _covered(self, meta: dict, start: dt.date | None, end: dt.date | None) -> tuple[bool, bool]:
-        """(start covered, end covered) for a yfinance file."""
-        lo = min(dt.date.fromisoformat(meta["first_date"]), dt.date.fromisoformat(meta["covered_from"]))
-        hi = max(dt.date.fromisoformat(meta["last_date"]), dt.date.fromisoformat(meta["covered_to"]))
-        start_ok = start is None or start >= lo
-        if end is None:
-            return start_ok, True
-        want = min(end, dt.date.today())
-        end_ok = want <= hi or not _has_session_between(meta["symbol"], hi, want)
-        return start_ok, end_ok
-
     def load(self, symbol: str, start: object | None = None, end: object | None = None) -> pd.DataFrame:
         """Bars with ``start <= date <= end`` (both inclusive, None = open), fetching what is missing."""
         sym = normalize_symbol(symbol)
@@ -402,7 +371,7 @@ class PriceStore:
     def _ensure(self, sym: str, lo: dt.date | None, hi: dt.date | None) -> pd.DataFrame:
         cached = self._read_cached(sym)
         meta = cached[0] if cached else None
-        if cached is not None and (cached[0]["source"] != "yfinance" or all(self._covered(cached[0], lo, hi))):
+        if cached is not None and (cached[0]["source"] != "yfinance" or all(covered(cached[0], lo, hi))):
             return cached[1]
         if self.offline and meta is None:
             raise MissingDataError(
@@ -448,7 +417,7 @@ class PriceStore:
                           f"{meta['rows']} rows) with a yfinance download from {day_text(start)}", EvbtWarning,
                           stacklevel=3)
             old, meta = None, None
-        ranges = _missing_ranges(self, meta, start, want_end, refresh)
+        ranges = missing_ranges(meta, start, want_end, refresh)
         if not ranges:
             return old if old is not None else self.read_all(sym)
         try:
@@ -499,20 +468,3 @@ _YF_ADJUSTMENT = "raw OHLC from yfinance (auto_adjust=False); adj_close dividend
 
 def _size(n: int) -> str:
     return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
-
-
-def _missing_ranges(
-    store: PriceStore, meta: dict | None, start: dt.date | None, end: dt.date, refresh: bool
-) -> list[tuple[dt.date | None, dt.date]]:
-    """The date ranges to download: the whole request on a miss, else the uncovered edges."""
-    if meta is None:
-        return [(start, end)]
-    start_ok, end_ok = store._covered(meta, start, end)
-    ranges: list[tuple[dt.date | None, dt.date]] = []
-    overlap = dt.timedelta(days=OVERLAP_DAYS)
-    first, last = dt.date.fromisoformat(meta["first_date"]), dt.date.fromisoformat(meta["last_date"])
-    if not start_ok:
-        ranges.append((start, first + overlap))
-    if not end_ok or refresh:
-        ranges.append((last - overlap, end))
-    return ranges
