@@ -21,6 +21,7 @@ import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,25 @@ SCHEMA = pa.schema(
     + [(c, pa.float64()) for c in ("open", "high", "low", "close", "adj_close", "volume")]
     + [("stale", pa.bool_())]
 )
+
+
+def cache_path(root: Path, sym: str, asked: str | None = None) -> Path:
+    """``<root>/<quoted normalised symbol>.parquet`` (``^HSI`` -> ``%5EHSI.parquet``); DataError naming ``asked``
+    (the symbol as given) for a name that would leave the folder or hide as a dot file."""
+    path = root / (quote(sym, safe="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") + SUFFIX)
+    if path.parent != root or path.name.startswith("."):
+        raise DataError(f"refusing unsafe cache path for symbol {asked if asked is not None else repr(sym)}")
+    return path
+
+
+def lock_path(root: Path, path: Path) -> Path:
+    """The lock file of cache file ``path`` (``<root>/.locks/<file name>.lock``), its folder created."""
+    locks = root / ".locks"
+    try:
+        locks.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create cache folder {locks}: {exc.strerror or exc}") from exc
+    return locks / (path.name + ".lock")
 
 
 class CacheFileError(DataError):

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import pandas as pd
 
@@ -46,7 +46,9 @@ from engine.prices.cache_file import (
     SOURCES,
     SUFFIX,
     Identity,
+    cache_path,
     content_hash,
+    lock_path,
     read_file_version,
     read_meta_only,
 )
@@ -104,19 +106,10 @@ class PriceStore:
 
     # ---------------------------------------------------------------- paths and locks
     def path_for(self, symbol: str) -> Path:
-        sym = normalize_symbol(symbol)
-        path = self.root / (quote(sym, safe="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") + SUFFIX)
-        if path.parent != self.root or path.name.startswith("."):
-            raise DataError(f"refusing unsafe cache path for symbol {symbol!r}")
-        return path
+        return cache_path(self.root, normalize_symbol(symbol), repr(symbol))
 
     def _lock_file(self, symbol: str) -> Path:
-        locks = self.root / ".locks"
-        try:
-            locks.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(f"cannot create cache folder {locks}: {exc.strerror or exc}") from exc
-        return locks / (self.path_for(symbol).name + ".lock")
+        return lock_path(self.root, self.path_for(symbol))
 
     def scan(self) -> tuple[list[str], list[Path]]:
         """(symbols with a cache file, stray ``*.parquet`` files whose name is not a cache file name)."""
@@ -300,6 +293,22 @@ class PriceStore:
                 self._adopted(item.symbol, item.meta)
 
         return [dict(meta) for meta in write_batch(items, stage, commit, self.root, threads)]
+
+    def commit_staged(self, items: Iterable[Staged]) -> list[dict]:
+        """Replace the files staged beside their targets in this folder (``writes.stage_encoded``, e.g. by the
+        workers of ``data import``), in input order once all arrived, each under its symbol's lock, then fsync
+        the folder once; as ``write_encoded`` for files staged elsewhere. Temp files of dead writers are swept
+        first (those of live ones, the stagers, are kept)."""
+        self._sweep_temps(stacklevel=2)
+
+        def commit(item: Staged) -> None:
+            if item.path != self.path_for(item.symbol):
+                raise DataError(f"{item.symbol}: staged for {item.path}, not this cache ({self.root})")
+            with self._locked(item.symbol):
+                commit_file(item)
+                self._adopted(item.symbol, item.meta)
+
+        return [dict(meta) for meta in write_batch(items, lambda item: item, commit, self.root, 1)]
 
     def _sweep_temps(self, stacklevel: int) -> None:
         removed = self.remove_orphan_temps()
