@@ -77,7 +77,7 @@ def _child(syms: Sequence[str], paths: Sequence[Path], memfd: int, out: int, con
             continue
         rows = len(dates)
         for part in (dates.view("int64"), block.T, stale.view(np.uint8)):
-            _write_all(memfd, memoryview(np.ascontiguousarray(part)).cast("B"))  # memory: never blocks
+            _write_all(memfd, np.ascontiguousarray(part).data.cast("B"))  # memory: never blocks
         index.append((sym, ident, meta, None, rows, offset))
         offset += _padded(rows * (8 + 8 * _FLOATS + 1))
         os.lseek(memfd, offset, os.SEEK_SET)

@@ -308,7 +308,10 @@ class PriceStore:
                 commit_file(item)
                 self._adopted(item.symbol, item.meta)
 
-        return [dict(meta) for meta in write_batch(items, lambda item: item, commit, self.root, 1)]
+        def staged(item: Staged) -> Staged:
+            return item
+
+        return [dict(meta) for meta in write_batch(items, staged, commit, self.root, 1)]
 
     def _sweep_temps(self, stacklevel: int) -> None:
         removed = self.remove_orphan_temps()

@@ -76,8 +76,9 @@ def build_frame(index: pd.DatetimeIndex, block: np.ndarray, stale: np.ndarray) -
     (no copy, no check). pandas' block constructor: 20x cheaper than adding ``stale`` to a float frame."""
     floats = np.asfortranarray(block, dtype="float64")  # transposed: (columns, rows) C-contiguous, as pandas keeps it
     from_blocks, columns = _frame_parts()
-    return from_blocks([(floats.T, _FLOAT_PLACES), (stale.reshape(1, -1), _STALE_PLACE)],  # type: ignore[no-any-return]
-                       index=index, columns=columns)
+    frame: pd.DataFrame = from_blocks([(floats.T, _FLOAT_PLACES), (stale.reshape(1, -1), _STALE_PLACE)],
+                                      index=index, columns=columns)
+    return frame
 
 
 def _fail(symbol: str, dates: np.ndarray, mask: np.ndarray, rule: str) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,7 @@ try:
 except ImportError:  # pragma: no cover - not Linux/macOS
     fcntl = None  # type: ignore[assignment]
 
+ItemT = TypeVar("ItemT")  # what write_batch stages: an Encoded file, or one staged already (Staged)
 LOCK_POLL = 0.005  # seconds between tries while another process holds a lock
 
 
@@ -156,7 +157,7 @@ def ensure_lock_file(lock_file: Path) -> None:
         os.close(os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644))
 
 
-def write_batch(items: Iterable[Encoded], stage: Callable[[Encoded], Staged], commit: Callable[[Staged], None],
+def write_batch(items: Iterable[ItemT], stage: Callable[[ItemT], Staged], commit: Callable[[Staged], None],
                 folder: Path, threads: int) -> list[dict]:
     """Stage every item (``stage``, on up to ``threads`` threads, as ``items`` yields them), then ``commit``
     each in input order and fsync ``folder`` once; the metadata of each item.
