@@ -197,3 +197,22 @@ def test_with_cached_history_prepends_every_cached_bar_before_the_frame(cache: P
     whole = store.load(sym)
     assert with_cached_history(store, sym, whole) is whole  # nothing cached before its first bar
     assert with_cached_history(store, "ZZZZ", later) is later  # not cached: the frame as it is
+
+
+def test_the_objects_frozen_for_the_fork_are_thawed_after_it(cache: Path) -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    reader = read_fork.ForkedReads(SYMBOLS, PriceStore(cache).path_for)
+    assert gc.get_freeze_count() > 0  # the collector leaves the shared pages alone meanwhile
+    reader.collect()
+    assert gc.get_freeze_count() == 0
+    read_fork.ForkedReads(SYMBOLS, PriceStore(cache).path_for).close()
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller's own freeze (the sweep's pool) is left as it is
+    try:
+        frozen = gc.get_freeze_count()
+        read_fork.ForkedReads(SYMBOLS, PriceStore(cache).path_for).collect()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -31,6 +31,7 @@ closed or garbage-collected.
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import os
 import pickle
@@ -89,12 +90,20 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[os.write(fd, view):]
 
 
+def _thaw(frozen: list[bool]) -> None:
+    if frozen[0]:
+        frozen[0] = False
+        gc.unfreeze()
+
+
 def _padded(n: int) -> int:
     return (n + 7) // 8 * 8
 
 
-def _reap(pid: int, fds: list[int]) -> None:
-    """Stop and reap a reader never collected (idempotent: ``fds`` is emptied)."""
+def _reap(pid: int, fds: list[int], frozen: list[bool]) -> None:
+    """Stop and reap a reader never collected (idempotent: ``fds`` is emptied), and let the collector visit the
+    objects frozen for it again."""
+    _thaw(frozen)
     while fds:
         with contextlib.suppress(OSError):
             os.close(fds.pop())
@@ -118,7 +127,19 @@ class ForkedReads:
         memfd = os.memfd_create("evbt-read-ahead", os.MFD_CLOEXEC)
         read_end, write_end = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
+        # the collector's passes write into every object they visit: frozen, the objects of now are not visited
+        # until the reads are collected, so neither process copies the other's pages (about 5,000 page copies and
+        # 0.1 s of the parent's CPU during a 20,000-event parse); not if a caller froze them already
+        self._frozen = [gc.get_freeze_count() == 0]
+        if self._frozen[0]:
+            gc.freeze()
+        try:
+            pid = os.fork()
+        except OSError:
+            _thaw(self._frozen)
+            for fd in (memfd, read_end, write_end):
+                os.close(fd)
+            raise
         if pid == 0:  # pragma: no cover - the child process (coverage does not follow it)
             code = 0
             try:
@@ -133,7 +154,7 @@ class ForkedReads:
         os.close(write_end)
         self._pid, self._memfd, self._read_end = pid, memfd, read_end
         self._fds = [memfd, read_end]
-        self._finalizer = weakref.finalize(self, _reap, pid, self._fds)
+        self._finalizer = weakref.finalize(self, _reap, pid, self._fds, self._frozen)
 
     def close(self) -> None:
         """Stop the reader without using its reads (nothing collected)."""
@@ -148,6 +169,7 @@ class ForkedReads:
         self._control[LIMIT] = limit
         own = read_ahead(self.symbols[limit:], self._path_for)
         theirs = self._child_reads()
+        _thaw(self._frozen)
         if theirs is None:
             return {**read_ahead(self.symbols[:limit], self._path_for), **own}
         return {**{s: r for s, r in theirs.items() if s not in own}, **own}

@@ -192,8 +192,9 @@ class PriceStore:
 
         if background and len(syms) >= read_fork.MIN_FILES and read_fork.supported():
             self._collect_background()  # one reader at a time
-            self._background = read_fork.ForkedReads(syms, self.path_for)
-            return
+            with contextlib.suppress(OSError):  # no fork now (process limit, memory): the threads below
+                self._background = read_fork.ForkedReads(syms, self.path_for)
+                return
         from engine.prices.read_ahead import read_ahead
 
         self._ahead.update(read_ahead(syms, self.path_for))
