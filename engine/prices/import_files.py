@@ -22,6 +22,7 @@ opening the store. ``import_csvs`` is both steps at once.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -109,11 +110,14 @@ def _pooled(jobs: list[tuple[Path, str | None]], root: Path, workers: int) -> It
     ctx = mp.get_context("fork")  # the children inherit the imported modules and the venue tables
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
     futures: list[Future[list[Staged | tuple[str, str]]]] = []
+    frozen = gc.get_freeze_count() == 0  # the collector leaves the pages shared with the workers alone
+    if frozen:
+        gc.freeze()
     try:
-        for i in range(0, len(jobs), CHUNK):
+        for i in range(0, len(jobs), CHUNK):  # the first submit forks the workers
             futures.append(pool.submit(_stage_chunk, jobs[i:i + CHUNK], root))
     except BaseException:
-        _discard(pool, futures)
+        _discard(pool, futures, frozen)
         raise
 
     def collect() -> Iterator[Staged]:
@@ -128,13 +132,15 @@ def _pooled(jobs: list[tuple[Path, str | None]], root: Path, workers: int) -> It
         finally:
             if done:
                 pool.shutdown(wait=True)
+                if frozen:
+                    gc.unfreeze()
             else:
-                _discard(pool, futures)
+                _discard(pool, futures, frozen)
 
     return collect()
 
 
-def _discard(pool: ProcessPoolExecutor, futures: list[Future[list[Staged | tuple[str, str]]]]) -> None:
+def _discard(pool: ProcessPoolExecutor, futures: list[Future[list[Staged | tuple[str, str]]]], frozen: bool) -> None:
     """Cancel what has not started, wait for the rest, remove every temp file staged, shut the pool down."""
     for future in futures:
         future.cancel()
@@ -147,6 +153,8 @@ def _discard(pool: ProcessPoolExecutor, futures: list[Future[list[Staged | tuple
                 with contextlib.suppress(OSError):
                     result.temp.unlink()  # gone already if it was committed
     pool.shutdown(wait=True, cancel_futures=True)
+    if frozen:
+        gc.unfreeze()
 
 
 @dataclass
