@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import mmap
 import os
-import pickle
 import signal
 import weakref
 from collections.abc import Callable, Sequence
@@ -82,7 +82,7 @@ def _child(syms: Sequence[str], paths: Sequence[Path], memfd: int, out: int, con
         index.append((sym, ident, meta, None, rows, offset))
         offset += _padded(rows * (8 + 8 * _FLOATS + 1))
         os.lseek(memfd, offset, os.SEEK_SET)
-    _write_all(out, memoryview(pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)))
+    _write_all(out, memoryview(json.dumps(index).encode()))  # plain data: no pickle crosses the pipe
 
 
 def _write_all(fd: int, view: memoryview) -> None:
@@ -182,11 +182,11 @@ class ForkedReads:
             _pid, status = os.waitpid(self._pid, 0)
             if status != 0:
                 return None
-            index: list[IndexRow] = pickle.loads(b"".join(chunks))
+            index: list[IndexRow] = json.loads(b"".join(chunks))
             size = os.fstat(self._memfd).st_size
             shared = mmap.mmap(self._memfd, size, flags=mmap.MAP_PRIVATE,
                                prot=mmap.PROT_READ | mmap.PROT_WRITE) if size else None
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError):
+        except (OSError, ValueError):
             return None
         finally:
             self._fds.clear()
@@ -198,7 +198,8 @@ class ForkedReads:
 
 
 def _ahead_read(row: IndexRow, shared: mmap.mmap | None) -> AheadRead:
-    _sym, ident, meta, error, rows, offset = row
+    _sym, ident_list, meta, error, rows, offset = row
+    ident = tuple(ident_list)  # a JSON list: the identity is compared as a tuple
     if error is not None or shared is None:
         message, problem = error if error is not None else ("no data", "no data")
         return AheadRead(ident, None, None, CacheFileError(message, problem))
