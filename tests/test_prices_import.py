@@ -54,9 +54,9 @@ def test_import_prices_starts_the_pool_when_called(tmp_path: Path, monkeypatch: 
     started: list[int] = []
     real = import_files._pooled
 
-    def spy(jobs: list, root: Path, workers: int) -> object:
+    def spy(jobs: list, workers: int) -> object:
         started.append(len(jobs))
-        return real(jobs, root, workers)
+        return real(jobs, workers)
 
     monkeypatch.setattr(import_files, "_pooled", spy)
     paths = [_csv(tmp_path / f"ZQ{chr(65 + i // 26)}{chr(65 + i % 26)}.csv", seed=i)
@@ -84,19 +84,3 @@ def test_tables_built_from_buffers_equal_pyarrow_arrays_of_numpy(tmp_path: Path)
     sink = tmp_path / "t.parquet"
     pq.write_table(got, sink)
     assert pq.read_table(sink).replace_schema_metadata().equals(want)
-
-
-def test_an_import_stopped_early_leaves_no_temp_file(tmp_path: Path) -> None:
-    from engine.prices import import_files
-    from engine.prices.store import PriceStore
-
-    paths = [_csv(tmp_path / f"ZS{chr(65 + i // 26)}{chr(65 + i % 26)}.csv", seed=i)
-             for i in range(import_files.POOL_MIN_FILES + 9)]
-    root = tmp_path / "cache"
-    job = import_files.start_import(paths, root, workers=2)
-    assert job.staged is not None
-    first = next(job.staged)  # staged by a worker: its temp file is there
-    assert first.temp.is_file() and first.temp.parent == root
-    job.staged.close()  # the caller gives up (e.g. Ctrl-C while storing)
-    assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
-    assert PriceStore(root).symbols() == []

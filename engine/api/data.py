@@ -38,7 +38,7 @@ def import_prices(settings: Settings, files: Sequence[Path],
 
     if symbol and len(files) > 1:
         raise ConfigError("--symbol works with one FILE only")
-    job = start_import(files, Path(settings.cache_dir), symbol)
+    job = start_import(files, symbol)
 
     def stored() -> Iterator[tuple[Any, dict[str, Any]]]:
         yield from job.write(settings.store())

@@ -295,25 +295,6 @@ class PriceStore:
 
         return [dict(meta) for meta in write_batch(items, stage, commit, self.root, threads)]
 
-    def commit_staged(self, items: Iterable[Staged]) -> list[dict]:
-        """Replace the files staged beside their targets in this folder (``writes.stage_encoded``, e.g. by the
-        workers of ``data import``), in input order once all arrived, each under its symbol's lock, then fsync
-        the folder once; as ``write_encoded`` for files staged elsewhere. Temp files of dead writers are swept
-        first (those of live ones, the stagers, are kept)."""
-        self._sweep_temps(stacklevel=2)
-
-        def commit(item: Staged) -> None:
-            if item.path != self.path_for(item.symbol):
-                raise DataError(f"{item.symbol}: staged for {item.path}, not this cache ({self.root})")
-            with self._locked(item.symbol):
-                commit_file(item)
-                self._adopted(item.symbol, item.meta)
-
-        def staged(item: Staged) -> Staged:
-            return item
-
-        return [dict(meta) for meta in write_batch(items, staged, commit, self.root, 1)]
-
     def _sweep_temps(self, stacklevel: int) -> None:
         removed = self.remove_orphan_temps()
         if removed:
