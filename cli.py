@@ -158,9 +158,10 @@ def data_fetch(app: AppContext, symbols: tuple[str, ...], start: Any, end: Any) 
 @click.option("--symbol", default=None, help="Symbol for a single file (default: from the file name).")
 @click.pass_obj
 def data_import(app: AppContext, files: tuple[Path, ...], symbol: str | None) -> None:
+    imported = api.import_prices(app, files, symbol)  # parsing starts now, before cli_text imports pandas
     from engine.reporting.cli_text import imported_line
 
-    for item, meta in api.import_prices(app, files, symbol):
+    for item, meta in imported:
         click.echo(imported_line(item.symbol, meta, item.path.name))
 
 

@@ -28,13 +28,22 @@ def fetch_prices(settings: Settings, symbols: Sequence[str], start: dt.date | No
 
 def import_prices(settings: Settings, files: Sequence[Path],
                   symbol: str | None) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """Yahoo CSV files into the cache, every file checked before any cache file is replaced; yields (imported
-    file: .symbol, .path; metadata written)."""
-    from engine.prices.import_files import import_csvs
+    """Yahoo CSV files into the cache, every file checked before any cache file is replaced; the returned
+    iterator yields (imported file: .symbol, .path; metadata written).
+
+    Not a generator: the names are checked and the parse pool started by the call itself, before the caller
+    imports anything heavy (the pool's workers are forked from a process without pandas; see
+    ``engine.prices.import_files``). The store is opened on the first ``next``."""
+    from engine.prices.import_files import start_import
 
     if symbol and len(files) > 1:
         raise ConfigError("--symbol works with one FILE only")
-    yield from import_csvs(settings.store(), files, symbol)
+    job = start_import(files, symbol)
+
+    def stored() -> Iterator[tuple[Any, dict[str, Any]]]:
+        yield from job.write(settings.store())
+
+    return stored()
 
 
 def cache_entries(settings: Settings) -> list[dict[str, Any]]:

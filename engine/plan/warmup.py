@@ -102,11 +102,16 @@ def with_cached_history(store: PriceStore, symbol: str, frame: pd.DataFrame) -> 
 
     Sweeps load once for all their points, whose warm-ups differ; each point then keeps its own
     (``with_warmup``). A sweep uses the history the cache holds: it does not fetch more."""
-    if frame.empty or not store.has(symbol):
+    if frame.empty:
         return frame
-    first = store.read_meta(symbol).get("first_date")  # of the version ``frame`` came from (no second read)
-    if first is not None and pd.Timestamp(first) >= frame.index[0]:
-        return frame  # the cache holds nothing before the frame's first bar
+    try:
+        first = store.read_meta(symbol).get("first_date")  # of the version ``frame`` came from (no second read)
+    except MissingDataError:
+        return frame  # not cached
+    if first is not None and str(first) >= frame.index[0].date().isoformat():
+        return frame  # the cache holds nothing before the frame's first bar (ISO dates compare as text)
+    if not store.has(symbol):
+        return frame
     cached = store.read_all(symbol)
     earlier = cached.loc[cached.index < frame.index[0]]
     return frame if earlier.empty else pd.concat([earlier, frame])

@@ -52,8 +52,9 @@ def merge_bars(old: pd.DataFrame | None, parts: list[pd.DataFrame]) -> pd.DataFr
 def slice_bars(frame: pd.DataFrame, sym: str, lo: dt.date | None, hi: dt.date | None) -> pd.DataFrame:
     """Inclusive date slice by binary search on the sorted index (no boolean masks)."""
     index = frame.index
-    a = 0 if lo is None else int(index.searchsorted(pd.Timestamp(lo), side="left"))
-    b = len(index) if hi is None else int(index.searchsorted(pd.Timestamp(hi), side="right"))
+    values = index.values  # datetime64 (any unit): a day compares as its midnight, no Timestamp boxing
+    a = 0 if lo is None else int(values.searchsorted(np.datetime64(lo, "D"), side="left"))
+    b = len(index) if hi is None else int(values.searchsorted(np.datetime64(hi, "D"), side="right"))
     out = frame if (a, b) == (0, len(index)) else frame.iloc[a:b]
     if len(out) == 0:
         first, last = frame.index[0].date(), frame.index[-1].date()

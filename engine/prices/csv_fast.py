@@ -73,6 +73,13 @@ def _plain_body(body: bytes) -> bool:
     return bool(returns[-1] + 1 < len(codes) and (codes[returns + 1] == 10).all())
 
 
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A float64 column without nulls as numpy, a view of its data buffer: pyarrow's ``to_numpy`` would
+    import pandas (in a worker that must not load it)."""
+    arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return np.frombuffer(arr.buffers()[1], dtype=np.float64)[arr.offset: arr.offset + len(arr)]
+
+
 def _days(column: pa.ChunkedArray) -> np.ndarray | None:
     """``datetime64[D]`` of strictly ``YYYY-MM-DD`` strings (real days), or None."""
     arr = column.combine_chunks()
@@ -85,9 +92,13 @@ def _days(column: pa.ChunkedArray) -> np.ndarray | None:
     if not ((chars - _ZERO_DATE) <= _DATE_LIMIT).all():  # digits (uint8 wraps below '0') and the two dashes
         return None
     try:
-        days = arr.cast(pa.date32()).to_numpy(zero_copy_only=False)  # Arrow's strict ISO parser
+        dated = arr.cast(pa.date32())  # Arrow's strict ISO parser
     except pa.ArrowInvalid:  # 2023-02-30, month 13, ...
         return None
+    # days since 1970 straight from the int32 buffer (no nulls: checked above); Array.to_numpy of a date32
+    # array would go through pandas, which a `data import` worker must not load
+    days = np.frombuffer(dated.buffers()[1], dtype=np.int32)[dated.offset: dated.offset + len(dated)]
+    days = days.astype("datetime64[D]")
     if (days < _FIRST).any() or (days > _LAST).any():
         return None
     return days
@@ -129,7 +140,7 @@ def parse_plain(raw: bytes) -> tuple[np.ndarray, np.ndarray, bool] | None:
         column = table.column(name)
         if column.null_count:
             return None
-        values[:, j] = column.to_numpy()
+        values[:, j] = _floats(column)
     if not np.isfinite(values).all():
         return None
     steps = np.diff(days.view("int64"))

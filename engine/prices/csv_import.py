@@ -30,9 +30,9 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from engine.errors import ConfigError, DataError
 from engine.market.symbols import normalize_symbol
@@ -47,6 +47,9 @@ from engine.prices.validate import (
     prices_frame,
     validate_prices,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd  # the row parser and read_yahoo_csv import it: the plain path of a worker needs none
 
 REQUIRED = {
     "date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume",
@@ -222,6 +225,8 @@ def read_yahoo_csv(path: Path | str, symbol: str | None = None, *, vectorised: b
     raw = _read_raw(path)
     plain = parse_plain(raw) if vectorised else None
     if plain is not None:
+        import pandas as pd
+
         days, values, has_adj = plain
         index = pd.DatetimeIndex(days.astype(f"datetime64[{INDEX_UNIT}]"), name="date")
         try:
@@ -234,6 +239,8 @@ def read_yahoo_csv(path: Path | str, symbol: str | None = None, *, vectorised: b
 
 
 def _read_rows(path: Path, sym: str, raw: bytes) -> ImportedPrices:
+    import pandas as pd
+
     try:
         dates, values, lines, has_adj = _parse_rows(path, _decode(path, raw))
     except csv.Error as exc:  # e.g. a stray carriage return inside a field
@@ -254,6 +261,8 @@ def _read_rows(path: Path, sym: str, raw: bytes) -> ImportedPrices:
 
 def _line_for(exc: DataError, line_of: dict[int, int]) -> str:
     """Map the date a validation error names back to its CSV line (best effort)."""
+    import pandas as pd
+
     text = str(exc)
     for token in text.replace(":", " ").split():
         try:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import pandas as pd
 
@@ -46,10 +46,13 @@ from engine.prices.cache_file import (
     SOURCES,
     SUFFIX,
     Identity,
+    cache_path,
     content_hash,
+    lock_path,
     read_file_version,
     read_meta_only,
 )
+from engine.prices.coverage import OVERLAP_DAYS, covered, missing_ranges
 from engine.prices.writes import (
     Encoded,
     Staged,
@@ -64,11 +67,11 @@ from engine.prices.writes import (
 
 if TYPE_CHECKING:
     from engine.prices.read_ahead import AheadRead
+    from engine.prices.read_fork import ForkedReads
     from engine.prices.verify import VerifyResult
 
-__all__ = ["META_KEY", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
+__all__ = ["META_KEY", "OVERLAP_DAYS", "SOURCES", "SUFFIX", "PriceStore", "content_hash", "price_summary"]
 
-OVERLAP_DAYS = 5
 WRITE_THREADS = 8  # staging is fsync-bound: measured 4 threads ~1.3 ms a file, 16 ~0.8 ms, 1 ~8 ms
 Fetcher = Callable[[str, dt.date, dt.date], pd.DataFrame]
 WriteItem = tuple[str, pd.DataFrame, str, str]  # symbol, frame, source, adjustment
@@ -78,26 +81,6 @@ def _to_date(value: object | None) -> dt.date | None:
     if value is None:
         return None
     return pd.Timestamp(value).date()  # type: ignore[arg-type]
-
-
-def _has_session_between(symbol: str, after: dt.date, upto: dt.date) -> bool:
-    """True if the symbol's exchange trades on a day in (after, upto]."""
-    if upto <= after:
-        return False
-    exchange = listing(symbol).exchange
-    days = pd.bdate_range(after + dt.timedelta(days=1), upto)
-    if exchange == "FX" or len(days) == 0:
-        return len(days) > 0
-    try:
-        from engine.market.calendars import calendar_bounds, raw_sessions
-
-        first, last = calendar_bounds(exchange)
-        if days[0] < first or days[-1] > last:
-            return True  # outside what the calendar knows: assume a session
-        sessions, _early = raw_sessions(exchange, days[0], days[-1])
-        return len(sessions) > 0
-    except Exception:  # calendar trouble must not block data access: assume a session
-        return True
 
 
 class PriceStore:
@@ -119,22 +102,14 @@ class PriceStore:
         self._served: dict[str, dict] = {}
         self._served_ids: dict[str, Identity] = {}  # identity of the file version read (not after a write)
         self._ahead: dict[str, AheadRead] = {}  # checked reads done ahead (preload), each served once
+        self._background: ForkedReads | None = None  # a reader process still reading ahead (preload)
 
     # ---------------------------------------------------------------- paths and locks
     def path_for(self, symbol: str) -> Path:
-        sym = normalize_symbol(symbol)
-        path = self.root / (quote(sym, safe="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") + SUFFIX)
-        if path.parent != self.root or path.name.startswith("."):
-            raise DataError(f"refusing unsafe cache path for symbol {symbol!r}")
-        return path
+        return cache_path(self.root, normalize_symbol(symbol), repr(symbol))
 
     def _lock_file(self, symbol: str) -> Path:
-        locks = self.root / ".locks"
-        try:
-            locks.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(f"cannot create cache folder {locks}: {exc.strerror or exc}") from exc
-        return locks / (self.path_for(symbol).name + ".lock")
+        return lock_path(self.root, self.path_for(symbol))
 
     def scan(self) -> tuple[list[str], list[Path]]:
         """(symbols with a cache file, stray ``*.parquet`` files whose name is not a cache file name)."""
@@ -186,6 +161,8 @@ class PriceStore:
         as the served version. MissingDataError if not cached, DataError if damaged or altered."""
         sym = normalize_symbol(symbol)
         path = self.path_for(sym)
+        if self._background is not None:
+            self._collect_background()
         ahead = self._ahead.pop(sym, None)
         try:
             meta, frame, ident = (ahead.result() if ahead is not None and ahead.current(path)
@@ -201,14 +178,39 @@ class PriceStore:
         symbol (None if it wrote it since, or never read it): ``snapshots.keep`` links it without re-reading."""
         return self._served_ids.get(normalize_symbol(symbol))
 
-    def preload(self, symbols: Iterable[str]) -> None:
+    def preload(self, symbols: Iterable[str], background: bool = False) -> None:
         """Read and check these symbols' files on a few threads now (``engine.prices.read_ahead``); the next
         read of each is served from that read if the file is still the same version, else read again. Absent
-        symbols are skipped (their load says so); a damaged file raises when its symbol is read."""
+        symbols are skipped (their load says so); a damaged file raises when its symbol is read.
+
+        ``background``: read them in a forked reader process instead (``engine.prices.read_fork``) and return at
+        once; the first read of any symbol waits for it. For a caller with pure-Python work to do meanwhile
+        (a sweep parses its event file): threads would not overlap that work. Few symbols, or no ``fork``:
+        the threads, now."""
+        syms = [s for s in dict.fromkeys(normalize_symbol(s) for s in symbols) if s not in self._ahead]
+        from engine.prices import read_fork
+
+        if background and len(syms) >= read_fork.MIN_FILES and read_fork.supported():
+            self._collect_background()  # one reader at a time
+            with contextlib.suppress(OSError):  # no fork now (process limit, memory): the threads below
+                self._background = read_fork.ForkedReads(syms, self.path_for)
+                return
         from engine.prices.read_ahead import read_ahead
 
-        syms = [normalize_symbol(s) for s in symbols]
-        self._ahead.update(read_ahead([s for s in syms if s not in self._ahead], self.path_for))
+        self._ahead.update(read_ahead(syms, self.path_for))
+
+    def _collect_background(self) -> None:
+        """The reads of the background reader, if one runs (waits for it)."""
+        reader, self._background = self._background, None
+        if reader is not None:
+            self._ahead.update(reader.collect())
+
+    def cancel_preload(self) -> None:
+        """Stop a background reader whose reads are no longer wanted, and forget every read done ahead."""
+        reader, self._background = self._background, None
+        if reader is not None:
+            reader.close()
+        self._ahead.clear()
 
     def read_meta(self, symbol: str) -> dict:
         """The metadata of a symbol's file (see module doc): of the version this store last served or wrote,
@@ -344,17 +346,6 @@ class PriceStore:
         return True
 
     # ---------------------------------------------------------------- coverage and load
-    def _covered(self, meta: dict, start: dt.date | None, end: dt.date | None) -> tuple[bool, bool]:
-        """(start covered, end covered) for a yfinance file."""
-        lo = min(dt.date.fromisoformat(meta["first_date"]), dt.date.fromisoformat(meta["covered_from"]))
-        hi = max(dt.date.fromisoformat(meta["last_date"]), dt.date.fromisoformat(meta["covered_to"]))
-        start_ok = start is None or start >= lo
-        if end is None:
-            return start_ok, True
-        want = min(end, dt.date.today())
-        end_ok = want <= hi or not _has_session_between(meta["symbol"], hi, want)
-        return start_ok, end_ok
-
     def load(self, symbol: str, start: object | None = None, end: object | None = None) -> pd.DataFrame:
         """Bars with ``start <= date <= end`` (both inclusive, None = open), fetching what is missing."""
         sym = normalize_symbol(symbol)
@@ -374,7 +365,7 @@ class PriceStore:
     def _ensure(self, sym: str, lo: dt.date | None, hi: dt.date | None) -> pd.DataFrame:
         cached = self._read_cached(sym)
         meta = cached[0] if cached else None
-        if cached is not None and (cached[0]["source"] != "yfinance" or all(self._covered(cached[0], lo, hi))):
+        if cached is not None and (cached[0]["source"] != "yfinance" or all(covered(cached[0], lo, hi))):
             return cached[1]
         if self.offline and meta is None:
             raise MissingDataError(
@@ -420,7 +411,7 @@ class PriceStore:
                           f"{meta['rows']} rows) with a yfinance download from {day_text(start)}", EvbtWarning,
                           stacklevel=3)
             old, meta = None, None
-        ranges = _missing_ranges(self, meta, start, want_end, refresh)
+        ranges = missing_ranges(meta, start, want_end, refresh)
         if not ranges:
             return old if old is not None else self.read_all(sym)
         try:
@@ -471,20 +462,3 @@ _YF_ADJUSTMENT = "raw OHLC from yfinance (auto_adjust=False); adj_close dividend
 
 def _size(n: int) -> str:
     return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
-
-
-def _missing_ranges(
-    store: PriceStore, meta: dict | None, start: dt.date | None, end: dt.date, refresh: bool
-) -> list[tuple[dt.date | None, dt.date]]:
-    """The date ranges to download: the whole request on a miss, else the uncovered edges."""
-    if meta is None:
-        return [(start, end)]
-    start_ok, end_ok = store._covered(meta, start, end)
-    ranges: list[tuple[dt.date | None, dt.date]] = []
-    overlap = dt.timedelta(days=OVERLAP_DAYS)
-    first, last = dt.date.fromisoformat(meta["first_date"]), dt.date.fromisoformat(meta["last_date"])
-    if not start_ok:
-        ranges.append((start, first + overlap))
-    if not end_ok or refresh:
-        ranges.append((last - overlap, end))
-    return ranges

@@ -21,12 +21,18 @@ Real-world quirks and what we decided (all seen in the real Yahoo CSVs under ../
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from pandas.api.internals import create_dataframe_from_blocks  # type: ignore[import-not-found]  # no stub yet
 
 from engine.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported by the functions that build or take frames, not by this module: the checks alone (what a
+# `data import` worker runs) need numpy only, so a parse pool forked before pandas loads never imports it
 
 PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close"]
 COLUMNS = [*PRICE_COLUMNS, "volume", "stale"]
@@ -44,7 +50,6 @@ VOLUME_MAX = 1e18
 
 
 FLOAT_COLUMNS = [*PRICE_COLUMNS, "volume"]
-_COLUMNS_INDEX = pd.Index(COLUMNS)  # built once: a new string Index per frame costs more than the checks
 _FLOAT_PLACES = np.arange(len(FLOAT_COLUMNS))
 _STALE_PLACE = np.array([len(FLOAT_COLUMNS)])
 _FIRST = np.datetime64(FIRST_DAY.isoformat(), "D")
@@ -56,12 +61,24 @@ _DAY_IN_UNIT = {unit: int(np.timedelta64(1, "D") / np.timedelta64(1, unit)) for 
 Columns = dict[str, np.ndarray]
 
 
+@functools.cache
+def _frame_parts() -> tuple[Any, Any]:
+    """(pandas' block constructor, the contract's column Index): built once, a new string Index per frame
+    costs more than the checks."""
+    import pandas as pd
+    from pandas.api.internals import create_dataframe_from_blocks  # type: ignore[import-not-found]  # no stub yet
+
+    return create_dataframe_from_blocks, pd.Index(COLUMNS)
+
+
 def build_frame(index: pd.DatetimeIndex, block: np.ndarray, stale: np.ndarray) -> pd.DataFrame:
     """The contract's frame around ``block`` (rows x FLOAT_COLUMNS, float64) and ``stale``, taken as they are
     (no copy, no check). pandas' block constructor: 20x cheaper than adding ``stale`` to a float frame."""
     floats = np.asfortranarray(block, dtype="float64")  # transposed: (columns, rows) C-contiguous, as pandas keeps it
-    return create_dataframe_from_blocks([(floats.T, _FLOAT_PLACES), (stale.reshape(1, -1), _STALE_PLACE)],
-                                        index=index, columns=_COLUMNS_INDEX)
+    from_blocks, columns = _frame_parts()
+    frame: pd.DataFrame = from_blocks([(floats.T, _FLOAT_PLACES), (stale.reshape(1, -1), _STALE_PLACE)],
+                                      index=index, columns=columns)
+    return frame
 
 
 def _fail(symbol: str, dates: np.ndarray, mask: np.ndarray, rule: str) -> None:
@@ -72,6 +89,8 @@ def _fail(symbol: str, dates: np.ndarray, mask: np.ndarray, rule: str) -> None:
 
 def check_index(idx: pd.Index, symbol: str) -> np.ndarray:
     """The index's ``datetime64`` values, every date rule checked."""
+    import pandas as pd
+
     if not isinstance(idx, pd.DatetimeIndex):
         raise DataError(f"{symbol}: price index is not a DatetimeIndex")
     if idx.tz is not None:
@@ -223,6 +242,8 @@ def prices_frame(index: pd.DatetimeIndex, block: np.ndarray, symbol: str) -> pd.
 
 def validate_prices(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     """Copy with the contract's columns/dtypes and ``stale`` recomputed; DataError if invalid."""
+    import pandas as pd
+
     missing = [c for c in FLOAT_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{symbol}: price frame lacks column(s) {', '.join(missing)}")

@@ -24,22 +24,25 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import pandas as pd
 
 from engine.atomic import commit_staged, stage_bytes, sync_folder
 from engine.errors import DataError
 from engine.market.symbols import listing
-from engine.prices.bars import stored_columns
 from engine.prices.cache_file import hash_columns, parquet_bytes, table_from_columns
 from engine.prices.validate import Columns
+
+if TYPE_CHECKING:
+    import pandas as pd  # encode_checked (a `data import` worker) needs no pandas
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not Linux/macOS
     fcntl = None  # type: ignore[assignment]
 
+ItemT = TypeVar("ItemT")  # what write_batch stages: an Encoded file, or one staged already (Staged)
 LOCK_POLL = 0.005  # seconds between tries while another process holds a lock
 
 
@@ -124,6 +127,8 @@ class Encoded:
 def encode_frame(sym: str, frame: pd.DataFrame, source: str, adjustment: str,
                  covered: tuple[dt.date | None, dt.date | None] = (None, None)) -> Encoded:
     """Check a frame as every write does (``bars.stored_columns``) and encode its cache file."""
+    from engine.prices.bars import stored_columns
+
     dates, cols = stored_columns(frame, sym)
     return encode_checked(sym, dates, cols, source, adjustment, covered)
 
@@ -152,7 +157,7 @@ def ensure_lock_file(lock_file: Path) -> None:
         os.close(os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644))
 
 
-def write_batch(items: Iterable[Encoded], stage: Callable[[Encoded], Staged], commit: Callable[[Staged], None],
+def write_batch(items: Iterable[ItemT], stage: Callable[[ItemT], Staged], commit: Callable[[Staged], None],
                 folder: Path, threads: int) -> list[dict]:
     """Stage every item (``stage``, on up to ``threads`` threads, as ``items`` yields them), then ``commit``
     each in input order and fsync ``folder`` once; the metadata of each item.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from engine.backtest import HISTORY_PAD_DAYS
@@ -59,20 +60,28 @@ class SweepData:
 
 
 def inclusive(frame: FrameT, lo: dt.date, hi: dt.date) -> FrameT:
-    index = frame.index
-    a = int(index.searchsorted(pd.Timestamp(lo), side="left"))
-    b = int(index.searchsorted(pd.Timestamp(hi), side="right"))
-    return frame.iloc[a:b]
+    values = frame.index.values  # binary search on the datetime64 values: no Timestamp boxing
+    a = int(values.searchsorted(np.datetime64(lo, "D"), side="left"))
+    b = int(values.searchsorted(np.datetime64(hi, "D"), side="right"))
+    return frame.iloc[a:b]  # a new frame even when it is all of it: callers may change theirs
 
 
 def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window]) -> SweepData:
-    """Read every price file once (offline or online as the store is), plus FX, benchmark and events."""
+    """Read every price file once (offline or online as the store is), plus FX, benchmark and events.
+
+    The price files are read and checked in a reader process (``PriceStore.preload(background=True)``) while
+    this one parses and hashes the event file (pure Python: threads would not overlap it)."""
     lo = min(w.start for w in windows) - dt.timedelta(days=HISTORY_PAD_DAYS)
     hi = max(w.end for w in windows)
-    events = events_mod.load_calendar([Path(p) for p in base.events_files], base.replace_events)
+    store.preload(base.symbols, background=True)  # each load below uses its symbol's checked read
+    try:
+        events = events_mod.load_calendar([Path(p) for p in base.events_files], base.replace_events)
+        cal_hash = events_mod.calendar_hash(events)
+    except BaseException:
+        store.cancel_preload()
+        raise
     frames: dict[str, pd.DataFrame] = {}
     fingerprints: dict[str, str] = {}
-    store.preload(base.symbols)  # the checked reads on threads; each load below uses its symbol's
     for symbol in base.symbols:
         try:
             frames[symbol] = with_cached_history(store, symbol, store.load(symbol, lo, hi))
@@ -96,7 +105,6 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
         fingerprints[pair] = store.fingerprint(pair)
     bench = _aux(store, base.benchmark, lo, hi, fingerprints) if base.benchmark else None
     meta = {s: {k: m.get(k) for k in META_KEYS} for s in fingerprints for m in [store.read_meta(s)]}
-    cal_hash = events_mod.calendar_hash(events)
     identity = [base.strategy, list(base.symbols), base.benchmark, sorted(fingerprints.items()), cal_hash,
                 lo.isoformat(), hi.isoformat(), [len(f) for f in frames.values()]]
     token = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
@@ -184,7 +192,8 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
         full = data.frames.get(symbol)
         # cut to each strategy's warm-up in plan_for; searchsorted, not .loc: a label look-up builds a hash
         # table of the index for every frame (about 60 KB a symbol, 126 MB at 2,000 symbols)
-        part = None if full is None else full.iloc[: int(full.index.searchsorted(pd.Timestamp(end), side="right"))]
+        part = None if full is None else full.iloc[: int(full.index.values.searchsorted(np.datetime64(end, "D"),
+                                                                                         side="right"))]
         trading = None if part is None else inclusive(part, start, end)
         if part is None or trading is None or trading.empty:
             notes.append(f"{symbol}: no price bars between {start} and {end}; left out")
