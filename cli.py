@@ -569,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     warnings.showwarning = _show_warning
     warnings.simplefilter("always", EvbtWarning)
+    api.tune_process()
     try:
         rv = cli.main(args=argv, prog_name="evbt", standalone_mode=False)
     except click.exceptions.Abort:  # Ctrl-C at a prompt

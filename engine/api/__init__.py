@@ -34,7 +34,14 @@ from engine.api.runs import (
     rerun,
     strategy_table,
 )
-from engine.api.settings import Settings, cached_subset, make_settings, parse_day, process_calendars
+from engine.api.settings import (
+    Settings,
+    cached_subset,
+    make_settings,
+    parse_day,
+    process_calendars,
+    tune_process,
+)
 from engine.api.study import study, study_universe
 from engine.api.sweeps import (
     MAX_SWEEP_PLACEBO_POINTS,
@@ -91,6 +98,7 @@ __all__ = [
     "study",
     "study_universe",
     "sweep_placebo",
+    "tune_process",
     "validate_events_file",
     "verify_cache",
     "write_compare_visuals",
