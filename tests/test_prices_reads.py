@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +31,7 @@ from strategies.registry import get_strategy
 
 pytestmark = pytest.mark.skipif(not read_fork.supported(), reason="needs os.fork and os.memfd_create")
 
+HANG_S = 60.0
 SYMBOLS = [f"ZR{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(40)]
 
 
@@ -216,3 +218,25 @@ def test_the_objects_frozen_for_the_fork_are_thawed_after_it(cache: Path) -> Non
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_child_that_hangs_is_killed_and_its_share_read_here(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader stuck for good (e.g. a lock held across the fork) must not hang the sweep: past the wait the
+    parent kills it and reads every file itself, the same checked reads."""
+    monkeypatch.setattr(read_fork, "CHILD_WAIT_S", 1.0)
+    monkeypatch.setattr(read_fork, "CHILD_WAIT_PER_FILE_S", 0.0)
+    monkeypatch.setattr(read_fork, "_child", lambda *args: time.sleep(3600))  # forked after the patch
+    reader = read_fork.ForkedReads(SYMBOLS, PriceStore(cache).path_for)
+    got: list[dict] = []
+    waiter = threading.Thread(target=lambda: got.append(reader.collect()), daemon=True)
+    waiter.start()
+    waiter.join(HANG_S)  # a hang detector (the child sleeps an hour), not a speed check
+    if waiter.is_alive():
+        os.kill(reader._pid, signal.SIGKILL)
+        pytest.fail("collect() still waits on a reader that never answers")
+    reads = got[0]
+    assert set(reads) == set(SYMBOLS)
+    for sym in (SYMBOLS[0], SYMBOLS[-1]):
+        _same_frame(reads[sym].result()[1], _reference(cache, sym)[1])
+    with pytest.raises(ChildProcessError):
+        os.waitpid(reader._pid, os.WNOHANG)  # killed and reaped

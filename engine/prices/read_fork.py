@@ -22,8 +22,9 @@ and reads the files from the limit on itself, on threads: two cores work until t
 past the limit (it had started it) is read again by the parent; only the parent's read of it is used.
 
 Anything unusual falls back to reading in this process: a file the child could not read (absent, unreadable)
-is left out, as a thread's read leaves it out (its load reads again and says why); a child that dies or sends
-a broken index yields nothing (every load reads its file itself). The child dies with this process
+is left out, as a thread's read leaves it out (its load reads again and says why); a child that dies, sends
+a broken index or is not done within ``CHILD_WAIT_S`` (+ ``CHILD_WAIT_PER_FILE_S`` a file) of the parent coming
+for the reads yields nothing (it is killed; this process reads its share). The child dies with this process
 (``die_with_parent``). A reader never collected (an error before the loads) is killed and reaped when it is
 closed or garbage-collected.
 """
@@ -35,7 +36,9 @@ import gc
 import json
 import mmap
 import os
+import select
 import signal
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,6 +52,10 @@ from engine.prices.validate import INDEX_UNIT
 from engine.sweeps.safety import die_with_parent
 
 MIN_FILES = 32  # below this a fork (~10 ms) costs more than the overlap saves: threads then
+# How long the parent waits for the child's index once it comes for the reads: a child that is not done by then
+# (a lock inherited held across the fork, a stalled disk) is killed and its share read here, never waited on.
+CHILD_WAIT_S = 30.0
+CHILD_WAIT_PER_FILE_S = 0.05
 STARTED, LIMIT = 0, 1  # the control block: the file the child is on, the file it must not start
 _FLOATS = 6  # open, high, low, close, adj_close, volume
 IndexRow = tuple[str, Any, Any, Any, int, int]  # symbol, identity, metadata, (message, problem), rows, offset
@@ -177,7 +184,19 @@ class ForkedReads:
     def _child_reads(self) -> dict[str, AheadRead] | None:
         try:
             chunks = []
-            while chunk := os.read(self._read_end, 1 << 20):
+            deadline = time.monotonic() + CHILD_WAIT_S + CHILD_WAIT_PER_FILE_S * len(self.symbols)
+            poller = select.poll()
+            poller.register(self._read_end, select.POLLIN | select.POLLHUP)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not poller.poll(min(left, 3600.0) * 1000):
+                    with contextlib.suppress(OSError):
+                        os.kill(self._pid, signal.SIGKILL)
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(self._pid, 0)
+                    return None  # stuck: every file of its share is read here
+                if not (chunk := os.read(self._read_end, 1 << 20)):
+                    break
                 chunks.append(chunk)
             _pid, status = os.waitpid(self._pid, 0)
             if status != 0:
