@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gc
 import io
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, TypeVar
 
+from engine.collector import collector_paused
 from engine.events.canonical import KEYS, Canonical, encoder, key_text
 from engine.events.model import (
     ANALYST_TYPES,
@@ -208,22 +207,10 @@ _CONVERT: dict[str, Callable[[str], Any]] = {
 assert set(_CONVERT) == set(COLUMNS) == set(EVENT_FIELDS)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while tens of thousands of acyclic objects are made (a third of the time)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def parse_clean(text: str) -> Parsed | None:
     """The events of an event file's text in file order, or None unless the file has no problem at all."""
     try:
-        with _collector_paused():
+        with collector_paused():  # tens of thousands of acyclic objects: a third of the time
             table = _split_lines(text) or _csv_rows(text)
             return _parse(table) if table is not None else None
     except _Unclean:

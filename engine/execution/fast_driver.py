@@ -9,15 +9,13 @@ the implementation ``compute_metrics`` uses. This module imports nothing from ba
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from engine.analysis.metrics import Metrics, ReturnStats, daily_returns, metrics_from_arrays, return_stats
+from engine.collector import collector_paused
 from engine.execution.books import Market, build_market
 from engine.execution.policy import Policy
 from engine.execution.records import OrderRecord, TradeRecord
@@ -64,26 +62,12 @@ def simulate(
     (lots, fills, trades), and each full collection would walk every object the sweep holds (events, plans),
     which measured 40% of a 500-symbol point. Nothing is lost: refcounting frees the run's objects, and
     the collector resumes afterwards."""
-    with _collector_paused():
+    with collector_paused():
         policy = Policy(market, config, plan, stop_loss, take_profit, records)
         policy.run()
         policy.finish()
         equity, cash, exposure = policy.curve()
     return FastResult(policy.trades, policy.orders, equity, cash, exposure, market.index)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic collector (if on) and resume it after, whatever happens; only the caller that paused it
-    resumes it (a concurrent run in another thread keeps it paused until the first one is done)."""
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def fast_metrics(market: Market, result: FastResult, initial_value: float) -> tuple[Metrics, ReturnStats]:

@@ -19,10 +19,11 @@ import pandas as pd
 
 from engine.analysis.metrics import Metrics, ReturnStats, compute_metrics, daily_returns, return_stats
 from engine.backtest import benchmark_trade_return
+from engine.collector import collector_paused
 from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.plan.config import RunConfig, build_params, params_to_dict
-from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits, collector_paused
+from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits
 from engine.plan.reuse import PendingTemplate, declared_exit_params
 from engine.plan.warmup import WarmupFrames, with_warmup
 from engine.reporting.models import Report
