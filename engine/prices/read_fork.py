@@ -114,6 +114,11 @@ def _reap(pid: int, fds: list[int], frozen: list[bool]) -> None:
     while fds:
         with contextlib.suppress(OSError):
             os.close(fds.pop())
+    _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    """Kill and reap the reader process (gone already: nothing to do)."""
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
@@ -190,10 +195,7 @@ class ForkedReads:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0 or not poller.poll(min(left, 3600.0) * 1000):
-                    with contextlib.suppress(OSError):
-                        os.kill(self._pid, signal.SIGKILL)
-                    with contextlib.suppress(ChildProcessError, OSError):
-                        os.waitpid(self._pid, 0)
+                    _kill(self._pid)
                     return None  # stuck: every file of its share is read here
                 if not (chunk := os.read(self._read_end, 1 << 20)):
                     break
