@@ -300,7 +300,8 @@ def _print_report(report: Any, as_json: bool, as_csv: bool, saved: Path | None) 
 def run_cmd(app: AppContext, strategy: str, as_json: bool, as_csv: bool, no_save: bool, tags: tuple[str, ...],
             html_path: Path | None, plot_path: Path | None, placebo_n: int | None, placebo_seed: int | None,
             **options: Any) -> None:
-    from engine.reporting.report import dumps_report
+    with api.long_lived():
+        from engine.reporting.report import dumps_report
 
     config = api.config_from_options(app, strategy, options)
     api.check_placebo(config, placebo_n, placebo_seed)
@@ -534,7 +535,8 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], metri
               workers: int | None, cluster: str | None, split: str | None, walk_forward: str | None, as_json: bool,
               heatmap: Path | None, heatmap_keys: str | None, quiet: bool, placebo_n: int | None,
               placebo_seed: int | None, **options: Any) -> None:
-    from engine.reporting.cli_text import sweep_json, sweep_text
+    with api.long_lived():
+        from engine.reporting.cli_text import sweep_json, sweep_text
 
     job = api.prepare_sweep(app, strategy, grid_specs, options, metric=metric, top=top, workers=workers,
                             cluster=cluster, split=split, walk_forward=walk_forward, heatmap=heatmap,

@@ -24,4 +24,19 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if paused:
+            promote_survivors()
             gc.enable()
+
+
+def promote_survivors() -> None:
+    """Move every object the collector tracks into its oldest generation, without a scan.
+
+    The pause does not stop the count of new objects: on resume the next allocation would start a young
+    collection that walks everything the paused work made and kept (measured 0.1 s after a 500-symbol plan),
+    and a middle one later walks it again. ``gc.freeze`` + ``gc.unfreeze`` moves them straight to the oldest
+    generation (and zeroes the count); garbage cycles among them are still collected, by the next full
+    collection. Not while another caller holds objects frozen (``engine.prices.read_fork``): unfreezing
+    would release theirs."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()

@@ -37,6 +37,7 @@ from engine.api.runs import (
 from engine.api.settings import (
     Settings,
     cached_subset,
+    long_lived,
     make_settings,
     parse_day,
     process_calendars,
@@ -83,6 +84,7 @@ __all__ = [
     "import_prices",
     "list_events",
     "load_any_report",
+    "long_lived",
     "make_settings",
     "parse_day",
     "placebo_test",
