@@ -11,7 +11,6 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,9 @@ from engine.api import Settings
 from engine.api.command_help import HELP
 from engine.errors import EvbtError, EvbtWarning, ExitStatus
 from engine.plan.run_options import RUN_OPTIONS, RunOption
+from engine.versions import version
 
-try:
-    __version__ = version("evbt")
-except PackageNotFoundError:  # running from a checkout without install
-    __version__ = "0.0.0+checkout"
+__version__ = version("evbt") or "0.0.0+checkout"  # no version: running from a checkout without install
 
 AppContext = Settings  # what every command receives as ``ctx.obj``
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

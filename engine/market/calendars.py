@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,17 @@ import pandas as pd
 
 from engine.errors import ConfigError
 from engine.paths import calendar_dir
+from engine.versions import version
 
 CLOSURES_PATH = calendar_dir() / "closures.csv"
 BLOCK_YEARS = 5
 EARLIEST = pd.Timestamp("1970-01-01")  # floor for calendars without a bound_min
 LATEST = pd.Timestamp("2099-12-31")  # ceiling for calendars without a bound_max
+
+
+def _library_version() -> str:
+    """exchange-calendars' installed version (a dependency: always installed where schedules are built)."""
+    return version("exchange-calendars") or "unknown"
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ class Calendars:
     # ------------------------------------------------------------------------------------ codes and bounds
 
     def _meta_path(self) -> Path | None:
-        return self.folder / f"meta-{version('exchange-calendars')}.json" if self.folder is not None else None
+        return self.folder / f"meta-{_library_version()}.json" if self.folder is not None else None
 
     def meta(self) -> dict[str, Any]:
         """Calendar codes and their bounds; read from the folder when present (importing exchange-calendars
@@ -194,7 +199,7 @@ class Calendars:
     def _cache_file(self, exchange: str, lo: pd.Timestamp, hi: pd.Timestamp) -> Path | None:
         if self.folder is None:
             return None
-        key = "|".join([exchange, version("exchange-calendars"), str(lo.date()), str(hi.date()),
+        key = "|".join([exchange, _library_version(), str(lo.date()), str(hi.date()),
                         hashlib.sha256(CLOSURES_PATH.read_bytes()).hexdigest()])
         return self.folder / f"{exchange}-{lo.year}-{hi.year}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
@@ -281,7 +286,7 @@ class Calendars:
         if ts < lo or ts > hi:
             side = f"ends {hi.date()}" if ts > hi else f"starts {lo.date()}"
             raise ConfigError(f"{what} {ts.date()}: the {exchange} calendar (exchange-calendars "
-                              f"{version('exchange-calendars')}) {side}; it cannot say which days {exchange} trades "
+                              f"{_library_version()}) {side}; it cannot say which days {exchange} trades "
                               "then")
         return ts
 

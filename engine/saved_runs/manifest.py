@@ -8,9 +8,10 @@ import platform
 import re
 import subprocess
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from engine.versions import version
 
 MANIFEST_VERSION = 1
 TRACKED_PACKAGES = ("evbt", "backtrader", "pandas", "numpy", "pyarrow", "yfinance")
@@ -19,13 +20,7 @@ GIT_TIMEOUT_S = 5.0
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that shape a result (``None`` if not installed)."""
-    out: dict[str, str | None] = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: version(name) for name in TRACKED_PACKAGES}
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
