@@ -28,7 +28,9 @@ def collector_on() -> Iterator[None]:
     gc.set_threshold(10**6, 10, 10)  # no automatic collection during a test moves objects on its own
     yield
     gc.set_threshold(*thresholds)
-    if not was:
+    if was:  # as it was, whatever the test did (a test that leaves it off would slow every later one)
+        gc.enable()
+    else:
         gc.disable()
 
 
