@@ -28,7 +28,8 @@ def _normalise(name: str) -> str:
 
 
 def version(name: str) -> str | None:
-    """The installed version of distribution ``name``, None if it is not installed."""
+    """The installed version of distribution ``name``; None if it is not installed or its metadata has no
+    ``Version`` header (importlib.metadata itself raises KeyError there on some Python versions)."""
     found = _fast_version(name)
     if found is not None:
         return found
@@ -37,7 +38,7 @@ def version(name: str) -> str | None:
 
     try:
         return metadata_version(name)
-    except PackageNotFoundError:
+    except (PackageNotFoundError, KeyError):
         return None
 
 

@@ -62,7 +62,7 @@ def test_egg_info_folders_and_files(own_path: tuple[Path, Path]) -> None:
 def test_a_header_in_the_body_is_not_the_version(own_path: tuple[Path, Path]) -> None:
     first, _ = own_path
     _dist(first, "evbt_probe_body-1.dist-info", "Metadata-Version: 2.1\nName: evbt-probe-body\n\nVersion: 7\n")
-    assert version("evbt-probe-body") == metadata.version("evbt-probe-body")  # None from both
+    assert version("evbt-probe-body") is None  # importlib.metadata: None or KeyError, by Python version
 
 
 def test_a_changed_folder_is_read_again(own_path: tuple[Path, Path]) -> None:
