@@ -99,12 +99,12 @@ def parse_symbol_list(values: tuple[str, ...] | list[str] | str | None) -> list[
     if values is None:
         return []
     items = [values] if isinstance(values, str) else list(values)
-    out: list[str] = []
+    table = active_venues()
+    out: dict[str, None] = {}  # insertion-ordered: a universe of 500 symbols is not scanned per symbol
     for item in items:
         for part in re.split(r"[,\s]+", item):
             if part:
                 sym = normalize_symbol(part)
-                listing(sym)  # unknown suffix or index: an input error now, not a silent NYSE later
-                if sym not in out:
-                    out.append(sym)
-    return out
+                listing(sym, table)  # unknown suffix or index: an input error now, not a silent NYSE later
+                out.setdefault(sym)
+    return list(out)
