@@ -17,7 +17,6 @@ opening the store. ``import_csvs`` is both steps at once.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing as mp
 import os
 import signal
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine import collector
 from engine.errors import ConfigError, DataError, EvbtError, MissingDataError
 from engine.market.symbols import listing
 from engine.prices.csv_import import read_yahoo_bars, symbol_from_path
@@ -75,9 +75,7 @@ def _pooled(jobs: list[tuple[Path, str | None]], workers: int) -> Iterator[Encod
     ``next``), and the pool is shut down when the iterator ends, fails or is closed."""
     ctx = mp.get_context("fork")  # the children inherit the imported modules and the venue tables
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
-    frozen = gc.get_freeze_count() == 0  # the collector leaves the pages shared with the workers alone
-    if frozen:
-        gc.freeze()
+    frozen = collector.freeze()  # the collector leaves the pages shared with the workers alone
     try:
         results = pool.map(_encode_reported, jobs, chunksize=CHUNK)  # submits every chunk: forks the workers
     except BaseException:
@@ -99,7 +97,7 @@ def _pooled(jobs: list[tuple[Path, str | None]], workers: int) -> Iterator[Encod
 def _stop(pool: ProcessPoolExecutor, frozen: bool) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
     if frozen:
-        gc.unfreeze()
+        collector.thaw()
 
 
 @dataclass

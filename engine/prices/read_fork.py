@@ -32,7 +32,6 @@ closed or garbage-collected.
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import mmap
 import os
@@ -46,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import collector
 from engine.prices.cache_file import CacheFileError, checked_frame, decode_bytes_columns, read_bytes
 from engine.prices.read_ahead import AheadRead, read_ahead
 from engine.prices.validate import INDEX_UNIT
@@ -100,7 +100,7 @@ def _write_all(fd: int, view: memoryview) -> None:
 def _thaw(frozen: list[bool]) -> None:
     if frozen[0]:
         frozen[0] = False
-        gc.unfreeze()
+        collector.thaw()
 
 
 def _padded(n: int) -> int:
@@ -142,9 +142,7 @@ class ForkedReads:
         # the collector's passes write into every object they visit: frozen, the objects of now are not visited
         # until the reads are collected, so neither process copies the other's pages (about 5,000 page copies and
         # 0.1 s of the parent's CPU during a 20,000-event parse); not if a caller froze them already
-        self._frozen = [gc.get_freeze_count() == 0]
-        if self._frozen[0]:
-            gc.freeze()
+        self._frozen = [collector.freeze()]
         try:
             pid = os.fork()
         except OSError:
