@@ -15,7 +15,6 @@ Sweep folder ``<runs>/sweeps/<sweep_id>/``: ``manifest.json``, ``points/chunk-*.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
 import os
 import time
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import collector
 from engine.atomic import atomic_write_bytes
 from engine.errors import ConfigError, EvbtWarning, MissingDataError
 from engine.plan.config import RunConfig, run_config_from_dict
@@ -217,13 +217,15 @@ def _compute(worker: Worker, items: list[Task], req: SweepRequest, folder: Sweep
     inline = backend is None and (workers == 1 or len(parts) == 1)
     if inline and total <= _reports_kept(req):  # every point's report is kept: evaluate each once, with records
         worker.records_for = {task.key for task in items}
+    froze = False
     if backend is not None:
         stream = backend.run(worker, parts)
     elif workers > 1 and len(parts) > 1:
         _warm(worker, items)
         # forked children share the warmed market copy-on-write; frozen objects are never visited by the
-        # collector, so its passes do not copy those pages into every child
-        gc.freeze()
+        # collector, so its passes do not copy those pages into every child (engine.collector: the children
+        # inherit that evbt holds the freeze)
+        froze = collector.freeze()
         stream = execute_processes(worker, parts, workers)
     else:
         stream = execute_serial(worker, parts)
@@ -243,7 +245,8 @@ def _compute(worker: Worker, items: list[Task], req: SweepRequest, folder: Sweep
         if buffer:
             folder.write_chunk(buffer)
     finally:
-        gc.unfreeze()
+        if froze:
+            collector.thaw()
     return finished
 
 
