@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,17 @@ def _evbt_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     # test's `--venues` left in the environment (engine.market.venues.use_venues_file exports it)
     monkeypatch.setenv("EVBT_VENUES", "")
     monkeypatch.delenv("EVBT_VENUES")
+
+
+@pytest.fixture(autouse=True)
+def _collector_left_on() -> Iterator[None]:
+    """A test that leaves the cyclic garbage collector off fails (and it is turned on again): every later test of
+    that xdist worker would otherwise run without it (engine.collector pauses only when it is on)."""
+    was = gc.isenabled()
+    yield
+    if was and not gc.isenabled():
+        gc.enable()
+        pytest.fail("the test left the garbage collector disabled (gc.disable() without gc.enable())")
 
 
 @pytest.fixture
