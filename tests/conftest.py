@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,17 @@ def _evbt_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     # test's `--venues` left in the environment (engine.market.venues.use_venues_file exports it)
     monkeypatch.setenv("EVBT_VENUES", "")
     monkeypatch.delenv("EVBT_VENUES")
+
+
+@pytest.fixture(autouse=True)
+def _collector_left_on() -> Iterator[None]:
+    """A test that leaves the cyclic garbage collector off fails (and it is turned on again): every later test of
+    that xdist worker would otherwise run without it (engine.collector pauses only when it is on)."""
+    was = gc.isenabled()
+    yield
+    if was and not gc.isenabled():
+        gc.enable()
+        pytest.fail("the test left the garbage collector disabled (gc.disable() without gc.enable())")
 
 
 @pytest.fixture
@@ -124,26 +136,38 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 # - tests are handed out one at a time, except that the tests of a module in SHARED_FIXTURE_MODULES (it has a
 #   module-scoped fixture) go to one worker together, so the fixture is built once
 #   (tests/test_scheduling.py checks that the list is complete);
-# - the heaviest tests (CPU seconds measured on the 2-core reference machine) are queued first, longest first, so
-#   the workers finish together instead of one worker running a long test alone at the end.
-# Everything else keeps its file order. Measure again with `pytest --durations=40` when adding a heavy test.
+# - the heaviest work units (CPU seconds, the process's own plus its children's, measured on the 2-core reference
+#   machine) are queued first, longest first, so the workers finish together instead of one worker running a long
+#   test alone at the end. A whole SHARED_FIXTURE_MODULES module is one unit and may be named here by its path.
+# Everything else keeps its file order. xdist's loadscope would put the units with the most tests first
+# (--loadscope-reorder, on by default), before this order: the scheduler below turns that off.
+# Measure again with `pytest --durations=40` when adding a heavy test.
 # (xdist's own `--dist loadgroup` cannot be used: it renames node ids through an attribute pytest 9 no longer reads.)
 SHARED_FIXTURE_MODULES = frozenset({"tests/test_html.py", "tests/test_install.py"})
-HEAVY_FIRST = (
-    "tests/test_readme_examples.py::test_every_readme_example_runs",
-    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-sweep]",
-    "tests/test_architecture.py::test_type_checker_finds_no_error",
-    "tests/test_sweep_reuse.py::test_any_sequence_prints_what_fresh_folders_print",
-    "tests/test_properties.py::test_clock_cash_and_no_lookahead_across_venues",
-    "tests/test_reliability_crash.py::test_two_sweeps_of_one_grid_into_one_runs_folder",
-    "tests/test_reliability_crash.py::test_four_processes_fetch_and_import_same_symbols",
-    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-run]",
-    "tests/test_reliability_crash.py::test_two_processes_write_runs_to_one_folder",
-    "tests/test_reliability_crash.py::test_sigkill_trials_hold[runs-save]",
-    "tests/test_properties.py::test_accounting_identities_and_fast_path",
-    "tests/test_sweep.py::test_local_dask_cluster_equals_workers_1",
-    "tests/test_venues.py::test_table_time_zones_match_exchange_calendars",
-    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-import]",
+HEAVY_FIRST = (  # CPU seconds measured 2026-12-01 (cold mypy cache for the type checker)
+    "tests/test_readme_examples.py::test_every_readme_example_runs",  # 84
+    "tests/test_architecture.py::test_type_checker_finds_no_error",  # ~45 cold, 2 with .mypy_cache
+    "tests/test_html.py",  # 20 (module fixture: reports on the sample, Chromium)
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-sweep]",  # 16
+    "tests/test_reliability_crash.py::test_four_processes_fetch_and_import_same_symbols",  # 15
+    "tests/test_install.py",  # 12 (module fixture: wheel and venv)
+    "tests/test_replay_reports.py::test_a_key_put_into_a_canonical_text_gives_the_text_of_the_merged_document",
+    "tests/test_properties.py::test_clock_cash_and_no_lookahead_across_venues",  # 10
+    "tests/test_reliability_crash.py::test_two_sweeps_of_one_grid_into_one_runs_folder",  # 10
+    "tests/test_venues.py::test_table_time_zones_match_exchange_calendars",  # 9.5
+    "tests/test_sweep_dask.py::test_local_cluster_sweep_equals_the_local_sweep",  # 8.6
+    "tests/test_reliability_crash.py::test_two_processes_write_runs_to_one_folder",  # 7.4
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-run]",  # 7.1
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[runs-save]",  # 6.5
+    "tests/test_sweep_reuse.py::test_any_sequence_prints_what_fresh_folders_print",  # 6
+    "tests/test_sweep.py::test_local_dask_cluster_equals_workers_1",  # 5
+    "tests/test_sweep.py::test_process_pool_equals_serial",  # 5
+    "tests/test_reliability_crash.py::test_sigkill_trials_hold[cli-import]",  # 5
+    "tests/test_replay_equality.py::test_replay_equals_the_reference_on_generated_markets_and_plans",  # 4.6
+    "tests/test_json_text.py::test_trade_and_order_dicts_as_before",  # 2 x 4
+    "tests/test_placebo.py::test_cli_placebo_text_json_html",  # 4
+    "tests/test_json_text.py::test_dumps_report_is_the_reference_text_plus_newline",  # 3.9
+    "tests/test_sweep.py::test_killed_sweep_leaves_complete_chunks_and_resumes",  # 3.5
 )
 
 
@@ -172,4 +196,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
         def _split_scope(self, nodeid: str) -> str:
             return _work_unit(nodeid)
 
+    # loadscope's default reorder sorts the units by their number of tests: the two shared-fixture modules would
+    # always start first and HEAVY_FIRST would only begin after them. Keep the collection order (heaviest first).
+    config.option.loadscopereorder = False
     return Scheduling(config, log)

@@ -57,17 +57,21 @@ def test_cyclic_garbage_made_in_a_pause_is_still_collected(collector_on: None) -
     assert not any(id(o) in ids and isinstance(o, Node) for o in gc.get_objects())
 
 
-def test_other_callers_frozen_objects_stay_frozen(collector_on: None) -> None:
+def test_other_callers_frozen_objects_stay_frozen(collector_on: None, monkeypatch: pytest.MonkeyPatch) -> None:
     held = Node()
+    unfrozen: list[bool] = []
+    real_unfreeze = gc.unfreeze
     gc.freeze()
     try:
-        frozen = gc.get_freeze_count()
+        # not gc.get_freeze_count() before and after: it drops when another thread of the process (an xdist
+        # worker's) frees a frozen object meanwhile (seen in a full run: 340966 -> 340964)
+        monkeypatch.setattr(gc, "unfreeze", lambda: unfrozen.append(True) or real_unfreeze())
         with collector_paused():
             Node()
-        assert gc.get_freeze_count() == frozen  # unfreezing would release the freezer's objects
-        assert not _in_generation(held, 2)
+        assert unfrozen == []  # unfreezing would release the freezer's objects
+        assert gc.get_freeze_count() > 0 and not _in_generation(held, 2)
     finally:
-        gc.unfreeze()
+        real_unfreeze()
 
 
 def test_nested_pause_keeps_the_collector_off_until_the_outer_one_ends(collector_on: None) -> None:

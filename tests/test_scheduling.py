@@ -40,3 +40,43 @@ def test_heavy_first_names_collected_tests(request: pytest.FixtureRequest) -> No
     assert not stale, f"HEAVY_FIRST names tests that were not collected: {stale}"
     assert _heavy_rank("tests/test_sweep.py::test_local_dask_cluster_equals_workers_1") < len(HEAVY_FIRST)
     assert _heavy_rank("tests/test_sweep.py::test_local_dask_cluster_equals_workers_10") == len(HEAVY_FIRST)
+
+
+class _Node:
+    """The part of an xdist WorkerController the scheduler talks to."""
+
+    shutting_down = False
+
+    def __init__(self, name: str) -> None:
+        from types import SimpleNamespace
+
+        self.gateway = SimpleNamespace(id=name)
+        self.sent: list[int] = []
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_units_are_handed_out_heaviest_first_not_largest_first() -> None:
+    """xdist's loadscope sorts units by their number of tests unless told not to: a module of many light tests
+    would then start before the heaviest single test, which would run alone at the end."""
+    from types import SimpleNamespace
+
+    from tests.conftest import pytest_xdist_make_scheduler
+
+    config = SimpleNamespace(option=SimpleNamespace(loadscopereorder=True),
+                             getvalue=lambda name: ["2*popen"] if name == "tx" else None)
+    collection = [HEAVY_FIRST[0], "tests/test_html.py::a", "tests/test_html.py::b", "tests/test_html.py::c",
+                  "tests/test_html.py::d", "tests/test_grid.py::x", "tests/test_grid.py::y"]
+    scheduler = pytest_xdist_make_scheduler(config, None)  # type: ignore[arg-type]
+    nodes = [_Node("gw0"), _Node("gw1")]
+    for node in nodes:
+        scheduler.add_node(node)
+    for node in nodes:
+        scheduler.add_node_collection(node, collection)
+    scheduler.schedule()
+    first = [collection[node.sent[0]] for node in nodes]
+    assert first == [HEAVY_FIRST[0], "tests/test_html.py::a"]
