@@ -30,7 +30,7 @@ from engine.errors import ConfigError, EvbtWarning, MissingDataError
 from engine.plan.config import RunConfig, run_config_from_dict
 from engine.prices.store import PriceStore
 from engine.reporting.models import SweepSummary
-from engine.reporting.report import dumps_report, with_sweep_section
+from engine.reporting.report import dumps_report, with_sweep_section  # noqa: F401  (dumps_report re-exported)
 from engine.saved_runs import build_manifest
 from engine.sweeps.backends import (  # noqa: F401  (re-exported)
     CONNECT_TIMEOUT_ENV,
@@ -50,6 +50,7 @@ from engine.sweeps.evaluate import (  # noqa: F401  (re-exported)
     plan_for,
     plan_with_cache,
     point_report,
+    point_report_text,
     point_result,
     typed_params,
     warmup_notes,
@@ -311,9 +312,8 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
                 warnings.simplefilter("ignore", EvbtWarning)
                 res = worker.kept.pop(key, None) or evaluate(worker.data, window, config, records=True,
                                                              caches=worker.caches)
-            report = point_report(worker.data, window, config, res)
+            text = point_report_text(worker.data, window, config, res)  # dumps_report(point_report(...))
             reports_dir.mkdir(exist_ok=True)
-            text = dumps_report(report)
             atomic_write_bytes(target, text.encode("utf-8"))
         if key == best_key:
             section = {"sweep_id": summary["sweep_id"], "metric": req.metric, "points_tried": len(req.grid),

@@ -1,0 +1,215 @@
+"""The fast paths of a sweep's tail (everything after the replay): each gives exactly what the plain code gives.
+
+- ``json_text.Records``: a report's trades and orders written straight from the records, the same bytes as the
+  list of their dicts (generated records with NaN/inf, numpy scalars and dates; a hand-written text);
+- ``report_text`` / ``point_report_text``: ``dumps_report`` of the built report, byte for byte;
+- ``warmup_notes``: the notes ``with_warmup`` writes, with the count of tradable bars checked first;
+- ``SnapshotStore.keep``: a snapshot already linked to the version read is left alone, any other is handled in full.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine import backtest
+from engine.analysis.metrics import Metrics
+from engine.execution.records import OrderRecord, TradeRecord
+from engine.plan.config import RunConfig
+from engine.plan.warmup import with_warmup
+from engine.prices.snapshots import SnapshotStore
+from engine.prices.store import PriceStore
+from engine.reporting import json_text
+from engine.reporting.json_text import Records, canonical_json, to_jsonable
+from engine.reporting.report import build_report, dumps_report, report_text
+from tests.engine_helpers import event, frame_on_sessions
+from tests.test_json_text import GENERATED, dumps_reference, order_records, to_jsonable_reference, trade_records
+
+
+@pytest.fixture(params=["c-encoder", "python-only"])
+def writer_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """With json_text's C-encoder paths, and once more without them (a Python built without _json)."""
+    if request.param == "python-only":
+        monkeypatch.setattr(json_text, "_C_ENCODER", None)
+    return str(request.param)
+
+# ---------------------------------------------------------------- Records
+
+
+@dataclasses.dataclass(frozen=True)
+class Fill:
+    symbol: str
+    price: float | None
+    size: int
+
+
+def test_records_hand_written_text() -> None:
+    """Keys in sorted order, NaN written as null, 2-space indents: the text json.dumps(indent=2) writes."""
+    rows = Records([Fill("B\"X", 1.5, 3), Fill("A", float("nan"), -1)])
+    assert canonical_json({"fills": rows}) == (
+        '{\n  "fills": [\n    {\n      "price": 1.5,\n      "size": 3,\n      "symbol": "B\\"X"\n    },\n'
+        '    {\n      "price": null,\n      "size": -1,\n      "symbol": "A"\n    }\n  ]\n}'
+    )
+    assert canonical_json(Records([])) == "[]"
+    assert to_jsonable(rows) == [{"symbol": 'B"X', "price": 1.5, "size": 3}, {"symbol": "A", "price": None, "size": -1}]
+
+
+@GENERATED
+@given(trades=st.lists(trade_records, max_size=5), orders=st.lists(order_records, max_size=5))
+def test_records_give_the_bytes_of_their_dicts(writer_mode: str, trades: list[TradeRecord],
+                                               orders: list[OrderRecord]) -> None:
+    doc = {"trades": Records(trades), "orders": Records(orders), "mixed": Records([*orders, *trades])}
+    reference = {"trades": [to_jsonable_reference(dataclasses.asdict(t)) for t in trades],
+                 "orders": [to_jsonable_reference(dataclasses.asdict(o)) for o in orders],
+                 "mixed": [to_jsonable_reference(dataclasses.asdict(r)) for r in [*orders, *trades]]}
+    assert canonical_json(doc) == dumps_reference(reference)
+    assert to_jsonable(doc) == to_jsonable(reference)
+
+
+def _real_outcome(tmp_path: Path) -> Any:
+    store = PriceStore(tmp_path / "cache", offline=True)
+    for sym, seed, base in (("BABA", 1, 100.0), ("JD", 2, 60.0), ("KWEB", 5, 30.0)):
+        store.write(sym, frame_on_sessions("XNYS", "2021-10-01", "2022-06-30", seed=seed, base=base), source="csv")
+    config = RunConfig(strategy="event_hold", params={"hold": 5}, symbols=("BABA", "JD"),
+                       start=dt.date(2022, 3, 1), end=dt.date(2022, 6, 30), cash=100_000.0)
+    events = [event(f"e{i}", f"2022-{m:02d}-{d:02d}") for i, (m, d) in enumerate([(3, 16), (4, 12), (5, 17)])]
+    return backtest.run(config, store, events=events)
+
+
+def test_report_text_is_dumps_of_the_built_report(tmp_path: Path, writer_mode: str) -> None:
+    outcome = _real_outcome(tmp_path)
+    report = outcome.report
+    assert len(report["trades"]) >= 4 and report["orders"]
+    inputs = {k: report[k] for k in ("run_id", "strategy", "params", "config", "events")}
+    inputs.update(result=outcome.result, metrics=Metrics(**report["metrics"]),
+                  data={s: dict(v) for s, v in report["data"]["symbols"].items()})
+    assert report_text(**inputs) == dumps_report(build_report(**inputs)) == dumps_report(report)
+
+
+def test_point_report_text_is_dumps_of_point_report(sample_cache: Path) -> None:
+    import warnings
+
+    from engine.plan.config import make_run_config
+    from engine.sweeps import sweep
+    from engine.sweeps.evaluate import point_report_text
+    from strategies.registry import get_strategy
+
+    cls = get_strategy("reassurance")
+    for benchmark in ("KWEB", "none"):
+        config = make_run_config("reassurance", ("hold=3",), {"symbols": "BABA,JD,PDD,0700.HK,9988.HK",
+                                 "end": "2022-12-30", "benchmark": benchmark}, None, cls.default_symbols, cls.Params)
+        store = PriceStore(sample_cache, offline=True)
+        window = sweep.Window("full", config.start, config.end)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = sweep.load_sweep_data(store, config, [window])
+            res = sweep.evaluate(data, window, config, records=True)
+        assert len(res.trades) >= 4 and res.orders
+        text = point_report_text(data, window, config, res)
+        assert text == dumps_report(sweep.point_report(data, window, config, res))
+
+
+# ---------------------------------------------------------------- warm-up notes
+
+
+def test_warmup_bars_counts_tradable_bars_before_start() -> None:
+    from engine.sweeps.evaluate import warmup_bars
+
+    index = pd.bdate_range("2022-01-03", periods=8)
+    stale = np.array([False, True, False, True, False, False, False, False])
+    frame = pd.DataFrame({"close": np.arange(8.0), "stale": stale}, index=index)
+    # 2022-01-03..01-07 lie before Monday 01-10: five bars, two of them stale
+    assert warmup_bars(frame, dt.date(2022, 1, 10)) == 3
+    assert warmup_bars(frame, dt.date(2022, 1, 1)) == 0
+    for n in range(0, 6):  # with_warmup notes a short warm-up exactly when 3 < n
+        assert (with_warmup(frame, "X", dt.date(2022, 1, 10), n)[1] is not None) == (n > 3)
+
+
+def test_warmup_notes_are_with_warmups(tmp_path: Path) -> None:
+    """Symbols with stale bars just before the start, and one whose data begins after a short history: the notes
+    (and their order) are those of with_warmup over every symbol and warm-up."""
+    from engine.sweeps.evaluate import SweepCaches, warmup_notes
+    from engine.sweeps.windows import Window
+
+    index = pd.bdate_range("2022-01-03", periods=30)
+    frames = {}
+    for k, (first, stale_at) in enumerate([(0, [4, 6]), (3, []), (5, [5, 6, 7]), (0, [])]):
+        idx = index[first:]
+        stale = np.zeros(len(idx), dtype=bool)
+        stale[[i - first for i in stale_at]] = True
+        frames[f"S{k}"] = pd.DataFrame({"close": np.arange(float(len(idx))), "stale": stale}, index=idx)
+    start = index[8].date()
+
+    class Ctx:
+        history = frames
+        window = Window("full", start, index[-1].date())
+
+    ctx = Ctx()
+    ctx.frames = {s: f for s, f in frames.items() if s != "S3"}  # type: ignore[attr-defined]
+
+    class Caches(SweepCaches):
+        def context(self, data: Any, window: Any) -> Any:
+            return ctx
+
+    class Task:
+        def __init__(self, lookback: int) -> None:
+            self.params_json = str(lookback)
+            self.config = SimpleNamespace(params={"lookback": lookback})
+
+    class Data:
+        strategy = "fade"
+
+    # warm-ups of 6 and 7 sessions; before the start S0 has 6 tradable bars, S1 5, S2 none (3 stale bars)
+    got = warmup_notes(Data(), [ctx.window], [Task(5), Task(6)], Caches())  # type: ignore[arg-type]
+    assert [n.split(" sessions")[0] for n in got] == [f"{s}: warm-up needs {n}" for n, s in
+                                                       [(6, "S1"), (6, "S2"), (7, "S0"), (7, "S1"), (7, "S2")]]
+    assert got[0].startswith("S1: warm-up needs 6 sessions before 2022-01-13, the data has 5 (its data begins "
+                             "2022-01-06)")
+    sessions = [6, 7]
+    expected = [note for n in sessions for s, h in frames.items() if s != "S3"
+                and (note := with_warmup(h, s, start, n)[1]) is not None]
+    assert expected and got == list(dict.fromkeys(expected))
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+def _store(tmp_path: Path) -> tuple[PriceStore, dict[str, str]]:
+    close = 100 + np.arange(20, dtype="float64")
+    bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close, "adj_close": close,
+                         "volume": np.full(20, 10.0)}, index=pd.bdate_range("2022-01-03", periods=20, name="date"))
+    writer = PriceStore(tmp_path)
+    for i, sym in enumerate(("BABA", "JD")):
+        writer.write(sym, bars + i, "csv")
+    reader = PriceStore(tmp_path, offline=True)
+    reader.preload(["BABA", "JD"])
+    return reader, {s: reader.fingerprint(s) for s in ("BABA", "JD")}
+
+
+def test_keep_leaves_a_linked_snapshot_and_relinks_a_copy(tmp_path: Path) -> None:
+    """A snapshot that is a copy of the version read (made where links failed, or by a backup restore) is
+    linked to the cache file again; one already linked is left as it is (same inode, nothing rewritten)."""
+    reader, fps = _store(tmp_path)
+    snaps = SnapshotStore.for_store(reader)
+    assert snaps.keep(fps) == []
+    baba, jd = snaps.path(fps["BABA"]), snaps.path(fps["JD"])
+    linked = os.stat(baba)
+    jd.unlink()
+    shutil.copyfile(reader.path_for("JD"), jd)  # same content, its own inode
+    assert not os.path.samefile(jd, reader.path_for("JD"))
+    assert snaps.keep(fps) == []
+    assert os.path.samefile(jd, reader.path_for("JD")) and snaps.disk_cost() == 0
+    again = os.stat(baba)
+    assert (again.st_ino, again.st_mtime_ns, again.st_ctime_ns) == (linked.st_ino, linked.st_mtime_ns,
+                                                                   linked.st_ctime_ns)
