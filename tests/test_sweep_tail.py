@@ -192,6 +192,10 @@ def _store(tmp_path: Path) -> tuple[PriceStore, dict[str, str]]:
     writer = PriceStore(tmp_path)
     for i, sym in enumerate(("BABA", "JD")):
         writer.write(sym, bars + i, "csv")
+    return _store_read(tmp_path)
+
+
+def _store_read(tmp_path: Path) -> tuple[PriceStore, dict[str, str]]:
     reader = PriceStore(tmp_path, offline=True)
     reader.preload(["BABA", "JD"])
     return reader, {s: reader.fingerprint(s) for s in ("BABA", "JD")}
@@ -199,17 +203,36 @@ def _store(tmp_path: Path) -> tuple[PriceStore, dict[str, str]]:
 
 def test_keep_leaves_a_linked_snapshot_and_relinks_a_copy(tmp_path: Path) -> None:
     """A snapshot that is a copy of the version read (made where links failed, or by a backup restore) is
-    linked to the cache file again; one already linked is left as it is (same inode, nothing rewritten)."""
-    reader, fps = _store(tmp_path)
-    snaps = SnapshotStore.for_store(reader)
-    assert snaps.keep(fps) == []
-    baba, jd = snaps.path(fps["BABA"]), snaps.path(fps["JD"])
-    linked = os.stat(baba)
+    linked to the cache file again; one already linked to the version read is left as it is (its inode's
+    ctime, which any new link would change, stays the same)."""
+    first, fps = _store(tmp_path)
+    assert SnapshotStore.for_store(first).keep(fps) == []
+    jd = SnapshotStore.for_store(first).path(fps["JD"])
     jd.unlink()
-    shutil.copyfile(reader.path_for("JD"), jd)  # same content, its own inode
+    shutil.copyfile(first.path_for("JD"), jd)  # same content, its own inode
+    reader, fps_again = _store_read(tmp_path)  # the next sweep reads the files again (unlinking changed a ctime)
+    assert fps_again == fps
+    snaps = SnapshotStore.for_store(reader)
+    baba = snaps.path(fps["BABA"])
+    linked = os.stat(baba)
     assert not os.path.samefile(jd, reader.path_for("JD"))
     assert snaps.keep(fps) == []
     assert os.path.samefile(jd, reader.path_for("JD")) and snaps.disk_cost() == 0
     again = os.stat(baba)
-    assert (again.st_ino, again.st_mtime_ns, again.st_ctime_ns) == (linked.st_ino, linked.st_mtime_ns,
-                                                                   linked.st_ctime_ns)
+    assert (again.st_ino, again.st_nlink, again.st_ctime_ns) == (linked.st_ino, linked.st_nlink, linked.st_ctime_ns)
+
+
+def test_keep_relinks_a_snapshot_to_a_copy_of_the_version_read(tmp_path: Path) -> None:
+    """The cache file was replaced, after the sweep read it, by a copy of itself made outside evbt (a restore, an
+    rsync): the snapshot, linked to the old file, is linked to the new one (else it alone would hold the old
+    inode: disk space)."""
+    first, fps = _store(tmp_path)
+    assert SnapshotStore.for_store(first).keep(fps) == []
+    reader, _ = _store_read(tmp_path)
+    source = reader.path_for("BABA")
+    shutil.copyfile(source, tmp_path / "copy")
+    os.replace(tmp_path / "copy", source)
+    snaps = SnapshotStore.for_store(reader)
+    assert not os.path.samefile(snaps.path(fps["BABA"]), source)
+    assert snaps.keep(fps) == []
+    assert os.path.samefile(snaps.path(fps["BABA"]), source) and snaps.disk_cost() == 0
