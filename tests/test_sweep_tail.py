@@ -236,3 +236,68 @@ def test_keep_relinks_a_snapshot_to_a_copy_of_the_version_read(tmp_path: Path) -
     assert not os.path.samefile(snaps.path(fps["BABA"]), source)
     assert snaps.keep(fps) == []
     assert os.path.samefile(snaps.path(fps["BABA"]), source) and snaps.disk_cost() == 0
+
+
+# ---------------------------------------------------------------- the folder lock and the staged writes
+
+
+def test_folder_lock_excludes_a_filelock_on_the_same_file(tmp_path: Path) -> None:
+    """The sweep folder lock is the flock filelock takes on Unix: while one is held the other cannot be taken
+    (an evbt that locked with filelock and this one exclude each other), and it is free again after."""
+    from filelock import FileLock, Timeout
+
+    from engine.sweeps.storage import folder_lock
+
+    folder = tmp_path / "sweeps" / "sweep-x"
+    other = FileLock(folder.parent / ".sweep-x.lock")
+    with folder_lock(folder), pytest.raises(Timeout):
+        other.acquire(timeout=0)
+    other.acquire(timeout=0)
+    other.release()
+    with other:
+        taken = []
+
+        def take() -> None:
+            with folder_lock(folder):
+                taken.append(True)
+
+        import threading
+
+        thread = threading.Thread(target=take)
+        thread.start()
+        thread.join(0.3)
+        assert not taken  # waits while filelock holds it
+    thread.join()
+    assert taken == [True]
+
+
+def test_staged_writes_appear_on_commit_and_a_failure_leaves_nothing(tmp_path: Path) -> None:
+    from engine.errors import DataError
+    from engine.sweeps.storage import StagedWrites
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.json").write_text("old", encoding="utf-8")
+    writes = StagedWrites()
+    writes.add(tmp_path / "a.json", b"new a")
+    writes.add(tmp_path / "sub" / "b.json", b"new b")
+    writes._join()  # staged (written, fsynced), not yet visible
+    assert (tmp_path / "a.json").read_text(encoding="utf-8") == "old" and not (tmp_path / "sub" / "b.json").exists()
+    assert len([p for p in tmp_path.rglob(".*.tmp")]) == 2
+    writes.commit()
+    assert (tmp_path / "a.json").read_bytes() == b"new a" and (tmp_path / "sub" / "b.json").read_bytes() == b"new b"
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+    (tmp_path / "blocker").write_text("a file, not a folder", encoding="utf-8")
+    failing = StagedWrites()
+    failing.add(tmp_path / "a.json", b"newer a")
+    failing.add(tmp_path / "blocker" / "c.json", b"cannot be written")
+    failing.add(tmp_path / "d.json", b"after the failure")
+    with pytest.raises(DataError, match="cannot write"):
+        failing.commit()
+    assert (tmp_path / "a.json").read_bytes() == b"new a"  # nothing renamed: the old file stays
+    assert not (tmp_path / "d.json").exists() and not list(tmp_path.rglob(".*.tmp"))
+
+    dropped = StagedWrites()
+    dropped.add(tmp_path / "a.json", b"dropped")
+    dropped.discard()
+    assert (tmp_path / "a.json").read_bytes() == b"new a" and not list(tmp_path.rglob(".*.tmp"))

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from engine import collector
-from engine.atomic import atomic_write_bytes
 from engine.errors import ConfigError, EvbtWarning, MissingDataError
 from engine.plan.config import RunConfig, run_config_from_dict
 from engine.prices.store import PriceStore
 from engine.reporting.models import SweepSummary
-from engine.reporting.report import dumps_report, with_sweep_section  # noqa: F401  (dumps_report re-exported)
+from engine.reporting.report import dumps_report, with_sweep_section
 from engine.saved_runs import build_manifest
 from engine.sweeps.backends import (  # noqa: F401  (re-exported)
     CONNECT_TIMEOUT_ENV,
@@ -66,7 +65,15 @@ from engine.sweeps.stats import (  # noqa: F401  (re-exported)
     norm_ppf,
     rank_points,
 )
-from engine.sweeps.storage import SUMMARY_FIELDS, SweepFolder, folder_lock, make_sweep_id, schema, sweeps_dir
+from engine.sweeps.storage import (
+    SUMMARY_FIELDS,
+    StagedWrites,
+    SweepFolder,
+    folder_lock,
+    make_sweep_id,
+    schema,
+    sweeps_dir,
+)
 from engine.sweeps.summary import summarise
 from engine.sweeps.tasks import Task, build_tasks, config_dict, point_config, run_key  # noqa: F401
 from engine.sweeps.windows import Window, make_windows, parse_walk_forward  # noqa: F401
@@ -155,9 +162,16 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
         _add_commands(req, summary, folder)
         summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
                              "reused": len(keys) - computed}
-        folder.write_json("summary.json", summary)
-        _write_reports(req, worker, summary, folder)
-    _keep_snapshots(store, data)
+        # summary.json and the kept reports are written and fsynced on a thread while the data versions are
+        # kept, then renamed into place (each file atomic: StagedWrites)
+        writes = StagedWrites()
+        try:
+            writes.add(folder.path / "summary.json", dumps_report(summary).encode("utf-8"))
+            _write_reports(req, worker, summary, folder, writes)
+            _keep_snapshots(store, data)
+            writes.commit()
+        finally:
+            writes.discard()
     return SweepOutcome(folder.path.name, folder.path, summary, computed, len(keys) - computed,
                         time.perf_counter() - began)
 
@@ -290,9 +304,13 @@ def _report_keys(req: SweepRequest, summary: SweepSummary) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, folder: SweepFolder) -> None:
+def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, folder: SweepFolder,
+                   writes: StagedWrites | None = None) -> None:
     """Full reports (trades, orders, data, FX) of the top points, and report.json for the best one, so the
-    folder and ``SWEEP_ID:RANK`` read like run folders."""
+    folder and ``SWEEP_ID:RANK`` read like run folders. Written by ``writes`` (visible once the caller commits
+    them), else each at once."""
+    own = writes is None
+    writes = StagedWrites() if writes is None else writes
     keys = _report_keys(req, summary)
     best = summary.get("best")
     steps = summary.get("walk_forward") or []
@@ -313,14 +331,17 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
                 res = worker.kept.pop(key, None) or evaluate(worker.data, window, config, records=True,
                                                              caches=worker.caches)
             text = point_report_text(worker.data, window, config, res)  # dumps_report(point_report(...))
-            reports_dir.mkdir(exist_ok=True)
-            atomic_write_bytes(target, text.encode("utf-8"))
+            writes.add(target, text.encode("utf-8"))
         if key == best_key:
             section = {"sweep_id": summary["sweep_id"], "metric": req.metric, "points_tried": len(req.grid),
                        "note": "report of the best point of the sweep"}
             text = text if text is not None else target.read_text(encoding="utf-8")
             best_text = with_sweep_section(text, section)  # the same bytes as loading, adding, writing again
             if best_text is None:
-                folder.write_json("report.json", {**json.loads(text), "sweep": section})
-            else:
-                atomic_write_bytes(folder.path / "report.json", best_text.encode("utf-8"))
+                best_text = dumps_report({**json.loads(text), "sweep": section})
+            writes.add(folder.path / "report.json", best_text.encode("utf-8"))
+    if own:
+        try:
+            writes.commit()
+        finally:
+            writes.discard()
