@@ -301,3 +301,31 @@ def test_staged_writes_appear_on_commit_and_a_failure_leaves_nothing(tmp_path: P
     dropped.add(tmp_path / "a.json", b"dropped")
     dropped.discard()
     assert (tmp_path / "a.json").read_bytes() == b"new a" and not list(tmp_path.rglob(".*.tmp"))
+
+
+# ---------------------------------------------------------------- window contexts
+
+
+def test_window_context_slices_as_loc_does(tmp_path: Path) -> None:
+    """Each window's frames are the bars from its start to its end, its history every bar up to its end (label
+    slices spelled out), for a window in the middle of the data and one reaching its last bar; a symbol without
+    bars in a window is left out with a note."""
+    from engine.sweeps.data import SweepData, window_context
+    from engine.sweeps.windows import Window
+
+    index = pd.bdate_range("2022-01-03", "2022-03-31")
+    full = pd.DataFrame({"close": np.arange(float(len(index))), "stale": np.zeros(len(index), dtype=bool)},
+                        index=index)
+    late = full.loc["2022-03-01":]
+    data = SweepData("fade", {"A": full, "B": late}, None, None, [], {"A": "a" * 64, "B": "b" * 64}, "c",
+                     ("A", "B", "C"))
+    for start, end in (("2022-01-10", "2022-02-15"), ("2022-02-01", "2022-03-31"), ("2022-01-01", "2022-06-30")):
+        window = Window("w", dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+        ctx = window_context(data, window)
+        kept = [s for s, f in (("A", full), ("B", late)) if len(f.loc[start:end])]
+        assert list(ctx.frames) == list(ctx.history) == kept == ctx.symbols
+        for symbol in kept:
+            source = data.frames[symbol]
+            pd.testing.assert_frame_equal(ctx.frames[symbol], source.loc[start:end])
+            pd.testing.assert_frame_equal(ctx.history[symbol], source.loc[:end])
+        assert [n.split(":")[0] for n in ctx.warnings] == [s for s in ("A", "B", "C") if s not in kept]
