@@ -159,7 +159,8 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
                 backend.close()
         rows = folder.read(keys, columns=[*SUMMARY_FIELDS, *METRICS])
         summary = summarise(req.metric, req.grid, rows, tasks, windows, folder.path.name, req.strategy)
-        _add_commands(req, summary, folder)
+        kept = _kept_rows(req, summary, folder)  # read once for the best point's command and the reports
+        _add_commands(req, summary, folder, kept)
         summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
                              "reused": len(keys) - computed}
         # summary.json and the kept reports are written and fsynced on a thread while the data versions are
@@ -167,7 +168,7 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
         writes = StagedWrites()
         try:
             writes.add(folder.path / "summary.json", dumps_report(summary).encode("utf-8"))
-            _write_reports(req, worker, summary, folder, writes)
+            _write_reports(req, worker, summary, folder, writes, kept)
             _keep_snapshots(store, data)
             writes.commit()
         finally:
@@ -198,16 +199,27 @@ def _windows_with_data(worker: Worker, windows: list[Window]) -> list[Window]:
     return kept
 
 
-def _add_commands(req: SweepRequest, summary: SweepSummary, folder: SweepFolder) -> None:
-    """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id)."""
+def _kept_rows(req: SweepRequest, summary: SweepSummary, folder: SweepFolder) -> dict[str, dict[str, Any]]:
+    """The stored rows (key, window, config) of the points whose report is kept (``_report_keys``), by key."""
+    keys = _report_keys(req, summary)
+    return {r["key"]: r for r in folder.read(keys, columns=["key", "window", "config"]).to_dict("records")}
+
+
+def _add_commands(req: SweepRequest, summary: SweepSummary, folder: SweepFolder,
+                  kept: dict[str, dict[str, Any]] | None = None) -> None:
+    """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id); its row
+    from ``kept`` (``_kept_rows``) when there, else read."""
     from engine.results.reproduce import reproduce_command
 
     best = summary.get("best")
     if not best:
         return
-    rows = folder.read([best["key"]], columns=["key", "config"])
-    if len(rows):
-        config = run_config_from_dict(json.loads(rows.iloc[0]["config"]))
+    row = (kept or {}).get(best["key"])
+    if row is None:
+        rows = folder.read([best["key"]], columns=["key", "config"])
+        row = rows.iloc[0].to_dict() if len(rows) else None
+    if row is not None:
+        config = run_config_from_dict(json.loads(row["config"]))
         best["command"] = reproduce_command(config, req.command_prefix, req.default_symbols)
         summary["ranking"][0] = best
 
@@ -305,7 +317,7 @@ def _report_keys(req: SweepRequest, summary: SweepSummary) -> list[str]:
 
 
 def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, folder: SweepFolder,
-                   writes: StagedWrites | None = None) -> None:
+                   writes: StagedWrites | None = None, kept: dict[str, dict[str, Any]] | None = None) -> None:
     """Full reports (trades, orders, data, FX) of the top points, and report.json for the best one, so the
     folder and ``SWEEP_ID:RANK`` read like run folders. Written by ``writes`` (visible once the caller commits
     them), else each at once."""
@@ -315,7 +327,7 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
     best = summary.get("best")
     steps = summary.get("walk_forward") or []
     best_key = best["key"] if best else (steps[-1]["test_key"] if steps else None)
-    rows = {r["key"]: r for r in folder.read(keys, columns=["key", "window", "config"]).to_dict("records")}
+    rows = kept if kept is not None else _kept_rows(req, summary, folder)
     reports_dir = folder.path / "reports"
     for key in keys:
         row = rows.get(key)
