@@ -34,7 +34,18 @@ from engine.reporting import json_text
 from engine.reporting.json_text import Records, canonical_json, to_jsonable
 from engine.reporting.report import build_report, dumps_report, report_text
 from tests.engine_helpers import event, frame_on_sessions
-from tests.test_json_text import GENERATED, dumps_reference, order_records, to_jsonable_reference, trade_records
+from tests.test_json_text import (
+    GENERATED,
+    dumps_reference,
+    hashables,
+    order_records,
+    plain_scalars,
+    records,
+    scalars,
+    texts,
+    to_jsonable_reference,
+    trade_records,
+)
 
 
 @pytest.fixture(params=["c-encoder", "python-only"])
@@ -75,6 +86,27 @@ def test_records_give_the_bytes_of_their_dicts(writer_mode: str, trades: list[Tr
                  "mixed": [to_jsonable_reference(dataclasses.asdict(r)) for r in [*orders, *trades]]}
     assert canonical_json(doc) == dumps_reference(reference)
     assert to_jsonable(doc) == to_jsonable(reference)
+
+
+@GENERATED
+@given(rows=st.one_of(records(plain_scalars), records(scalars)), names=st.lists(texts, min_size=1, max_size=8,
+                                                                             unique=True),
+       other=st.lists(hashables, max_size=3))
+def test_dicts_of_records_give_the_reference_bytes(writer_mode: str, rows: list[dict[str, Any]], names: list[str],
+                                                   other: list[Any]) -> None:
+    """A dict of dicts sharing one key set (a report's data section, by symbol) is written as json.dumps writes it,
+    whatever the values (NaN, dates, numpy scalars), the keys (quotes, %, non-str keys) or a stray dict."""
+    keyed = dict(zip(names, rows, strict=False))
+    mixed = {**keyed, **dict(zip(other, rows, strict=False))}
+    for doc in ({"data": {"symbols": keyed, "synthetic": False}}, keyed, mixed, {"%s": {"%d": "%%", "x": 1}}):
+        assert canonical_json(doc) == dumps_reference(doc)
+
+
+def test_data_section_hand_written_text() -> None:
+    assert canonical_json({"B": {"rows": 2, "source": "c%sv"}, "A": {"source": None, "rows": 1.5}}) == (
+        '{\n  "A": {\n    "rows": 1.5,\n    "source": null\n  },\n'
+        '  "B": {\n    "rows": 2,\n    "source": "c%sv"\n  }\n}'
+    )
 
 
 def _real_outcome(tmp_path: Path) -> Any:

@@ -178,6 +178,11 @@ def _write_dict(value: dict[Any, Any], out: list[str], depth: int) -> None:
         if text is not None:
             out.append(text)
             return
+    if _C_ENCODER is not None:
+        text = _keyed_records(value, depth)
+        if text is not None:
+            out.append(text)
+            return
     newline = "\n" + INDENT * (depth + 1)
     opening = "{"
     for key in sorted(value):
@@ -211,6 +216,41 @@ def _records(value: list[Any] | tuple[Any, ...], depth: int) -> str | None:
     if not _PLAIN.issuperset(map(type, flat)):
         return None
     return _flat_records(keys, flat, len(value), depth)
+
+
+def _keyed_records(value: dict[str, Any], depth: int) -> str | None:
+    """A dict (str keys) of dicts with one set of str keys and plain scalar values (a report's data section:
+    symbol -> source, dates, rows...), or None: every value in one C call, as ``_records`` does, each record's
+    text from a %-template (its literal parts' ``%`` doubled) holding its key and values."""
+    names = sorted(value)
+    rows = [value[k] for k in names]
+    if not _DICT.issuperset(map(type, rows)):
+        return None
+    width = len(rows[0])
+    if not width or not {width}.issuperset(map(len, rows)):
+        return None
+    if not _STR.issuperset(map(type, chain.from_iterable(rows))):
+        return None
+    keys = sorted(rows[0])
+    try:
+        flat = list(chain.from_iterable(map(itemgetter(*keys, keys[0]), rows)))  # a tuple even for one key
+    except KeyError:
+        return None
+    del flat[width::width + 1]
+    if not _PLAIN.issuperset(map(type, flat)):
+        return None
+    try:
+        tokens = "".join(_c_encoder("\n", False)([*names, *flat], 0))[1:-1].split("\n")
+    except ValueError:  # a NaN/inf float: written dict by dict
+        return None
+    inner, item = INDENT * (depth + 1), INDENT * (depth + 2)
+    fields = ",\n".join(f"{item}{_encode_str(k).replace('%', '%%')}: %s" for k in keys)
+    template = f"{inner}%s: {{\n{fields}\n{inner}}}"
+    count = len(names)
+    values = iter(tokens[count:])
+    body = ",\n".join(map(template.__mod__, (
+        (name, *row) for name, row in zip(tokens[:count], zip(*[values] * width, strict=True), strict=True))))
+    return f"{{\n{body}\n{INDENT * depth}}}"
 
 
 def _flat_records(keys: list[str], flat: list[Any], count: int, depth: int) -> str | None:
