@@ -361,3 +361,26 @@ def test_window_context_slices_as_loc_does(tmp_path: Path) -> None:
             pd.testing.assert_frame_equal(ctx.frames[symbol], source.loc[start:end])
             pd.testing.assert_frame_equal(ctx.history[symbol], source.loc[:end])
         assert [n.split(":")[0] for n in ctx.warnings] == [s for s in ("A", "B", "C") if s not in kept]
+
+
+# ---------------------------------------------------------------- chunk reads
+
+
+def test_read_parquet_is_read_table(tmp_path: Path) -> None:
+    """The same table as pyarrow's read_table for every column choice; a column the file lacks is refused as
+    read_table refuses it (the sweep then sets the chunk aside as damaged, as before)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engine.sweeps.storage import read_parquet
+
+    path = tmp_path / "chunk.parquet"
+    pq.write_table(pa.table({"key": ["a", "b"], "x": [1.5, None], "n": [1, 2]}), path)
+    for columns in (None, ["key"], ["x", "key"], ["n", "x", "key"], ["key", "key"]):
+        got, want = read_parquet(path, columns), pq.read_table(path, columns=columns)
+        assert got.equals(want) and got.schema.metadata == want.schema.metadata
+        assert got.column_names == want.column_names
+    with pytest.raises(pa.ArrowInvalid):
+        pq.read_table(path, columns=["key", "missing"])
+    with pytest.raises(pa.ArrowInvalid):
+        read_parquet(path, ["key", "missing"])
