@@ -147,7 +147,7 @@ def warmup_notes(data: SweepData, windows: Sequence[Window], tasks: Sequence[Any
         have = {s: warmup_bars(h, window.start) for s, h in wctx.history.items() if s in wctx.frames}
         for n in sorted(sessions):
             # with_warmup writes the note (it also cuts the frame: only done for the symbols short of n bars)
-            notes += [note for s, h in wctx.history.items() if s in have and (have[s] is None or have[s] < n)
+            notes += [note for s, h in wctx.history.items() if s in have and ((bars := have[s]) is None or bars < n)
                       and (note := with_warmup(h, s, window.start, n)[1]) is not None]
     return list(dict.fromkeys(notes))
 

@@ -199,14 +199,14 @@ def _windows_with_data(worker: Worker, windows: list[Window]) -> list[Window]:
     return kept
 
 
-def _kept_rows(req: SweepRequest, summary: SweepSummary, folder: SweepFolder) -> dict[str, dict[str, Any]]:
+def _kept_rows(req: SweepRequest, summary: SweepSummary, folder: SweepFolder) -> dict[str, dict[Any, Any]]:
     """The stored rows (key, window, config) of the points whose report is kept (``_report_keys``), by key."""
     keys = _report_keys(req, summary)
     return {r["key"]: r for r in folder.read(keys, columns=["key", "window", "config"]).to_dict("records")}
 
 
 def _add_commands(req: SweepRequest, summary: SweepSummary, folder: SweepFolder,
-                  kept: dict[str, dict[str, Any]] | None = None) -> None:
+                  kept: dict[str, dict[Any, Any]] | None = None) -> None:
     """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id); its row
     from ``kept`` (``_kept_rows``) when there, else read."""
     from engine.results.reproduce import reproduce_command
@@ -214,7 +214,7 @@ def _add_commands(req: SweepRequest, summary: SweepSummary, folder: SweepFolder,
     best = summary.get("best")
     if not best:
         return
-    row = (kept or {}).get(best["key"])
+    row: dict[Any, Any] | None = (kept or {}).get(best["key"])
     if row is None:
         rows = folder.read([best["key"]], columns=["key", "config"])
         row = rows.iloc[0].to_dict() if len(rows) else None
@@ -317,7 +317,7 @@ def _report_keys(req: SweepRequest, summary: SweepSummary) -> list[str]:
 
 
 def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, folder: SweepFolder,
-                   writes: StagedWrites | None = None, kept: dict[str, dict[str, Any]] | None = None) -> None:
+                   writes: StagedWrites | None = None, kept: dict[str, dict[Any, Any]] | None = None) -> None:
     """Full reports (trades, orders, data, FX) of the top points, and report.json for the best one, so the
     folder and ``SWEEP_ID:RANK`` read like run folders. Written by ``writes`` (visible once the caller commits
     them), else each at once."""
