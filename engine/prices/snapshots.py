@@ -120,7 +120,10 @@ class SnapshotStore:
         """Snapshot the current cache file of each symbol whose content is the given hash; returns the symbols
         that could not be kept (the file changed meanwhile, or the folder is not writable), with a warning."""
         lost: list[str] = []
+        linked = self._linked_versions()
         for symbol, digest in sorted(fingerprints.items()):
+            if self._kept_as_read(symbol, digest, linked):
+                continue
             try:
                 target = self.path(digest)
             except ValueError:
@@ -151,6 +154,29 @@ class SnapshotStore:
                           f"{self.root} is not writable): `evbt rerun` will use the current cache for them",
                           EvbtWarning, stacklevel=2)
         return lost
+
+    def _linked_versions(self) -> dict[str, tuple[int, int]]:
+        """(device, inode) of each regular file in the snapshot folder, by name: one listing instead of a few
+        ``stat`` calls a symbol (the entries' inode numbers come with the listing)."""
+        try:
+            device = os.stat(self.root).st_dev
+            with os.scandir(self.root) as entries:
+                return {e.name: (device, e.inode()) for e in entries
+                        if e.name.endswith(".parquet") and e.is_file(follow_symlinks=False)}
+        except OSError:
+            return {}
+
+    def _kept_as_read(self, symbol: str, digest: str, linked: Mapping[str, tuple[int, int]]) -> bool:
+        """Whether the snapshot of ``digest`` is already a hard link to the very file version the store read for
+        ``symbol``, and the cache still holds that version: then ``keep`` has nothing to do for it (the snapshot
+        exists, and ``adopt`` would find it linked to the cache file). Any other case takes the full path."""
+        if not digest or not _HASH_CHARS.issuperset(digest):
+            return False
+        at = linked.get(f"{digest}.parquet")
+        served = self._served(symbol, digest) if at is not None else None
+        if served is None or at != served[1][:2]:
+            return False
+        return _is_version(self.store.path_for(symbol), served[1], ctime=True)
 
     def _served(self, symbol: str, digest: str) -> tuple[dict[str, Any], Identity] | None:
         """(metadata, identity) of the version the store read for ``symbol`` if its content hash is ``digest``."""

@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import json.encoder
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import chain, compress
 from operator import attrgetter, is_, itemgetter
@@ -89,6 +89,20 @@ def dataclass_jsonable(value: Any) -> Any:
     return {n: (None if type(v) is float and not _isfinite(v) else v) for n, v in zip(names, values, strict=True)}
 
 
+class Records:
+    """Dataclass instances (a run's trades or orders) that ``canonical_json`` writes, and ``to_jsonable`` returns,
+    as the list of their ``dataclass_jsonable`` dicts: the text comes straight from the instances' attributes,
+    without making a dict for each (``_write_records``)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = items
+
+    def dicts(self) -> list[Any]:
+        return [dataclass_jsonable(v) for v in self.items]
+
+
 def to_jsonable(value: Any) -> Any:
     """Plain JSON data: str keys, finite floats (NaN/inf -> None), ISO dates, lists for tuples/sets."""
     t = type(value)
@@ -102,6 +116,8 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if t is dict or isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
+    if t is Records:
+        return value.dicts()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclass_jsonable(value)
     if isinstance(value, (list, tuple)):
@@ -162,6 +178,11 @@ def _write_dict(value: dict[Any, Any], out: list[str], depth: int) -> None:
         if text is not None:
             out.append(text)
             return
+    if _C_ENCODER is not None:
+        text = _keyed_records(value, depth)
+        if text is not None:
+            out.append(text)
+            return
     newline = "\n" + INDENT * (depth + 1)
     opening = "{"
     for key in sorted(value):
@@ -194,6 +215,47 @@ def _records(value: list[Any] | tuple[Any, ...], depth: int) -> str | None:
     del flat[width::width + 1]
     if not _PLAIN.issuperset(map(type, flat)):
         return None
+    return _flat_records(keys, flat, len(value), depth)
+
+
+def _keyed_records(value: dict[str, Any], depth: int) -> str | None:
+    """A dict (str keys) of dicts with one set of str keys and plain scalar values (a report's data section:
+    symbol -> source, dates, rows...), or None: every value in one C call, as ``_records`` does, each record's
+    text from a %-template (its literal parts' ``%`` doubled) holding its key and values."""
+    names = sorted(value)
+    rows = [value[k] for k in names]
+    if not _DICT.issuperset(map(type, rows)):
+        return None
+    width = len(rows[0])
+    if not width or not {width}.issuperset(map(len, rows)):
+        return None
+    if not _STR.issuperset(map(type, chain.from_iterable(rows))):
+        return None
+    keys = sorted(rows[0])
+    try:
+        flat = list(chain.from_iterable(map(itemgetter(*keys, keys[0]), rows)))  # a tuple even for one key
+    except KeyError:
+        return None
+    del flat[width::width + 1]
+    if not _PLAIN.issuperset(map(type, flat)):
+        return None
+    try:
+        tokens = "".join(_c_encoder("\n", False)([*names, *flat], 0))[1:-1].split("\n")
+    except ValueError:  # a NaN/inf float: written dict by dict
+        return None
+    inner, item = INDENT * (depth + 1), INDENT * (depth + 2)
+    fields = ",\n".join(f"{item}{_encode_str(k).replace('%', '%%')}: %s" for k in keys)
+    template = f"{inner}%s: {{\n{fields}\n{inner}}}"
+    count = len(names)
+    values = iter(tokens[count:])
+    body = ",\n".join(map(template.__mod__, (
+        (name, *row) for name, row in zip(tokens[:count], zip(*[values] * width, strict=True), strict=True))))
+    return f"{{\n{body}\n{INDENT * depth}}}"
+
+
+def _flat_records(keys: list[str], flat: list[Any], count: int, depth: int) -> str | None:
+    """``count`` dicts with the sorted str ``keys``, given as their plain scalar values one dict after the other
+    (``flat``), written as ``_records`` writes them; None if a value is a NaN/inf float."""
     try:
         tokens = "".join(_c_encoder("\n", False)(flat, 0)).split("\n")
     except ValueError:  # a NaN/inf float: written dict by dict
@@ -204,11 +266,44 @@ def _records(value: list[Any] | tuple[Any, ...], depth: int) -> str | None:
     heads = [f",\n{item}{_encode_str(k)}: " for k in keys]
     heads[0] = f"\n{inner}}},\n{inner}{{\n{item}{_encode_str(keys[0])}: "
     parts = [""] * (2 * len(tokens))
-    parts[0::2] = heads * len(value)
+    parts[0::2] = heads * count
     parts[1::2] = tokens
     parts[0] = f"[\n{inner}{{\n{item}{_encode_str(keys[0])}: "
     parts.append(f"\n{inner}}}\n{outer}]")
     return "".join(parts)
+
+
+_SORTED_GETTERS: dict[type, tuple[list[str], _Getter]] = {}
+
+
+def _write_records(items: Sequence[Any], out: list[str], depth: int) -> None:
+    """``_write_list([dataclass_jsonable(v) for v in items])``, byte for byte. Instances of one dataclass (not a
+    Mapping, two fields or more) whose field values are all plain scalars are read in sorted field order straight
+    into ``_flat_records`` (NaN/inf floats become null, as in their dicts); anything else makes the dicts."""
+    text = None
+    cls = type(items[0]) if items else None
+    if (_C_ENCODER is not None and cls is not None and dataclasses.is_dataclass(cls)
+            and not issubclass(cls, Mapping) and {cls}.issuperset(map(type, items))):
+        keys, getter = _SORTED_GETTERS.get(cls) or _sorted_getter(cls)
+        if len(keys) >= 2:
+            flat = list(chain.from_iterable(map(getter, items)))
+            if _PLAIN.issuperset(map(type, flat)):
+                text = _flat_records(keys, flat, len(items), depth)
+                if text is None:  # a NaN/inf float: null, as dataclass_jsonable makes it
+                    flat = [None if type(v) is float and not _isfinite(v) else v for v in flat]
+                    text = _flat_records(keys, flat, len(items), depth)
+    if text is None:
+        _write_list([dataclass_jsonable(v) for v in items], out, depth)
+    else:
+        out.append(text)
+
+
+def _sorted_getter(cls: type) -> tuple[list[str], _Getter]:
+    names, _ = _FIELDS.get(cls) or _field_getter(cls)
+    keys = sorted(names)
+    entry: tuple[list[str], _Getter] = (keys, attrgetter(*keys) if len(keys) >= 2 else _field_getter(cls)[1])
+    _SORTED_GETTERS[cls] = entry
+    return entry
 
 
 def _write_list(value: list[Any] | tuple[Any, ...], out: list[str], depth: int) -> None:
@@ -246,6 +341,8 @@ def _write(value: Any, out: list[str], depth: int) -> None:
         out.append("true")
     elif value is False:
         out.append("false")
+    elif t is Records:
+        _write_records(value.items, out, depth)
     else:
         _write_plain(to_jsonable(value), out, depth)
 

@@ -18,6 +18,7 @@ from engine.analysis.metrics import Metrics
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.reporting.formats import num, pct
 from engine.reporting.json_text import (
+    Records,
     canonical_json,
     dataclass_jsonable,
     iso,
@@ -135,6 +136,30 @@ def build_report(
     events: dict[str, Any],
 ) -> Report:
     """The report.json document of one run (schema in docs/report-schema.md)."""
+    return _document(run_id, strategy, params, config, result, metrics, data, events,
+                     [trade_dict(t) for t in result.trades], [order_dict(o) for o in result.orders])
+
+
+def report_text(
+    *,
+    run_id: str,
+    strategy: str,
+    params: dict[str, Any],
+    config: dict[str, Any],
+    result: RunResult,
+    metrics: Metrics,
+    data: dict[str, Any],
+    events: dict[str, Any],
+) -> str:
+    """``dumps_report(build_report(...))`` of the same arguments, without a dict for each trade and order (their
+    text comes from the records themselves: ``json_text.Records``)."""
+    doc = _document(run_id, strategy, params, config, result, metrics, data, events, Records(result.trades),
+                    Records(result.orders))
+    return canonical_json(doc, end="\n")
+
+
+def _document(run_id: str, strategy: str, params: dict[str, Any], config: dict[str, Any], result: RunResult,
+              metrics: Metrics, data: dict[str, Any], events: dict[str, Any], trades: Any, orders: Any) -> Any:
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -145,8 +170,8 @@ def build_report(
         "universe": _universe(config, data),
         "benchmark": to_jsonable(config.get("benchmark")),
         "metrics": to_jsonable(metrics.to_dict()),
-        "trades": [trade_dict(t) for t in result.trades],
-        "orders": [order_dict(o) for o in result.orders],
+        "trades": trades,
+        "orders": orders,
         "data": _data_section(data),
         "events": to_jsonable(events),
         "fx_source": result.fx_source,

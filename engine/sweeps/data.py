@@ -159,8 +159,8 @@ class WindowContext:
     """Per-window slices and arrays, built once per process (never shipped)."""
 
     window: Window
-    frames: dict[str, pd.DataFrame]
-    history: dict[str, pd.DataFrame]
+    frames: dict[str, pd.DataFrame]  # bars from the window's start to its end
+    history: dict[str, pd.DataFrame]  # every bar up to the end (read only: may be the sweep data's own frame)
     fx_series: FxRates | None  # the window's FX quotes (as the run of the window loads them)
     bench_frame: pd.DataFrame | None
     symbols: list[str]  # the universe's symbols with bars in the window, in universe order
@@ -188,18 +188,21 @@ def window_context(data: SweepData, window: Window) -> WindowContext:
     frames: dict[str, pd.DataFrame] = {}
     history: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
+    lo, hi = np.datetime64(start, "D"), np.datetime64(end, "D")
     for symbol in data.symbols:
         full = data.frames.get(symbol)
         # cut to each strategy's warm-up in plan_for; searchsorted, not .loc: a label look-up builds a hash
         # table of the index for every frame (about 60 KB a symbol, 126 MB at 2,000 symbols)
-        part = None if full is None else full.iloc[: int(full.index.values.searchsorted(np.datetime64(end, "D"),
-                                                                                         side="right"))]
-        trading = None if part is None else inclusive(part, start, end)
-        if part is None or trading is None or trading.empty:
+        values = None if full is None else full.index.values
+        a = 0 if values is None else int(values.searchsorted(lo, side="left"))
+        b = 0 if values is None else int(values.searchsorted(hi, side="right"))
+        if full is None or values is None or a >= b:
             notes.append(f"{symbol}: no price bars between {start} and {end}; left out")
             continue
-        frames[symbol] = trading
-        history[symbol] = part
+        frames[symbol] = full.iloc[a:b]
+        # the history up to the end: the sweep's own frame when nothing follows the end (the last or only
+        # window): history frames are only read (cut again by with_warmup), as every frame all windows share
+        history[symbol] = full if b == len(values) else full.iloc[:b]
     if not frames:
         raise MissingDataError(f"no symbol of the universe has prices between {start} and {end}")
     aux_lo = start - dt.timedelta(days=10)

@@ -27,7 +27,7 @@ from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, bui
 from engine.plan.reuse import PendingTemplate, declared_exit_params
 from engine.plan.warmup import WarmupFrames, with_warmup
 from engine.reporting.models import Report
-from engine.reporting.report import build_report, to_jsonable
+from engine.reporting.report import build_report, report_text, to_jsonable
 from engine.saved_runs import make_run_id
 from engine.sweeps.data import SweepData, WindowContext, window_context
 from engine.sweeps.windows import Window
@@ -144,10 +144,26 @@ def warmup_notes(data: SweepData, windows: Sequence[Window], tasks: Sequence[Any
     notes: list[str] = []
     for window in windows:
         wctx = caches.context(data, window)
+        have = {s: warmup_bars(h, window.start) for s, h in wctx.history.items() if s in wctx.frames}
         for n in sorted(sessions):
-            notes += [note for s, h in wctx.history.items() if s in wctx.frames
+            # with_warmup writes the note (it also cuts the frame: only done for the symbols short of n bars)
+            notes += [note for s, h in wctx.history.items() if s in have and ((bars := have[s]) is None or bars < n)
                       and (note := with_warmup(h, s, window.start, n)[1]) is not None]
     return list(dict.fromkeys(notes))
+
+
+def warmup_bars(frame: pd.DataFrame, start: dt.date) -> int | None:
+    """How many tradable (not stale) bars ``frame`` has before ``start``: ``with_warmup`` notes a warm-up of n
+    sessions as short exactly when this is below n. None when the index is not a plain datetime index (then
+    ``with_warmup`` itself decides)."""
+    values = frame.index.values
+    if values.dtype.kind != "M" or getattr(frame.index, "tz", None) is not None:
+        return None
+    stale = frame["stale"].to_numpy()
+    if stale.dtype != np.bool_:
+        return None
+    first = int(values.searchsorted(np.datetime64(start, "D"), side="left"))
+    return first - int(np.count_nonzero(stale[:first]))
 
 
 def plan_with_cache(strategy: Any, ctx: RunContext, frames: dict[str, pd.DataFrame],
@@ -225,6 +241,15 @@ def data_info(data: SweepData, fingerprints: dict[str, str]) -> dict[str, dict[s
 
 def point_report(data: SweepData, window: Window, config: RunConfig, res: PointResult) -> Report:
     """The report.json ``evbt run`` would write for this configuration (built from the sweep's result)."""
+    return build_report(**_report_inputs(data, config, res))
+
+
+def point_report_text(data: SweepData, window: Window, config: RunConfig, res: PointResult) -> str:
+    """``dumps_report(point_report(...))``: the text of that report, written without a dict per trade and order."""
+    return report_text(**_report_inputs(data, config, res))
+
+
+def _report_inputs(data: SweepData, config: RunConfig, res: PointResult) -> dict[str, Any]:
     wctx = res.context
     params = params_to_dict(build_params(get_strategy(config.strategy).Params, config.params, config.strategy))
     result = point_result(res)
@@ -232,10 +257,10 @@ def point_report(data: SweepData, window: Window, config: RunConfig, res: PointR
     metrics = compute_metrics(result.equity, result.trades, result.exposure, result.benchmark,
                               initial_value=config.cash) if res.curve is not None else res.metrics
     run_id = make_run_id(config.strategy, params, config.to_dict(), wctx.fingerprints, data.calendar_hash)
-    return build_report(run_id=run_id, strategy=config.strategy, params=params, config=config.to_dict(),
-                        result=result, metrics=metrics, data=data_info(data, wctx.fingerprints),
-                        events={"calendar_hash": data.calendar_hash, "count": len(data.events),
-                                "used": len(res.plan.events_used), "used_ids": res.plan.events_used})
+    return {"run_id": run_id, "strategy": config.strategy, "params": params, "config": config.to_dict(),
+            "result": result, "metrics": metrics, "data": data_info(data, wctx.fingerprints),
+            "events": {"calendar_hash": data.calendar_hash, "count": len(data.events),
+                       "used": len(res.plan.events_used), "used_ids": res.plan.events_used}}
 
 
 def point_result(res: PointResult) -> RunResult:

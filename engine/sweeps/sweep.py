@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from engine import collector
-from engine.atomic import atomic_write_bytes
 from engine.errors import ConfigError, EvbtWarning, MissingDataError
 from engine.plan.config import RunConfig, run_config_from_dict
 from engine.prices.store import PriceStore
@@ -50,6 +49,7 @@ from engine.sweeps.evaluate import (  # noqa: F401  (re-exported)
     plan_for,
     plan_with_cache,
     point_report,
+    point_report_text,
     point_result,
     typed_params,
     warmup_notes,
@@ -65,7 +65,15 @@ from engine.sweeps.stats import (  # noqa: F401  (re-exported)
     norm_ppf,
     rank_points,
 )
-from engine.sweeps.storage import SUMMARY_FIELDS, SweepFolder, folder_lock, make_sweep_id, schema, sweeps_dir
+from engine.sweeps.storage import (
+    SUMMARY_FIELDS,
+    StagedWrites,
+    SweepFolder,
+    folder_lock,
+    make_sweep_id,
+    schema,
+    sweeps_dir,
+)
 from engine.sweeps.summary import summarise
 from engine.sweeps.tasks import Task, build_tasks, config_dict, point_config, run_key  # noqa: F401
 from engine.sweeps.windows import Window, make_windows, parse_walk_forward  # noqa: F401
@@ -151,12 +159,20 @@ def run_sweep(req: SweepRequest, store: PriceStore, runs_dir: Path | None = None
                 backend.close()
         rows = folder.read(keys, columns=[*SUMMARY_FIELDS, *METRICS])
         summary = summarise(req.metric, req.grid, rows, tasks, windows, folder.path.name, req.strategy)
-        _add_commands(req, summary, folder)
+        kept = _kept_rows(req, summary, folder)  # read once for the best point's command and the reports
+        _add_commands(req, summary, folder, kept)
         summary["counts"] = {"points": len(req.grid), "evaluations": len(tasks), "computed": computed,
                              "reused": len(keys) - computed}
-        folder.write_json("summary.json", summary)
-        _write_reports(req, worker, summary, folder)
-    _keep_snapshots(store, data)
+        # summary.json and the kept reports are written and fsynced on a thread while the data versions are
+        # kept, then renamed into place (each file atomic: StagedWrites)
+        writes = StagedWrites()
+        try:
+            writes.add(folder.path / "summary.json", dumps_report(summary).encode("utf-8"))
+            _write_reports(req, worker, summary, folder, writes, kept)
+            _keep_snapshots(store, data)
+            writes.commit()
+        finally:
+            writes.discard()
     return SweepOutcome(folder.path.name, folder.path, summary, computed, len(keys) - computed,
                         time.perf_counter() - began)
 
@@ -183,16 +199,27 @@ def _windows_with_data(worker: Worker, windows: list[Window]) -> list[Window]:
     return kept
 
 
-def _add_commands(req: SweepRequest, summary: SweepSummary, folder: SweepFolder) -> None:
-    """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id)."""
+def _kept_rows(req: SweepRequest, summary: SweepSummary, folder: SweepFolder) -> dict[str, dict[Any, Any]]:
+    """The stored rows (key, window, config) of the points whose report is kept (``_report_keys``), by key."""
+    keys = _report_keys(req, summary)
+    return {r["key"]: r for r in folder.read(keys, columns=["key", "window", "config"]).to_dict("records")}
+
+
+def _add_commands(req: SweepRequest, summary: SweepSummary, folder: SweepFolder,
+                  kept: dict[str, dict[Any, Any]] | None = None) -> None:
+    """The shell-quoted `evbt run` command of the best point (same configuration, so the same run id); its row
+    from ``kept`` (``_kept_rows``) when there, else read."""
     from engine.results.reproduce import reproduce_command
 
     best = summary.get("best")
     if not best:
         return
-    rows = folder.read([best["key"]], columns=["key", "config"])
-    if len(rows):
-        config = run_config_from_dict(json.loads(rows.iloc[0]["config"]))
+    row: dict[Any, Any] | None = (kept or {}).get(best["key"])
+    if row is None:
+        rows = folder.read([best["key"]], columns=["key", "config"])
+        row = rows.iloc[0].to_dict() if len(rows) else None
+    if row is not None:
+        config = run_config_from_dict(json.loads(row["config"]))
         best["command"] = reproduce_command(config, req.command_prefix, req.default_symbols)
         summary["ranking"][0] = best
 
@@ -289,14 +316,18 @@ def _report_keys(req: SweepRequest, summary: SweepSummary) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, folder: SweepFolder) -> None:
+def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, folder: SweepFolder,
+                   writes: StagedWrites | None = None, kept: dict[str, dict[Any, Any]] | None = None) -> None:
     """Full reports (trades, orders, data, FX) of the top points, and report.json for the best one, so the
-    folder and ``SWEEP_ID:RANK`` read like run folders."""
+    folder and ``SWEEP_ID:RANK`` read like run folders. Written by ``writes`` (visible once the caller commits
+    them), else each at once."""
+    own = writes is None
+    writes = StagedWrites() if writes is None else writes
     keys = _report_keys(req, summary)
     best = summary.get("best")
     steps = summary.get("walk_forward") or []
     best_key = best["key"] if best else (steps[-1]["test_key"] if steps else None)
-    rows = {r["key"]: r for r in folder.read(keys, columns=["key", "window", "config"]).to_dict("records")}
+    rows = kept if kept is not None else _kept_rows(req, summary, folder)
     reports_dir = folder.path / "reports"
     for key in keys:
         row = rows.get(key)
@@ -311,16 +342,18 @@ def _write_reports(req: SweepRequest, worker: Worker, summary: SweepSummary, fol
                 warnings.simplefilter("ignore", EvbtWarning)
                 res = worker.kept.pop(key, None) or evaluate(worker.data, window, config, records=True,
                                                              caches=worker.caches)
-            report = point_report(worker.data, window, config, res)
-            reports_dir.mkdir(exist_ok=True)
-            text = dumps_report(report)
-            atomic_write_bytes(target, text.encode("utf-8"))
+            text = point_report_text(worker.data, window, config, res)  # dumps_report(point_report(...))
+            writes.add(target, text.encode("utf-8"))
         if key == best_key:
             section = {"sweep_id": summary["sweep_id"], "metric": req.metric, "points_tried": len(req.grid),
                        "note": "report of the best point of the sweep"}
             text = text if text is not None else target.read_text(encoding="utf-8")
             best_text = with_sweep_section(text, section)  # the same bytes as loading, adding, writing again
             if best_text is None:
-                folder.write_json("report.json", {**json.loads(text), "sweep": section})
-            else:
-                atomic_write_bytes(folder.path / "report.json", best_text.encode("utf-8"))
+                best_text = dumps_report({**json.loads(text), "sweep": section})
+            writes.add(folder.path / "report.json", best_text.encode("utf-8"))
+    if own:
+        try:
+            writes.commit()
+        finally:
+            writes.discard()
