@@ -234,6 +234,24 @@ def test_git_revision_of_a_folder_inside_another_repository(tmp_path: Path) -> N
     assert len(runs.git_revision(tmp_path)["revision"]) == 40  # the repository's own root still reports it
 
 
+def test_git_revision_says_whether_tracked_files_changed(tmp_path: Path) -> None:
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run([git, "init", "-q", str(tmp_path)], check=True, env=env)
+    (tmp_path / "a.txt").write_text("one\n")
+    subprocess.run([git, "-C", str(tmp_path), "add", "a.txt"], check=True, env=env)
+    subprocess.run([git, "-C", str(tmp_path), "commit", "-q", "-m", "x"], check=True, env=env)
+    head = subprocess.run([git, "-C", str(tmp_path), "rev-parse", "HEAD"], check=True, env=env, capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / "untracked.txt").write_text("not tracked: not dirty\n")
+    assert runs.git_revision(tmp_path) == {"revision": head, "dirty": False}
+    (tmp_path / "a.txt").write_text("two\n")
+    assert runs.git_revision(tmp_path) == {"revision": head, "dirty": True}
+
+
 def test_diff_manifests() -> None:
     old = manifest("r1")
     assert runs.diff_manifests(old, old) == []

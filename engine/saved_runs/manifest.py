@@ -15,7 +15,7 @@ from engine.versions import version
 
 MANIFEST_VERSION = 1
 TRACKED_PACKAGES = ("evbt", "backtrader", "pandas", "numpy", "pyarrow", "yfinance")
-GIT_TIMEOUT_S = 5.0
+GIT_TIMEOUT_S = 5.0  # each command
 
 
 def package_versions() -> dict[str, str | None]:
@@ -23,26 +23,40 @@ def package_versions() -> dict[str, str | None]:
     return {name: version(name) for name in TRACKED_PACKAGES}
 
 
-def _git(args: list[str], cwd: Path) -> str | None:
+def _start_git(args: list[str], cwd: Path) -> subprocess.Popen[str] | None:
     try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
-        )
+        return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, text=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _git_output(proc: subprocess.Popen[str] | None) -> str | None:
+    """The stripped output of a git command started by ``_start_git`` (None: failed or timed out)."""
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=GIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out.strip() if proc.returncode == 0 else None
 
 
 def git_revision(repo_dir: Path | None = None) -> dict[str, Any]:
-    """``{"revision": sha|None, "dirty": bool|None}`` of the evbt checkout (None outside git)."""
+    """``{"revision": sha|None, "dirty": bool|None}`` of the evbt checkout (None outside git).
+
+    The two git commands run at once (each some 7 ms; a sweep and a saved run ask once)."""
     cwd = repo_dir if repo_dir is not None else Path(__file__).resolve().parents[2]
-    top = _git(["rev-parse", "--show-toplevel"], cwd)
+    where = _start_git(["rev-parse", "--show-toplevel", "HEAD"], cwd)
+    status = _start_git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    lines = (_git_output(where) or "").splitlines()
+    changes = _git_output(status)
     # An installed evbt (site-packages) inside some other repository is not a checkout of evbt.
-    rev = _git(["rev-parse", "HEAD"], cwd) if top is not None and Path(top).resolve() == cwd.resolve() else None
-    if rev is None:
+    if len(lines) != 2 or Path(lines[0]).resolve() != cwd.resolve():
         return {"revision": None, "dirty": None}
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    return {"revision": rev, "dirty": None if status is None else bool(status)}
+    return {"revision": lines[1], "dirty": None if changes is None else bool(changes)}
 
 
 def build_manifest(
