@@ -221,9 +221,21 @@ class Market:
         return agenda, actions.flat
 
 
+_ONES: dict[int, np.ndarray] = {}  # length -> read-only ones (the FX rates of base-currency books, shared)
+
+
+def _ones(n: int) -> np.ndarray:
+    ones = _ONES.get(n)
+    if ones is None:
+        ones = _ONES[n] = np.broadcast_to(np.float64(1.0), (n,))
+    return ones
+
+
 def _next_tradable(stale: np.ndarray) -> np.ndarray:
     """bar -> the first non-stale bar at or after it (len(stale) where there is none), int32."""
     n = len(stale)
+    if not stale.any():
+        return np.arange(n, dtype=np.int32)
     own = np.where(np.asarray(stale, dtype=bool), n, np.arange(n, dtype=np.int32))
     return np.minimum.accumulate(own[::-1])[::-1].astype(np.int32) if n else np.zeros(0, dtype=np.int32)
 
@@ -271,16 +283,44 @@ class IsoDates(Sequence[str]):
     __hash__ = None  # type: ignore[assignment]
 
 
+_BOOK_COLUMNS = (("open", np.dtype(np.float64)), ("close", np.dtype(np.float64)), ("stale", np.dtype(np.bool_)))
+
+
+def _columns(frame: pd.DataFrame, wanted: Sequence[tuple[str, np.dtype]]) -> list[np.ndarray]:
+    """``frame[name].to_numpy(dtype=dtype)`` of each wanted column: the same values (a read-only view, as pandas
+    gives), read from the frame's blocks where a column is a row of a plain numpy block of that dtype (a price
+    frame: one float block and the stale flags). ``frame[name]`` builds a Series per column: about 0.1 ms, 0.15 s
+    for the three columns of 500 symbols. Any other layout takes the public path."""
+    try:
+        mgr = frame._mgr
+        blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
+        names = frame.columns.tolist()
+    except AttributeError:  # another pandas' internals
+        return [frame[name].to_numpy(dtype=dtype) for name, dtype in wanted]
+    out = []
+    for name, dtype in wanted:
+        values = None
+        if names.count(name) == 1:
+            pos = names.index(name)
+            block = blocks[blknos[pos]].values
+            if type(block) is np.ndarray and block.ndim == 2 and block.dtype == dtype:
+                values = block[blklocs[pos]]  # a view of the block's row (what Series.to_numpy gives)
+                values.flags.writeable = False
+        out.append(frame[name].to_numpy(dtype=dtype) if values is None else values)
+    return out
+
+
 def make_book(symbol: str, frame: pd.DataFrame, fx_series: FxRates | pd.Series | None,
               rates: FxRates | None = None) -> Book:
     info = listing(symbol)
     index = frame.index if type(frame.index) is pd.DatetimeIndex else pd.DatetimeIndex(frame.index)
-    fx = _fx_rates(rates if rates is not None else as_rates(fx_series), info, symbol, index)
-    open_ = frame["open"].to_numpy(dtype=float)
-    close = frame["close"].to_numpy(dtype=float)
-    stale = frame["stale"].to_numpy(dtype=bool)
-    if len(fx) and bool((fx == 1.0).all()):  # a base-currency listing: x / 1.0 is x, so share the raw arrays
-        fx = np.broadcast_to(np.float64(1.0), fx.shape)
+    rates = rates if rates is not None else as_rates(fx_series)
+    open_, close, stale = _columns(frame, _BOOK_COLUMNS)
+    n = len(index)
+    # a base-currency listing (or rates all 1.0): x / 1.0 is x, so the base prices are the raw arrays
+    fx = _ones(n) if n and info.currency == rates.base else _fx_rates(rates, info, symbol, index)
+    if fx is _ONES.get(n) or (len(fx) and bool((fx == 1.0).all())):
+        fx = _ones(len(fx))
         open_base, close_base = open_, close
     else:
         open_base, close_base = open_ / fx, close / fx
