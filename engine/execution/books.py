@@ -25,7 +25,7 @@ import pandas as pd
 
 from engine.execution.agenda import Agenda, PlanActions, build_agenda
 from engine.execution.clock import BarInstants, Clock, bar_instants, bar_instants_many
-from engine.market.costs import CostModel, Fees, order_fees
+from engine.market.costs import CostModel, Fees, FeeTotal, fee_totals, order_fees
 from engine.market.fx import FxRates, as_rates
 from engine.market.symbols import Listing, listing
 from engine.plan.planner import Plan, PlannedAction
@@ -113,6 +113,11 @@ class Book:
     def fees_on(self, model: CostModel, day: str, fx: float, size: float, price_base: float, side: str) -> Fees:
         """``fees`` of a bar whose ISO date ``day`` and FX rate ``fx`` the caller has already read."""
         return order_fees(model, size, price_base, hk=self.hk, fx=fx, side=side, day=day, listing=self.listing)
+
+    def fee_totals(self, model: CostModel) -> FeeTotal:
+        """``fees_on(...).total`` as a function (size, price_base, fx, side, day) -> the same float, without the
+        itemised fees (``engine.market.costs.fee_totals``)."""
+        return fee_totals(model, self.listing, self.hk)
 
 
 @dataclass

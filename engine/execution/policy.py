@@ -38,7 +38,7 @@ from engine.execution.books import Book, Market
 from engine.execution.clock import iso_utc_many
 from engine.execution.records import OrderRecord, TradeRecord, fee_items, records_of, round_trip
 from engine.execution.sizing import entry_size
-from engine.market.costs import Fees
+from engine.market.costs import Fees, FeeTotal
 from engine.plan.config import RunConfig
 from engine.plan.planner import NO_EXITS, Plan, PlannedAction
 from strategies.base import Exits
@@ -133,6 +133,7 @@ class Policy:
         self._books = self.market.books
         self._fill_px = [b.open if self.fill == "open" else b.close for b in self._books]  # raw fill prices
         self._marks: np.ndarray | None = None  # Market.sizing_marks, read on the first entry
+        self._fee_totals: list[FeeTotal | None] = [None] * n_books  # Book.fee_totals, made on a book's first refusal
         # records as rows (``OrderRecord`` / ``TradeRecord`` field order), made into records by ``finish``;
         # a trade row holds its UTC instants as int ns until then (converted in one pass)
         self._order_rows: list[tuple[object, ...]] = []
@@ -296,8 +297,19 @@ class Policy:
                 self._order(k, i, verb, size, "skipped", limit, action.event_id)
                 return
         signed = size if long else -size
-        if not records and long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
-            return  # refused whatever its fees (fees are >= 0); only the refusal's text would need them
+        if long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
+            # refused whatever its fees (they are >= 0, and rounding is monotone: cash + (cost - fees) < 0 too);
+            # only the refusal's text needs them, and only their total
+            if records:
+                day = book.dates[i]
+                fee_total = self._fee_totals[k]
+                if fee_total is None:
+                    fee_total = self._fee_totals[k] = book.fee_totals(cfg.costs)
+                delta = -signed * price_base - fee_total(size, price_base, fx, verb, day)
+                self._order_rows.append((day, book.symbol, verb, size, "refused",
+                                         f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)",
+                                         action.event_id, None, None))
+            return
         day = book.dates[i]
         fees = book.fees_on(cfg.costs, day, fx, size, price_base, verb)
         total = fees.total
