@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.execution.books import _BOOK_COLUMNS, _columns, build_market, make_book
+from engine.execution.clock import bar_instants
 from engine.execution.fast_driver import simulate
 from engine.market.costs import CostModel, fee_totals, order_fees
 from engine.market.symbols import listing
@@ -130,3 +131,28 @@ def test_price_frames_are_read_from_their_blocks_without_copies() -> None:
     # stale bars 4 and 9 of the frame are bars 1 and 6 of the book: each moves to the next real bar
     assert book.next_tradable.tolist() == [0, 2, 2, 3, 4, 5, 7, 7, *range(8, 37)]
     assert make_book("BABA", frame.iloc[10:20], None).next_tradable.tolist() == list(range(10))  # none stale
+
+
+def test_books_with_equal_dates_share_their_instants_per_exchange() -> None:
+    """``Market.bar_instants`` reads each exchange's distinct bar dates once: books on equal dates get the arrays
+    ``bar_instants`` gives each of them alone, an HK book on the very dates of a US book its own HK instants, and
+    the equity points and marks are what each book's own arrays give."""
+    us = frame_on_sessions("XNYS", "2022-03-01", "2022-05-31", seed=1)
+    frames = {"0700.HK": us.copy(), "BABA": us, "JD": us.copy(),  # an HK book on US dates, first
+              "PDD": us.iloc[5:].copy(), "9988.HK": frame_on_sessions("XHKG", "2022-03-01", "2022-05-31", seed=2)}
+    market = build_market(frames, list(frames), None, None)
+    assert market._date_group == [0, 0, 0, 1, 2]
+    market.bar_instants()
+    for book in market.books:
+        alone = bar_instants(book.exchange, book.index)
+        for name in ("open_at", "close_at", "session"):
+            assert np.array_equal(getattr(book.instants, name), getattr(alone, name)), (book.symbol, name)
+    hk, baba, jd = market.books[:3]
+    assert baba.instants is jd.instants and hk.close_at.tolist() != baba.close_at.tolist()
+    point_at = np.full(market.n_points, np.iinfo(np.int64).min)
+    for book in market.books:
+        np.maximum.at(point_at, market.index.searchsorted(book.index), book.close_at)
+    assert np.array_equal(market.point_at, np.maximum.accumulate(point_at))
+    for k, book in enumerate(market.books):
+        last = np.searchsorted(book.close_at, market.point_at, side="right") - 1
+        assert np.array_equal(market.closes_on_points(k), np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0))

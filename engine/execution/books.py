@@ -133,6 +133,9 @@ class Market:
     _closes: dict[int, np.ndarray] = field(default_factory=dict)
     _agendas: dict[tuple[str, bytes], Agenda] = field(default_factory=dict)  # (fill, plan layout) -> agenda
     _instants_ready: bool = False
+    # book -> group of books with equal bar dates (``build_market`` finds them; empty: every book on its own)
+    _date_group: list[int] = field(default_factory=list)
+    _lasts: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # id(close_at) -> last close
 
     @property
     def n_points(self) -> int:
@@ -141,16 +144,20 @@ class Market:
     def bar_instants(self) -> None:
         """Every book's session instants (``Book.instants``), read exchange by exchange in one pass
         (``engine.execution.clock.bar_instants_many``: one calendar look-up per exchange, one copy of the
-        arrays for books trading the same days) the first time the market needs them."""
+        arrays for books trading the same days) the first time the market needs them. Books with equal bar
+        dates on one exchange are read once (they get the same arrays)."""
         if self._instants_ready:
             return
-        by_exchange: dict[str, list[Book]] = {}
-        for book in self.books:
+        groups = self._date_group or range(len(self.books))
+        by_exchange: dict[str, dict[int, list[Book]]] = {}
+        for book, group in zip(self.books, groups, strict=True):
             if "instants" not in book.__dict__:
-                by_exchange.setdefault(book.exchange, []).append(book)
-        for exchange, books in by_exchange.items():
-            for book, instants in zip(books, bar_instants_many(exchange, [b.index for b in books]), strict=True):
-                book.__dict__["instants"] = instants
+                by_exchange.setdefault(book.exchange, {}).setdefault(group, []).append(book)
+        for exchange, same in by_exchange.items():
+            sets = list(same.values())
+            for books, instants in zip(sets, bar_instants_many(exchange, [b[0].index for b in sets]), strict=True):
+                for book in books:
+                    book.__dict__["instants"] = instants
         self._instants_ready = True
 
     @cached_property
@@ -161,7 +168,12 @@ class Market:
         point_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
         stamps = self.index.to_numpy()
         applied: dict[int, list[np.ndarray]] = {}  # close instants -> bar stamps already taken in
-        for book in self.books:
+        taken: dict[tuple[str, int], Book] = {}  # (exchange, date group) -> its first book
+        for k, book in enumerate(self.books):
+            if self._date_group:  # equal dates at the same instants: the maximum is already taken
+                first = taken.setdefault((book.exchange, self._date_group[k]), book)
+                if first is not book and first.close_at is book.close_at:
+                    continue
             raw = _raw(book.index)
             if stamps.dtype.kind != "M" or raw.dtype.kind != "M":
                 np.maximum.at(point_at, self.index.searchsorted(book.index), book.close_at)
@@ -191,8 +203,11 @@ class Market:
         row = self._closes.get(k)
         if row is None:
             book = self.books[k]
-            last = np.searchsorted(book.close_at, self.point_at, side="right") - 1
-            row = self._closes[k] = np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0.0)
+            found = self._lasts.get(id(book.close_at))  # books sharing close instants share this
+            if found is None:
+                last = np.searchsorted(book.close_at, self.point_at, side="right") - 1
+                found = self._lasts[id(book.close_at)] = (last >= 0, np.maximum(last, 0))
+            row = self._closes[k] = np.where(found[0], book.close_base[found[1]], 0.0)
         return row
 
     def sizing_marks(self, fill: str) -> np.ndarray:
@@ -341,17 +356,22 @@ def _raw(index: pd.DatetimeIndex) -> np.ndarray:
     return index.values if type(index) is pd.DatetimeIndex and index.tz is None else index.to_numpy()
 
 
-def _union_dates(books: Sequence[Book]) -> pd.DatetimeIndex:
+def _union_dates(books: Sequence[Book]) -> tuple[pd.DatetimeIndex, list[int]]:
     """The union of the books' dates, sorted (numpy on the raw values: no Timestamp objects per bar; books with
-    the same dates are taken once)."""
-    distinct: dict[tuple[int, object, object], list[np.ndarray]] = {}
+    the same dates are taken once), and each book's group of books with equal dates."""
+    distinct: dict[tuple[int, object, object], list[tuple[np.ndarray, int]]] = {}
+    groups: list[int] = []
+    arrays: list[np.ndarray] = []
     for book in books:
         raw = _raw(book.index)
         same = distinct.setdefault((len(raw), raw[0], raw[-1]) if len(raw) else (0, None, None), [])
-        if not any(other.dtype == raw.dtype and np.array_equal(other, raw) for other in same):
-            same.append(raw)
-    arrays = [raw for group in distinct.values() for raw in group]
-    return pd.DatetimeIndex(np.unique(np.concatenate(arrays))) if arrays else pd.DatetimeIndex([])
+        group = next((g for other, g in same if other.dtype == raw.dtype and np.array_equal(other, raw)), None)
+        if group is None:
+            group = len(arrays)
+            same.append((raw, group))
+            arrays.append(raw)
+        groups.append(group)
+    return (pd.DatetimeIndex(np.unique(np.concatenate(arrays))) if arrays else pd.DatetimeIndex([])), groups
 
 
 def build_market(
@@ -364,7 +384,7 @@ def build_market(
     used = [s for s in symbols if s in frames and not frames[s].empty]
     rates = as_rates(fx_series)
     books = [make_book(s, frames[s], fx_series, rates) for s in used]
-    index = _union_dates(books)
+    index, groups = _union_dates(books)
     n = len(index)
     aligned = None
     if bench_close is not None and len(bench_close):
@@ -373,4 +393,4 @@ def build_market(
         series = align_benchmark(bench_close, index)
         aligned = None if series is None else series.to_numpy(dtype=float)
     years = (index[-1] - index[0]).days / 365.25 if n else 0.0
-    return Market(index=index, books=books, bench_aligned=aligned, years=years)
+    return Market(index=index, books=books, bench_aligned=aligned, years=years, _date_group=groups)

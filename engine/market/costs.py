@@ -114,6 +114,7 @@ def order_fees(
     return fees
 
 
+_RULES_BY_DAY: dict[tuple[str, float | None], dict[tuple[str, str], tuple[tuple[str, float, str], ...]]] = {}
 FeeTotal = Callable[[float, float, float, str, str], float]  # (size, price_base, fx, side, day) -> total
 
 
@@ -125,7 +126,7 @@ def fee_totals(model: CostModel, listing: Listing | None = None, hk: bool = Fals
     pct, minimum, slip = model.commission_pct, model.min_commission, model.slippage_bps / 10_000.0
     flat = (listing is not None and listing.kind != "stock") or not model.venue_fees  # commission and slippage
     venue = listing.venue if listing is not None else ("HK" if hk else "")
-    rules: dict[tuple[str, str], tuple[tuple[str, float, str], ...]] = {}
+    rules = _RULES_BY_DAY.setdefault((venue, model.stamp_duty_rate), {})  # (day, side) -> _venue_items
 
     def total(size: float, price_base: float, fx: float, side: str, day: str) -> float:
         value = abs(size) * price_base
