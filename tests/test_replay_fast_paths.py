@@ -156,3 +156,30 @@ def test_books_with_equal_dates_share_their_instants_per_exchange() -> None:
     for k, book in enumerate(market.books):
         last = np.searchsorted(book.close_at, market.point_at, side="right") - 1
         assert np.array_equal(market.closes_on_points(k), np.where(last >= 0, book.close_base[np.maximum(last, 0)], 0))
+
+
+@pytest.mark.parametrize("fill", ["open", "close"])
+def test_the_agenda_reads_each_actions_bar_as_its_book_does(fill: str) -> None:
+    """An entry reads its bar's fill price, FX rate and date from the agenda (gathered for every action at
+    once): the values ``Book.fill_price``, ``Book.fx`` and ``Book.dates`` give, HKD books at their daily rate, and
+    a book whose dates are not day numbers read date by date."""
+    frames = {"BABA": frame_on_sessions("XNYS", "2022-01-03", "2022-06-30", seed=1),
+              "0700.HK": frame_on_sessions("XHKG", "2022-01-03", "2022-06-30", seed=2, base=300.0),
+              "JD": frame_on_sessions("XNYS", "2022-02-01", "2022-05-31", seed=3, base=60.0)}
+    plan = Plan({s: [PlannedAction(s, bar, f.index[bar], kind, "long", 5, f"e{bar}", "analyst_upgrade", None, 1,
+                                   None, bar) for bar in range(0, len(f), 4) for kind in ("enter", "exit")]
+                 for s, f in frames.items()}, [], [])
+    days = pd.date_range("2021-12-20", "2022-07-05", freq="D")
+    hkd = pd.Series(7.8 + 0.001 * np.sin(np.arange(len(days))), index=days)  # HKD=X quotes moving daily
+    for plain in (False, True):
+        market = build_market(frames, list(frames), hkd, None)
+        if plain:
+            market.books[1].dates = list(market.books[1].dates)  # a plain list of dates
+        agenda, flat = market.agenda(plan, fill)
+        assert len(agenda.prices) == len(agenda.fxs) == len(agenda.days) == len(flat)
+        by_symbol = {b.symbol: b for b in market.books}
+        for j, action in enumerate(flat):
+            book = by_symbol[action.symbol]
+            assert agenda.prices[j] == book.fill_price(action.bar, fill)
+            assert agenda.fxs[j] == book.fx.item(action.bar)
+            assert agenda.days[j] == book.dates[action.bar] == str(book.index[action.bar].date())

@@ -266,6 +266,14 @@ _PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_
 _NAT = np.iinfo(np.int64).min
 
 
+def iso_day(day: int) -> str:
+    """YYYY-MM-DD of a day number since 1970-01-01 (made once per process)."""
+    text = _ISO_DAYS.get(day)
+    if text is None:
+        text = _ISO_DAYS[day] = str(np.datetime64(day, "D"))
+    return text
+
+
 class IsoDates(Sequence[str]):
     """The ISO session dates (YYYY-MM-DD) of a book's bars, each made when read (not kept: a long sweep reads the
     dates of its fills only, and keeping them would grow with every point). The text of each day number is
@@ -291,11 +299,15 @@ class IsoDates(Sequence[str]):
         value = ints.item(i)
         if value == _NAT:
             return "NaT"
-        day = value // self._per_day  # floor, as the cast to datetime64[D] rounds
-        text = _ISO_DAYS.get(day)
-        if text is None:
-            text = _ISO_DAYS[day] = str(np.datetime64(day, "D"))
-        return text
+        return iso_day(value // self._per_day)  # floor, as the cast to datetime64[D] rounds
+
+    def day_numbers(self, bars: np.ndarray) -> np.ndarray | None:
+        """The day numbers (``iso_day``) of the dates at ``bars`` (None where some date is not one: NaT, or a
+        unit finer than a day does not divide)."""
+        if self._ints is None:
+            return None
+        values = self._ints[bars]
+        return None if (values == _NAT).any() else values // self._per_day
 
     def __eq__(self, other: object) -> bool:
         return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented

@@ -40,7 +40,7 @@ from engine.execution.records import OrderRecord, TradeRecord, fee_items, record
 from engine.execution.sizing import entry_size
 from engine.market.costs import Fees, FeeTotal
 from engine.plan.config import RunConfig
-from engine.plan.planner import NO_EXITS, Plan, PlannedAction
+from engine.plan.planner import NO_EXITS, Plan
 from strategies.base import Exits
 
 _NO_ACTIONS: list[int] = []  # a visit of a woken book without planned actions (never changed)
@@ -247,7 +247,7 @@ class Policy:
         if entering:
             for k, i, enters, _ in visits:
                 for j in enters:
-                    self._enter(k, plan[j], i, t, equity)
+                    self._enter(k, j, i, t, equity)
 
     def _restart(self, lot: Lot, i: int, hold: int | None) -> None:
         book = self.market.books[lot.book]
@@ -259,8 +259,10 @@ class Policy:
         if due is not None and due < len(self.clock.tick_of[lot.book]):
             self._wake(lot.book, due)
 
-    def _enter(self, k: int, action: PlannedAction, i: int, t: int, equity: float) -> None:
+    def _enter(self, k: int, j: int, i: int, t: int, equity: float) -> None:
+        """Entry action ``j`` (its position in the plan's actions) of book ``k`` at its bar ``i``, tick ``t``."""
         cfg = self.config
+        action = self._actions[j]
         side = action.side
         long = side == "long"
         verb = "buy" if long else "sell"
@@ -281,8 +283,9 @@ class Policy:
             for lot in [lot for lot in lots if lot.side != side and lot.entry_tick < t]:
                 self._exit(lot, i, t, "signal")
         book = self._books[k]
-        price = self._fill_px[k].item(i)
-        fx = book.fx.item(i)
+        agenda = self._agenda  # the action's bar's price, FX rate and date (book.fill_price(i), .fx, .dates)
+        price = agenda.prices[j]
+        fx = agenda.fxs[j]
         price_base = price / fx
         target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
         records = self.records
@@ -301,7 +304,7 @@ class Policy:
             # refused whatever its fees (they are >= 0, and rounding is monotone: cash + (cost - fees) < 0 too);
             # only the refusal's text needs them, and only their total
             if records:
-                day = book.dates[i]
+                day = agenda.days[j]
                 fee_total = self._fee_totals[k]
                 if fee_total is None:
                     fee_total = self._fee_totals[k] = book.fee_totals(cfg.costs)
@@ -310,7 +313,7 @@ class Policy:
                                          f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)",
                                          action.event_id, None, None))
             return
-        day = book.dates[i]
+        day = agenda.days[j]
         fees = book.fees_on(cfg.costs, day, fx, size, price_base, verb)
         total = fees.total
         delta = -signed * price_base - total
