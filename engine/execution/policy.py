@@ -132,6 +132,8 @@ class Policy:
         self._agenda, self._actions = self.market.agenda(self.plan, self.fill)
         self._books = self.market.books
         self._fill_px = [b.open if self.fill == "open" else b.close for b in self._books]  # raw fill prices
+        self._symbols = [b.symbol for b in self._books]  # what an entry reads of its book, in one place each
+        self._lot_sizes = [b.lot_size for b in self._books]
         self._marks: np.ndarray | None = None  # Market.sizing_marks, read on the first entry
         self._fee_totals: list[FeeTotal | None] = [None] * n_books  # Book.fee_totals, made on a book's first refusal
         # records as rows (``OrderRecord`` / ``TradeRecord`` field order), made into records by ``finish``;
@@ -282,16 +284,16 @@ class Policy:
         if lots:
             for lot in [lot for lot in lots if lot.side != side and lot.entry_tick < t]:
                 self._exit(lot, i, t, "signal")
-        book = self._books[k]
         agenda = self._agenda  # the action's bar's price, FX rate and date (book.fill_price(i), .fx, .dates)
         price = agenda.prices[j]
         fx = agenda.fxs[j]
         price_base = price / fx
-        target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
+        lot_size = self._lot_sizes[k]
+        target, size = entry_size(cfg, action, equity, price_base, lot_size)
         records = self.records
         if size <= 0:
             if records:
-                self._order(k, i, verb, 0, "skipped", f"target {target:.2f} is below one board lot ({book.lot_size})",
+                self._order(k, i, verb, 0, "skipped", f"target {target:.2f} is below one board lot ({lot_size})",
                             action.event_id)
             return
         if self._limits:
@@ -307,12 +309,13 @@ class Policy:
                 day = agenda.days[j]
                 fee_total = self._fee_totals[k]
                 if fee_total is None:
-                    fee_total = self._fee_totals[k] = book.fee_totals(cfg.costs)
+                    fee_total = self._fee_totals[k] = self._books[k].fee_totals(cfg.costs)
                 delta = -signed * price_base - fee_total(size, price_base, fx, verb, day)
-                self._order_rows.append((day, book.symbol, verb, size, "refused",
+                self._order_rows.append((day, self._symbols[k], verb, size, "refused",
                                          f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)",
                                          action.event_id, None, None))
             return
+        book = self._books[k]
         day = agenda.days[j]
         fees = book.fees_on(cfg.costs, day, fx, size, price_base, verb)
         total = fees.total

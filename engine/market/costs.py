@@ -115,6 +115,7 @@ def order_fees(
 
 
 _RULES_BY_DAY: dict[tuple[str, float | None], dict[tuple[str, str], tuple[tuple[str, float, str], ...]]] = {}
+_FEE_TOTALS: dict[tuple[CostModel, str, bool], FeeTotal] = {}  # (model, venue, flat) -> fee_totals
 FeeTotal = Callable[[float, float, float, str, str], float]  # (size, price_base, fx, side, day) -> total
 
 
@@ -122,10 +123,19 @@ def fee_totals(model: CostModel, listing: Listing | None = None, hk: bool = Fals
     """``order_fees(model, size, price_base, hk=hk, fx=fx, side=side, day=day, listing=listing).total`` as a
     function of one listing's fills, without the itemised fees (a refused order's text needs only the total):
     the same amounts summed in the same order (commission, slippage, stamp duty, then each venue item where
-    it first comes), so the same float; the venue's rules of each (day, side) are looked up once."""
-    pct, minimum, slip = model.commission_pct, model.min_commission, model.slippage_bps / 10_000.0
+    it first comes), so the same float; the venue's rules of each (day, side) are looked up once. Listings of
+    one venue and kind share one function (``order_fees`` reads nothing else of them)."""
     flat = (listing is not None and listing.kind != "stock") or not model.venue_fees  # commission and slippage
     venue = listing.venue if listing is not None else ("HK" if hk else "")
+    key = (model, venue, flat)
+    shared = _FEE_TOTALS.get(key)
+    if shared is None:
+        shared = _FEE_TOTALS[key] = _fee_totals(model, venue, flat, listing, hk)
+    return shared
+
+
+def _fee_totals(model: CostModel, venue: str, flat: bool, listing: Listing | None, hk: bool) -> FeeTotal:
+    pct, minimum, slip = model.commission_pct, model.min_commission, model.slippage_bps / 10_000.0
     rules = _RULES_BY_DAY.setdefault((venue, model.stamp_duty_rate), {})  # (day, side) -> _venue_items
 
     def total(size: float, price_base: float, fx: float, side: str, day: str) -> float:
