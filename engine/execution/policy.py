@@ -468,9 +468,12 @@ class Policy:
     def finish(self) -> None:
         """Positions still open are marked at their symbol's last close (open trades); the records are made
         from their rows (trades in trade id order, orders in the order they were decided)."""
-        for k, book in enumerate(self.market.books):
+        for k, lots in enumerate(self.lots):
+            if not lots:
+                continue
+            book = self._books[k]
             last = len(book.dates) - 1
-            for lot in self.lots[k]:
+            for lot in lots:
                 price = book.close.item(last)
                 self._trade(lot, last, price, price / book.fx.item(last), 0.0, "open")
         rows = sorted(self._trade_rows, key=_first)
