@@ -13,7 +13,7 @@ last few.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,6 +63,11 @@ class Agenda:
     ticks: list[int]  # ascending: ticks where some book has an action on a real bar
     visits: list[list[Visit]]  # per tick: the books acting there, in book order
     entering: list[bool]  # per tick: some visit has an entry (the sizing equity is needed)
+    # per action (its position in ``PlanActions.flat``): its bar's raw fill price, FX rate and ISO date, read
+    # for every action at once (an entry reads them from here, not book by book)
+    prices: list[float] = field(default_factory=list)
+    fxs: list[float] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)
 
 
 def build_agenda(market: Market, actions: PlanActions, fill: str) -> Agenda:
@@ -102,4 +107,31 @@ def build_agenda(market: Market, actions: PlanActions, fill: str) -> Agenda:
             entering[-1] = True
         else:
             others.append(j)
-    return Agenda(out_ticks, visits, entering)
+    return Agenda(out_ticks, visits, entering, *_bar_values(market, actions, fill))
+
+
+def _bar_values(market: Market, actions: PlanActions, fill: str) -> tuple[list[float], list[float], list[str]]:
+    """Each action's bar's raw fill price, FX rate and ISO date (``Book.fill_price``, ``Book.fx``,
+    ``Book.dates``), gathered with numpy book by book; the dates made once per distinct day."""
+    from engine.execution.books import IsoDates, iso_day  # books imports this module
+    n, bars = len(actions.flat), actions.bars
+    prices, fxs = np.empty(n), np.empty(n)
+    numbers = np.empty(n, dtype=np.int64)
+    exact = True
+    for k, lo, hi in actions.segments:
+        book = market.books[k]
+        at = bars[lo:hi]
+        prices[lo:hi] = (book.open if fill == "open" else book.close)[at]
+        fxs[lo:hi] = book.fx[at]
+        days = book.dates.day_numbers(at) if isinstance(book.dates, IsoDates) else None
+        if days is None:
+            exact = False
+        else:
+            numbers[lo:hi] = days
+    if exact:
+        distinct, where = np.unique(numbers, return_inverse=True)
+        texts = [iso_day(day) for day in distinct.tolist()]
+        dates = [texts[w] for w in where.tolist()]
+    else:  # some book's dates are not day numbers: each date as the book gives it
+        dates = [market.books[k].dates[i] for k, lo, hi in actions.segments for i in bars[lo:hi].tolist()]
+    return prices.tolist(), fxs.tolist(), dates

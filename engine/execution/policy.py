@@ -38,9 +38,9 @@ from engine.execution.books import Book, Market
 from engine.execution.clock import iso_utc_many
 from engine.execution.records import OrderRecord, TradeRecord, fee_items, records_of, round_trip
 from engine.execution.sizing import entry_size
-from engine.market.costs import Fees
+from engine.market.costs import Fees, FeeTotal
 from engine.plan.config import RunConfig
-from engine.plan.planner import NO_EXITS, Plan, PlannedAction
+from engine.plan.planner import NO_EXITS, Plan
 from strategies.base import Exits
 
 _NO_ACTIONS: list[int] = []  # a visit of a woken book without planned actions (never changed)
@@ -132,7 +132,10 @@ class Policy:
         self._agenda, self._actions = self.market.agenda(self.plan, self.fill)
         self._books = self.market.books
         self._fill_px = [b.open if self.fill == "open" else b.close for b in self._books]  # raw fill prices
+        self._symbols = [b.symbol for b in self._books]  # what an entry reads of its book, in one place each
+        self._lot_sizes = [b.lot_size for b in self._books]
         self._marks: np.ndarray | None = None  # Market.sizing_marks, read on the first entry
+        self._fee_totals: list[FeeTotal | None] = [None] * n_books  # Book.fee_totals, made on a book's first refusal
         # records as rows (``OrderRecord`` / ``TradeRecord`` field order), made into records by ``finish``;
         # a trade row holds its UTC instants as int ns until then (converted in one pass)
         self._order_rows: list[tuple[object, ...]] = []
@@ -246,7 +249,7 @@ class Policy:
         if entering:
             for k, i, enters, _ in visits:
                 for j in enters:
-                    self._enter(k, plan[j], i, t, equity)
+                    self._enter(k, j, i, t, equity)
 
     def _restart(self, lot: Lot, i: int, hold: int | None) -> None:
         book = self.market.books[lot.book]
@@ -258,8 +261,10 @@ class Policy:
         if due is not None and due < len(self.clock.tick_of[lot.book]):
             self._wake(lot.book, due)
 
-    def _enter(self, k: int, action: PlannedAction, i: int, t: int, equity: float) -> None:
+    def _enter(self, k: int, j: int, i: int, t: int, equity: float) -> None:
+        """Entry action ``j`` (its position in the plan's actions) of book ``k`` at its bar ``i``, tick ``t``."""
         cfg = self.config
+        action = self._actions[j]
         side = action.side
         long = side == "long"
         verb = "buy" if long else "sell"
@@ -279,15 +284,16 @@ class Policy:
         if lots:
             for lot in [lot for lot in lots if lot.side != side and lot.entry_tick < t]:
                 self._exit(lot, i, t, "signal")
-        book = self._books[k]
-        price = self._fill_px[k].item(i)
-        fx = book.fx.item(i)
+        agenda = self._agenda  # the action's bar's price, FX rate and date (book.fill_price(i), .fx, .dates)
+        price = agenda.prices[j]
+        fx = agenda.fxs[j]
         price_base = price / fx
-        target, size = entry_size(cfg, action, equity, price_base, book.lot_size)
+        lot_size = self._lot_sizes[k]
+        target, size = entry_size(cfg, action, equity, price_base, lot_size)
         records = self.records
         if size <= 0:
             if records:
-                self._order(k, i, verb, 0, "skipped", f"target {target:.2f} is below one board lot ({book.lot_size})",
+                self._order(k, i, verb, 0, "skipped", f"target {target:.2f} is below one board lot ({lot_size})",
                             action.event_id)
             return
         if self._limits:
@@ -296,9 +302,21 @@ class Policy:
                 self._order(k, i, verb, size, "skipped", limit, action.event_id)
                 return
         signed = size if long else -size
-        if not records and long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
-            return  # refused whatever its fees (fees are >= 0); only the refusal's text would need them
-        day = book.dates[i]
+        if long and not cfg.allow_margin and self.cash + -signed * price_base < 0:
+            # refused whatever its fees (they are >= 0, and rounding is monotone: cash + (cost - fees) < 0 too);
+            # only the refusal's text needs them, and only their total
+            if records:
+                day = agenda.days[j]
+                fee_total = self._fee_totals[k]
+                if fee_total is None:
+                    fee_total = self._fee_totals[k] = self._books[k].fee_totals(cfg.costs)
+                delta = -signed * price_base - fee_total(size, price_base, fx, verb, day)
+                self._order_rows.append((day, self._symbols[k], verb, size, "refused",
+                                         f"insufficient cash ({self.cash:.2f} available, {-delta:.2f} needed)",
+                                         action.event_id, None, None))
+            return
+        book = self._books[k]
+        day = agenda.days[j]
         fees = book.fees_on(cfg.costs, day, fx, size, price_base, verb)
         total = fees.total
         delta = -signed * price_base - total
@@ -450,9 +468,12 @@ class Policy:
     def finish(self) -> None:
         """Positions still open are marked at their symbol's last close (open trades); the records are made
         from their rows (trades in trade id order, orders in the order they were decided)."""
-        for k, book in enumerate(self.market.books):
+        for k, lots in enumerate(self.lots):
+            if not lots:
+                continue
+            book = self._books[k]
             last = len(book.dates) - 1
-            for lot in self.lots[k]:
+            for lot in lots:
                 price = book.close.item(last)
                 self._trade(lot, last, price, price / book.fx.item(last), 0.0, "open")
         rows = sorted(self._trade_rows, key=_first)

@@ -52,9 +52,15 @@ def fee_items(fees: Mapping[str, float]) -> str:
     """Fees of one fill as ``item=amount`` pairs in the base currency (4 decimals), items in a fixed order
     (commission, slippage, stamp duty, then the venue's levies alphabetically), so a trade list shows what
     each fill paid and why."""
-    first = ("commission", "slippage", "stamp_duty")
-    order = [k for k in first if k in fees] + sorted(k for k in fees if k not in first)
-    return ";".join(f"{k}={fees[k]:.4f}" for k in order)
+    names = tuple(fees)
+    order = _ITEM_ORDERS.get(names)
+    if order is None:  # the order of one set of items, worked out once (a run has a few)
+        first = ("commission", "slippage", "stamp_duty")
+        order = _ITEM_ORDERS[names] = tuple([k for k in first if k in fees] + sorted(k for k in fees if k not in first))
+    return ";".join([f"{k}={fees[k]:.4f}" for k in order])
+
+
+_ITEM_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}  # the items of some fees, as made -> their order
 
 
 def round_trip(side: str, size: int, entry_exec: float, exit_exec: float, entry_fees: float,

@@ -15,6 +15,7 @@ Conventions (stated in the README):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -111,6 +112,54 @@ def order_fees(
         amount = fee_schedule.round_amount(rate * value_local, rounding) / fx
         fees[item] = fees.get(item, 0.0) + amount
     return fees
+
+
+_RULES_BY_DAY: dict[tuple[str, float | None], dict[tuple[str, str], tuple[tuple[str, float, str], ...]]] = {}
+_FEE_TOTALS: dict[tuple[CostModel, str, bool], FeeTotal] = {}  # (model, venue, flat) -> fee_totals
+FeeTotal = Callable[[float, float, float, str, str], float]  # (size, price_base, fx, side, day) -> total
+
+
+def fee_totals(model: CostModel, listing: Listing | None = None, hk: bool = False) -> FeeTotal:
+    """``order_fees(model, size, price_base, hk=hk, fx=fx, side=side, day=day, listing=listing).total`` as a
+    function of one listing's fills, without the itemised fees (a refused order's text needs only the total):
+    the same amounts summed in the same order (commission, slippage, stamp duty, then each venue item where
+    it first comes), so the same float; the venue's rules of each (day, side) are looked up once. Listings of
+    one venue and kind share one function (``order_fees`` reads nothing else of them)."""
+    flat = (listing is not None and listing.kind != "stock") or not model.venue_fees  # commission and slippage
+    venue = listing.venue if listing is not None else ("HK" if hk else "")
+    key = (model, venue, flat)
+    shared = _FEE_TOTALS.get(key)
+    if shared is None:
+        shared = _FEE_TOTALS[key] = _fee_totals(model, venue, flat, listing, hk)
+    return shared
+
+
+def _fee_totals(model: CostModel, venue: str, flat: bool, listing: Listing | None, hk: bool) -> FeeTotal:
+    pct, minimum, slip = model.commission_pct, model.min_commission, model.slippage_bps / 10_000.0
+    rules = _RULES_BY_DAY.setdefault((venue, model.stamp_duty_rate), {})  # (day, side) -> _venue_items
+
+    def total(size: float, price_base: float, fx: float, side: str, day: str) -> float:
+        value = abs(size) * price_base
+        if value == 0:
+            return 0.0
+        commission = max(pct * value, minimum)
+        slippage = slip * value
+        if flat:
+            return float(sum((commission, slippage, 0.0)))
+        items = rules.get((day, side))
+        if items is None:
+            if day is None or side not in SIDES:  # undated callers (HK stamp duty only), or the error it raises
+                return order_fees(model, size, price_base, hk=hk, fx=fx, side=side, day=day, listing=listing).total
+            items = rules[(day, side)] = _venue_items(venue, fee_schedule.iso_day(day), side, model.stamp_duty_rate)
+        if not items:
+            return float(sum((commission, slippage, 0.0)))
+        amounts = {"commission": commission, "slippage": slippage, "stamp_duty": 0.0}
+        value_local = value * fx
+        for item, rate, rounding in items:
+            amounts[item] = amounts.get(item, 0.0) + fee_schedule.round_amount(rate * value_local, rounding) / fx
+        return float(sum(amounts.values()))
+
+    return total
 
 
 @cache
