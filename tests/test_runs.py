@@ -219,14 +219,20 @@ def test_git_revision_outside_a_repo(tmp_path: Path) -> None:
     assert runs.git_revision(tmp_path) == {"revision": None, "dirty": None}
 
 
-def test_git_revision_of_a_folder_inside_another_repository(tmp_path: Path) -> None:
-    """An installed evbt under a project's .venv must not report that project's revision as its own."""
+def _git_init(folder: Path) -> tuple[str, dict[str, str]]:
+    """A new git repository in ``folder``: (git executable, environment with a committer); skips without git."""
     git = shutil.which("git")
     if git is None:
         pytest.skip("git is not installed")
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
-    subprocess.run([git, "init", "-q", str(tmp_path)], check=True, env=env)
+    subprocess.run([git, "init", "-q", str(folder)], check=True, env=env)
+    return git, env
+
+
+def test_git_revision_of_a_folder_inside_another_repository(tmp_path: Path) -> None:
+    """An installed evbt under a project's .venv must not report that project's revision as its own."""
+    git, env = _git_init(tmp_path)
     subprocess.run([git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=env)
     site = tmp_path / ".venv" / "lib" / "site-packages"
     site.mkdir(parents=True)
@@ -235,12 +241,7 @@ def test_git_revision_of_a_folder_inside_another_repository(tmp_path: Path) -> N
 
 
 def test_git_revision_says_whether_tracked_files_changed(tmp_path: Path) -> None:
-    git = shutil.which("git")
-    if git is None:
-        pytest.skip("git is not installed")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    subprocess.run([git, "init", "-q", str(tmp_path)], check=True, env=env)
+    git, env = _git_init(tmp_path)
     (tmp_path / "a.txt").write_text("one\n")
     subprocess.run([git, "-C", str(tmp_path), "add", "a.txt"], check=True, env=env)
     subprocess.run([git, "-C", str(tmp_path), "commit", "-q", "-m", "x"], check=True, env=env)
