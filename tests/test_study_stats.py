@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -392,3 +393,55 @@ def test_day0_uses_the_backtest_fill_bar_rule_across_a_gap(tmp_path) -> None:
     assert row.day0 == "2022-04-01" == placement(store.load("AAA"), entry)[2].date().isoformat()
     assert row.day0_gap_days == 15
     assert any("calendar days after the entry session" in w for w in result.warnings)
+
+
+# ---------------------------------------------------------------- clustering against a pair-by-pair loop
+
+
+def _loop_pairs(windows: list[pd.DatetimeIndex]) -> list[tuple[int, int]]:
+    n = len(windows)
+    return [(i, j) for i in range(n) for j in range(i + 1, n)
+            if windows[i][0] <= windows[j][-1] and windows[j][0] <= windows[i][-1]]
+
+
+def _loop_rbar(residuals: list[pd.Series], pairs: list[tuple[int, int]], min_common: int) -> tuple[float, int]:
+    total, short = 0.0, 0
+    for i, j in pairs:
+        a, b = residuals[i].align(residuals[j], join="inner")
+        if len(a) < min_common:
+            short += 1
+        elif a.std(ddof=0) > 0 and b.std(ddof=0) > 0:
+            total += float(np.corrcoef(a.to_numpy(), b.to_numpy())[0, 1])
+    n = len(residuals)
+    return total / (n * (n - 1) / 2), short
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_overlaps_and_mean_correlation_equal_a_pair_by_pair_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2020-01-01", periods=900)
+    windows, residuals = [], []
+    for _ in range(int(rng.integers(2, 40))):
+        start = int(rng.integers(0, 850))
+        windows.append(days[start:start + int(rng.integers(1, 16))])
+        est = days[max(0, start - 260):max(1, start - 20)]
+        est = est[rng.random(len(est)) > 0.2]  # gaps: pairs share only some dates
+        residuals.append(pd.Series(rng.normal(0, 0.01, len(est)), index=est))
+    windows.append(windows[0][-1:].append(windows[0][-1:] + pd.Timedelta(days=3)))  # touches window 0's end
+    residuals.append(residuals[0].iloc[::2])
+    samples = [SimpleNamespace(window_dates=w) for w in windows]
+    expected_pairs = _loop_pairs(windows)
+    assert et.overlapping_pairs(samples) == expected_pairs
+    assert (0, len(windows) - 1) in expected_pairs
+    rbar, short = et.mean_cross_correlation(residuals, expected_pairs, min_common=30)
+    want_rbar, want_short = _loop_rbar(residuals, expected_pairs, 30)
+    assert short == want_short
+    assert rbar == want_rbar  # same dates, same order, same numpy call: equal to the last bit
+
+
+def test_mean_correlation_with_repeated_dates_uses_pandas_alignment() -> None:
+    dates = pd.bdate_range("2021-01-01", periods=60)
+    rng = np.random.default_rng(5)
+    a = pd.Series(rng.normal(size=60), index=dates)
+    b = pd.Series(rng.normal(size=61), index=dates.append(dates[-1:]))  # a repeated date: not a set of keys
+    assert et.mean_cross_correlation([a, b], [(0, 1)], min_common=30) == _loop_rbar([a, b], [(0, 1)], 30)

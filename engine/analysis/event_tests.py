@@ -94,15 +94,30 @@ def mean_cross_correlation(
     n = len(residuals)
     if n < 2:
         return 0.0, 0
+    # The common dates of a pair are the intersection of two sorted, unique date keys (an estimation window's bar
+    # dates): numpy's intersect1d gives them in the order pandas' inner align would, without an index per pair.
+    keys, values = [], []
+    for series in residuals:
+        index = series.index
+        if not (isinstance(index, pd.DatetimeIndex) and index.is_unique and index.is_monotonic_increasing):
+            keys = []
+            break
+        keys.append(index.asi8)
+        values.append(series.to_numpy(dtype=float))
     total, short = 0.0, 0
     for i, j in clustered_pairs:
-        a, b = residuals[i].align(residuals[j], join="inner")
+        if keys:
+            _, at_i, at_j = np.intersect1d(keys[i], keys[j], assume_unique=True, return_indices=True)
+            a, b = values[i][at_i], values[j][at_j]
+        else:
+            left, right = residuals[i].align(residuals[j], join="inner")
+            a, b = left.to_numpy(dtype=float), right.to_numpy(dtype=float)
         if len(a) < min_common:
             short += 1
             continue
-        sa, sb = float(np.std(a.to_numpy())), float(np.std(b.to_numpy()))
+        sa, sb = float(np.std(a)), float(np.std(b))
         if sa > 0 and sb > 0:
-            total += float(np.corrcoef(a.to_numpy(), b.to_numpy())[0, 1])
+            total += float(np.corrcoef(a, b)[0, 1])
     return total / (n * (n - 1) / 2.0), short
 
 
@@ -119,16 +134,22 @@ class Clustering:
     kp_factor: float | None
 
 
+def overlapping_pairs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
+    """Index pairs (i < j, in row order) whose event windows share calendar time (closed intervals)."""
+    if len(samples) < 2:
+        return []
+    starts = pd.DatetimeIndex([s.window_dates[0] for s in samples])
+    ends = pd.DatetimeIndex([s.window_dates[-1] for s in samples])
+    start, end = starts.asi8, ends.asi8  # nanoseconds since the epoch, UTC for zone-aware dates
+    overlap = (start[:, None] <= end[None, :]) & (start[None, :] <= end[:, None])
+    rows, cols = np.nonzero(np.triu(overlap, k=1))
+    return list(zip(rows.tolist(), cols.tolist(), strict=True))
+
+
 def clustering_of(samples: Sequence[Sample]) -> Clustering:
     """Which samples' event windows overlap in calendar time, and the Kolari-Pynnonen factor."""
     n = len(samples)
-    pairs = [
-        (i, j)
-        for i in range(n)
-        for j in range(i + 1, n)
-        if samples[i].window_dates[0] <= samples[j].window_dates[-1]
-        and samples[j].window_dates[0] <= samples[i].window_dates[-1]
-    ]
+    pairs = overlapping_pairs(samples)
     counts = pd.Series([s.day0.date().isoformat() for s in samples], dtype=object).value_counts()
     shared = tuple(sorted((str(d), int(c)) for d, c in counts.items() if c > 1))
     rbar, short = mean_cross_correlation([s.residuals for s in samples], pairs)
