@@ -96,7 +96,8 @@ def mean_cross_correlation(
         return 0.0, 0
     # The common dates of a pair are the intersection of two sorted, unique date keys (an estimation window's bar
     # dates): numpy's intersect1d gives them in the order pandas' inner align would, without an index per pair.
-    keys, values = [], []
+    keys: list[np.ndarray] = []
+    values: list[np.ndarray] = []
     for series in residuals:
         index = series.index
         if not (isinstance(index, pd.DatetimeIndex) and index.is_unique and index.is_monotonic_increasing):
