@@ -11,7 +11,8 @@ command as a fresh process (imports included):
 - `evbt run analyst_follow` (the backtrader engine) and a minimal backtrader script that places the same orders
   on the same parquet files (the floor; ratio printed);
 - a 1-point `evbt sweep` (the fast path, whole process) and a 100-point sweep on 2 workers (per extra point);
-- the peak RSS of each child process (from wait4).
+- the peak RSS of each child process and the 1-point sweep's CPU seconds, its workers included (from wait4);
+- a host calibration: a fixed pure-Python loop, since this shared machine's speed drifts by a factor of two.
 
 The project is byte-compiled first and the children run with Python's bytecode cache on, as an installed evbt
 does (a sandbox setting PYTHONDONTWRITEBYTECODE would otherwise add about 0.2 s of compiling to every process).
@@ -155,7 +156,8 @@ def compile_sources() -> None:
 
 
 def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) of the child and its stdout."""
+    """Wall seconds, peak RSS (MB) of the child and its stdout; its CPU seconds, with the children it reaped, go
+    to ``last_cpu``."""
     began = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.PIPE)
@@ -165,7 +167,25 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
         if status != 0:
             raise SystemExit(f"failed ({status}): {' '.join(cmd[:6])} ...\n{err[-2000:]}")
         out.seek(0)
+        global last_cpu
+        # wait4 reports the child with the children it reaped (pool workers, the forked reader)
+        last_cpu = usage.ru_utime + usage.ru_stime
         return wall, usage.ru_maxrss / 1024, out.read().decode()
+
+
+last_cpu = 0.0
+
+
+def calibration_loop() -> float:
+    """Seconds of a fixed pure-Python loop at module level (best of 3): this shared machine's speed drifts, so
+    figures taken on different days compare only beside it."""
+    code = compile("total = 0\nfor i in range(5_000_000):\n    total += i\n", "<calibration>", "exec")
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        exec(code, {})  # globals, as `python -c` runs it
+        best = min(best, time.perf_counter() - began)
+    return best
 
 
 def orders_from(report: dict) -> list[list]:
@@ -214,8 +234,12 @@ def bench_size(n: int, sessions: list[str], repeats: int, backtrader_max: int,
                        trades=len(report["trades"]))
         sweep = [*evbt, "sweep", "analyst_follow", *base, "--quiet", "--json", "--workers", "2"]
         # a new hold each time: an identical sweep would reuse its stored point
-        one = [measure([*sweep, "-g", f"hold={20 + k}"], env) for k in range(max(repeats, point_repeats))]
+        one, cpus = [], []
+        for k in range(max(repeats, point_repeats)):
+            one.append(measure([*sweep, "-g", f"hold={20 + k}"], env))
+            cpus.append(last_cpu)
         walls = [w for w, _, _ in one]
+        row["sweep1_cpu"] = statistics.median(cpus)
         row.update(sweep1_s=statistics.median(walls), sweep1_rss=max(r for _, r, _ in one),
                    sweep1_range=(min(walls), max(walls), len(walls)))
         wall, peak, _ = measure([*sweep, "-g", "hold=101..200"], env)
@@ -262,7 +286,10 @@ def main() -> None:
               f"{fmt(r['sweep100_s']):>8} {fmt(peak, 'MB'):>9}")
     for r in rows:
         span: tuple[float, float, int] = r["sweep1_range"]  # type: ignore[assignment]
-        print(f"1-point sweep, {r['symbols']} symbols: median of {span[2]} runs, {span[0]:.2f}-{span[1]:.2f} s")
+        print(f"1-point sweep, {r['symbols']} symbols: median of {span[2]} runs, {span[0]:.2f}-{span[1]:.2f} s; "
+              f"CPU of all its processes {r['sweep1_cpu']:.2f} s (median)")
+    print(f"host calibration: a fixed pure-Python loop of 5,000,000 additions takes {calibration_loop():.2f} s "
+          "(best of 3)")
     print("targets (500 symbols): per point < 0.3 s, 1-point whole process < 3 s, run <= 1.3x floor at every size, "
           "import of 500 files < 3 s, peak RSS < 1 GB at 2,000 symbols")
 
