@@ -82,7 +82,7 @@ def _cached_series(store: PriceStore, symbol: str, config: RunConfig, fetch: boo
 
 
 def benchmark_trade_return(trade: TradeRecord, bench: pd.DataFrame | None, fill: str,
-                           marked: object = None) -> float | None:
+                           marked: pd.Timestamp | None = None) -> float | None:
     """Benchmark return over the trade's holding window, at the same fill point on the benchmark's own
     bars: opens of the first benchmark bars on/after the entry and exit dates (fill open), or closes of the
     last benchmark bars on/before them (fill close). An open trade is marked at its symbol's last close, on
@@ -96,7 +96,7 @@ def benchmark_trade_return(trade: TradeRecord, bench: pd.DataFrame | None, fill:
         if date is None:
             if marked is None:
                 return float(bench["close"].iloc[-1])
-            pos = int(idx.searchsorted(pd.Timestamp(marked), side="right")) - 1  # type: ignore[arg-type]
+            pos = int(idx.searchsorted(marked, side="right")) - 1
             return float(bench["close"].iloc[pos]) if pos >= 0 else None
         ts = pd.Timestamp(date)
         if after:
@@ -198,12 +198,12 @@ def _with_benchmark(trade: TradeRecord, bench: pd.DataFrame, fill: str,
     return replace(trade, benchmark_return=benchmark_trade_return(trade, bench, fill, mark_date(trade, frames)))
 
 
-def mark_date(trade: TradeRecord, frames: dict[str, pd.DataFrame]) -> object:
+def mark_date(trade: TradeRecord, frames: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
     """The date an open trade is marked at (its symbol's last bar in the run); None for a closed trade."""
     if trade.exit_date is not None:
         return None
     frame = frames.get(trade.symbol)
-    return frame.index[-1] if frame is not None and len(frame) else None
+    return pd.Timestamp(frame.index[-1]) if frame is not None and len(frame) else None
 
 
 def _data_info(store: PriceStore, symbols: list[str]) -> dict[str, Any]:
