@@ -81,17 +81,23 @@ def _cached_series(store: PriceStore, symbol: str, config: RunConfig, fetch: boo
     return frame["close"] if not frame.empty else None
 
 
-def benchmark_trade_return(trade: TradeRecord, bench: pd.DataFrame | None, fill: str) -> float | None:
+def benchmark_trade_return(trade: TradeRecord, bench: pd.DataFrame | None, fill: str,
+                           marked: pd.Timestamp | None = None) -> float | None:
     """Benchmark return over the trade's holding window, at the same fill point on the benchmark's own
     bars: opens of the first benchmark bars on/after the entry and exit dates (fill open), or closes of the
-    last benchmark bars on/before them (fill close). Open trades use the last benchmark close."""
+    last benchmark bars on/before them (fill close). An open trade is marked at its symbol's last close, on
+    date ``marked`` (the symbol's last bar in the run): the benchmark's last close on or before that date
+    (without ``marked``: its last close)."""
     if bench is None or bench.empty:
         return None
     idx = bench.index
 
     def at(date: str | None, field: str, after: bool) -> float | None:
         if date is None:
-            return float(bench["close"].iloc[-1])
+            if marked is None:
+                return float(bench["close"].iloc[-1])
+            pos = int(idx.searchsorted(marked, side="right")) - 1
+            return float(bench["close"].iloc[pos]) if pos >= 0 else None
         ts = pd.Timestamp(date)
         if after:
             pos = int(idx.searchsorted(ts, side="left"))
@@ -150,7 +156,7 @@ def run(
         symbols=[s for s in config.symbols if s in frames],
     )
     if bench_frame is not None and not bench_frame.empty:
-        trades = [_with_benchmark(t, bench_frame, config.fill) for t in trades]
+        trades = [_with_benchmark(t, bench_frame, config.fill, frames) for t in trades]
     bench_close = bench_frame["close"] if bench_frame is not None and not bench_frame.empty else None
     fx_source = fx_series.describe()
     result = RunResult(
@@ -185,10 +191,19 @@ def run(
     return Outcome(report, result, config, fingerprints, cal_hash)
 
 
-def _with_benchmark(trade: TradeRecord, bench: pd.DataFrame, fill: str) -> TradeRecord:
+def _with_benchmark(trade: TradeRecord, bench: pd.DataFrame, fill: str,
+                    frames: dict[str, pd.DataFrame]) -> TradeRecord:
     from dataclasses import replace
 
-    return replace(trade, benchmark_return=benchmark_trade_return(trade, bench, fill))
+    return replace(trade, benchmark_return=benchmark_trade_return(trade, bench, fill, mark_date(trade, frames)))
+
+
+def mark_date(trade: TradeRecord, frames: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The date an open trade is marked at (its symbol's last bar in the run); None for a closed trade."""
+    if trade.exit_date is not None:
+        return None
+    frame = frames.get(trade.symbol)
+    return pd.Timestamp(frame.index[-1]) if frame is not None and len(frame) else None
 
 
 def _data_info(store: PriceStore, symbols: list[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from strategies import indicators as ind
 from strategies.base import BaseParams, Signal, Strategy, StrategyContext
 
 
@@ -49,7 +50,7 @@ class Capitulation(Strategy):
                 self._checked += 1
                 if self._deepest is None or change < self._deepest[0]:
                     self._deepest = (change, symbol, event.id)
-                if change <= -p.fall:
+                if change <= -p.fall + ind.THRESHOLD_SLACK:
                     yield Signal(symbol=symbol, event=event, hold=p.hold, group=event.id)
 
     def explain(self) -> str | None:

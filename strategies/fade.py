@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from strategies import indicators as ind
 from strategies.base import BaseParams, Signal, Strategy, StrategyContext
 
 
@@ -47,7 +48,7 @@ class Fade(Strategy):
                 self._checked += 1
                 if self._largest is None or rally > self._largest[0]:
                     self._largest = (rally, symbol, event.id)
-                if rally < p.rally:
+                if rally < p.rally - ind.THRESHOLD_SLACK:
                     continue
                 if p.action == "short":
                     yield Signal(symbol=symbol, event=event, side="short", hold=p.hold, group=event.id)

@@ -23,6 +23,11 @@ import pandas as pd
 Indicator = Callable[..., pd.Series]
 
 
+
+# Slack of a rule's threshold on a return (fractions): a move of exactly X% is X% although close / close - 1 of
+# decimal prices is a few ulps off (22.5 / 25 - 1 = -0.09999999999999998); far below a price tick's share.
+THRESHOLD_SLACK = 1e-12
+
 def _period(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"indicator period must be a whole number >= 1, got {n!r}")

@@ -116,7 +116,7 @@ def test_wheel_contains_the_calendar_and_no_checkout_state(installed: Installed)
     for needed in ("cli.py", "engine/paths.py", "strategies/registry.py", "event_calendar/__init__.py",
                    "event_calendar/events.csv", "event_calendar/closures.csv", "event_calendar/README.md",
                    "engine/market/data/venues.csv", "engine/market/data/lots.csv", "engine/market/data/fees.csv",
-                   "engine/market/data/currencies.csv"):
+                   "engine/market/data/currencies.csv", "engine/market/data/exemptions.csv"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tests/", "data_cache/", "runs/", "benchmarks/", "scripts/"))]
 

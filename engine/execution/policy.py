@@ -43,6 +43,9 @@ from engine.plan.config import RunConfig
 from engine.plan.planner import NO_EXITS, Plan
 from strategies.base import Exits
 
+# Slack of the stop-loss / trailing-stop / take-profit comparisons (returns, as fractions): far above the float
+# error of close / entry - 1 (about 1e-16) and far below a price tick's share of a return.
+GUARD_SLACK = 1e-12
 _NO_ACTIONS: list[int] = []  # a visit of a woken book without planned actions (never changed)
 _ENTRY_AT, _EXIT_AT = 23, 24  # positions of entry_at / exit_at in a trade row (TradeRecord's field order)
 
@@ -388,17 +391,18 @@ class Policy:
         move = closes / lot.entry_price - 1.0
         ret = move if long else -move
         hits: list[tuple[str, np.ndarray]] = []
+        # a close exactly at a threshold hits it: 22.5 / 25 - 1 is -0.09999999999999998 in floats, not -0.1
         if stop is not None:
-            hits.append(("stop_loss", ret <= -stop))
+            hits.append(("stop_loss", ret <= -stop + GUARD_SLACK))
         if trail is not None:  # against the best close since the entry (the entry price to begin with)
             if long:
                 peak = np.maximum.accumulate(np.maximum(closes, lot.entry_price))
-                hits.append(("trailing_stop", closes <= peak * (1.0 - trail)))
+                hits.append(("trailing_stop", closes / peak - 1.0 <= -trail + GUARD_SLACK))
             else:
                 trough = np.minimum.accumulate(np.minimum(closes, lot.entry_price))
-                hits.append(("trailing_stop", closes >= trough * (1.0 + trail)))
+                hits.append(("trailing_stop", closes / trough - 1.0 >= trail - GUARD_SLACK))
         if take is not None:
-            hits.append(("take_profit", ret >= take))
+            hits.append(("take_profit", ret >= take - GUARD_SLACK))
         firsts = [(int(np.argmax(mask)), rank, name) for rank, (name, mask) in enumerate(hits) if mask.any()]
         if not firsts:
             return

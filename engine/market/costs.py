@@ -9,7 +9,9 @@ Conventions (stated in the README):
   HK stamp duty, trading fee, SFC and AFRC levies; US SEC fee on sells; mainland stamp duty on sells; UK SDRT
   on buys), each computed on the value in the listing's currency, rounded per order as the table says, then
   converted back to the base currency with the fill's FX rate. ``stamp_duty_rate`` (``--stamp-duty``), when
-  set, replaces the HK stamp duty rate on every date.
+  set, replaces the HK stamp duty rate on every date;
+- a listing's exemptions (``engine/market/data/exemptions.csv``, e.g. no HK stamp duty on ETFs such as 2800.HK
+  since 2015-02-13) charge that item at zero on the dates they cover.
 """
 
 from __future__ import annotations
@@ -108,14 +110,25 @@ def order_fees(
     if side not in SIDES:
         raise ValueError(f"side must be buy or sell, got {side!r}")
     value_local = value * fx
-    for item, rate, rounding in _venue_items(venue, fee_schedule.iso_day(day), side, model.stamp_duty_rate):
+    iso = fee_schedule.iso_day(day)
+    items = _venue_items(venue, iso, side, model.stamp_duty_rate)
+    if listing is not None and fee_schedule.has_exemptions(listing.symbol):
+        items = _without(items, fee_schedule.exempt_items(listing.symbol, iso))
+    for item, rate, rounding in items:
         amount = fee_schedule.round_amount(rate * value_local, rounding) / fx
         fees[item] = fees.get(item, 0.0) + amount
     return fees
 
 
+def _without(items: tuple[tuple[str, float, str], ...], exempt: frozenset[str]) -> tuple[tuple[str, float, str], ...]:
+    """``items`` with the exempt ones charged at a zero rate (kept, so the trade list still names them)."""
+    if not exempt:
+        return items
+    return tuple((item, 0.0, "none") if item in exempt else (item, rate, rounding) for item, rate, rounding in items)
+
+
 _RULES_BY_DAY: dict[tuple[str, float | None], dict[tuple[str, str], tuple[tuple[str, float, str], ...]]] = {}
-_FEE_TOTALS: dict[tuple[CostModel, str, bool], FeeTotal] = {}  # (model, venue, flat) -> fee_totals
+_FEE_TOTALS: dict[tuple[CostModel, str, bool, str | None], FeeTotal] = {}  # (model, venue, flat, exempt symbol)
 FeeTotal = Callable[[float, float, float, str, str], float]  # (size, price_base, fx, side, day) -> total
 
 
@@ -124,10 +137,12 @@ def fee_totals(model: CostModel, listing: Listing | None = None, hk: bool = Fals
     function of one listing's fills, without the itemised fees (a refused order's text needs only the total):
     the same amounts summed in the same order (commission, slippage, stamp duty, then each venue item where
     it first comes), so the same float; the venue's rules of each (day, side) are looked up once. Listings of
-    one venue and kind share one function (``order_fees`` reads nothing else of them)."""
+    one venue and kind share one function (``order_fees`` reads nothing else of them), except a listing with
+    exemptions (``exemptions.csv``), which has its own."""
     flat = (listing is not None and listing.kind != "stock") or not model.venue_fees  # commission and slippage
     venue = listing.venue if listing is not None else ("HK" if hk else "")
-    key = (model, venue, flat)
+    exempt = listing.symbol if listing is not None and fee_schedule.has_exemptions(listing.symbol) else None
+    key = (model, venue, flat, exempt)
     shared = _FEE_TOTALS.get(key)
     if shared is None:
         shared = _FEE_TOTALS[key] = _fee_totals(model, venue, flat, listing, hk)
@@ -136,7 +151,9 @@ def fee_totals(model: CostModel, listing: Listing | None = None, hk: bool = Fals
 
 def _fee_totals(model: CostModel, venue: str, flat: bool, listing: Listing | None, hk: bool) -> FeeTotal:
     pct, minimum, slip = model.commission_pct, model.min_commission, model.slippage_bps / 10_000.0
-    rules = _RULES_BY_DAY.setdefault((venue, model.stamp_duty_rate), {})  # (day, side) -> _venue_items
+    exempt = listing.symbol if listing is not None and fee_schedule.has_exemptions(listing.symbol) else None
+    # (day, side) -> _venue_items (of this listing when it has exemptions: they depend on the symbol)
+    rules = {} if exempt else _RULES_BY_DAY.setdefault((venue, model.stamp_duty_rate), {})
 
     def total(size: float, price_base: float, fx: float, side: str, day: str) -> float:
         value = abs(size) * price_base
@@ -150,7 +167,11 @@ def _fee_totals(model: CostModel, venue: str, flat: bool, listing: Listing | Non
         if items is None:
             if day is None or side not in SIDES:  # undated callers (HK stamp duty only), or the error it raises
                 return order_fees(model, size, price_base, hk=hk, fx=fx, side=side, day=day, listing=listing).total
-            items = rules[(day, side)] = _venue_items(venue, fee_schedule.iso_day(day), side, model.stamp_duty_rate)
+            iso = fee_schedule.iso_day(day)
+            items = _venue_items(venue, iso, side, model.stamp_duty_rate)
+            if exempt:
+                items = _without(items, fee_schedule.exempt_items(exempt, iso))
+            rules[(day, side)] = items
         if not items:
             return float(sum((commission, slippage, 0.0)))
         amounts = {"commission": commission, "slippage": slippage, "stamp_duty": 0.0}

@@ -24,6 +24,7 @@ import pandas as pd
 from engine.errors import ConfigError
 
 FEES_PATH = Path(__file__).resolve().parent / "data" / "fees.csv"
+EXEMPTIONS_PATH = Path(__file__).resolve().parent / "data" / "exemptions.csv"
 SIDES = ("buy", "sell", "both")
 ROUNDINGS = ("none", "ceil_unit", "round_cent", "ceil_cent")
 _OPEN_END = "9999-12-31"
@@ -101,6 +102,39 @@ def _check_overlaps(rules: list[FeeRule], path: Path) -> None:
 @cache
 def rules() -> tuple[FeeRule, ...]:
     return load_rules()
+
+
+def load_exemptions(path: Path = EXEMPTIONS_PATH) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """``data/exemptions.csv``: symbol -> ((item, start, end), ...), the fee items a listing does not pay on trade
+    dates ``start``..``end`` (inclusive ISO; empty ``end`` = still in force), e.g. HK stamp duty on ETFs."""
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        for lineno, raw in enumerate(csv.DictReader(fh), start=2):
+            where = f"{path}:{lineno}"
+            symbol, item = (raw.get("symbol") or "").strip().upper(), (raw.get("item") or "").strip()
+            if not symbol or not item:
+                raise ConfigError(f"{where}: symbol and item are required")
+            start = _date(raw.get("start") or "", where, "start")
+            end = _date(raw["end"], where, "end") if (raw.get("end") or "").strip() else _OPEN_END
+            if end < start:
+                raise ConfigError(f"{where}: end {end} is before start {start}")
+            out.setdefault(symbol, []).append((item, start, end))
+    return {symbol: tuple(rows) for symbol, rows in out.items()}
+
+
+@cache
+def exemptions() -> dict[str, tuple[tuple[str, str, str], ...]]:
+    return load_exemptions()
+
+
+def has_exemptions(symbol: str) -> bool:
+    return symbol in exemptions()
+
+
+@cache
+def exempt_items(symbol: str, day: str) -> frozenset[str]:
+    """The fee items ``symbol`` is exempt from on trade date ``day`` (ISO)."""
+    return frozenset(item for item, start, end in exemptions().get(symbol, ()) if start <= day <= end)
 
 
 def iso_day(day: object) -> str:

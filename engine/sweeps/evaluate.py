@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from engine.analysis.metrics import Metrics, ReturnStats, compute_metrics, daily_returns, return_stats
-from engine.backtest import benchmark_trade_return
+from engine.backtest import benchmark_trade_return, mark_date
 from engine.collector import collector_paused
 from engine.execution import fast_driver as fastpath
 from engine.execution.records import OrderRecord, RunResult, TradeRecord
@@ -208,7 +208,8 @@ def evaluate(data: SweepData, window: Window, config: RunConfig, records: bool =
 def _with_benchmarks(trades: list[TradeRecord], wctx: WindowContext, config: RunConfig) -> list[TradeRecord]:
     if wctx.bench_frame is None:
         return trades
-    return [dataclasses.replace(t, benchmark_return=benchmark_trade_return(t, wctx.bench_frame, config.fill))
+    return [dataclasses.replace(t, benchmark_return=benchmark_trade_return(t, wctx.bench_frame, config.fill,
+                                                                           mark_date(t, wctx.frames)))
             for t in trades]
 
 
