@@ -123,8 +123,33 @@ def test_walk_forward(run_cli, sample_cache: Path) -> None:
     for step in steps:
         assert step["values"]["hold"] in (2, 5, 10) and step["test_key"]
     assert doc["walk_forward_summary"]["steps"] == len(steps)
+    measured = [s["test_metric"] for s in steps if s["test_metric"] is not None]
+    assert doc["walk_forward_summary"]["test_metric_steps"] == len(measured)
+    assert doc["walk_forward_summary"]["mean_test_metric"] == pytest.approx(sum(measured) / len(measured))
     code, out, _ = run_cli(*BASE, "--quiet", "-g", "hold=2,5,10", "--walk-forward", "6:3")
     assert code == 0 and "Walk-forward: 6 step(s)" in out and "computed 0" in out
+
+
+def _walk_forward_summary(test_metrics: list[float | None], counted: bool = True) -> dict:
+    steps = [{"train": {"start": "2021-01-01", "end": "2021-06-30"}, "test": {"start": "2021-07-01", "end": "x"},
+              "values": {"hold": 5}, "train_metric": 0.5, "test_metric": m} for m in test_metrics]
+    defined = [m for m in test_metrics if m is not None]
+    wf = {"steps": len(steps), "mean_test_metric": sum(defined) / len(defined) if defined else None,
+          "chained_test_return": 0.0}
+    if counted:
+        wf["test_metric_steps"] = len(defined)
+    return {"metric": "sharpe", "walk_forward": steps, "walk_forward_summary": wf}
+
+
+def test_walk_forward_text_says_how_many_test_windows_the_mean_covers() -> None:
+    from engine.reporting.cli_text import walk_forward_text
+
+    text = walk_forward_text(_walk_forward_summary([1.0, None, 2.0]))  # type: ignore[arg-type]
+    assert "mean out-of-sample sharpe 1.500 over 2 of 3 test windows;" in text
+    old = walk_forward_text(_walk_forward_summary([1.0, None, 2.0], counted=False))  # type: ignore[arg-type]
+    assert "mean out-of-sample sharpe 1.500 over 2 of 3 test windows;" in old  # a summary saved before the count
+    every = walk_forward_text(_walk_forward_summary([1.0, 2.0]))  # type: ignore[arg-type]
+    assert "mean out-of-sample sharpe 1.500; chained" in every
 
 
 def test_runs_show_and_compare_read_sweeps(run_cli, sample_cache: Path, tmp_path: Path) -> None:

@@ -199,8 +199,13 @@ def walk_forward_text(summary: SweepSummary) -> str:
     metric = summary["metric"]
     table = render_table(["train", "test", "chosen point", f"train {metric}", f"test {metric}"], rows)
     wf = summary["walk_forward_summary"]
+    measured = wf.get("test_metric_steps")
+    if measured is None:  # a summary written before the count was kept
+        measured = sum(s["test_metric"] is not None for s in summary["walk_forward"])
+    # a test window without the metric (no trades, no variance) is left out of the mean: say how many count
+    over = f" over {measured} of {wf['steps']} test windows" if measured != wf["steps"] else ""
     return (f"{table}\n\nWalk-forward: {wf['steps']} step(s); mean out-of-sample {metric} "
-            f"{num(wf['mean_test_metric'], missing='n/a')}; chained out-of-sample return "
+            f"{num(wf['mean_test_metric'], missing='n/a')}{over}; chained out-of-sample return "
             f"{pct(wf['chained_test_return'], missing='n/a')}")
 
 

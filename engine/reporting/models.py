@@ -163,7 +163,8 @@ class WalkForwardStep(TypedDict):
 
 class WalkForwardSummary(TypedDict):
     steps: int
-    mean_test_metric: float | None
+    mean_test_metric: float | None  # over the steps whose test window has the metric (test_metric_steps of them)
+    test_metric_steps: NotRequired[int]  # absent in summaries written before it was added
     chained_test_return: float | None
 
 

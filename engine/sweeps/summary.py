@@ -124,5 +124,6 @@ def walk_forward(per_window: dict[str, pd.DataFrame], windows: Sequence[Window],
         growth *= 1.0 + (s["test_total_return"] or 0.0)
     return {"walk_forward": steps, "windows": labels,
             "walk_forward_summary": {"steps": len(steps), "mean_test_metric": float(np.mean(oos)) if oos else None,
+                                     "test_metric_steps": len(oos),
                                      "chained_test_return": growth - 1.0 if steps else None},
             "best": None, "ranking": [], "multiple_testing": {"points_tried": points}}
