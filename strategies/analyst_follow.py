@@ -14,10 +14,13 @@ import numpy as np
 
 from strategies import indicators as ind
 from strategies.base import BaseParams, RowKind, RowsContext, Signal, SignalRows, Strategy, StrategyContext
-from strategies.event_hold import firm_matches
+from strategies.event_hold import firm_matches, unknown_firms_note
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+ANALYST_TYPES = ("analyst_upgrade", "analyst_downgrade")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class AnalystFollow(Strategy):
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: AnalystFollowParams = self.params
+        self._firms_note = unknown_firms_note(self.name, p.firms, ctx.events_of(*ANALYST_TYPES), ANALYST_TYPES)
         for event in ctx.events_of("analyst_upgrade", "analyst_downgrade"):
             if not firm_matches(event.firm, p.firms):
                 continue
@@ -67,6 +71,10 @@ class AnalystFollow(Strategy):
                     if p.short_downgrades:
                         yield Signal(symbol=symbol, event=event, side="short", hold=p.hold, group=event.id)
 
+    def notes(self) -> list[str]:
+        note = getattr(self, "_firms_note", None)
+        return [note] if note else []
+
     def signal_rows(self, ctx: RowsContext) -> SignalRows | None:
         """``signals`` as columns (equal to it, row for row; the planner's fast path)."""
         p: AnalystFollowParams = self.params
@@ -75,6 +83,7 @@ class AnalystFollow(Strategy):
             return None
         events, symbols = pairs
         listed = ctx.events
+        self._firms_note = unknown_firms_note(self.name, p.firms, listed, ANALYST_TYPES)
         if p.firms:
             keep = np.array([firm_matches(listed[k].firm, p.firms) for k in events.tolist()], dtype=bool)
             events, symbols = events[keep], symbols[keep]

@@ -249,3 +249,8 @@ class Strategy:
     def explain(self) -> str | None:
         """After ``signals``: why it produced no signal, when the rule can tell (shown with the run's warnings)."""
         return None
+
+    def notes(self) -> list[str]:
+        """After ``signals``: warnings about the parameters given, with or without signals (shown with the run's
+        warnings), e.g. a firm no event of the run names."""
+        return []

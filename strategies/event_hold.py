@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strategies.base import BaseParams, Signal, Strategy, StrategyContext
+
+if TYPE_CHECKING:
+    from engine.events.catalog import Event
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,23 @@ def firm_matches(firm: str | None, firms: tuple[str, ...]) -> bool:
     return firm is not None and firm.strip().lower() in {f.strip().lower() for f in firms}
 
 
+def unknown_firms_note(strategy: str, firms: tuple[str, ...], events: Iterable[Event],
+                       types: Sequence[str]) -> str | None:
+    """A warning naming each of ``firms`` that no event of ``types`` names (a misspelt firm filters out every event
+    silently), with the firms those events do name; None when every firm is found or none is asked for."""
+    if not firms:
+        return None
+    named = sorted({e.firm.strip() for e in events if e.type in types and e.firm and e.firm.strip()}, key=str.lower)
+    known = {f.lower() for f in named}
+    missing = [f for f in firms if f.strip().lower() not in known]
+    if not missing:
+        return None
+    listed = ", ".join(named[:12]) + (f" and {len(named) - 12} more" if len(named) > 12 else "") if named else "none"
+    return (f"{strategy}: firms={','.join(missing)}: no {'/'.join(types)} event of the run names "
+            f"{'this firm' if len(missing) == 1 else 'these firms'} (whole name, any case); "
+            f"the firms these events name: {listed}")
+
+
 class EventHold(Strategy):
     name = "event_hold"
     description = "Go long (or short) at the first fill after each matching event; hold N sessions."
@@ -37,6 +58,7 @@ class EventHold(Strategy):
 
     def signals(self, ctx: StrategyContext) -> Iterable[Signal]:
         p: EventHoldParams = self.params
+        self._firms_note = unknown_firms_note(self.name, p.firms, ctx.events_of(*p.types), p.types)
         for event in ctx.events_of(*p.types):
             if not firm_matches(event.firm, p.firms):
                 continue
@@ -44,3 +66,7 @@ class EventHold(Strategy):
                 if p.symbols and symbol not in p.symbols:
                     continue
                 yield Signal(symbol=symbol, event=event, side=p.side, hold=p.hold, group=event.id)
+
+    def notes(self) -> list[str]:
+        note = getattr(self, "_firms_note", None)
+        return [note] if note else []

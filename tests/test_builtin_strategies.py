@@ -191,3 +191,30 @@ def test_analyst_follow_below_ma_needs_the_close_strictly_below_its_average() ->
         ctx = RunContext(("BABA",), up, {"BABA": frame}, "open", dt.date(2022, 3, 1), dt.date(2022, 4, 29))
         plan = build_plan(strategy, ctx, {"BABA": frame})
         assert [a.event_id for a in plan.actions.get("BABA", []) if a.action == "enter"] == expected
+
+
+# ------------------------------------------------------------------------------------------------ firms
+
+
+def _analyst_events() -> list[Event]:
+    return [event("up1", "2022-01-10", symbols=("BABA",), etype="analyst_upgrade", scope="company", firm="JPMorgan"),
+            event("dn1", "2022-02-10", symbols=("BABA",), etype="analyst_downgrade", scope="company",
+                  firm="Morgan Stanley")]
+
+
+@pytest.mark.parametrize("strategy", ["analyst_follow", "event_hold"])
+def test_a_firm_no_event_names_is_a_warning_naming_the_firms_there_are(tmp_path: Path, strategy: str) -> None:
+    frames = {"BABA": frame_on_sessions("XNYS", "2021-12-01", "2022-03-31", seed=1)}
+    extra = {"types": ("analyst_upgrade",)} if strategy == "event_hold" else {}
+    for firms, trades in ((("jpmorgan",), 1), (("JP Morgan",), 0), (("JPMorgan", "Goldman"), 1)):
+        out = _run(tmp_path / "-".join(firms), strategy, frames, dt.date(2022, 1, 1), dt.date(2022, 3, 31),
+                   _analyst_events(), firms=firms, hold=5, **extra)
+        assert len(out.result.trades) == trades
+        notes = [w for w in out.result.warnings if "firms=" in w]
+        missing = [f for f in firms if f.lower() != "jpmorgan"]
+        if not missing:  # matching is by the whole name in any case: "jpmorgan" is JPMorgan
+            assert notes == []
+            continue
+        assert len(notes) == 1 and f"firms={','.join(missing)}:" in notes[0]
+        named = "JPMorgan" if strategy == "event_hold" else "JPMorgan, Morgan Stanley"  # of the rule's event types
+        assert notes[0].endswith(f"the firms these events name: {named}")

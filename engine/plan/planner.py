@@ -98,7 +98,8 @@ def _build_from_rows(strategy: Strategy, rows: SignalRows, ctx: RunContext, fram
     for symbol_actions in actions.values():
         symbol_actions.sort(key=_BAR)
     note = strategy.explain() if not count else None
-    return Plan(actions=actions, skipped=skipped, events_used=used_ids, notes=[note] if note else []), own_exits
+    notes = ([note] if note else []) + strategy.notes()
+    return Plan(actions=actions, skipped=skipped, events_used=used_ids, notes=notes), own_exits
 
 
 def _build_from_signals(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
@@ -147,7 +148,8 @@ def _build_from_signals(strategy: Strategy, ctx: RunContext, frames: dict[str, p
         # appended in increasing seq: a stable sort by bar is the (bar, seq) order
         symbol_actions.sort(key=_BAR)
     note = strategy.explain() if not signals else None
-    return Plan(actions=actions, skipped=skipped, events_used=list(used), notes=[note] if note else []), own_exits
+    notes = ([note] if note else []) + strategy.notes()
+    return Plan(actions=actions, skipped=skipped, events_used=list(used), notes=notes), own_exits
 
 
 _BAR = operator.attrgetter("bar")
