@@ -20,6 +20,7 @@ from engine.execution.records import RunResult, TradeRecord
 from engine.market.prepare import prepare_market
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import RunContext, build_plan
+from engine.plan.signal_checks import checked_warmup
 from engine.plan.warmup import load_with_warmup
 from engine.prices.store import PriceStore
 from engine.reporting.models import Report
@@ -125,7 +126,7 @@ def run(
                             key=lambda e: (e.date, e.id))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvbtWarning)
-        frames, history = _load_frames(store, config, strategy.warmup())
+        frames, history = _load_frames(store, config, checked_warmup(strategy))
         market = prepare_market(store, config, frames, history)  # pence -> pounds, FX rates, market warnings
         frames, history, fx_series = market.frames, market.history, market.fx
         bench_frame = None

@@ -222,3 +222,59 @@ def test_sweep_of_a_user_file_runs_on_the_fast_path_and_equals_evbt_run(run_cli:
         for name, value in report["metrics"].items():
             got = point["metrics"][name]
             assert (value is None and got is None) or math.isclose(got, value, rel_tol=1e-9, abs_tol=1e-12), name
+
+
+GARBAGE_RULE = """\
+from dataclasses import dataclass
+
+from strategies.base import BaseParams, Signal, Strategy
+
+
+@dataclass(frozen=True)
+class Params(BaseParams):
+    hold: int = 3
+
+
+class Garbage(Strategy):
+    name = "garbage"
+    Params = Params
+
+    def warmup(self):
+        return {warmup}
+
+    def signals(self, ctx):
+        {body}
+"""
+
+_EACH = """for event in ctx.events_of("official_reassurance"):
+            for symbol in ctx.symbols_for(event):
+                yield Signal(symbol=symbol, event=event, {field})"""
+
+
+@pytest.mark.parametrize(("warmup", "body", "expected"), [
+    ("0", "yield 42", "signals() item 1 is int 42, not a Signal"),
+    ("0", "return 7", "signals() returned int 7, not an iterable of Signal"),
+    ("0", "return None", "signals() returned NoneType None, not an iterable of Signal"),
+    ("0", _EACH.format(field="hold=-4"), "hold must be a whole number of sessions >= 1 (or None: to the end), got -4"),
+    ("0", _EACH.format(field="hold=2.5"), "hold must be a whole number of sessions >= 1 (or None: to the end), "
+     "got 2.5"),
+    ("0", _EACH.format(field="hold='10'"), "hold must be a whole number of sessions >= 1 (or None: to the end), "
+     "got '10'"),
+    ("0", _EACH.format(field="side='sideways'"), "side must be 'long' or 'short', got 'sideways'"),
+    ("0", _EACH.format(field="action='buy'"), "action must be 'enter' or 'exit', got 'buy'"),
+    ("0", _EACH.format(field="weight=-0.5"), "weight must be a positive fraction of equity (or None: the run's "
+     "sizing), got -0.5"),
+    ("'lots'", "return []", "warmup() must return a whole number of sessions >= 0, got 'lots'"),
+    ("-3", "return []", "warmup() must return a whole number of sessions >= 0, got -3"),
+])
+def test_a_rule_returning_garbage_is_a_clear_run_error(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                       warmup: str, body: str, expected: str) -> None:
+    """What a rule yields or declares is checked: it used to surface as an internal AttributeError/TypeError, and a
+    Signal(hold=-4) or hold=2.5 was executed silently (a position held until an unrelated later exit)."""
+    path = _write(tmp_path, "garbage", GARBAGE_RULE.format(warmup=warmup, body=body))
+    for command in (("run", str(path), "--no-save"), ("sweep", str(path), "-g", "hold=2,3", "--workers", "1")):
+        code, out, err = run_cli("--offline", *command, *SYMBOLS)
+        assert code == 1, (command, err)
+        assert f"error: strategy garbage ({path.resolve()}): " in err, err
+        assert expected in err, err
+        assert "internal error" not in err and "Traceback" not in err and out == ""
