@@ -272,6 +272,13 @@ def events_fetch_ratings(app: AppContext, symbols: tuple[str, ...], refresh: boo
 # ---------------------------------------------------------------- run / demo / strategies / runs / compare
 
 
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    """--json and --csv are two different outputs on stdout: asking for both is a usage error (exit 2)."""
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv cannot be used together: --json prints the whole report, --csv "
+                               "only the trade list; choose one")
+
+
 def _print_report(report: Any, as_json: bool, as_csv: bool, saved: Path | None) -> None:
     from engine.reporting.report import dumps_report, render_text, trades_csv
 
@@ -297,6 +304,7 @@ def _print_report(report: Any, as_json: bool, as_csv: bool, saved: Path | None) 
 def run_cmd(app: AppContext, strategy: str, as_json: bool, as_csv: bool, no_save: bool, tags: tuple[str, ...],
             html_path: Path | None, plot_path: Path | None, placebo_n: int | None, placebo_seed: int | None,
             **options: Any) -> None:
+    _one_format(as_json, as_csv)
     with api.long_lived():
         from engine.reporting.report import dumps_report
 
@@ -386,6 +394,7 @@ def runs_gc(app: AppContext) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
 def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
+    _one_format(as_json, as_csv)
     _print_report(api.load_any_report(run), as_json, as_csv, None)
 
 

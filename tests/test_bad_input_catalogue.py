@@ -304,6 +304,16 @@ CASES: list[Case] = [
          **_csv(f"{CSV_HEADER}\n2022-01-03,1e-310,1e-310,1e-310,1e-310,1e-310,100\n", "line 2", "plausible")),
     Case("csv absurd price", "csv", IMPORT, **_csv(f"{CSV_HEADER}\n2022-01-03,1e300,1e300,1e300,1e300,1e300,1\n",
                                                    "line 2", "plausible")),
+    # two outputs asked for at once: --json won silently (the CSV asked for never came)
+    Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
+    Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),
+         ("--json and --csv cannot be used together",)),
+    # a swept key set again: the grid's values won and the other value was silently ignored
+    Case("grid key also given with -p", "grid", (*SWEEP_G, "-p", "hold=4"), ("-g hold", "-p hold", "ignored")),
+    Case("grid run option also given as its option", "grid", (*SWEEP, "-g", "fill=open,close", "--fill", "close"),
+         ("-g fill", "--fill", "ignored")),
+    Case("grid slippage also given as its option", "grid", (*SWEEP, "-g", "slippage_bps=1,5", "--slippage-bps", "3"),
+         ("-g slippage_bps", "--slippage-bps", "ignored")),
 ]
 
 
