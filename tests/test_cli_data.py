@@ -96,6 +96,18 @@ def test_show_offline_missing_exit_2(run_cli: Run, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("EVBT_OFFLINE", "1")
     code, _, err = run_cli("data", "show", "BABA")
     assert code == 2 and "BABA" in err and "not in the price cache" in err
+    # an open end of the asked range is left out of the message (it said "prices for (open) .. (open)")
+    assert "error: BABA: prices are not in the cache" in err and "(open)" not in err
+    code, _, err = run_cli("data", "show", "BABA", "--start", "2022-01-03")
+    assert code == 2 and "error: BABA: prices from 2022-01-03 on are not in the cache" in err, err
+    code, _, err = run_cli("data", "show", "BABA", "--end", "2022-01-03")
+    assert code == 2 and "error: BABA: prices up to 2022-01-03 are not in the cache" in err, err
+
+
+def test_show_outside_the_cached_range_names_the_asked_dates(run_cli: Run, sample_cache: Path) -> None:
+    code, _, err = run_cli("--offline", "data", "show", "BABA", "--start", "2030-01-01")
+    assert code == 2 and "error: BABA: no cached prices from 2030-01-01 on (cache has 20" in err, err
+    assert "(open)" not in err
 
 
 def test_rm_unknown_and_path_symbol_exit_2(run_cli: Run, sample_cache: Path) -> None:
