@@ -172,7 +172,8 @@ def data_ls(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
     elif not entries:
-        click.echo(f"cache {app.cache_dir} is empty (try `evbt data sample` or `evbt data import FILE`)")
+        sample = "evbt --sample data sample" if app.sample else "evbt data sample"
+        click.echo(f"cache {app.cache_dir} is empty (try `{sample}` or `evbt data import FILE`)")
     else:
         click.echo(data_ls_text(entries))
 
