@@ -83,6 +83,20 @@ def test_runs_rm_and_gc_free_unreferenced_versions(run_cli: RunCli, sample_cache
     assert code == 2 and "not found" in err
 
 
+def test_runs_rm_of_a_sweep_id_names_the_sweep(run_cli: RunCli, sample_cache: Path) -> None:
+    """`runs rm SWEEP_ID` said "run 'sweep-...' not found", as if the sweep did not exist."""
+    code, out, err = run_cli("--offline", "sweep", "reassurance", "--symbols", "BABA,JD", "-g", "hold=2,3", "--quiet",
+                             "--json", "--workers", "1")
+    assert code == 0, err
+    sweep_id = json.loads(out)["sweep_id"]
+    folder = Path(os.environ["EVBT_RUNS_DIR"]) / "sweeps" / sweep_id
+    for ref in (sweep_id, sweep_id[:16]):
+        code, _, err = run_cli("runs", "rm", ref)
+        assert code == 2, err
+        assert f"error: {ref} is a sweep ({folder}), not a saved run" in err and "not found" not in err
+        assert "remove its folder" in err and (folder / "manifest.json").is_file()
+
+
 def test_rerun_keeps_created_and_tags(run_cli: RunCli, sample_cache: Path) -> None:
     report = _run(run_cli, "--tag", "baseline")
     folder = Path(os.environ["EVBT_RUNS_DIR"]) / report["run_id"]

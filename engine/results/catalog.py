@@ -70,7 +70,18 @@ def summary_json(s: RunSummary) -> dict[str, Any]:
 
 
 def remove_runs(refs: Sequence[str], runs_dir: Path | None = None) -> list[str]:
-    """Delete saved runs (every reference is resolved before anything is removed); returns their ids."""
+    """Delete saved runs (every reference is resolved before anything is removed); returns their ids.
+
+    A sweep id is refused with its folder named (it used to say "run 'sweep-...' not found", as if it did not
+    exist): sweeps are not removed by this command."""
+    from engine.results.resolve import find_sweep
+
+    for ref in refs:
+        sweep = find_sweep(ref, runs_dir) if str(ref).startswith("sweep-") else None
+        if sweep is not None:
+            raise ConfigError(f"{ref} is a sweep ({sweep}), not a saved run: `evbt runs rm` deletes saved runs "
+                              f"only; to delete the sweep, remove its folder while no sweep runs, then `evbt runs gc` "
+                              f"frees the data versions only it kept")
     folders = [resolve_run(ref, runs_dir) for ref in refs]
     for folder in folders:
         if not (folder / "report.json").is_file() or folder.parent.name == SWEEPS:
