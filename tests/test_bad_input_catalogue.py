@@ -312,6 +312,9 @@ CASES: list[Case] = [
     Case("grid key also given with -p", "grid", (*SWEEP_G, "-p", "hold=4"), ("-g hold", "-p hold", "ignored")),
     Case("grid run option also given as its option", "grid", (*SWEEP, "-g", "fill=open,close", "--fill", "close"),
          ("-g fill", "--fill", "ignored")),
+    Case("heatmap keys without --heatmap", "grid", (*SWEEP, "-g", "hold=1,2", "-g", "fill=open,close",
+                                                    "--heatmap-keys", "hold,fill"),
+         ("--heatmap-keys hold,fill", "--heatmap FILE")),
     Case("grid slippage also given as its option", "grid", (*SWEEP, "-g", "slippage_bps=1,5", "--slippage-bps", "3"),
          ("-g slippage_bps", "--slippage-bps", "ignored")),
 ]

@@ -53,6 +53,8 @@ def prepare_sweep(settings: Settings, strategy: str, grid_specs: Sequence[str], 
     from strategies.registry import get_strategy, resolve
 
     check_metric(metric)
+    if heatmap_keys is not None and heatmap is None:  # was silently ignored: no heatmap was written
+        raise ConfigError(f"--heatmap-keys {heatmap_keys} chooses the axes of a heatmap: add --heatmap FILE.png")
     strategy = resolve(strategy, settings.strategy_dirs)  # a user strategy: the absolute path of its file
     check_sweep_placebo(placebo_n, placebo_seed, split, walk_forward)
     grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
