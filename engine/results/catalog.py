@@ -99,16 +99,12 @@ def remove_runs(refs: Sequence[str], runs_dir: Path | None = None) -> list[str]:
 def referenced_versions(runs_dir: Path | None = None) -> set[str]:
     """Content hashes that saved runs and sweeps refer to (their manifests' data fingerprints)."""
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    manifests = [*root.glob("*/manifest.json"), *root.glob(f"{SWEEPS}/*/manifest.json")] if root.is_dir() else []
+    folders = [*root.glob("*/"), *root.glob(f"{SWEEPS}/*/")] if root.is_dir() else []
     out: set[str] = set()
-    for path in manifests:
-        if path.parent.name.startswith("."):
+    for folder in folders:
+        if folder.name.startswith(".") or (folder.name == SWEEPS and folder.parent == root):
             continue
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        out.update(str(v) for v in (doc.get("data") or {}).values())
+        out.update(_folder_versions(folder))
     # a kill between the rename of a run folder and its hidden old copy: keep what either refers to
     for path in root.glob(".*/manifest.json") if root.is_dir() else []:
         try:
@@ -116,6 +112,39 @@ def referenced_versions(runs_dir: Path | None = None) -> set[str]:
         except (OSError, ValueError):
             continue
     return out
+
+
+def _folder_versions(folder: Path) -> set[str]:
+    """The data versions one run or sweep folder refers to: its manifest's fingerprints, else (a run folder) its
+    report's, which are what `evbt rerun` reads. A folder with neither file refers to nothing (a sweep killed
+    before its manifest). When a manifest or report exists but neither gives the fingerprints, gc cannot know what
+    the folder needs: DataError, so nothing is freed (a damaged manifest used to count as "refers to nothing", and
+    gc deleted the only copy of the data versions its run had read)."""
+    problems: list[str] = []
+    manifest, report = folder / "manifest.json", folder / "report.json"
+    if not manifest.is_file() and not report.is_file():
+        return set()
+    try:
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if isinstance(data, dict):
+            return {str(v) for v in data.values()}
+        problems.append(f"{manifest.name} has no 'data' fingerprints")
+    except (OSError, ValueError) as exc:
+        problems.append(f"{manifest.name}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+        symbols = ((doc.get("data") or {}).get("symbols") if isinstance(doc, dict) else None) or {}
+        found = {str(info["fingerprint"]) for info in symbols.values()
+                 if isinstance(info, dict) and info.get("fingerprint")} if isinstance(symbols, dict) else set()
+        if found:
+            return found
+        problems.append(f"{report.name} lists no data fingerprints")
+    except (OSError, ValueError, AttributeError) as exc:
+        problems.append(f"{report.name}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    raise DataError(f"cannot tell which data versions {folder} refers to ({'; '.join(problems)}); nothing was "
+                    f"freed: repair that folder or delete it (`evbt runs rm {folder.name}` for a run), then run "
+                    f"`evbt runs gc` again")
 
 
 def gc(store: PriceStore, runs_dir: Path | None = None) -> GcResult:
