@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from engine.analysis.metrics import compute_metrics
-from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
+from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError, NoBarsInRange
 from engine.events import catalog as events_mod
 from engine.execution.records import RunResult, TradeRecord
 from engine.market.prepare import prepare_market
@@ -55,8 +55,11 @@ def _load_frames(store: PriceStore, config: RunConfig,
     history: dict[str, pd.DataFrame] = {}
     store.preload(config.symbols)  # the checked reads on threads; each load below uses its symbol's
     for symbol in config.symbols:
-        full = load_with_warmup(store, symbol, config.start, config.end, warmup_sessions)
-        trading = full.loc[pd.Timestamp(config.start): pd.Timestamp(config.end)]
+        try:
+            full = load_with_warmup(store, symbol, config.start, config.end, warmup_sessions)
+        except NoBarsInRange:  # cached, but not trading in the period (listed later, data ends before): as empty
+            full = pd.DataFrame()
+        trading = full.loc[pd.Timestamp(config.start): pd.Timestamp(config.end)] if len(full) else full
         if trading.empty:
             warnings.warn(f"{symbol}: no price bars between {config.start} and {config.end}; left out",
                           EvbtWarning, stacklevel=2)

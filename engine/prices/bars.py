@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from engine.errors import DataError, MissingDataError
+from engine.errors import DataError, NoBarsInRange
 from engine.prices.validate import COLUMNS, INDEX_UNIT, Columns, check_columns, check_index, validate_prices
 
 _CONTRACT_DTYPES = {c: np.dtype("float64") for c in COLUMNS[:-1]} | {"stale": np.dtype("bool")}
@@ -68,7 +68,7 @@ def slice_bars(frame: pd.DataFrame, sym: str, lo: dt.date | None, hi: dt.date | 
     out = frame if (a, b) == (0, len(index)) else frame.iloc[a:b]
     if len(out) == 0:
         first, last = frame.index[0].date(), frame.index[-1].date()
-        raise MissingDataError(
+        raise NoBarsInRange(
             f"{sym}: no cached prices {span_text(lo, hi)} (cache has {first} .. {last})"
         )
     return out
