@@ -595,6 +595,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return ExitStatus.INTERRUPTED
+    except SystemExit as exc:  # sys.exit() inside a user strategy: not evbt's exit code, and no message
+        from strategies.registry import user_error
+
+        if debug or (message := user_error(exc)) is None:
+            raise
+        click.echo(f"error: {message}", err=True)
+        return ExitStatus.RUN_FAILED
     except Exception as exc:  # a bug: still no traceback unless --debug
         if debug:
             raise

@@ -32,7 +32,7 @@ from types import ModuleType, TracebackType
 
 import strategies
 from engine.errors import ConfigError
-from strategies.base import EXIT_PARAMS, Strategy
+from strategies.base import EXIT_PARAMS, BaseParams, Strategy
 
 ENV_PATH = "EVBT_STRATEGIES_PATH"
 _SKIP = {"base", "registry", "indicators"}
@@ -110,7 +110,7 @@ def load_file(path: str | Path) -> type[Strategy]:
         module = _import_file(file)
     except ConfigError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a sys.exit() in the file ended evbt with its code and no message
         raise ConfigError(f"strategy file {_describe(exc, str(file.resolve()))}") from None
     defined = [obj for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, Strategy) and obj.__module__ == module.__name__]
@@ -120,8 +120,22 @@ def load_file(path: str | Path) -> type[Strategy]:
     cls = defined[0]
     if not cls.name:
         cls.name = file.stem
+    _check_shape(cls, file)
     checked_exit_params(cls, str(file))
     return cls
+
+
+def _check_shape(cls: type[Strategy], file: Path) -> None:
+    """What the engine calls exists: ``Params`` a dataclass of ``BaseParams``, and a ``signals`` of the file's own
+    (each was an internal TypeError / NotImplementedError when the run reached it)."""
+    params = cls.Params
+    if not (isinstance(params, type) and dataclasses.is_dataclass(params) and issubclass(params, BaseParams)):
+        raise ConfigError(f"{file}: {cls.__name__}.Params must be a @dataclass(frozen=True) subclass of "
+                          f"strategies.base.BaseParams, got {getattr(params, '__name__', repr(params))!r} "
+                          f"({'not a dataclass' if not dataclasses.is_dataclass(params) else 'not a BaseParams'})")
+    if _owner(cls, "signals") is Strategy and _owner(cls, "signal_rows") is Strategy:
+        raise ConfigError(f"{file}: {cls.__name__} defines no signals(self, ctx) method (it must yield "
+                          f"Signal objects; see the README tutorial)")
 
 
 def checked_exit_params(cls: type[Strategy], where: str | None = None) -> tuple[str, ...]:

@@ -278,3 +278,63 @@ def test_a_rule_returning_garbage_is_a_clear_run_error(run_cli: Run, sample_cach
         assert f"error: strategy garbage ({path.resolve()}): " in err, err
         assert expected in err, err
         assert "internal error" not in err and "Traceback" not in err and out == ""
+
+
+_NO_DATACLASS = """\
+from strategies.base import Strategy
+
+
+class Params:
+    hold = 5
+
+
+class NotDataclass(Strategy):
+    name = "not_dataclass"
+    Params = Params
+
+    def signals(self, ctx):
+        return []
+"""
+_NO_SIGNALS = """\
+from strategies.base import Strategy
+
+
+class NoSignals(Strategy):
+    name = "no_signals"
+"""
+_EXITS_AT_IMPORT = """\
+import sys
+
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (_NO_DATACLASS, "NotDataclass.Params must be a @dataclass(frozen=True) subclass of strategies.base.BaseParams, "
+                    "got 'Params' (not a dataclass)"),
+    (_NO_SIGNALS, "NoSignals defines no signals(self, ctx) method"),
+    (_EXITS_AT_IMPORT, "line 3: SystemExit: 3"),
+])
+def test_a_malformed_strategy_file_is_an_input_error_naming_it(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                               text: str, expected: str) -> None:
+    """Each used to end as `internal error: TypeError/NotImplementedError` when the run reached it, or (sys.exit in
+    the file) evbt exited with the file's own code and no message, `evbt strategies` of its folder included."""
+    path = _write(tmp_path / "rules", "malformed", text)
+    _rule(tmp_path / "rules", "fine", "fine_rule", "Fine")
+    code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, "--no-save")
+    assert code == 2, (code, out, err)
+    assert str(path) in err and expected in err, err
+    assert "internal error" not in err and "Traceback" not in err and out == ""
+    code, out, err = run_cli("--strategies-dir", str(tmp_path / "rules"), "strategies")
+    assert code == 0, err
+    assert f"failed to import: {path}" in out and expected in out and "fine_rule" in out
+
+
+def test_sys_exit_inside_the_rule_is_a_run_error_with_its_frame(run_cli: Run, sample_cache: Path,
+                                                                tmp_path: Path) -> None:
+    """`raise SystemExit(5)` in signals ended evbt with exit 5 and no message."""
+    path = _write(tmp_path, "exits", GARBAGE_RULE.format(warmup="0", body="raise SystemExit(5)"))
+    for command in (("run", str(path), "--no-save"), ("sweep", str(path), "-g", "hold=2,3", "--workers", "1")):
+        code, out, err = run_cli("--offline", *command, *SYMBOLS)
+        assert code == 1 and out == "", (command, code, err)
+        assert "error: strategy raised SystemExit: 5" in err and f'File "{path.resolve()}", line ' in err, err
