@@ -112,6 +112,30 @@ def test_gc_never_frees_what_a_damaged_run_folder_may_need(run_cli: RunCli, samp
     assert sorted(p.name for p in snaps.versions()) == before
 
 
+def test_gc_against_a_missing_runs_folder_frees_nothing(run_cli: RunCli, sample_cache: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped EVBT_RUNS_DIR (a folder that does not exist, or a file) referred to nothing: `runs gc` freed every
+    snapshot, so the runs of the real folder could never be reproduced exactly again."""
+    report = _run(run_cli)
+    store = PriceStore(sample_cache)
+    _change(store, "BABA", 0.9)
+    snaps = SnapshotStore(store)
+    before = sorted(p.name for p in snaps.versions())
+    runs = os.environ["EVBT_RUNS_DIR"]
+    (tmp_path / "a file").write_text("x")
+    for wrong, what in ((tmp_path / "runz", "does not exist"), (tmp_path / "a file", "is not a folder")):
+        monkeypatch.setenv("EVBT_RUNS_DIR", str(wrong))
+        code, out, err = run_cli("runs", "gc")
+        assert code == 2, (out, err)
+        assert f"error: runs folder {wrong} {what}:" in err and "nothing was freed" in err
+        assert sorted(p.name for p in snaps.versions()) == before
+    code, _, err = run_cli("runs", "ls")  # a file as the runs folder: said "no saved runs"
+    assert code == 2 and "is not a folder" in err
+    monkeypatch.setenv("EVBT_RUNS_DIR", runs)
+    code, out, err = run_cli("--offline", "rerun", report["run_id"])
+    assert code == 0 and "reproduced exactly" in out, (out, err)
+
+
 def test_runs_rm_of_a_sweep_id_names_the_sweep(run_cli: RunCli, sample_cache: Path) -> None:
     """`runs rm SWEEP_ID` said "run 'sweep-...' not found", as if the sweep did not exist."""
     code, out, err = run_cli("--offline", "sweep", "reassurance", "--symbols", "BABA,JD", "-g", "hold=2,3", "--quiet",

@@ -148,5 +148,16 @@ def _folder_versions(folder: Path) -> set[str]:
 
 
 def gc(store: PriceStore, runs_dir: Path | None = None) -> GcResult:
-    """Free the data snapshots of ``store`` that no saved run or sweep in ``runs_dir`` refers to."""
-    return SnapshotStore.for_store(store).gc(referenced_versions(runs_dir))
+    """Free the data snapshots of ``store`` that no saved run or sweep in ``runs_dir`` refers to.
+
+    A runs folder that does not exist (a mistyped ``EVBT_RUNS_DIR``, another working folder) or is not a folder
+    refers to nothing, so every snapshot would go: with snapshots to free that is a ConfigError, nothing freed."""
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    snapshots = SnapshotStore.for_store(store)
+    if not root.is_dir() and snapshots.versions():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"runs folder {root} {what}: `evbt runs gc` frees the data versions no run or sweep of "
+                          f"that folder refers to, so it would free all {len(snapshots.versions())}; nothing was "
+                          f"freed (set EVBT_RUNS_DIR to the folder holding your runs, or run evbt from the folder "
+                          f"holding runs/)")
+    return snapshots.gc(referenced_versions(root))

@@ -38,6 +38,8 @@ class RunSummary:
 
 def _visible_runs(runs_dir: Path) -> list[Path]:
     if not runs_dir.is_dir():
+        if runs_dir.exists():  # `runs ls` said "no saved runs"
+            raise ConfigError(f"runs folder {runs_dir} is not a folder (EVBT_RUNS_DIR names the folder of saved runs)")
         return []
     recover(runs_dir)
     return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "sweeps")
