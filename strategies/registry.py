@@ -25,6 +25,7 @@ import os
 import pkgutil
 import sys
 import traceback
+import typing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -133,6 +134,11 @@ def _check_shape(cls: type[Strategy], file: Path) -> None:
         raise ConfigError(f"{file}: {cls.__name__}.Params must be a @dataclass(frozen=True) subclass of "
                           f"strategies.base.BaseParams, got {getattr(params, '__name__', repr(params))!r} "
                           f"({'not a dataclass' if not dataclasses.is_dataclass(params) else 'not a BaseParams'})")
+    try:  # the parameters' types are read to parse -p values: an annotation that does not resolve was a NameError
+        typing.get_type_hints(params)
+    except Exception as exc:
+        raise ConfigError(f"{file}: {cls.__name__}.Params has a type annotation that cannot be resolved "
+                          f"({type(exc).__name__}: {exc})") from None
     if _owner(cls, "signals") is Strategy and _owner(cls, "signal_rows") is Strategy:
         raise ConfigError(f"{file}: {cls.__name__} defines no signals(self, ctx) method (it must yield "
                           f"Signal objects; see the README tutorial)")

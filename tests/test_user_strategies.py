@@ -307,6 +307,27 @@ import sys
 
 sys.exit(3)
 """
+_UNRESOLVED_TYPE = """\
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strategies.base import BaseParams, Strategy
+
+
+@dataclass(frozen=True)
+class Params(BaseParams):
+    hold: int = 5
+    mode: Undefined = None
+
+
+class Unresolved(Strategy):
+    name = "unresolved"
+    Params = Params
+
+    def signals(self, ctx):
+        return []
+"""
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -314,6 +335,8 @@ sys.exit(3)
                     "got 'Params' (not a dataclass)"),
     (_NO_SIGNALS, "NoSignals defines no signals(self, ctx) method"),
     (_EXITS_AT_IMPORT, "line 3: SystemExit: 3"),
+    (_UNRESOLVED_TYPE, "Unresolved.Params has a type annotation that cannot be resolved (NameError: name "
+                       "'Undefined' is not defined)"),
 ])
 def test_a_malformed_strategy_file_is_an_input_error_naming_it(run_cli: Run, sample_cache: Path, tmp_path: Path,
                                                                text: str, expected: str) -> None:
