@@ -304,6 +304,13 @@ CASES: list[Case] = [
          **_csv(f"{CSV_HEADER}\n2022-01-03,1e-310,1e-310,1e-310,1e-310,1e-310,100\n", "line 2", "plausible")),
     Case("csv absurd price", "csv", IMPORT, **_csv(f"{CSV_HEADER}\n2022-01-03,1e300,1e300,1e300,1e300,1e300,1\n",
                                                    "line 2", "plausible")),
+    # more values than the header names: the extra cells were silently dropped (short rows were refused)
+    Case("csv row longer than the header", "csv", IMPORT,
+         **_csv(f"{CSV_HEADER}\n2022-01-03,10,11,9,10.5,10.4,100,7\n", "line 2", "8 fields but the header names 7",
+                "'7'")),
+    Case("csv thousands separator unquoted", "csv", IMPORT,
+         **_csv(f"{CSV_HEADER}\n2022-01-03,1,234.5,1,240.0,1,230.0,1,235.0,1,235.0,100\n", "line 2",
+                "12 fields but the header names 7")),
     # two outputs asked for at once: --json won silently (the CSV asked for never came)
     Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
     Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),
@@ -373,6 +380,8 @@ TOLERATED: list[tuple[str, tuple[str, ...], str, bytes]] = [
     ("csv with CRLF", IMPORT, "BABA.csv", "\r\n".join([CSV_HEADER, *_csv_rows(3)]).encode()),
     ("csv lower-case header, no Adj Close", IMPORT, "BABA.csv",
      b"date,open,high,low,close,volume\n2022-01-03,10,11,9,10.5,100\n"),
+    ("csv trailing comma on every line", IMPORT, "BABA.csv",
+     "\n".join([CSV_HEADER + ",", *[r + "," for r in _csv_rows(3)]]).encode()),
     ("csv rows out of order", IMPORT, "BABA.csv", "\n".join([CSV_HEADER, *reversed(_csv_rows(3))]).encode()),
     ("events with BOM and CRLF", VALIDATE, "events.csv", ("\ufeff" + EVENT_HEADER + "\r\n" + GOOD_EVENT).encode()),
 ]
