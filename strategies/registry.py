@@ -174,7 +174,9 @@ def strategy_dirs(extra: tuple[Path, ...] | list[Path] = ()) -> list[Path]:
     out: list[Path] = []
     for folder in [*extra, *env]:
         if not folder.is_dir():
-            raise ConfigError(f"strategies folder {folder} not found (--strategies-dir or {ENV_PATH})")
+            what = ("is a file, not a folder (a single rule file runs as `evbt run FILE.py`)" if folder.exists()
+                    else "not found")
+            raise ConfigError(f"strategies folder {folder} {what} (--strategies-dir or {ENV_PATH})")
         if folder.resolve() not in [f.resolve() for f in out]:
             out.append(folder)
     return out

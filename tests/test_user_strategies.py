@@ -101,6 +101,9 @@ def test_unknown_name_and_missing_folder_are_usage_errors(run_cli: Run, tmp_path
     assert code == 2 and "did you mean 'first_rule'" in err and "Traceback" not in err
     code, _, err = run_cli("--strategies-dir", str(tmp_path / "nowhere"), "strategies")
     assert code == 2 and "strategies folder" in err and "nowhere" in err
+    rule = _rule(tmp_path / "b")  # a file given as the folder: it said "not found"
+    code, _, err = run_cli("--strategies-dir", str(rule), "strategies")
+    assert code == 2 and f"strategies folder {rule} is a file, not a folder" in err and "not found" not in err
 
 
 def test_bad_parameter_names_the_file_and_line_exit_2(run_cli: Run, sample_cache: Path, tmp_path: Path) -> None:
