@@ -364,3 +364,19 @@ def test_sys_exit_inside_the_rule_is_a_run_error_with_its_frame(run_cli: Run, sa
         code, out, err = run_cli("--offline", *command, *SYMBOLS)
         assert code == 1 and out == "", (command, code, err)
         assert "error: strategy raised SystemExit: 5" in err and f'File "{path.resolve()}", line ' in err, err
+
+
+def test_runs_ls_filters_a_user_rule_by_its_name(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user rule's runs keep its file's path as their strategy: `runs ls --strategy my_rule` matched none."""
+    path = _rule(tmp_path / "rules")
+    code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, err = run_cli("--offline", "run", "reassurance", *SYMBOLS, "--json")
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path / "rules")
+    for wanted in ("my_rule", "my_rule.py", str(path)):
+        code, out, err = run_cli("runs", "ls", "--strategy", wanted, "--json")
+        assert code == 0, err
+        assert [r["run_id"] for r in json.loads(out)] == [run_id], wanted

@@ -46,12 +46,23 @@ def _created_day(summary: RunSummary) -> dt.date | None:
         return None
 
 
+def _is_strategy(summary: RunSummary, wanted: str) -> bool:
+    """``--strategy`` matches a built-in's name, and a user rule by its name too: its runs keep the file's
+    absolute path as their strategy (`--strategy my_rule` matched none of them), their ids start with the name."""
+    if summary.strategy == wanted:
+        return True
+    if not summary.strategy.endswith(".py"):
+        return False
+    return (wanted.endswith(".py") and Path(wanted).expanduser().resolve() == Path(summary.strategy)) or (
+        summary.run_id.rsplit("-", 1)[0] == wanted.replace("_", "-"))
+
+
 def find_runs(filters: RunFilter = RunFilter(), runs_dir: Path | None = None) -> list[RunSummary]:
     """Saved runs, newest first, that pass every given filter."""
     out = []
     for s in list_runs(runs_dir):
         day = _created_day(s)
-        if filters.strategy and s.strategy != filters.strategy:
+        if filters.strategy and not _is_strategy(s, filters.strategy):
             continue
         if filters.tag and filters.tag not in s.tags:
             continue
