@@ -179,6 +179,7 @@ def build_params(params_cls: type, raw: dict[str, Any], strategy: str) -> Any:
         values[key] = coerce(value, hints[key], key)
     _check_guards(values)
     _check_event_types(values)
+    _normalise_symbols(values)
     try:
         params = params_cls(**values)
     except (ValueError, TypeError) as exc:
@@ -216,6 +217,17 @@ def _check_event_types(values: dict[str, Any]) -> None:
         if name not in EVENT_TYPES:
             raise ConfigError(f"parameter types: unknown event type {name!r}{suggest(name, list(EVENT_TYPES))}; "
                               f"types: {', '.join(EVENT_TYPES)}")
+
+
+def _normalise_symbols(values: dict[str, Any]) -> None:
+    """A ``symbols`` parameter (event_hold's) names symbols as ``--symbols`` does: ``baba`` or ``700`` matched no
+    universe symbol (BABA, 0700.HK) and the run silently made no trade; an unknown venue is an input error."""
+    chosen = values.get("symbols")
+    if isinstance(chosen, tuple) and chosen:
+        try:
+            values["symbols"] = tuple(parse_symbol_list(list(chosen)))
+        except ConfigError as exc:
+            raise ConfigError(f"parameter symbols: {exc}") from None
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
