@@ -311,6 +311,9 @@ CASES: list[Case] = [
     Case("csv thousands separator unquoted", "csv", IMPORT,
          **_csv(f"{CSV_HEADER}\n2022-01-03,1,234.5,1,240.0,1,230.0,1,235.0,1,235.0,100\n", "line 2",
                 "12 fields but the header names 7")),
+    # went to the network (retries, then a download error, exit 1) instead of stopping at the input
+    Case("fetch start after end", "cli", ("data", "fetch", "BABA", "--start", "2023-01-01", "--end", "2022-01-01"),
+         ("--start 2023-01-01 is after --end 2022-01-01",)),
     # two outputs asked for at once: --json won silently (the CSV asked for never came)
     Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
     Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),

@@ -18,6 +18,8 @@ def fetch_prices(settings: Settings, symbols: Sequence[str], start: dt.date | No
     from engine.market.symbols import parse_symbol_list
 
     syms = parse_symbol_list(list(symbols))
+    if start is not None and end is not None and start > end:  # was sent to Yahoo (retried, then a network error)
+        raise ConfigError(f"--start {start} is after --end {end}: nothing to fetch")
     if settings.offline:
         raise MissingDataError("data fetch needs the network but evbt is offline (--offline/--sample/EVBT_OFFLINE)")
     store = settings.store()
