@@ -47,14 +47,15 @@ def _created_day(summary: RunSummary) -> dt.date | None:
 
 
 def _is_strategy(summary: RunSummary, wanted: str) -> bool:
-    """``--strategy`` matches a built-in's name, and a user rule by its name too: its runs keep the file's
-    absolute path as their strategy (`--strategy my_rule` matched none of them), their ids start with the name."""
+    """``--strategy`` matches a built-in's name, and a user rule by its file: its runs keep the file's absolute
+    path as their strategy (`--strategy my_rule` matched none of them), so the file's path or its name with or
+    without ``.py`` (``my_rule`` for ``rules/my_rule.py``) match too."""
     if summary.strategy == wanted:
         return True
     if not summary.strategy.endswith(".py"):
         return False
-    return (wanted.endswith(".py") and Path(wanted).expanduser().resolve() == Path(summary.strategy)) or (
-        summary.run_id.rsplit("-", 1)[0] == wanted.replace("_", "-"))
+    file = Path(summary.strategy)
+    return wanted.removesuffix(".py") == file.stem or Path(wanted).expanduser().resolve() == file
 
 
 def find_runs(filters: RunFilter = RunFilter(), runs_dir: Path | None = None) -> list[RunSummary]:
