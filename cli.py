@@ -311,6 +311,8 @@ def run_cmd(app: AppContext, strategy: str, as_json: bool, as_csv: bool, no_save
 
     config = api.config_from_options(app, strategy, options)
     api.check_placebo(config, placebo_n, placebo_seed)
+    api.check_tags(tags)
+    api.check_visual_paths(html_path, plot_path)
     with _busy(f"running {strategy}", as_json or as_csv):
         outcome, saved = api.execute_run(app, config, save=not no_save, tags=tags)
     if placebo_n is None or not as_json:  # the report first: a placebo that cannot run still leaves it printed
@@ -421,6 +423,7 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
                 plot_path: Path | None = None) -> None:
     from engine.reporting.compare_text import render_compare_text
 
+    api.check_visual_paths(html_path, plot_path)
     comparison = api.compare(runs)
     _show(comparison, as_json, render_compare_text)
     with _busy("writing the charts"):
@@ -436,6 +439,7 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
 @_PLOT_OPTION
 @click.pass_obj
 def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Path | None) -> None:
+    api.check_visual_paths(html_path, plot_path)
     if html_path is None and plot_path is None:
         _print_report(api.load_any_report(run), False, False, None)
         return
@@ -471,6 +475,7 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
     from engine.reporting.report import dumps_report
     from engine.reporting.study_text import render_study_text
 
+    api.check_visual_paths(html_path, plot_path)
     with _busy("event study", as_json):
         result = api.study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace,
                        sector_benchmark=sector_benchmark, pool=pool)

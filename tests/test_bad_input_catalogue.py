@@ -314,6 +314,16 @@ CASES: list[Case] = [
     # went to the network (retries, then a download error, exit 1) instead of stopping at the input
     Case("fetch start after end", "cli", ("data", "fetch", "BABA", "--start", "2023-01-01", "--end", "2022-01-01"),
          ("--start 2023-01-01 is after --end 2022-01-01",)),
+    # saved as given, they broke the `runs ls` table (tags are joined by commas there)
+    Case("tag empty", "cli", (*RUN, "--tag", ""), ("--tag ''", "non-empty")),
+    Case("tag with a comma", "cli", (*RUN, "--tag", "a,b"), ("--tag 'a,b'", "without commas")),
+    Case("tag with a line break", "cli", (*RUN, "--tag", "a\nb"), ("--tag 'a\\nb'", "on one line")),
+    # the PNG overwrote the HTML report
+    Case("html and plot the same file", "cli", (*RUN, "--html", "{dir}/r.html", "--plot", "{dir}/r.html"),
+         ("--html and --plot name the same file",)),
+    Case("study html and plot the same file", "cli", ("--offline", "study", "--type", "official_reassurance",
+                                                      "--html", "{dir}/s.html", "--plot", "{dir}/s.html"),
+         ("--html and --plot name the same file",)),
     # two outputs asked for at once: --json won silently (the CSV asked for never came)
     Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
     Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),

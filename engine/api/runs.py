@@ -67,6 +67,15 @@ def execute_run(settings: Settings, config: Any, save: bool = True,
     return outcome, path
 
 
+def check_tags(tags: Sequence[str]) -> None:
+    """``--tag`` labels, checked before the run: an empty one, or one with a comma, a line break or another
+    control character, was saved as given and broke the `runs ls` table (tags are listed joined by commas)."""
+    for tag in tags:
+        if not tag.strip() or "," in tag or any(ord(c) < 32 or ord(c) == 127 for c in tag):
+            raise ConfigError(f"--tag {tag!r}: a label must be non-empty text on one line without commas "
+                              f"(e.g. --tag baseline); give several with several --tag options")
+
+
 def _placebo_requested(n: int | None, seed: int | None) -> bool:
     """Whether ``--placebo N`` was given, with N in range (``--placebo-seed`` alone is an error)."""
     from engine.analysis.placebo import MAX_PLACEBO
