@@ -324,6 +324,11 @@ CASES: list[Case] = [
     Case("study html and plot the same file", "cli", ("--offline", "study", "--type", "official_reassurance",
                                                       "--html", "{dir}/s.html", "--plot", "{dir}/s.html"),
          ("--html and --plot name the same file",)),
+    # the default size 0.05 (a fraction of equity) was taken as $0.05 per entry: every order skipped, 0 trades
+    Case("sizing cash without size", "cli", (*RUN, "--sizing", "cash"), ("--sizing cash", "--size AMOUNT")),
+    Case("grid sizing cash without size", "grid", (*SWEEP_G, "--sizing", "cash"), ("--sizing cash", "--size AMOUNT")),
+    Case("config sizing cash without size", "config", RUN_CFG,
+         **_toml('sizing = "cash"\n', "--sizing cash", "--size AMOUNT")),
     # two outputs asked for at once: --json won silently (the CSV asked for never came)
     Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
     Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),
@@ -396,6 +401,8 @@ TOLERATED: list[tuple[str, tuple[str, ...], str, bytes]] = [
     ("csv trailing comma on every line", IMPORT, "BABA.csv",
      "\n".join([CSV_HEADER + ",", *[r + "," for r in _csv_rows(3)]]).encode()),
     ("csv rows out of order", IMPORT, "BABA.csv", "\n".join([CSV_HEADER, *reversed(_csv_rows(3))]).encode()),
+    ("sweep of size with cash sizing (the grid gives the amount)", (*SWEEP, "-g", "size=20000,50000", "--sizing",
+                                                                      "cash", "--workers", "1"), "unused.txt", b""),
     ("events with BOM and CRLF", VALIDATE, "events.csv", ("\ufeff" + EVENT_HEADER + "\r\n" + GOOD_EVENT).encode()),
 ]
 

@@ -59,7 +59,7 @@ def prepare_sweep(settings: Settings, strategy: str, grid_specs: Sequence[str], 
     check_sweep_placebo(placebo_n, placebo_seed, split, walk_forward)
     grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
     check_not_also_set(grid, options.get("params") or (), options)
-    config = config_from_options(settings, strategy, options)
+    config = config_from_options(settings, strategy, options, swept=tuple(grid.keys))
     request = SweepRequest(
         strategy=strategy, base=config, grid=grid, metric=metric, top=top,
         workers=workers or min(os.cpu_count() or 1, 8), cluster=cluster,

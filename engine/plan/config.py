@@ -307,8 +307,11 @@ def make_run_config(
     config_file: Path | None = None,
     default_symbols: tuple[str, ...] = (),
     params_cls: type | None = None,
+    swept: tuple[str, ...] = (),
 ) -> RunConfig:
     """Merge defaults < config file < command-line options into a validated RunConfig.
+
+    ``swept``: the keys a sweep's grid sets per point (the base configuration may leave them out).
 
     ``options`` holds command-line values; ``None`` means "not given". With ``params_cls`` (the strategy's
     Params dataclass) the parameters are validated and stored typed and complete (defaults included), so the
@@ -360,6 +363,10 @@ def make_run_config(
     for key in ("fill", "sizing", "overlap", "base_currency"):
         if key in merged:
             kwargs[key] = str(merged.pop(key))
+    if kwargs.get("sizing") == "cash" and "size" not in kwargs and "size" not in swept:  # 0.05 bought $0.05
+        raise ConfigError("--sizing cash buys a fixed base-currency amount per entry: give it with --size AMOUNT "
+                          "(e.g. --size 20000); the default size 0.05 is the fraction of equity of percent/equal "
+                          "sizing")
     start = parse_date(merged.pop("start", SEED_START), "start")
     end = parse_date(merged.pop("end", SEED_END), "end")
     if merged:
