@@ -329,6 +329,11 @@ CASES: list[Case] = [
     Case("grid sizing cash without size", "grid", (*SWEEP_G, "--sizing", "cash"), ("--sizing cash", "--size AMOUNT")),
     Case("config sizing cash without size", "config", RUN_CFG,
          **_toml('sizing = "cash"\n', "--sizing cash", "--size AMOUNT")),
+    # named the internal field (commission_pct, stamp_duty_rate), not the option given
+    Case("commission negative names the option", "cli", (*RUN, "--commission", "-0.1"),
+         ("error: --commission (commission in a config file) must be a finite number >= 0, got -0.1",)),
+    Case("stamp duty negative names the option", "cli", (*RUN, "--stamp-duty", "-1"),
+         ("error: --stamp-duty (stamp_duty in a config file) must be a finite number >= 0",)),
     # two outputs asked for at once: --json won silently (the CSV asked for never came)
     Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
     Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),

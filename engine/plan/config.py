@@ -334,8 +334,12 @@ def make_run_config(
         cost_values["venue_fees"] = coerce(merged.pop("venue_fees"), bool, "venue_fees")
     try:
         costs = dataclasses.replace(costs, **cost_values)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    except ValueError as exc:  # named by the option the user gave, not the CostModel field (commission_pct)
+        message = str(exc)
+        for key, field in _COST_KEYS.items():
+            if message.startswith(f"{field} "):
+                message = f"--{key.replace('_', '-')} ({key} in a config file)" + message[len(field):]
+        raise ConfigError(message) from None
     symbols = merged.pop("symbols", None)
     symbols_tuple = tuple(parse_symbol_list(symbols)) if symbols is not None else tuple(default_symbols)
     if symbols is not None and not symbols_tuple:
