@@ -172,7 +172,8 @@ def data_ls(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
     elif not entries:
-        click.echo(f"cache {app.cache_dir} is empty (try `evbt data sample` or `evbt data import FILE`)")
+        sample = "evbt --sample data sample" if app.sample else "evbt data sample"
+        click.echo(f"cache {app.cache_dir} is empty (try `{sample}` or `evbt data import FILE`)")
     else:
         click.echo(data_ls_text(entries))
 
@@ -272,6 +273,13 @@ def events_fetch_ratings(app: AppContext, symbols: tuple[str, ...], refresh: boo
 # ---------------------------------------------------------------- run / demo / strategies / runs / compare
 
 
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    """--json and --csv are two different outputs on stdout: asking for both is a usage error (exit 2)."""
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv cannot be used together: --json prints the whole report, --csv "
+                               "only the trade list; choose one")
+
+
 def _print_report(report: Any, as_json: bool, as_csv: bool, saved: Path | None) -> None:
     from engine.reporting.report import dumps_report, render_text, trades_csv
 
@@ -297,11 +305,14 @@ def _print_report(report: Any, as_json: bool, as_csv: bool, saved: Path | None) 
 def run_cmd(app: AppContext, strategy: str, as_json: bool, as_csv: bool, no_save: bool, tags: tuple[str, ...],
             html_path: Path | None, plot_path: Path | None, placebo_n: int | None, placebo_seed: int | None,
             **options: Any) -> None:
+    _one_format(as_json, as_csv)
     with api.long_lived():
         from engine.reporting.report import dumps_report
 
     config = api.config_from_options(app, strategy, options)
     api.check_placebo(config, placebo_n, placebo_seed)
+    api.check_tags(tags)
+    api.check_visual_paths(html_path, plot_path)
     with _busy(f"running {strategy}", as_json or as_csv):
         outcome, saved = api.execute_run(app, config, save=not no_save, tags=tags)
     if placebo_n is None or not as_json:  # the report first: a placebo that cannot run still leaves it printed
@@ -386,6 +397,7 @@ def runs_gc(app: AppContext) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trade list as CSV.")
 def runs_show(run: str, as_json: bool, as_csv: bool) -> None:
+    _one_format(as_json, as_csv)
     _print_report(api.load_any_report(run), as_json, as_csv, None)
 
 
@@ -411,6 +423,7 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
                 plot_path: Path | None = None) -> None:
     from engine.reporting.compare_text import render_compare_text
 
+    api.check_visual_paths(html_path, plot_path)
     comparison = api.compare(runs)
     _show(comparison, as_json, render_compare_text)
     with _busy("writing the charts"):
@@ -426,6 +439,7 @@ def compare_cmd(runs: tuple[str, ...], as_json: bool, html_path: Path | None = N
 @_PLOT_OPTION
 @click.pass_obj
 def report_cmd(app: AppContext, run: str, html_path: Path | None, plot_path: Path | None) -> None:
+    api.check_visual_paths(html_path, plot_path)
     if html_path is None and plot_path is None:
         _print_report(api.load_any_report(run), False, False, None)
         return
@@ -461,6 +475,7 @@ def study_cmd(app: AppContext, types: tuple[str, ...], symbols: tuple[str, ...],
     from engine.reporting.report import dumps_report
     from engine.reporting.study_text import render_study_text
 
+    api.check_visual_paths(html_path, plot_path)
     with _busy("event study", as_json):
         result = api.study(app, types, symbols, start, end, window, estimation, model, benchmark, fill, files, replace,
                        sector_benchmark=sector_benchmark, pool=pool)
@@ -585,6 +600,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return ExitStatus.INTERRUPTED
+    except SystemExit as exc:  # sys.exit() inside a user strategy: not evbt's exit code, and no message
+        from strategies.registry import user_error
+
+        if debug or (message := user_error(exc)) is None:
+            raise
+        click.echo(f"error: {message}", err=True)
+        return ExitStatus.RUN_FAILED
     except Exception as exc:  # a bug: still no traceback unless --debug
         if debug:
             raise

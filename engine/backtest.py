@@ -14,12 +14,13 @@ from typing import Any
 import pandas as pd
 
 from engine.analysis.metrics import compute_metrics
-from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
+from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError, NoBarsInRange
 from engine.events import catalog as events_mod
 from engine.execution.records import RunResult, TradeRecord
 from engine.market.prepare import prepare_market
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import RunContext, build_plan
+from engine.plan.signal_checks import checked_warmup
 from engine.plan.warmup import load_with_warmup
 from engine.prices.store import PriceStore
 from engine.reporting.models import Report
@@ -54,8 +55,11 @@ def _load_frames(store: PriceStore, config: RunConfig,
     history: dict[str, pd.DataFrame] = {}
     store.preload(config.symbols)  # the checked reads on threads; each load below uses its symbol's
     for symbol in config.symbols:
-        full = load_with_warmup(store, symbol, config.start, config.end, warmup_sessions)
-        trading = full.loc[pd.Timestamp(config.start): pd.Timestamp(config.end)]
+        try:
+            full = load_with_warmup(store, symbol, config.start, config.end, warmup_sessions)
+        except NoBarsInRange:  # cached, but not trading in the period (listed later, data ends before): as empty
+            full = pd.DataFrame()
+        trading = full.loc[pd.Timestamp(config.start): pd.Timestamp(config.end)] if len(full) else full
         if trading.empty:
             warnings.warn(f"{symbol}: no price bars between {config.start} and {config.end}; left out",
                           EvbtWarning, stacklevel=2)
@@ -131,7 +135,7 @@ def run(
                             key=lambda e: (e.date, e.id))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvbtWarning)
-        frames, history = _load_frames(store, config, strategy.warmup())
+        frames, history = _load_frames(store, config, checked_warmup(strategy))
         market = prepare_market(store, config, frames, history)  # pence -> pounds, FX rates, market warnings
         frames, history, fx_series = market.frames, market.history, market.fx
         bench_frame = None

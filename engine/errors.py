@@ -30,6 +30,11 @@ class MissingDataError(ConfigError):
     """Data the run needs is not in the cache and may not be fetched (offline); exit code 2."""
 
 
+class NoBarsInRange(MissingDataError):
+    """The cache holds the symbol and covers the asked dates, but it has no bar in them (not listed yet, or its
+    data ends before): a run leaves such a symbol out with a warning, as a sweep does."""
+
+
 class DataError(EvbtError):
     """The data source failed or cached data is invalid (exit code 1)."""
 

@@ -25,6 +25,7 @@ import os
 import pkgutil
 import sys
 import traceback
+import typing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -32,7 +33,7 @@ from types import ModuleType, TracebackType
 
 import strategies
 from engine.errors import ConfigError
-from strategies.base import EXIT_PARAMS, Strategy
+from strategies.base import EXIT_PARAMS, BaseParams, Strategy
 
 ENV_PATH = "EVBT_STRATEGIES_PATH"
 _SKIP = {"base", "registry", "indicators"}
@@ -110,7 +111,7 @@ def load_file(path: str | Path) -> type[Strategy]:
         module = _import_file(file)
     except ConfigError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a sys.exit() in the file ended evbt with its code and no message
         raise ConfigError(f"strategy file {_describe(exc, str(file.resolve()))}") from None
     defined = [obj for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, Strategy) and obj.__module__ == module.__name__]
@@ -120,8 +121,27 @@ def load_file(path: str | Path) -> type[Strategy]:
     cls = defined[0]
     if not cls.name:
         cls.name = file.stem
+    _check_shape(cls, file)
     checked_exit_params(cls, str(file))
     return cls
+
+
+def _check_shape(cls: type[Strategy], file: Path) -> None:
+    """What the engine calls exists: ``Params`` a dataclass of ``BaseParams``, and a ``signals`` of the file's own
+    (each was an internal TypeError / NotImplementedError when the run reached it)."""
+    params = cls.Params
+    if not (isinstance(params, type) and dataclasses.is_dataclass(params) and issubclass(params, BaseParams)):
+        raise ConfigError(f"{file}: {cls.__name__}.Params must be a @dataclass(frozen=True) subclass of "
+                          f"strategies.base.BaseParams, got {getattr(params, '__name__', repr(params))!r} "
+                          f"({'not a dataclass' if not dataclasses.is_dataclass(params) else 'not a BaseParams'})")
+    try:  # the parameters' types are read to parse -p values: an annotation that does not resolve was a NameError
+        typing.get_type_hints(params)
+    except Exception as exc:
+        raise ConfigError(f"{file}: {cls.__name__}.Params has a type annotation that cannot be resolved "
+                          f"({type(exc).__name__}: {exc})") from None
+    if _owner(cls, "signals") is Strategy and _owner(cls, "signal_rows") is Strategy:
+        raise ConfigError(f"{file}: {cls.__name__} defines no signals(self, ctx) method (it must yield "
+                          f"Signal objects; see the README tutorial)")
 
 
 def checked_exit_params(cls: type[Strategy], where: str | None = None) -> tuple[str, ...]:
@@ -154,7 +174,9 @@ def strategy_dirs(extra: tuple[Path, ...] | list[Path] = ()) -> list[Path]:
     out: list[Path] = []
     for folder in [*extra, *env]:
         if not folder.is_dir():
-            raise ConfigError(f"strategies folder {folder} not found (--strategies-dir or {ENV_PATH})")
+            what = ("is a file, not a folder (a single rule file runs as `evbt run FILE.py`)" if folder.exists()
+                    else "not found")
+            raise ConfigError(f"strategies folder {folder} {what} (--strategies-dir or {ENV_PATH})")
         if folder.resolve() not in [f.resolve() for f in out]:
             out.append(folder)
     return out

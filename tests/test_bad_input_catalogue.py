@@ -304,6 +304,49 @@ CASES: list[Case] = [
          **_csv(f"{CSV_HEADER}\n2022-01-03,1e-310,1e-310,1e-310,1e-310,1e-310,100\n", "line 2", "plausible")),
     Case("csv absurd price", "csv", IMPORT, **_csv(f"{CSV_HEADER}\n2022-01-03,1e300,1e300,1e300,1e300,1e300,1\n",
                                                    "line 2", "plausible")),
+    # more values than the header names: the extra cells were silently dropped (short rows were refused)
+    Case("csv row longer than the header", "csv", IMPORT,
+         **_csv(f"{CSV_HEADER}\n2022-01-03,10,11,9,10.5,10.4,100,7\n", "line 2", "8 fields but the header names 7",
+                "'7'")),
+    Case("csv thousands separator unquoted", "csv", IMPORT,
+         **_csv(f"{CSV_HEADER}\n2022-01-03,1,234.5,1,240.0,1,230.0,1,235.0,1,235.0,100\n", "line 2",
+                "12 fields but the header names 7")),
+    # went to the network (retries, then a download error, exit 1) instead of stopping at the input
+    Case("fetch start after end", "cli", ("data", "fetch", "BABA", "--start", "2023-01-01", "--end", "2022-01-01"),
+         ("--start 2023-01-01 is after --end 2022-01-01",)),
+    # saved as given, they broke the `runs ls` table (tags are joined by commas there)
+    Case("tag empty", "cli", (*RUN, "--tag", ""), ("--tag ''", "non-empty")),
+    Case("tag with a comma", "cli", (*RUN, "--tag", "a,b"), ("--tag 'a,b'", "without commas")),
+    Case("tag with a line break", "cli", (*RUN, "--tag", "a\nb"), ("--tag 'a\\nb'", "on one line")),
+    # the PNG overwrote the HTML report
+    Case("html and plot the same file", "cli", (*RUN, "--html", "{dir}/r.html", "--plot", "{dir}/r.html"),
+         ("--html and --plot name the same file",)),
+    Case("study html and plot the same file", "cli", ("--offline", "study", "--type", "official_reassurance",
+                                                      "--html", "{dir}/s.html", "--plot", "{dir}/s.html"),
+         ("--html and --plot name the same file",)),
+    # the default size 0.05 (a fraction of equity) was taken as $0.05 per entry: every order skipped, 0 trades
+    Case("sizing cash without size", "cli", (*RUN, "--sizing", "cash"), ("--sizing cash", "--size AMOUNT")),
+    Case("grid sizing cash without size", "grid", (*SWEEP_G, "--sizing", "cash"), ("--sizing cash", "--size AMOUNT")),
+    Case("config sizing cash without size", "config", RUN_CFG,
+         **_toml('sizing = "cash"\n', "--sizing cash", "--size AMOUNT")),
+    # named the internal field (commission_pct, stamp_duty_rate), not the option given
+    Case("commission negative names the option", "cli", (*RUN, "--commission", "-0.1"),
+         ("error: --commission (commission in a config file) must be a finite number >= 0, got -0.1",)),
+    Case("stamp duty negative names the option", "cli", (*RUN, "--stamp-duty", "-1"),
+         ("error: --stamp-duty (stamp_duty in a config file) must be a finite number >= 0",)),
+    # two outputs asked for at once: --json won silently (the CSV asked for never came)
+    Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
+    Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),
+         ("--json and --csv cannot be used together",)),
+    # a swept key set again: the grid's values won and the other value was silently ignored
+    Case("grid key also given with -p", "grid", (*SWEEP_G, "-p", "hold=4"), ("-g hold", "-p hold", "ignored")),
+    Case("grid run option also given as its option", "grid", (*SWEEP, "-g", "fill=open,close", "--fill", "close"),
+         ("-g fill", "--fill", "ignored")),
+    Case("heatmap keys without --heatmap", "grid", (*SWEEP, "-g", "hold=1,2", "-g", "fill=open,close",
+                                                    "--heatmap-keys", "hold,fill"),
+         ("--heatmap-keys hold,fill", "--heatmap FILE")),
+    Case("grid slippage also given as its option", "grid", (*SWEEP, "-g", "slippage_bps=1,5", "--slippage-bps", "3"),
+         ("-g slippage_bps", "--slippage-bps", "ignored")),
 ]
 
 
@@ -360,7 +403,11 @@ TOLERATED: list[tuple[str, tuple[str, ...], str, bytes]] = [
     ("csv with CRLF", IMPORT, "BABA.csv", "\r\n".join([CSV_HEADER, *_csv_rows(3)]).encode()),
     ("csv lower-case header, no Adj Close", IMPORT, "BABA.csv",
      b"date,open,high,low,close,volume\n2022-01-03,10,11,9,10.5,100\n"),
+    ("csv trailing comma on every line", IMPORT, "BABA.csv",
+     "\n".join([CSV_HEADER + ",", *[r + "," for r in _csv_rows(3)]]).encode()),
     ("csv rows out of order", IMPORT, "BABA.csv", "\n".join([CSV_HEADER, *reversed(_csv_rows(3))]).encode()),
+    ("sweep of size with cash sizing (the grid gives the amount)", (*SWEEP, "-g", "size=20000,50000", "--sizing",
+                                                                      "cash", "--workers", "1"), "unused.txt", b""),
     ("events with BOM and CRLF", VALIDATE, "events.csv", ("\ufeff" + EVENT_HEADER + "\r\n" + GOOD_EVENT).encode()),
 ]
 

@@ -82,6 +82,28 @@ def test_sample_is_deterministic(run_cli: Run, cache_dir: Path, tmp_path: Path) 
     assert PriceStore(tmp_path / "other").fingerprint("BABA") == first
 
 
+def test_sample_never_replaces_real_prices(run_cli: Run, cache_dir: Path, tmp_path: Path) -> None:
+    """`evbt data sample` into a cache holding real prices of a sample symbol used to overwrite them with
+    SYNTHETIC bars (the README promises the sample is never mixed with real data): now exit 2, nothing written."""
+    code, _, err = run_cli("data", "import", csv_file(tmp_path, "BABA.csv"))
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in cache_dir.iterdir() if p.is_file()}
+    code, out, err = run_cli("data", "sample")
+    assert code == 2, (out, err)
+    assert f"error: the cache {cache_dir} holds prices that are not the synthetic sample for BABA;" in err
+    assert "evbt --sample data sample" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in cache_dir.iterdir() if p.is_file()} == before
+    assert PriceStore(cache_dir).read_meta("BABA")["source"] == "csv"
+    # the empty sample folder's hint names the command that fills it, which leaves the real cache alone
+    code, out, _ = run_cli("--sample", "data", "ls")
+    assert code == 0 and "try `evbt --sample data sample`" in out
+    code, out, err = run_cli("--sample", "data", "sample")
+    assert code == 0 and "SYNTHETIC" in out, err
+    assert PriceStore(cache_dir).read_meta("BABA")["source"] == "csv"
+    code, _, err = run_cli("--sample", "data", "sample")  # the sample over itself: fine
+    assert code == 0, err
+
+
 def test_verify_reports_damage_exit_1(run_cli: Run, sample_cache: Path) -> None:
     PriceStore(sample_cache).path_for("JD").write_bytes(b"garbage")
     code, out, _ = run_cli("data", "verify")
@@ -96,6 +118,18 @@ def test_show_offline_missing_exit_2(run_cli: Run, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("EVBT_OFFLINE", "1")
     code, _, err = run_cli("data", "show", "BABA")
     assert code == 2 and "BABA" in err and "not in the price cache" in err
+    # an open end of the asked range is left out of the message (it said "prices for (open) .. (open)")
+    assert "error: BABA: prices are not in the cache" in err and "(open)" not in err
+    code, _, err = run_cli("data", "show", "BABA", "--start", "2022-01-03")
+    assert code == 2 and "error: BABA: prices from 2022-01-03 on are not in the cache" in err, err
+    code, _, err = run_cli("data", "show", "BABA", "--end", "2022-01-03")
+    assert code == 2 and "error: BABA: prices up to 2022-01-03 are not in the cache" in err, err
+
+
+def test_show_outside_the_cached_range_names_the_asked_dates(run_cli: Run, sample_cache: Path) -> None:
+    code, _, err = run_cli("--offline", "data", "show", "BABA", "--start", "2030-01-01")
+    assert code == 2 and "error: BABA: no cached prices from 2030-01-01 on (cache has 20" in err, err
+    assert "(open)" not in err
 
 
 def test_rm_unknown_and_path_symbol_exit_2(run_cli: Run, sample_cache: Path) -> None:

@@ -187,3 +187,18 @@ def test_run_with_cached_ratings(run_cli: Run, sample_cache: Path, monkeypatch: 
     assert trades[0]["entry_date"] == "2022-05-17"  # date-only NY event -> next US open
     code, _, err = run_cli("--offline", "run", "analyst_follow", "--symbols", "JD", "--ratings")
     assert code == 2 and "JD" in err  # offline, no cached ratings: names the symbol
+
+
+def test_event_hold_symbols_parameter_is_normalised_like_the_universe(run_cli: Run, sample_cache: Path) -> None:
+    """`-p symbols=baba,700` matched no universe symbol (BABA, 0700.HK): a run without a trade, silently."""
+    base = ("--offline", "run", "event_hold", "--no-save", "--json", "--symbols", "BABA,JD,0700.HK")
+    code, out, err = run_cli(*base, "-p", "symbols=baba,700")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["params"]["symbols"] == ["BABA", "0700.HK"]
+    assert report["trades"] and {t["symbol"] for t in report["trades"]} == {"BABA", "0700.HK"}
+    code, out2, err = run_cli(*base, "-p", "symbols=BABA,0700.HK")
+    assert code == 0, err
+    assert json.loads(out2)["run_id"] == report["run_id"]
+    code, _, err = run_cli(*base, "-p", "symbols=FOO.ZZ")
+    assert code == 2 and "parameter symbols: FOO.ZZ: unknown exchange suffix '.ZZ'" in err

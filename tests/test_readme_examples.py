@@ -26,7 +26,7 @@ SHELL_SETUP = ("eval", "_EVBT_COMPLETE=")  # shell completion set-up (the comple
 SKIPPED = {("events", "fetch-ratings"): "needs the network (Yahoo analyst ratings)"}
 REPLACED = {("data", "fetch"): "needs the network: replaced by importing the CSV files",
             ("data", "import"): "the README's files are the user's: replaced by importing the CSV files"}
-RUN_ID = re.compile(r"^([a-z0-9_]+)-[0-9a-f]{12}$")
+RUN_ID = re.compile(r"^([a-z0-9-]+)-[0-9a-f]{12}$")  # a run id as evbt writes it: analyst-follow-8e1d0c5b2a97
 
 
 def readme_commands(text: str) -> list[tuple[list[str], int]]:
@@ -51,11 +51,12 @@ def test_readme_parser_sees_every_example() -> None:
     assert sum(c[0][:1] == ["sweep"] for c in commands) >= 5 and any(c[0][:1] == ["compare"] for c in commands)
 
 
-def _newest_run(strategy: str) -> str:
+def _newest_run(prefix: str) -> str:
+    """The newest saved run whose id has this prefix (the strategy's name, hyphenated: evbt's run ids)."""
     from engine.saved_runs import list_runs
 
-    runs = [s for s in list_runs() if s.strategy == strategy]
-    assert runs, f"the README compares a {strategy} run, but no earlier example saved one"
+    runs = [s for s in list_runs() if s.run_id.rsplit("-", 1)[0] == prefix]
+    assert runs, f"the README compares a {prefix}-... run, but no earlier example saved one"
     return runs[0].run_id
 
 

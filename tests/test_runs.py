@@ -268,3 +268,24 @@ def test_diff_manifests() -> None:
     assert f"package pandas: {pd.__version__} -> 9.9.9" in lines
     assert any(line.startswith("git revision:") for line in lines)
     assert "data JD: removed" in runs.diff_manifests(new, old)[1]
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({"metrics": {"sharpe": "abc"}}, "metric 'sharpe' is 'abc', not a number or null"),
+    ({"trades": [1, 2]}, "trade 1 is int, not an object"),
+    ({"trades": [{"entry_price": "1"}]}, "trade 1: 'entry_price' is '1', not a number or null"),
+    ({"orders": [{"size": [5]}]}, "order 1: 'size' is [5], not a number or null"),
+    ({"config": []}, "'config' is list, not dict"),
+])
+def test_a_malformed_report_file_is_an_input_error(run_cli: Any, tmp_path: Path, extra: dict, expected: str) -> None:
+    """A hand-edited or foreign report.json given by path: `runs show` and `compare` ended in `internal error:
+    ValueError: Unknown format code 'f'` / `AttributeError: 'int' object has no attribute 'get'`."""
+    good = {"schema_version": 1, "run_id": "x-000000000000", "metrics": {"sharpe": 0.5}, "trades": []}
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**good, **extra}))
+    for argv in (("runs", "show", str(path)), ("compare", str(tmp_path / "good.json"), str(path))):
+        code, out, err = run_cli(*argv)
+        assert code == 2, (argv, code, err)
+        assert f"error: {path} is not a valid evbt report file: {expected}" in err, err
+        assert "internal error" not in err and out == ""

@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from engine.prices.snapshots import SnapshotStore
 from engine.prices.store import PriceStore
 
@@ -81,6 +83,71 @@ def test_runs_rm_and_gc_free_unreferenced_versions(run_cli: RunCli, sample_cache
     assert code == 0 and "reproduced exactly" in out
     code, _, err = run_cli("runs", "rm", "nope-123")
     assert code == 2 and "not found" in err
+
+
+@pytest.mark.parametrize("damage", ["manifest", "manifest missing", "manifest and report"])
+def test_gc_never_frees_what_a_damaged_run_folder_may_need(run_cli: RunCli, sample_cache: Path, damage: str) -> None:
+    """A run whose manifest.json was damaged counted as referring to nothing: `runs gc` deleted the only copy of the
+    data versions it had read (exit 0). Now its report's fingerprints are kept, and a folder telling neither
+    stops gc (exit 1) before anything is freed."""
+    report = _run(run_cli)
+    store = PriceStore(sample_cache)
+    _change(store, "BABA", 0.9)  # the version the run read now lives in its snapshot alone
+    snaps = SnapshotStore(store)
+    before = sorted(p.name for p in snaps.versions())
+    folder = Path(os.environ["EVBT_RUNS_DIR"]) / report["run_id"]
+    if damage == "manifest missing":
+        (folder / "manifest.json").unlink()
+    else:
+        (folder / "manifest.json").write_text("{garbage")
+    if damage == "manifest and report":
+        (folder / "report.json").write_text("[]")
+    code, out, err = run_cli("runs", "gc")
+    if damage == "manifest and report":
+        assert code == 1, (out, err)
+        assert f"error: cannot tell which data versions {folder} refers to" in err, err
+        assert "nothing was freed" in err and "Traceback" not in err
+    else:
+        assert code == 0 and "freed 0 data version(s)" in out, (out, err)
+    assert sorted(p.name for p in snaps.versions()) == before
+
+
+def test_gc_against_a_missing_runs_folder_frees_nothing(run_cli: RunCli, sample_cache: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped EVBT_RUNS_DIR (a folder that does not exist, or a file) referred to nothing: `runs gc` freed every
+    snapshot, so the runs of the real folder could never be reproduced exactly again."""
+    report = _run(run_cli)
+    store = PriceStore(sample_cache)
+    _change(store, "BABA", 0.9)
+    snaps = SnapshotStore(store)
+    before = sorted(p.name for p in snaps.versions())
+    runs = os.environ["EVBT_RUNS_DIR"]
+    (tmp_path / "a file").write_text("x")
+    for wrong, what in ((tmp_path / "runz", "does not exist"), (tmp_path / "a file", "is not a folder")):
+        monkeypatch.setenv("EVBT_RUNS_DIR", str(wrong))
+        code, out, err = run_cli("runs", "gc")
+        assert code == 2, (out, err)
+        assert f"error: runs folder {wrong} {what}:" in err and "nothing was freed" in err
+        assert sorted(p.name for p in snaps.versions()) == before
+    code, _, err = run_cli("runs", "ls")  # a file as the runs folder: said "no saved runs"
+    assert code == 2 and "is not a folder" in err
+    monkeypatch.setenv("EVBT_RUNS_DIR", runs)
+    code, out, err = run_cli("--offline", "rerun", report["run_id"])
+    assert code == 0 and "reproduced exactly" in out, (out, err)
+
+
+def test_runs_rm_of_a_sweep_id_names_the_sweep(run_cli: RunCli, sample_cache: Path) -> None:
+    """`runs rm SWEEP_ID` said "run 'sweep-...' not found", as if the sweep did not exist."""
+    code, out, err = run_cli("--offline", "sweep", "reassurance", "--symbols", "BABA,JD", "-g", "hold=2,3", "--quiet",
+                             "--json", "--workers", "1")
+    assert code == 0, err
+    sweep_id = json.loads(out)["sweep_id"]
+    folder = Path(os.environ["EVBT_RUNS_DIR"]) / "sweeps" / sweep_id
+    for ref in (sweep_id, sweep_id[:16]):
+        code, _, err = run_cli("runs", "rm", ref)
+        assert code == 2, err
+        assert f"error: {ref} is a sweep ({folder}), not a saved run" in err and "not found" not in err
+        assert "remove its folder" in err and (folder / "manifest.json").is_file()
 
 
 def test_rerun_keeps_created_and_tags(run_cli: RunCli, sample_cache: Path) -> None:

@@ -101,6 +101,9 @@ def test_unknown_name_and_missing_folder_are_usage_errors(run_cli: Run, tmp_path
     assert code == 2 and "did you mean 'first_rule'" in err and "Traceback" not in err
     code, _, err = run_cli("--strategies-dir", str(tmp_path / "nowhere"), "strategies")
     assert code == 2 and "strategies folder" in err and "nowhere" in err
+    rule = _rule(tmp_path / "b")  # a file given as the folder: it said "not found"
+    code, _, err = run_cli("--strategies-dir", str(rule), "strategies")
+    assert code == 2 and f"strategies folder {rule} is a file, not a folder" in err and "not found" not in err
 
 
 def test_bad_parameter_names_the_file_and_line_exit_2(run_cli: Run, sample_cache: Path, tmp_path: Path) -> None:
@@ -222,3 +225,158 @@ def test_sweep_of_a_user_file_runs_on_the_fast_path_and_equals_evbt_run(run_cli:
         for name, value in report["metrics"].items():
             got = point["metrics"][name]
             assert (value is None and got is None) or math.isclose(got, value, rel_tol=1e-9, abs_tol=1e-12), name
+
+
+GARBAGE_RULE = """\
+from dataclasses import dataclass
+
+from strategies.base import BaseParams, Signal, Strategy
+
+
+@dataclass(frozen=True)
+class Params(BaseParams):
+    hold: int = 3
+
+
+class Garbage(Strategy):
+    name = "garbage"
+    Params = Params
+
+    def warmup(self):
+        return {warmup}
+
+    def signals(self, ctx):
+        {body}
+"""
+
+_EACH = """for event in ctx.events_of("official_reassurance"):
+            for symbol in ctx.symbols_for(event):
+                yield Signal(symbol=symbol, event=event, {field})"""
+
+
+@pytest.mark.parametrize(("warmup", "body", "expected"), [
+    ("0", "yield 42", "signals() item 1 is int 42, not a Signal"),
+    ("0", "return 7", "signals() returned int 7, not an iterable of Signal"),
+    ("0", "return None", "signals() returned NoneType None, not an iterable of Signal"),
+    ("0", _EACH.format(field="hold=-4"), "hold must be a whole number of sessions >= 1 (or None: to the end), got -4"),
+    ("0", _EACH.format(field="hold=2.5"), "hold must be a whole number of sessions >= 1 (or None: to the end), "
+     "got 2.5"),
+    ("0", _EACH.format(field="hold='10'"), "hold must be a whole number of sessions >= 1 (or None: to the end), "
+     "got '10'"),
+    ("0", _EACH.format(field="side='sideways'"), "side must be 'long' or 'short', got 'sideways'"),
+    ("0", _EACH.format(field="action='buy'"), "action must be 'enter' or 'exit', got 'buy'"),
+    ("0", _EACH.format(field="weight=-0.5"), "weight must be a positive fraction of equity (or None: the run's "
+     "sizing), got -0.5"),
+    ("'lots'", "return []", "warmup() must return a whole number of sessions >= 0, got 'lots'"),
+    ("-3", "return []", "warmup() must return a whole number of sessions >= 0, got -3"),
+])
+def test_a_rule_returning_garbage_is_a_clear_run_error(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                       warmup: str, body: str, expected: str) -> None:
+    """What a rule yields or declares is checked: it used to surface as an internal AttributeError/TypeError, and a
+    Signal(hold=-4) or hold=2.5 was executed silently (a position held until an unrelated later exit)."""
+    path = _write(tmp_path, "garbage", GARBAGE_RULE.format(warmup=warmup, body=body))
+    for command in (("run", str(path), "--no-save"), ("sweep", str(path), "-g", "hold=2,3", "--workers", "1")):
+        code, out, err = run_cli("--offline", *command, *SYMBOLS)
+        assert code == 1, (command, err)
+        assert f"error: strategy garbage ({path.resolve()}): " in err, err
+        assert expected in err, err
+        assert "internal error" not in err and "Traceback" not in err and out == ""
+
+
+_NO_DATACLASS = """\
+from strategies.base import Strategy
+
+
+class Params:
+    hold = 5
+
+
+class NotDataclass(Strategy):
+    name = "not_dataclass"
+    Params = Params
+
+    def signals(self, ctx):
+        return []
+"""
+_NO_SIGNALS = """\
+from strategies.base import Strategy
+
+
+class NoSignals(Strategy):
+    name = "no_signals"
+"""
+_EXITS_AT_IMPORT = """\
+import sys
+
+sys.exit(3)
+"""
+_UNRESOLVED_TYPE = """\
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strategies.base import BaseParams, Strategy
+
+
+@dataclass(frozen=True)
+class Params(BaseParams):
+    hold: int = 5
+    mode: Undefined = None
+
+
+class Unresolved(Strategy):
+    name = "unresolved"
+    Params = Params
+
+    def signals(self, ctx):
+        return []
+"""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (_NO_DATACLASS, "NotDataclass.Params must be a @dataclass(frozen=True) subclass of strategies.base.BaseParams, "
+                    "got 'Params' (not a dataclass)"),
+    (_NO_SIGNALS, "NoSignals defines no signals(self, ctx) method"),
+    (_EXITS_AT_IMPORT, "line 3: SystemExit: 3"),
+    (_UNRESOLVED_TYPE, "Unresolved.Params has a type annotation that cannot be resolved (NameError: name "
+                       "'Undefined' is not defined)"),
+])
+def test_a_malformed_strategy_file_is_an_input_error_naming_it(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                               text: str, expected: str) -> None:
+    """Each used to end as `internal error: TypeError/NotImplementedError` when the run reached it, or (sys.exit in
+    the file) evbt exited with the file's own code and no message, `evbt strategies` of its folder included."""
+    path = _write(tmp_path / "rules", "malformed", text)
+    _rule(tmp_path / "rules", "fine", "fine_rule", "Fine")
+    code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, "--no-save")
+    assert code == 2, (code, out, err)
+    assert str(path) in err and expected in err, err
+    assert "internal error" not in err and "Traceback" not in err and out == ""
+    code, out, err = run_cli("--strategies-dir", str(tmp_path / "rules"), "strategies")
+    assert code == 0, err
+    assert f"failed to import: {path}" in out and expected in out and "fine_rule" in out
+
+
+def test_sys_exit_inside_the_rule_is_a_run_error_with_its_frame(run_cli: Run, sample_cache: Path,
+                                                                tmp_path: Path) -> None:
+    """`raise SystemExit(5)` in signals ended evbt with exit 5 and no message."""
+    path = _write(tmp_path, "exits", GARBAGE_RULE.format(warmup="0", body="raise SystemExit(5)"))
+    for command in (("run", str(path), "--no-save"), ("sweep", str(path), "-g", "hold=2,3", "--workers", "1")):
+        code, out, err = run_cli("--offline", *command, *SYMBOLS)
+        assert code == 1 and out == "", (command, code, err)
+        assert "error: strategy raised SystemExit: 5" in err and f'File "{path.resolve()}", line ' in err, err
+
+
+def test_runs_ls_filters_a_user_rule_by_its_name(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user rule's runs keep its file's path as their strategy: `runs ls --strategy my_rule` matched none."""
+    path = _rule(tmp_path / "rules")
+    code, out, err = run_cli("--offline", "run", str(path), *SYMBOLS, "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, err = run_cli("--offline", "run", "reassurance", *SYMBOLS, "--json")
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path / "rules")
+    for wanted in ("my_rule", "my_rule.py", str(path)):
+        code, out, err = run_cli("runs", "ls", "--strategy", wanted, "--json")
+        assert code == 0, err
+        assert [r["run_id"] for r in json.loads(out)] == [run_id], wanted

@@ -22,6 +22,7 @@ from engine.api.events import check_event_types, fetch_ratings, list_events, val
 from engine.api.runs import (
     build_run_config,
     check_placebo,
+    check_tags,
     compare,
     config_from_options,
     execute_run,
@@ -55,6 +56,7 @@ from engine.api.sweeps import (
 )
 from engine.api.visuals import (
     Wrote,
+    check_visual_paths,
     write_compare_visuals,
     write_outcome_visuals,
     write_run_visuals,
@@ -73,6 +75,8 @@ __all__ = [
     "check_event_types",
     "check_placebo",
     "check_sweep_placebo",
+    "check_tags",
+    "check_visual_paths",
     "compare",
     "config_from_options",
     "execute_run",

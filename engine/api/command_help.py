@@ -55,7 +55,8 @@ HELP: dict[str, str] = {
     """,
     "data sample": """Write the SYNTHETIC offline sample (not real prices) into the cache.
 
-    With the global --sample flag this is data_cache/sample.
+    With the global --sample flag this is data_cache/sample. Real prices of a sample symbol in the cache are
+    never replaced: the command then stops (exit 2) and writes nothing.
 
     
     Example:

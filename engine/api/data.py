@@ -18,6 +18,8 @@ def fetch_prices(settings: Settings, symbols: Sequence[str], start: dt.date | No
     from engine.market.symbols import parse_symbol_list
 
     syms = parse_symbol_list(list(symbols))
+    if start is not None and end is not None and start > end:  # was sent to Yahoo (retried, then a network error)
+        raise ConfigError(f"--start {start} is after --end {end}: nothing to fetch")
     if settings.offline:
         raise MissingDataError("data fetch needs the network but evbt is offline (--offline/--sample/EVBT_OFFLINE)")
     store = settings.store()
@@ -72,10 +74,32 @@ def remove_prices(settings: Settings, symbols: Sequence[str]) -> Iterator[str]:
 
 
 def write_sample_data(settings: Settings) -> list[dict[str, Any]]:
-    """The SYNTHETIC sample written into the settings' cache; metadata per symbol."""
-    from engine.prices.synthetic import write_sample
+    """The SYNTHETIC sample written into the settings' cache; metadata per symbol.
 
-    return list(write_sample(settings.store()))
+    A cache file of a sample symbol that is not itself the sample (real prices: imported, fetched, or a damaged
+    file) is never replaced: that is a ConfigError before anything is written, pointing at the sample's own
+    folder (``--sample``). It used to be overwritten with synthetic bars, so real data was lost."""
+    from engine.errors import DataError
+    from engine.prices.synthetic import SAMPLE_SYMBOLS, write_sample
+
+    store = settings.store()
+    kept: list[str] = []
+    for sym in SAMPLE_SYMBOLS:
+        if not store.has(sym):
+            continue
+        try:
+            source = store.read_meta(sym).get("source")
+        except (DataError, MissingDataError):
+            source = None
+        if source != "sample":
+            kept.append(sym)
+    if kept:
+        raise ConfigError(
+            f"the cache {store.root} holds prices that are not the synthetic sample for {', '.join(kept)}; "
+            f"`evbt data sample` would replace them with SYNTHETIC bars, so nothing was written. Write the sample "
+            f"into its own folder with `evbt --sample data sample` (and use it with `evbt --sample ...`), or give "
+            f"an empty --cache-dir")
+    return list(write_sample(store))
 
 
 def price_summary(settings: Settings, symbol: str, start: dt.date | None,

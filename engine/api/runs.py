@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the engine modules load pandas: imported where they are cal
 
 
 def build_run_config(settings: Settings, strategy: str, params: Sequence[str], config_file: Path | None,
-                     options: dict[str, Any]) -> Any:
+                     options: dict[str, Any], swept: tuple[str, ...] = ()) -> Any:
     """The RunConfig of ``evbt run STRATEGY`` from -p pairs, a TOML file and command-line options."""
     from engine.plan.config import make_run_config
     from strategies.registry import get_strategy, resolve
@@ -37,19 +37,20 @@ def build_run_config(settings: Settings, strategy: str, params: Sequence[str], c
                               "folder of the cache dir, here from --cache-dir/EVBT_CACHE_DIR): run "
                               "`evbt --sample data sample` or `evbt demo` first")
     try:
-        return make_run_config(strategy, tuple(params), options, config_file, defaults, cls.Params)
+        return make_run_config(strategy, tuple(params), options, config_file, defaults, cls.Params, swept=swept)
     except EvbtError as exc:  # name the config file as the place to look (values may also come from options)
         if config_file is None or str(config_file) in str(exc):
             raise
         raise type(exc)(f"{exc} (in {config_file} or the command-line options)") from None
 
 
-def config_from_options(settings: Settings, strategy: str, options: dict[str, Any]) -> Any:
+def config_from_options(settings: Settings, strategy: str, options: dict[str, Any],
+                        swept: tuple[str, ...] = ()) -> Any:
     """``build_run_config`` of the run options as the CLI collects them (``params`` and ``config_file`` among
     the option values)."""
     options = dict(options)
     params, config_file = options.pop("params", ()), options.pop("config_file", None)
-    return build_run_config(settings, strategy, params, config_file, options)
+    return build_run_config(settings, strategy, params, config_file, options, swept)
 
 
 @in_session
@@ -65,6 +66,15 @@ def execute_run(settings: Settings, config: Any, save: bool = True,
     if save:
         path = save_outcome(outcome, store, tags=tags, repo_dir=REPO_DIR)
     return outcome, path
+
+
+def check_tags(tags: Sequence[str]) -> None:
+    """``--tag`` labels, checked before the run: an empty one, or one with a comma, a line break or another
+    control character, was saved as given and broke the `runs ls` table (tags are listed joined by commas)."""
+    for tag in tags:
+        if not tag.strip() or "," in tag or any(ord(c) < 32 or ord(c) == 127 for c in tag):
+            raise ConfigError(f"--tag {tag!r}: a label must be non-empty text on one line without commas "
+                              f"(e.g. --tag baseline); give several with several --tag options")
 
 
 def _placebo_requested(n: int | None, seed: int | None) -> bool:

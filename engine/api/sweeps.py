@@ -48,15 +48,18 @@ def prepare_sweep(settings: Settings, strategy: str, grid_specs: Sequence[str], 
     before anything is computed or written."""
     from engine.api.runs import build_run_config
     from engine.plan.config import parse_date
-    from engine.sweeps.grid import parse_grid
+    from engine.sweeps.grid import check_not_also_set, parse_grid
     from engine.sweeps.sweep import SweepRequest, check_metric, heatmap_keys_for, parse_walk_forward
     from strategies.registry import get_strategy, resolve
 
     check_metric(metric)
+    if heatmap_keys is not None and heatmap is None:  # was silently ignored: no heatmap was written
+        raise ConfigError(f"--heatmap-keys {heatmap_keys} chooses the axes of a heatmap: add --heatmap FILE.png")
     strategy = resolve(strategy, settings.strategy_dirs)  # a user strategy: the absolute path of its file
     check_sweep_placebo(placebo_n, placebo_seed, split, walk_forward)
     grid = parse_grid(grid_specs, get_strategy(strategy).Params, strategy)
-    config = config_from_options(settings, strategy, options)
+    check_not_also_set(grid, options.get("params") or (), options)
+    config = config_from_options(settings, strategy, options, swept=tuple(grid.keys))
     request = SweepRequest(
         strategy=strategy, base=config, grid=grid, metric=metric, top=top,
         workers=workers or min(os.cpu_count() or 1, 8), cluster=cluster,

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 Wrote = Callable[[Path, int], None]
 
 
+def check_visual_paths(html_path: Path | None, plot_path: Path | None) -> None:
+    """``--html`` and ``--plot`` naming one file: the PNG overwrote the HTML report, silently (checked before any
+    work is done)."""
+    if html_path is not None and plot_path is not None and html_path.resolve() == plot_path.resolve():
+        raise ConfigError(f"--html and --plot name the same file {html_path}: the PNG would overwrite the HTML "
+                          f"report; give two different files")
+
+
 def _run_calendar(report: Report, warn: Callable[[str], None]) -> list[Any]:
     """The run's calendar (for event dates and descriptions on charts); empty if it cannot be loaded."""
     from engine.events.catalog import load_calendar

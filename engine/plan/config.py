@@ -179,6 +179,7 @@ def build_params(params_cls: type, raw: dict[str, Any], strategy: str) -> Any:
         values[key] = coerce(value, hints[key], key)
     _check_guards(values)
     _check_event_types(values)
+    _normalise_symbols(values)
     try:
         params = params_cls(**values)
     except (ValueError, TypeError) as exc:
@@ -216,6 +217,17 @@ def _check_event_types(values: dict[str, Any]) -> None:
         if name not in EVENT_TYPES:
             raise ConfigError(f"parameter types: unknown event type {name!r}{suggest(name, list(EVENT_TYPES))}; "
                               f"types: {', '.join(EVENT_TYPES)}")
+
+
+def _normalise_symbols(values: dict[str, Any]) -> None:
+    """A ``symbols`` parameter (event_hold's) names symbols as ``--symbols`` does: ``baba`` or ``700`` matched no
+    universe symbol (BABA, 0700.HK) and the run silently made no trade; an unknown venue is an input error."""
+    chosen = values.get("symbols")
+    if isinstance(chosen, tuple) and chosen:
+        try:
+            values["symbols"] = tuple(parse_symbol_list(list(chosen)))
+        except ConfigError as exc:
+            raise ConfigError(f"parameter symbols: {exc}") from None
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
@@ -295,8 +307,11 @@ def make_run_config(
     config_file: Path | None = None,
     default_symbols: tuple[str, ...] = (),
     params_cls: type | None = None,
+    swept: tuple[str, ...] = (),
 ) -> RunConfig:
     """Merge defaults < config file < command-line options into a validated RunConfig.
+
+    ``swept``: the keys a sweep's grid sets per point (the base configuration may leave them out).
 
     ``options`` holds command-line values; ``None`` means "not given". With ``params_cls`` (the strategy's
     Params dataclass) the parameters are validated and stored typed and complete (defaults included), so the
@@ -319,8 +334,12 @@ def make_run_config(
         cost_values["venue_fees"] = coerce(merged.pop("venue_fees"), bool, "venue_fees")
     try:
         costs = dataclasses.replace(costs, **cost_values)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    except ValueError as exc:  # named by the option the user gave, not the CostModel field (commission_pct)
+        message = str(exc)
+        for key, field in _COST_KEYS.items():
+            if message.startswith(f"{field} "):
+                message = f"--{key.replace('_', '-')} ({key} in a config file)" + message[len(field):]
+        raise ConfigError(message) from None
     symbols = merged.pop("symbols", None)
     symbols_tuple = tuple(parse_symbol_list(symbols)) if symbols is not None else tuple(default_symbols)
     if symbols is not None and not symbols_tuple:
@@ -348,6 +367,10 @@ def make_run_config(
     for key in ("fill", "sizing", "overlap", "base_currency"):
         if key in merged:
             kwargs[key] = str(merged.pop(key))
+    if kwargs.get("sizing") == "cash" and "size" not in kwargs and "size" not in swept:  # 0.05 bought $0.05
+        raise ConfigError("--sizing cash buys a fixed base-currency amount per entry: give it with --size AMOUNT "
+                          "(e.g. --size 20000); the default size 0.05 is the fraction of equity of percent/equal "
+                          "sizing")
     start = parse_date(merged.pop("start", SEED_START), "start")
     end = parse_date(merged.pop("end", SEED_END), "end")
     if merged:

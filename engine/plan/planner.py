@@ -19,6 +19,7 @@ from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
 from engine.plan.fills import Placement, PlacementMemo, fill_bar, fill_bars, place_missing, placement, placements
 from engine.plan.rows import actions_from_rows
+from engine.plan.signal_checks import checked_signals
 from strategies.base import Exits, Signal, SignalRows, Strategy
 
 __all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "build_plan_with_exits",
@@ -105,7 +106,7 @@ def _build_from_rows(strategy: Strategy, rows: SignalRows, ctx: RunContext, fram
 def _build_from_signals(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.DataFrame],
                         memo: dict[tuple[str, Any], Placement]) -> tuple[Plan, dict[int, Exits]]:
     params = strategy.params
-    signals = list(strategy.signals(ctx))
+    signals = checked_signals(strategy, strategy.signals(ctx))
     group_sizes: dict[str, int] = {}
     for sig in signals:
         if sig.group is not None and sig.action == "enter":

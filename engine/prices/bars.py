@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from engine.errors import DataError, MissingDataError
+from engine.errors import DataError, NoBarsInRange
 from engine.prices.validate import COLUMNS, INDEX_UNIT, Columns, check_columns, check_index, validate_prices
 
 _CONTRACT_DTYPES = {c: np.dtype("float64") for c in COLUMNS[:-1]} | {"stale": np.dtype("bool")}
@@ -35,6 +35,16 @@ def day_text(day: dt.date | None) -> str:
     return day.isoformat() if day else "(open)"
 
 
+def span_text(lo: dt.date | None, hi: dt.date | None, both: str = "in") -> str:
+    """An asked date range for a message: "in A .. B" (``both`` is the word before it), "from A on", "up to B", or
+    "" when neither end is given (messages used to say "(open) .. (open)")."""
+    if lo and hi:
+        return f"{both} {lo.isoformat()} .. {hi.isoformat()}"
+    if lo:
+        return f"from {lo.isoformat()} on"
+    return f"up to {hi.isoformat()}" if hi else ""
+
+
 def merge_bars(old: pd.DataFrame | None, parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate old and new bars; on a duplicate date the newest download wins."""
     candidates: list[pd.DataFrame] = ([old] if old is not None else []) + list(parts)
@@ -58,8 +68,8 @@ def slice_bars(frame: pd.DataFrame, sym: str, lo: dt.date | None, hi: dt.date | 
     out = frame if (a, b) == (0, len(index)) else frame.iloc[a:b]
     if len(out) == 0:
         first, last = frame.index[0].date(), frame.index[-1].date()
-        raise MissingDataError(
-            f"{sym}: no cached prices in {day_text(lo)} .. {day_text(hi)} (cache has {first} .. {last})"
+        raise NoBarsInRange(
+            f"{sym}: no cached prices {span_text(lo, hi)} (cache has {first} .. {last})"
         )
     return out
 

@@ -142,6 +142,11 @@ def _parse_rows(path: Path, text: str) -> tuple[list[dt.date], np.ndarray, list[
             continue
         if len(row) < width:
             raise ConfigError(f"{path.name} line {line}: expected {width} fields, found {len(row)}")
+        if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
+            # more values than the header names (an unquoted "1,234.5", a shifted row): were silently dropped
+            raise ConfigError(f"{path.name} line {line}: {len(row)} fields but the header names {len(header)}; "
+                              f"extra value {next(c for c in row[len(header):] if c.strip())!r} (a thousands "
+                              f"separator or a shifted row?)")
         fields = [f for f in _FIELDS if f in cols]
         cells = {f: row[cols[f]].strip() for f in fields}
         if all(cells[f].lower() == "null" for f in fields if f != "volume"):

@@ -40,7 +40,7 @@ import pandas as pd
 from engine.atomic import atomic_write_bytes, remove_orphan_temps, temp_owner
 from engine.errors import ConfigError, DataError, EvbtWarning, MissingDataError
 from engine.market.symbols import listing, normalize_symbol
-from engine.prices.bars import day_text, merge_bars, price_summary, slice_bars, stored_columns
+from engine.prices.bars import day_text, merge_bars, price_summary, slice_bars, span_text, stored_columns
 from engine.prices.cache_file import (
     META_KEY,
     SOURCES,
@@ -81,6 +81,8 @@ def _to_date(value: object | None) -> dt.date | None:
     if value is None:
         return None
     return pd.Timestamp(value).date()  # type: ignore[arg-type]
+
+
 
 
 class PriceStore:
@@ -367,16 +369,17 @@ class PriceStore:
         meta = cached[0] if cached else None
         if cached is not None and (cached[0]["source"] != "yfinance" or all(covered(cached[0], lo, hi))):
             return cached[1]
+        wanted = f"prices {span_text(lo, hi, 'for')}".rstrip()
         if self.offline and meta is None:
             raise MissingDataError(
-                f"{sym}: prices for {day_text(lo)} .. {day_text(hi)} are not in the cache "
+                f"{sym}: {wanted} are not in the cache "
                 f"({sym} is not in the price cache {self.root}) and evbt is offline; "
                 f"run `evbt data fetch {sym}` online or `evbt data import FILE`"
             )
         if self.offline:
             have = f" (cache has {meta['first_date']} .. {meta['last_date']})"  # type: ignore[index]
             raise MissingDataError(
-                f"{sym}: prices for {day_text(lo)} .. {day_text(hi)} are not in the cache{have} and evbt is offline; "
+                f"{sym}: {wanted} are not in the cache{have} and evbt is offline; "
                 f"run `evbt data fetch {sym}` online or `evbt data import FILE`"
             )
         return self.update(sym, lo, hi)

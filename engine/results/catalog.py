@@ -46,12 +46,24 @@ def _created_day(summary: RunSummary) -> dt.date | None:
         return None
 
 
+def _is_strategy(summary: RunSummary, wanted: str) -> bool:
+    """``--strategy`` matches a built-in's name, and a user rule by its file: its runs keep the file's absolute
+    path as their strategy (`--strategy my_rule` matched none of them), so the file's path or its name with or
+    without ``.py`` (``my_rule`` for ``rules/my_rule.py``) match too."""
+    if summary.strategy == wanted:
+        return True
+    if not summary.strategy.endswith(".py"):
+        return False
+    file = Path(summary.strategy)
+    return wanted.removesuffix(".py") == file.stem or Path(wanted).expanduser().resolve() == file
+
+
 def find_runs(filters: RunFilter = RunFilter(), runs_dir: Path | None = None) -> list[RunSummary]:
     """Saved runs, newest first, that pass every given filter."""
     out = []
     for s in list_runs(runs_dir):
         day = _created_day(s)
-        if filters.strategy and s.strategy != filters.strategy:
+        if filters.strategy and not _is_strategy(s, filters.strategy):
             continue
         if filters.tag and filters.tag not in s.tags:
             continue
@@ -70,7 +82,18 @@ def summary_json(s: RunSummary) -> dict[str, Any]:
 
 
 def remove_runs(refs: Sequence[str], runs_dir: Path | None = None) -> list[str]:
-    """Delete saved runs (every reference is resolved before anything is removed); returns their ids."""
+    """Delete saved runs (every reference is resolved before anything is removed); returns their ids.
+
+    A sweep id is refused with its folder named (it used to say "run 'sweep-...' not found", as if it did not
+    exist): sweeps are not removed by this command."""
+    from engine.results.resolve import find_sweep
+
+    for ref in refs:
+        sweep = find_sweep(ref, runs_dir) if str(ref).startswith("sweep-") else None
+        if sweep is not None:
+            raise ConfigError(f"{ref} is a sweep ({sweep}), not a saved run: `evbt runs rm` deletes saved runs "
+                              f"only; to delete the sweep, remove its folder while no sweep runs, then `evbt runs gc` "
+                              f"frees the data versions only it kept")
     folders = [resolve_run(ref, runs_dir) for ref in refs]
     for folder in folders:
         if not (folder / "report.json").is_file() or folder.parent.name == SWEEPS:
@@ -88,16 +111,12 @@ def remove_runs(refs: Sequence[str], runs_dir: Path | None = None) -> list[str]:
 def referenced_versions(runs_dir: Path | None = None) -> set[str]:
     """Content hashes that saved runs and sweeps refer to (their manifests' data fingerprints)."""
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    manifests = [*root.glob("*/manifest.json"), *root.glob(f"{SWEEPS}/*/manifest.json")] if root.is_dir() else []
+    folders = [*root.glob("*/"), *root.glob(f"{SWEEPS}/*/")] if root.is_dir() else []
     out: set[str] = set()
-    for path in manifests:
-        if path.parent.name.startswith("."):
+    for folder in folders:
+        if folder.name.startswith(".") or (folder.name == SWEEPS and folder.parent == root):
             continue
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        out.update(str(v) for v in (doc.get("data") or {}).values())
+        out.update(_folder_versions(folder))
     # a kill between the rename of a run folder and its hidden old copy: keep what either refers to
     for path in root.glob(".*/manifest.json") if root.is_dir() else []:
         try:
@@ -107,6 +126,50 @@ def referenced_versions(runs_dir: Path | None = None) -> set[str]:
     return out
 
 
+def _folder_versions(folder: Path) -> set[str]:
+    """The data versions one run or sweep folder refers to: its manifest's fingerprints, else (a run folder) its
+    report's, which are what `evbt rerun` reads. A folder with neither file refers to nothing (a sweep killed
+    before its manifest). When a manifest or report exists but neither gives the fingerprints, gc cannot know what
+    the folder needs: DataError, so nothing is freed (a damaged manifest used to count as "refers to nothing", and
+    gc deleted the only copy of the data versions its run had read)."""
+    problems: list[str] = []
+    manifest, report = folder / "manifest.json", folder / "report.json"
+    if not manifest.is_file() and not report.is_file():
+        return set()
+    try:
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if isinstance(data, dict):
+            return {str(v) for v in data.values()}
+        problems.append(f"{manifest.name} has no 'data' fingerprints")
+    except (OSError, ValueError) as exc:
+        problems.append(f"{manifest.name}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+        symbols = ((doc.get("data") or {}).get("symbols") if isinstance(doc, dict) else None) or {}
+        found = {str(info["fingerprint"]) for info in symbols.values()
+                 if isinstance(info, dict) and info.get("fingerprint")} if isinstance(symbols, dict) else set()
+        if found:
+            return found
+        problems.append(f"{report.name} lists no data fingerprints")
+    except (OSError, ValueError, AttributeError) as exc:
+        problems.append(f"{report.name}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    raise DataError(f"cannot tell which data versions {folder} refers to ({'; '.join(problems)}); nothing was "
+                    f"freed: repair that folder or delete it (`evbt runs rm {folder.name}` for a run), then run "
+                    f"`evbt runs gc` again")
+
+
 def gc(store: PriceStore, runs_dir: Path | None = None) -> GcResult:
-    """Free the data snapshots of ``store`` that no saved run or sweep in ``runs_dir`` refers to."""
-    return SnapshotStore.for_store(store).gc(referenced_versions(runs_dir))
+    """Free the data snapshots of ``store`` that no saved run or sweep in ``runs_dir`` refers to.
+
+    A runs folder that does not exist (a mistyped ``EVBT_RUNS_DIR``, another working folder) or is not a folder
+    refers to nothing, so every snapshot would go: with snapshots to free that is a ConfigError, nothing freed."""
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    snapshots = SnapshotStore.for_store(store)
+    if not root.is_dir() and snapshots.versions():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"runs folder {root} {what}: `evbt runs gc` frees the data versions no run or sweep of "
+                          f"that folder refers to, so it would free all {len(snapshots.versions())}; nothing was "
+                          f"freed (set EVBT_RUNS_DIR to the folder holding your runs, or run evbt from the folder "
+                          f"holding runs/)")
+    return snapshots.gc(referenced_versions(root))

@@ -38,6 +38,8 @@ class RunSummary:
 
 def _visible_runs(runs_dir: Path) -> list[Path]:
     if not runs_dir.is_dir():
+        if runs_dir.exists():  # `runs ls` said "no saved runs"
+            raise ConfigError(f"runs folder {runs_dir} is not a folder (EVBT_RUNS_DIR names the folder of saved runs)")
         return []
     recover(runs_dir)
     return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "sweeps")
@@ -61,12 +63,43 @@ def _read_report_file(path: Path) -> Report:
     return doc
 
 
+_OPTIONAL_KINDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("config", dict), ("data", dict), ("events", dict), ("params", dict), ("period", dict), ("orders", list),
+    ("universe", list), ("warnings", list), ("strategy", str), ("benchmark", (str, type(None))),
+    ("fx_source", (str, type(None))))
+# numbers the text report formats (a string there was an internal "Unknown format code 'f'")
+_TRADE_NUMBERS = ("entry_price", "exit_price", "size", "fees", "entry_fees", "exit_fees", "pnl", "ret",
+                  "benchmark_return", "entry_value", "fx_entry", "fx_exit", "holding_sessions")
+_ORDER_NUMBERS = ("size", "price", "fees")
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
 def _report_problem(doc: Any) -> str | None:
+    """What makes ``doc`` unusable as a report (None: fine). Beside the required keys, the shapes the renderings
+    and comparisons read are checked, so a hand-edited or foreign report.json is an input error naming the field,
+    not an internal error in the middle of printing it."""
     if not isinstance(doc, dict):
         return "not a JSON object"
     for key, kind in (("schema_version", int), ("run_id", str), ("metrics", dict), ("trades", list)):
         if not isinstance(doc.get(key), kind):
             return f"missing or invalid '{key}'"
+    for key, kinds in _OPTIONAL_KINDS:
+        if key in doc and not isinstance(doc[key], kinds):
+            return f"'{key}' is {type(doc[key]).__name__}, not {getattr(kinds, '__name__', 'text or null')}"
+    for name, value in doc["metrics"].items():
+        if not _is_number(value):
+            return f"metric '{name}' is {value!r}, not a number or null"
+    for rows, numbers, label in ((doc["trades"], _TRADE_NUMBERS, "trade"),
+                                 (doc.get("orders") or [], _ORDER_NUMBERS, "order")):
+        for n, row in enumerate(rows, 1):
+            if not isinstance(row, dict):
+                return f"{label} {n} is {type(row).__name__}, not an object"
+            bad = next((k for k in numbers if not _is_number(row.get(k))), None)
+            if bad is not None:
+                return f"{label} {n}: '{bad}' is {row[bad]!r}, not a number or null"
     return None
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from engine.backtest import HISTORY_PAD_DAYS
-from engine.errors import EvbtWarning, MissingDataError
+from engine.errors import EvbtWarning, MissingDataError, NoBarsInRange
 from engine.events import catalog as events_mod
 from engine.execution import fast_driver as fastpath
 from engine.market.fx import FX_PAD_DAYS, FxRates, currencies, pairs_needed
@@ -66,6 +66,21 @@ def inclusive(frame: FrameT, lo: dt.date, hi: dt.date) -> FrameT:
     return frame.iloc[a:b]  # a new frame even when it is all of it: callers may change theirs
 
 
+def _load_span(store: PriceStore, symbol: str, lo: dt.date, start: dt.date, hi: dt.date) -> pd.DataFrame:
+    """``symbol``'s bars of ``lo..hi``; offline, a cache that does not reach back to ``lo`` (the history pad
+    before the first window) gives its bars from ``start`` on, as a run's warm-up does. What the windows
+    themselves need is required: not cached, or offline and not covered, is an error naming the symbol and the
+    dates, as in `evbt run` (such a symbol used to be "left out" with a false "no price bars" warning)."""
+    try:
+        return store.load(symbol, lo, hi)
+    except NoBarsInRange:
+        raise
+    except MissingDataError:
+        if not store.has(symbol):
+            raise
+    return store.load(symbol, start, hi)
+
+
 def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window]) -> SweepData:
     """Read every price file once (offline or online as the store is), plus FX, benchmark and events.
 
@@ -84,11 +99,10 @@ def load_sweep_data(store: PriceStore, base: RunConfig, windows: Sequence[Window
     fingerprints: dict[str, str] = {}
     for symbol in base.symbols:
         try:
-            frames[symbol] = with_cached_history(store, symbol, store.load(symbol, lo, hi))
-        except MissingDataError:
-            if not store.has(symbol):
-                raise
-            continue  # no bars in the whole span: left out of every window (warned per window)
+            loaded = _load_span(store, symbol, lo, min(w.start for w in windows), hi)
+        except NoBarsInRange:  # cached, no bars in the whole span: left out of every window (warned per window)
+            continue
+        frames[symbol] = with_cached_history(store, symbol, loaded)
         fingerprints[symbol] = store.fingerprint(symbol)
     if not frames:
         raise MissingDataError(f"no symbol of the universe has prices between {lo} and {hi}")

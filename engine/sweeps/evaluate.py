@@ -25,6 +25,7 @@ from engine.execution.records import OrderRecord, RunResult, TradeRecord
 from engine.plan.config import RunConfig, build_params, params_to_dict
 from engine.plan.planner import PlacementMemo, Plan, RunContext, build_plan, build_plan_with_exits
 from engine.plan.reuse import PendingTemplate, declared_exit_params
+from engine.plan.signal_checks import checked_warmup
 from engine.plan.warmup import WarmupFrames, with_warmup
 from engine.reporting.models import Report
 from engine.reporting.report import build_report, report_text, to_jsonable
@@ -98,7 +99,7 @@ def _plan(data: SweepData, wctx: WindowContext, config: RunConfig, params: Any, 
           key: tuple[str, str, str]) -> Plan:
     cls = get_strategy(config.strategy)
     strategy = cls(params)
-    sessions = strategy.warmup()
+    sessions = checked_warmup(strategy)
     ctx = wctx.contexts.get((config.fill, sessions))
     if ctx is None:  # the history engine.backtest.run would load: exactly the strategy's warm-up
         start, end = wctx.window.start, wctx.window.end
@@ -140,7 +141,7 @@ def warmup_notes(data: SweepData, windows: Sequence[Window], tasks: Sequence[Any
     """One note per (symbol, window, warm-up) whose data lacks the warm-up some grid point declares."""
     cls = get_strategy(data.strategy)
     distinct = {t.params_json: t.config.params for t in tasks}
-    sessions = {cls(caches.typed_params(data.strategy, raw)).warmup() for raw in distinct.values()}
+    sessions = {checked_warmup(cls(caches.typed_params(data.strategy, raw))) for raw in distinct.values()}
     notes: list[str] = []
     for window in windows:
         wctx = caches.context(data, window)

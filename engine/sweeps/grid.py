@@ -179,3 +179,17 @@ def parse_grid(specs: Sequence[str], params_cls: type, strategy: str) -> Grid:
     grid = Grid(tuple(axes))
     check_size(len(grid), "the grid")
     return grid
+
+
+def check_not_also_set(grid: Grid, params: Sequence[str], options: dict[str, Any]) -> None:
+    """A swept key given again as ``-p KEY=VALUE`` or as its run option (``--fill close`` beside ``-g fill=...``) is
+    a ConfigError: the grid's values win, so the other value was silently ignored. (A ``--config`` file may set a
+    swept key: the command line overrides it, as for every option.)"""
+    given = {pair.split("=", 1)[0].strip() for pair in params if "=" in pair}
+    for axis in grid.axes:
+        key = axis.key
+        if axis.kind == "param" and key in given:
+            raise ConfigError(f"-g {key} sweeps {key}, so -p {key}=... would be ignored: give its values in -g only")
+        if axis.kind == "run" and options.get(key) is not None:
+            option = "--" + key.replace("_", "-")
+            raise ConfigError(f"-g {key} sweeps {key}, so {option} would be ignored: give its values in -g only")
