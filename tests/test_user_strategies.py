@@ -283,6 +283,54 @@ def test_a_rule_returning_garbage_is_a_clear_run_error(run_cli: Run, sample_cach
         assert "internal error" not in err and "Traceback" not in err and out == ""
 
 
+NOTES_RULE = """\
+from dataclasses import dataclass
+
+from strategies.base import BaseParams, Strategy
+
+
+@dataclass(frozen=True)
+class Params(BaseParams):
+    hold: int = 3
+
+
+class Noted(Strategy):
+    name = "noted"
+    Params = Params
+
+    def signals(self, ctx):
+        return []
+
+    def explain(self):
+        return {explain}
+
+    def notes(self):
+        return {notes}
+"""
+
+
+@pytest.mark.parametrize(("explain", "notes", "expected"), [
+    ("None", "'check the firm'", "notes() must return a list of strings, got str 'check the firm'"),
+    ("None", "[1]", "notes() item 1 is int 1, not a string"),
+    ("5", "[]", "explain() must return a string or None, got int 5"),
+])
+def test_a_rule_whose_notes_are_not_text_is_a_clear_run_error(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                              explain: str, notes: str, expected: str) -> None:
+    path = _write(tmp_path, "noted", NOTES_RULE.format(explain=explain, notes=notes))
+    code, out, err = run_cli("--offline", "run", str(path), "--no-save", *SYMBOLS)
+    assert code == 1, err
+    assert f"error: strategy noted ({path.resolve()}): {expected}" in err, err
+    assert "internal error" not in err and "Traceback" not in err and out == ""
+
+
+def test_a_rules_notes_are_run_warnings(run_cli: Run, sample_cache: Path, tmp_path: Path) -> None:
+    path = _write(tmp_path, "noted", NOTES_RULE.format(explain="'nothing matched'", notes="['mind the gap']"))
+    code, out, err = run_cli("--offline", "run", str(path), "--no-save", "--json", *SYMBOLS)
+    assert code == 0, err
+    warnings = json.loads(out)["warnings"]
+    assert warnings[-2:] == ["nothing matched", "mind the gap"]
+
+
 _NO_DATACLASS = """\
 from strategies.base import Strategy
 

@@ -19,7 +19,7 @@ from engine.execution.records import OrderRecord
 from engine.plan.context import RunContext
 from engine.plan.fills import Placement, PlacementMemo, fill_bar, fill_bars, place_missing, placement, placements
 from engine.plan.rows import actions_from_rows
-from engine.plan.signal_checks import checked_signals
+from engine.plan.signal_checks import checked_signals, plan_notes
 from strategies.base import Exits, Signal, SignalRows, Strategy
 
 __all__ = ["Placement", "PlacementMemo", "Plan", "PlannedAction", "RunContext", "build_plan", "build_plan_with_exits",
@@ -98,8 +98,7 @@ def _build_from_rows(strategy: Strategy, rows: SignalRows, ctx: RunContext, fram
         _add_event_exits(ctx, frames, memo, actions, count)
     for symbol_actions in actions.values():
         symbol_actions.sort(key=_BAR)
-    note = strategy.explain() if not count else None
-    notes = ([note] if note else []) + strategy.notes()
+    notes = plan_notes(strategy, bool(count))
     return Plan(actions=actions, skipped=skipped, events_used=used_ids, notes=notes), own_exits
 
 
@@ -148,8 +147,7 @@ def _build_from_signals(strategy: Strategy, ctx: RunContext, frames: dict[str, p
     for symbol_actions in actions.values():
         # appended in increasing seq: a stable sort by bar is the (bar, seq) order
         symbol_actions.sort(key=_BAR)
-    note = strategy.explain() if not signals else None
-    notes = ([note] if note else []) + strategy.notes()
+    notes = plan_notes(strategy, bool(signals))
     return Plan(actions=actions, skipped=skipped, events_used=list(used), notes=notes), own_exits
 
 

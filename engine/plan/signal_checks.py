@@ -75,3 +75,21 @@ def checked_signals(strategy: Strategy, produced: Any) -> list[Signal]:
             event = f", event {sig.event_id}" if sig.event is not None else ""
             raise RunError(f"{_who(strategy)}: signals() item {n + 1} (symbol {sig.symbol!r}{event}): {problem}")
     return signals
+
+
+def plan_notes(strategy: Strategy, signalled: bool) -> list[str]:
+    """The plan's notes: ``strategy.explain()`` when there is no signal, then ``strategy.notes()``; each a string."""
+    note = None if signalled else strategy.explain()
+    if note is not None and not isinstance(note, str):
+        raise RunError(f"{_who(strategy)}: explain() must return a string or None, got {type(note).__name__} "
+                       f"{note!r:.60}")
+    extra = strategy.notes()
+    if isinstance(extra, (str, bytes)) or not isinstance(extra, Iterable):
+        raise RunError(f"{_who(strategy)}: notes() must return a list of strings, got {type(extra).__name__} "
+                       f"{extra!r:.60}")
+    notes = list(extra)
+    for n, text in enumerate(notes):
+        if not isinstance(text, str):
+            raise RunError(f"{_who(strategy)}: notes() item {n + 1} is {type(text).__name__} {text!r:.60}, "
+                           "not a string")
+    return ([note] if note else []) + notes
