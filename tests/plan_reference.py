@@ -4,7 +4,9 @@ equal this slow, obvious build.
 
 Entry sessions come from ``timing.entry_session`` per (event, symbol) and symbols from ``catalog.symbols_for``
 (the definitions the engine's memos and tables shortcut); the strategy itself sees a context whose
-``entry_session``/``symbols_for`` are those definitions too. Keep this file as it is: it is the yardstick.
+``entry_session``/``symbols_for`` are those definitions too. Keep this file as it is: it is the yardstick. One
+rule has changed since, on purpose, here as in the engine: an equal-sizing group counts only the entries that can
+be placed (a signal without a bar to fill at took a share of its event's allotment and left it uninvested).
 """
 
 from __future__ import annotations
@@ -71,19 +73,22 @@ def reference_plan(strategy: Strategy, ctx: RunContext, frames: dict[str, pd.Dat
     ref = ReferenceContext(ctx)
     params = strategy.params
     signals: list[Signal] = list(strategy.signals(ref))  # type: ignore[arg-type]
-    group_sizes: dict[str, int] = {}
+    placements = []
     for sig in signals:
-        if sig.group is not None and sig.action == "enter":
+        session = sig.session
+        if session is None and sig.event is not None and sig.symbol in frames:
+            session = ref.entry_session(sig.event, sig.symbol)
+        placements.append(placement(frames.get(sig.symbol), session))
+    # the one rule changed since 62fdc34 (2026-12-02): a group's size counts only its entries that can be placed
+    group_sizes: dict[str, int] = {}
+    for sig, placed in zip(signals, placements, strict=True):
+        if sig.group is not None and sig.action == "enter" and placed[0] != "skip":
             group_sizes[sig.group] = group_sizes.get(sig.group, 0) + 1
     actions: dict[str, list[PlannedAction]] = {}
     skipped: list[OrderRecord] = []
     used: list[str] = []
     own_exits: dict[int, Exits] = {}
-    for seq, sig in enumerate(signals):
-        session = sig.session
-        if session is None and sig.event is not None and sig.symbol in frames:
-            session = ref.entry_session(sig.event, sig.symbol)
-        placed = placement(frames.get(sig.symbol), session)
+    for seq, (sig, placed) in enumerate(zip(signals, placements, strict=True)):
         if placed[0] == "skip":
             verb = "buy" if (sig.side == "long") == (sig.action == "enter") else "sell"
             skipped.append(OrderRecord(placed[1], sig.symbol, verb, 0, "skipped", placed[2], sig.event_id))

@@ -218,3 +218,28 @@ def test_a_firm_no_event_names_is_a_warning_naming_the_firms_there_are(tmp_path:
         assert len(notes) == 1 and f"firms={','.join(missing)}:" in notes[0]
         named = "JPMorgan" if strategy == "event_hold" else "JPMorgan, Morgan Stanley"  # of the rule's event types
         assert notes[0].endswith(f"the firms these events name: {named}")
+
+
+# ------------------------------------------------------------------------------------------------ equal sizing
+
+
+@pytest.mark.parametrize(("strategy", "etype"), [("event_hold", "official_reassurance"),  # plans its signals
+                                                 ("analyst_follow", "analyst_upgrade")])  # plans signal rows
+def test_equal_sizing_splits_an_event_only_among_the_entries_that_can_be_placed(tmp_path: Path, strategy: str,
+                                                                              etype: str) -> None:
+    """One event names BABA, JD and PDD; JD's data ends before the entry session, so its entry is skipped. The
+    allotment (60% of the 1,000,000 starting equity) is split between the two entries that fill: 300,000 each,
+    not 200,000 each with 200,000 left uninvested."""
+    frames = {"BABA": frame_on_sessions("XNYS", "2022-01-03", "2022-03-31", seed=1, base=100.0),
+              "JD": frame_on_sessions("XNYS", "2022-01-03", "2022-02-01", seed=2, base=70.0),
+              "PDD": frame_on_sessions("XNYS", "2022-01-03", "2022-03-31", seed=3, base=50.0)}
+    news = [event("ev1", "2022-02-10", symbols=("BABA", "JD", "PDD"), scope="company", tz="America/New_York",
+                  time="08:00", etype=etype, firm="Acme")]  # before the US open: fills at the 2022-02-10 open
+    config = RunConfig(strategy=strategy, params={"hold": 5}, symbols=tuple(frames), start=dt.date(2022, 1, 3),
+                       end=dt.date(2022, 3, 31), benchmark=None, costs=NO_COSTS, sizing="equal", size=0.6)
+    out = backtest.run(config, _store(tmp_path, frames), events=news)
+    skipped = [o for o in out.result.orders if o.status == "skipped"]
+    assert [o.symbol for o in skipped] == ["JD"]
+    sizes = {t.symbol: t.size for t in out.result.trades}
+    day = pd.Timestamp("2022-02-10")
+    assert sizes == {s: int(300_000 // frames[s].loc[day, "open"]) for s in ("BABA", "PDD")}

@@ -106,15 +106,15 @@ def _build_from_signals(strategy: Strategy, ctx: RunContext, frames: dict[str, p
                         memo: dict[tuple[str, Any], Placement]) -> tuple[Plan, dict[int, Exits]]:
     params = strategy.params
     signals = checked_signals(strategy, strategy.signals(ctx))
-    group_sizes: dict[str, int] = {}
-    for sig in signals:
-        if sig.group is not None and sig.action == "enter":
-            group_sizes[sig.group] = group_sizes.get(sig.group, 0) + 1
     actions: dict[str, list[PlannedAction]] = {}
     skipped: list[OrderRecord] = []
     used: dict[str, None] = {}  # event ids in first-use order (a dict: a list test made 100k events quadratic)
     own_exits: dict[int, Exits] = {}
     found = _placed(signals, ctx, frames, memo)
+    group_sizes: dict[str, int] = {}  # placed entries of each group: one that cannot be placed takes no share
+    for sig, placed in zip(signals, found, strict=True):
+        if sig.group is not None and sig.action == "enter" and placed[0] != "skip":
+            group_sizes[sig.group] = group_sizes.get(sig.group, 0) + 1
     filled: dict[Exits, Exits] = {}
     new = _new_action
     for seq, (sig, placed) in enumerate(zip(signals, found, strict=True)):

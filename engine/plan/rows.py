@@ -45,12 +45,10 @@ def actions_from_rows(rows: SignalRows, ctx: RunContext, frames: dict[str, pd.Da
         return None
     kinds = rows.kinds
     grouped_entry = np.array([k.action == "enter" and k.group_by_event for k in kinds], dtype=bool)[kinds_of]
-    group_size = np.bincount(events_at[grouped_entry], minlength=len(events))
     owns = [k.exits or no_exits for k in kinds]
     # per kind: the action's fields besides symbol, bar, date and event (entries: the run's guards filled in)
     shape = [(k.action, k.side, k.hold, k.group_by_event, own.with_defaults(params) if k.action == "enter"
               else no_exits) for k, own in zip(kinds, owns, strict=True)]
-    sizes = group_size.tolist()  # grouped entries per event position (0: none, the action's size is then 1)
     table = memo.table(frames)
     if table is None:
         return None
@@ -60,6 +58,9 @@ def actions_from_rows(rows: SignalRows, ctx: RunContext, frames: dict[str, pd.Da
     status, bars, day_values = table.place(np.maximum(ranks, 0), sessions)
     status = np.where(ranks < 0, NO_FRAME, status)
     placed = status == 0
+    # placed grouped entries per event position (0: none, the action's size is then 1): an entry that cannot be
+    # placed (no bar to fill at) takes no share of its event's allotment
+    sizes = np.bincount(events_at[grouped_entry & placed], minlength=len(events)).tolist()
     dates = memo.dates.setdefault(table.dtype, {})
     days = day_values.tolist()
     new_days = sorted({day for day, ok in zip(days, placed.tolist(), strict=True) if ok} - dates.keys())
