@@ -214,3 +214,52 @@ def test_keep_links_the_versions_read_and_never_a_replacement(tmp_path: Path) ->
         assert os.path.samefile(snaps.path(fps[sym]), reader.path_for(sym))  # hard links: free
     with snaps.pinned(fps) as (pinned, missing):
         assert missing == ["JD"] and pinned.fingerprint("BABA") == fps["BABA"]
+
+
+def test_a_keep_during_gc_waits_and_its_version_survives(tmp_path: Path) -> None:
+    """The race: gc reads the runs' references (a new run's manifest not there yet), the run keeps its version,
+    then gc removes what the references did not name. gc holds the snapshot lock from the reading to the last
+    removal, so the keep waits and its version is there afterwards (without the lock gc removed it)."""
+    import threading
+
+    reader, fps = _store_with(tmp_path)
+    snaps = SnapshotStore.for_store(reader)
+    wanted = {"BABA": fps["BABA"]}
+    references_read, keep_started = threading.Event(), threading.Event()
+
+    def references() -> list[str]:  # gc's reading of the runs folder: nothing refers to BABA yet
+        references_read.set()
+        assert keep_started.wait(5)
+        threading.Event().wait(0.2)  # the keep, if it were not excluded, completes in this window
+        return []
+
+    def run_saving() -> None:
+        assert references_read.wait(5)
+        keep_started.set()
+        snaps.keep(wanted)
+
+    keeper = threading.Thread(target=run_saving)
+    keeper.start()
+    snaps.gc(references)
+    keeper.join(5)
+    assert not keeper.is_alive()
+    assert [p.stem for p in snaps.versions()] == [fps["BABA"]]
+
+
+def test_gc_gives_up_with_a_clear_error_while_a_keep_holds_the_lock(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from engine.errors import DataError
+    from engine.prices import snapshots
+
+    reader, fps = _store_with(tmp_path)
+    snaps = SnapshotStore.for_store(reader)
+    snaps.keep({"BABA": fps["BABA"]})
+    monkeypatch.setattr(snapshots, "GC_LOCK_TIMEOUT", 0.05)
+    with open(tmp_path / ".locks" / snapshots.LOCK_NAME, "a") as held:  # a run keeping its versions
+        fcntl.flock(held, fcntl.LOCK_SH)
+        with pytest.raises(DataError, match=r"being kept by another evbt process.*nothing was freed"):
+            snaps.gc([])
+    assert [p.stem for p in snaps.versions()] == [fps["BABA"]]
+    assert snaps.gc([]).removed == 1  # once the keep is done

@@ -9,6 +9,10 @@ content a snapshot already holds (a re-import of the same CSV), the snapshot is 
 
 ``pinned`` serves a set of versions as a read-only, offline ``PriceStore`` (a temporary folder of links), which
 is what ``evbt rerun`` runs on. ``gc`` removes the versions no saved run or sweep refers to.
+
+``keep`` and ``gc`` exclude each other with ``flock`` on ``<cache>/.locks/snapshots.lock`` (keep shared, gc
+exclusive, from reading the runs' references to the last removal): without it a gc that read the references
+before a run saved its manifest could remove the version that run kept a moment later.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +32,18 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from engine.atomic import pid_alive
-from engine.errors import EvbtWarning
+from engine.errors import DataError, EvbtWarning
 from engine.prices.cache_file import Identity, identity
 from engine.prices.store import META_KEY, PriceStore
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not Linux/macOS: keep and gc are not coordinated
+    fcntl = None  # type: ignore[assignment]
+
 SNAPSHOT_DIR = ".snapshots"
+LOCK_NAME = "snapshots.lock"  # in <cache>/.locks/, beside the price files' locks
+GC_LOCK_TIMEOUT = 60.0  # seconds gc waits for runs keeping their versions
 REPORT_META = ("source", "first_date", "last_date", "rows", "adjustment", "content_hash", "symbol")
 _HASH_CHARS = frozenset("0123456789abcdef")
 
@@ -116,9 +128,46 @@ class SnapshotStore:
         except ValueError:
             return False
 
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        """``flock`` on the snapshot lock: shared (keep: runs keep concurrently) or exclusive (gc, which waits at
+        most GC_LOCK_TIMEOUT). A cache where the lock file cannot be made (read-only) is not locked: nothing can be
+        kept there either."""
+        lock_dir = self.store.root / ".locks"
+        try:
+            if fcntl is None:  # pragma: no cover
+                raise OSError("no flock")
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC,
+                         0o644)
+        except OSError:
+            yield
+            return
+        try:
+            if exclusive:
+                deadline = time.monotonic() + GC_LOCK_TIMEOUT
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise DataError(f"data versions are being kept by another evbt process "
+                                            f"({lock_dir / LOCK_NAME}); nothing was freed: try again") from None
+                        time.sleep(0.01)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # a gc holds it for moments
+            yield
+        finally:
+            os.close(fd)
+
     def keep(self, fingerprints: Mapping[str, str]) -> list[str]:
         """Snapshot the current cache file of each symbol whose content is the given hash; returns the symbols
         that could not be kept (the file changed meanwhile, or the folder is not writable), with a warning."""
+        with self._locked(exclusive=False):
+            return self._keep(fingerprints)
+
+    def _keep(self, fingerprints: Mapping[str, str]) -> list[str]:
         lost: list[str] = []
         linked = self._linked_versions()
         for symbol, digest in sorted(fingerprints.items()):
@@ -224,9 +273,15 @@ class SnapshotStore:
                 total += st.st_size
         return total
 
-    def gc(self, referenced: Iterable[str]) -> GcResult:
-        """Remove every version no saved run or sweep refers to (and leftovers of killed processes)."""
-        keep = set(referenced)
+    def gc(self, referenced: Iterable[str] | Callable[[], Iterable[str]]) -> GcResult:
+        """Remove every version no saved run or sweep refers to (and leftovers of killed processes).
+
+        ``referenced`` may be a function reading the references: it is then called under the lock, so no run can
+        keep a version between the reading and the removals."""
+        with self._locked(exclusive=True):
+            return self._gc(set(referenced() if callable(referenced) else referenced))
+
+    def _gc(self, keep: set[str]) -> GcResult:
         removed = freed = 0
         for path in self.versions():
             if path.stem in keep:

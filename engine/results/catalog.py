@@ -172,4 +172,4 @@ def gc(store: PriceStore, runs_dir: Path | None = None) -> GcResult:
                           f"that folder refers to, so it would free all {len(snapshots.versions())}; nothing was "
                           f"freed (set EVBT_RUNS_DIR to the folder holding your runs, or run evbt from the folder "
                           f"holding runs/)")
-    return snapshots.gc(referenced_versions(root))
+    return snapshots.gc(lambda: referenced_versions(root))  # read under the snapshot lock (no keep in between)
