@@ -556,6 +556,11 @@ def sweep_cmd(app: AppContext, strategy: str, grid_specs: tuple[str, ...], metri
     update, stop = _sweep_progress(quiet or as_json)
     try:
         outcome = api.run_sweep(app, job, update)
+    except KeyboardInterrupt:
+        stop()
+        click.echo("the finished batches of points are saved: run the same command again to resume from them",
+                   err=True)
+        raise
     finally:
         stop()
     ranked = api.finish_sweep(app, job, outcome)
@@ -586,8 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     api.tune_process()
     try:
         rv = cli.main(args=argv, prog_name="evbt", standalone_mode=False)
-    except click.exceptions.Abort:  # Ctrl-C at a prompt
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort:  # Ctrl-C (click turns a KeyboardInterrupt into Abort)
+        click.echo("interrupted", err=True)
         return ExitStatus.INTERRUPTED
     except click.ClickException as exc:  # usage errors: bad option, missing argument
         exc.show()

@@ -148,6 +148,36 @@ def test_ctrl_c_exits_130(tmp_path: Path, sample_cache: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted" and "resume" not in err
+
+
+_SLOW_SWEEP = """
+import sys, time
+import engine.api as api
+def slow(*a, **k):
+    print("ready", flush=True)
+    time.sleep(60)
+api.run_sweep = slow
+import cli
+sys.exit(cli.main(["--sample", "sweep", "reassurance", "--symbols", "BABA", "-g", "hold=2,3", "--quiet"]))
+"""
+
+
+def test_ctrl_c_in_a_sweep_says_it_resumes(tmp_path: Path, sample_cache: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EVBT_CACHE_DIR": str(tmp_path / "c"),
+           "EVBT_RUNS_DIR": str(tmp_path / "runs")}
+    (tmp_path / "c").mkdir()
+    os.symlink(sample_cache, tmp_path / "c" / "sample")
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SWEEP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=REPO, preexec_fn=_interactive_sigint)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-2:] == ["the finished batches of points are saved: run the same command again to resume from them",
+                          "interrupted"]
 
 
 # ---------------------------------------------------------------------------- atomic writes in hostile folders
