@@ -121,3 +121,20 @@ def test_compare_built_reports_of_identical_runs() -> None:
     assert comp["params"] == {} and comp["config"] == {} and comp["trades"]["only_some"] == []
     assert all(d in (None, 0, 0.0) for row in comp["metrics"] for d in row["deltas"])
     assert "with a different PnL: 0" in render_compare_text(comp)
+
+
+def test_runs_in_different_base_currencies_are_a_warning() -> None:
+    hkd = report("run-h", {"hold": 5, "stop": 0.1}, {"final_value": 7_800_000.0}, [],
+                 config={"cash": 7_800_000.0, "costs": {"commission": 0.001}, "base_currency": "HKD"})
+    usd = report("run-u", {"hold": 5, "stop": 0.1}, {"final_value": 1_000_000.0}, [],
+                 config={"cash": 1_000_000.0, "costs": {"commission": 0.001}, "base_currency": "USD"})
+    comp = compare_reports([A, hkd, usd])  # A has no base_currency: a report of USD runs
+    assert [r["base_currency"] for r in comp["runs"]] == ["USD", "HKD", "USD"]
+    assert len(comp["warnings"]) == 1 and "different base currencies ([1] USD, [2] HKD, [3] USD)" in comp["warnings"][0]
+    text = render_compare_text(comp).splitlines()
+    assert text[4].startswith("warning: the runs are in different base currencies")  # right under the legend
+    assert compare_reports([A, usd])["warnings"] == []
+    from engine.reporting.html_report import compare_document
+
+    html = compare_document(comp, {})
+    assert "Warning: the runs are in different base currencies ([1] USD, [2] HKD, [3] USD)" in html

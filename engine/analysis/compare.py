@@ -105,7 +105,18 @@ def _run_info(report: Report) -> CompareRun:
         "start": period.get("start"),
         "end": period.get("end"),
         "synthetic": is_synthetic(report),
+        "base_currency": str((report.get("config") or {}).get("base_currency") or "USD"),
     }
+
+
+def _warnings(runs: Sequence[CompareRun]) -> list[str]:
+    currencies = [r["base_currency"] for r in runs]
+    if len(set(currencies)) < 2:
+        return []
+    which = ", ".join(f"[{i}] {c}" for i, c in enumerate(currencies, start=1))
+    return [f"the runs are in different base currencies ({which}): money figures (final value, PnL, fees) and "
+            "their deltas compare amounts in different currencies; returns and ratios are each in the run's own "
+            "currency"]
 
 
 def compare_reports(reports: Sequence[Report]) -> Comparison:
@@ -113,8 +124,9 @@ def compare_reports(reports: Sequence[Report]) -> Comparison:
     if len(reports) < 2:
         raise ConfigError("compare needs at least two runs")
     trades = _trade_rows(reports)
+    runs = [_run_info(r) for r in reports]
     return {
-        "runs": [_run_info(r) for r in reports],
+        "runs": runs,
         "metrics": _metrics_rows(reports),
         "params": _differences([r.get("params") or {} for r in reports]),
         # the config's own copy of the parameters is left out: they are listed once, under params
@@ -124,4 +136,5 @@ def compare_reports(reports: Sequence[Report]) -> Comparison:
             "only_some": [t for t in trades if not all(t["present"])],
             "common": [t for t in trades if all(t["present"])],
         },
+        "warnings": _warnings(runs),
     }

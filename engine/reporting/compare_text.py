@@ -75,6 +75,7 @@ def render_compare_text(comparison: Comparison) -> str:
     for i, run in enumerate(runs, start=1):
         flag = "  SYNTHETIC DATA" if run["synthetic"] else ""
         lines.append(f"[{i}] {run['run_id']}  {run['strategy']}  {run['start']} -> {run['end']}{flag}")
+    lines += [f"warning: {w}" for w in comparison.get("warnings", [])]
     lines += ["", _metrics_text(comparison, n)]
     lines += _diff_text("Parameters that differ", comparison["params"], n)
     lines += _diff_text("Config that differs", comparison["config"], n)

@@ -264,7 +264,7 @@ def compare_document(comparison: Comparison, curves: Mapping[str, pd.Series]) ->
                    [[f"[{i}]", r["run_id"], r["strategy"], r["start"], r["end"],
                      "SYNTHETIC" if r.get("synthetic") else "real"] for i, r in enumerate(runs, start=1)])
     headers, rows = metric_cells(comparison, len(runs), first="metric")
-    parts = [section("Runs", legend)]
+    parts = [section("Runs", legend, *(paragraph(f"Warning: {w}", "meta") for w in comparison.get("warnings", [])))]
     if curves:
         parts.append(section("Equity curves", figure(charts.svg(charts.compare_panel(curves), 3.2),
                                                      "Equity curves of the runs, growth of 1")))

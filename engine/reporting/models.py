@@ -89,6 +89,7 @@ class CompareRun(TypedDict):
     start: Any
     end: Any
     synthetic: bool
+    base_currency: str  # what its money figures are in (USD for reports without the key)
 
 
 class MetricRow(TypedDict):
@@ -120,6 +121,7 @@ class Comparison(TypedDict):
     params: dict[str, list[Any]]  # dotted key -> value per run, only keys that differ
     config: dict[str, list[Any]]
     trades: TradeDiff
+    warnings: list[str]  # e.g. runs in different base currencies: their money deltas mean nothing
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
