@@ -334,6 +334,13 @@ CASES: list[Case] = [
          ("error: --commission (commission in a config file) must be a finite number >= 0, got -0.1",)),
     Case("stamp duty negative names the option", "cli", (*RUN, "--stamp-duty", "-1"),
          ("error: --stamp-duty (stamp_duty in a config file) must be a finite number >= 0",)),
+    # a rate of 100% or more is a unit mistake, and it ran: --stamp-duty 2 charged 200% of every order
+    Case("stamp duty of 200%", "cli", (*RUN, "--stamp-duty", "2"),
+         ("error: --stamp-duty (stamp_duty in a config file) must be below 1 (0.0013 = 0.13%), got 2.0",)),
+    Case("commission of 100%", "cli", (*RUN, "--commission", "1"), ("--commission", "must be below 1")),
+    Case("slippage of 100%", "cli", (*RUN, "--slippage-bps", "100000"), ("--slippage-bps", "must be below 10000")),
+    Case("grid slippage of 100%", "grid", (*SWEEP, "-g", "slippage_bps=5,10000"),
+         ("slippage_bps", "must be below 10000")),
     # two outputs asked for at once: --json won silently (the CSV asked for never came)
     Case("run --json with --csv", "cli", (*RUN, "--json", "--csv"), ("--json and --csv cannot be used together",)),
     Case("runs show --json with --csv", "cli", ("runs", "show", "reassurance", "--csv", "--json"),

@@ -50,6 +50,12 @@ class CostModel:
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
                     or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        # a rate is a fraction of the order's value: 1 (100%) or more is a unit mistake (--stamp-duty 2 for 0.2%?)
+        for name, below, unit in (("commission_pct", 1.0, "0.001 = 0.1%"), ("stamp_duty_rate", 1.0, "0.0013 = 0.13%"),
+                                  ("slippage_bps", 10_000.0, "basis points: 5 = 0.05%")):
+            value = getattr(self, name)
+            if value is not None and value >= below:
+                raise ValueError(f"{name} must be below {below:g} ({unit}), got {value!r}")
 
 
 class Fees(dict[str, float]):
