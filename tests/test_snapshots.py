@@ -136,18 +136,44 @@ def test_gc_against_a_missing_runs_folder_frees_nothing(run_cli: RunCli, sample_
     assert code == 0 and "reproduced exactly" in out, (out, err)
 
 
-def test_runs_rm_of_a_sweep_id_names_the_sweep(run_cli: RunCli, sample_cache: Path) -> None:
-    """`runs rm SWEEP_ID` said "run 'sweep-...' not found", as if the sweep did not exist."""
-    code, out, err = run_cli("--offline", "sweep", "reassurance", "--symbols", "BABA,JD", "-g", "hold=2,3", "--quiet",
-                             "--json", "--workers", "1")
+def _sweep_id(run_cli: RunCli, *grid: str) -> str:
+    code, out, err = run_cli("--offline", "sweep", "reassurance", "--symbols", "BABA,JD", *grid, "--quiet", "--json",
+                             "--workers", "1")
     assert code == 0, err
-    sweep_id = json.loads(out)["sweep_id"]
+    return str(json.loads(out)["sweep_id"])
+
+
+def test_runs_rm_removes_a_sweep_and_gc_then_frees_what_only_it_kept(run_cli: RunCli, sample_cache: Path) -> None:
+    """No command removed a sweep (`runs rm SWEEP_ID` said "run not found", later "remove its folder" by hand), so
+    the data versions it kept stayed for good."""
+    sweep_id = _sweep_id(run_cli, "-g", "hold=2,3")
+    sweeps = Path(os.environ["EVBT_RUNS_DIR"]) / "sweeps"
+    _change(PriceStore(sample_cache), "JD", 1.05)  # the sweep's JD version now lives in its snapshot alone
+    snaps = SnapshotStore.for_store(PriceStore(sample_cache))
+    before = {p.stem for p in snaps.versions()}
+    code, out, err = run_cli("runs", "rm", f"{sweep_id}:2")  # a point is not removable on its own
+    assert code == 2 and f"is a point of sweep {sweep_id}" in err and (sweeps / sweep_id).is_dir()
+    code, out, err = run_cli("runs", "rm", sweep_id[:16], "no-such-run")  # every reference resolved first
+    assert code == 2 and (sweeps / sweep_id / "manifest.json").is_file(), err
+    code, out, err = run_cli("runs", "rm", sweep_id[:16])
+    assert code == 0 and out.strip() == f"{sweep_id}: removed", err
+    assert not (sweeps / sweep_id).exists()
+    assert [p.name for p in sweeps.iterdir()] == [f".{sweep_id}.lock"]  # kept: a waiting sweep locks that file
+    code, out, err = run_cli("runs", "gc")
+    assert code == 0, err
+    assert {p.stem for p in snaps.versions()} < before  # the superseded JD version went with its only sweep
+
+
+def test_runs_rm_refuses_a_running_sweep(run_cli: RunCli, sample_cache: Path) -> None:
+    from engine.sweeps.storage import folder_lock
+
+    sweep_id = _sweep_id(run_cli, "-g", "hold=2,3")
     folder = Path(os.environ["EVBT_RUNS_DIR"]) / "sweeps" / sweep_id
-    for ref in (sweep_id, sweep_id[:16]):
-        code, _, err = run_cli("runs", "rm", ref)
-        assert code == 2, err
-        assert f"error: {ref} is a sweep ({folder}), not a saved run" in err and "not found" not in err
-        assert "remove its folder" in err and (folder / "manifest.json").is_file()
+    with folder_lock(folder):  # what a sweep running in that folder holds
+        code, _, err = run_cli("runs", "rm", sweep_id)
+    assert code == 1, err
+    assert f"error: sweep {sweep_id} is running" in err and "nothing was removed" in err
+    assert (folder / "manifest.json").is_file() and (folder / "points").is_dir()
 
 
 def test_rerun_keeps_created_and_tags(run_cli: RunCli, sample_cache: Path) -> None:

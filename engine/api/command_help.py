@@ -134,13 +134,15 @@ HELP: dict[str, str] = {
     Example:
       evbt runs ls --since 2026-01-01 --strategy reassurance
     """,
-    "runs rm": """Delete saved runs (ids or unique prefixes; nothing is removed if one is not found).
+    "runs rm": """Delete saved runs and sweeps (ids or unique prefixes; nothing is removed if one is not found).
 
-    Their data snapshots are freed by `evbt runs gc`.
+    A sweep id removes the whole sweep folder (refused while a sweep runs in it). Their data snapshots are freed
+    by `evbt runs gc`.
 
     
     Example:
       evbt runs rm reassurance-3f2a
+      evbt runs rm sweep-reassurance-fb07
     """,
     "runs gc": """Free the data snapshots that no saved run or sweep in the runs folder refers to.
 

@@ -82,28 +82,35 @@ def summary_json(s: RunSummary) -> dict[str, Any]:
 
 
 def remove_runs(refs: Sequence[str], runs_dir: Path | None = None) -> list[str]:
-    """Delete saved runs (every reference is resolved before anything is removed); returns their ids.
+    """Delete saved runs and sweeps (every reference is resolved before anything is removed); returns their ids.
 
-    A sweep id is refused with its folder named (it used to say "run 'sweep-...' not found", as if it did not
-    exist): sweeps are not removed by this command."""
+    A sweep (``sweep-...``, its folder under ``<runs>/sweeps/``) is removed whole, unless a sweep is running in it;
+    a sweep point (``sweep-...:N``) is not a thing of its own and is refused."""
     from engine.results.resolve import find_sweep
+    from engine.sweeps.storage import remove_sweep_folder
 
+    targets: list[tuple[str, Path]] = []
     for ref in refs:
         sweep = find_sweep(ref, runs_dir) if str(ref).startswith("sweep-") else None
         if sweep is not None:
-            raise ConfigError(f"{ref} is a sweep ({sweep}), not a saved run: `evbt runs rm` deletes saved runs "
-                              f"only; to delete the sweep, remove its folder while no sweep runs, then `evbt runs gc` "
-                              f"frees the data versions only it kept")
-    folders = [resolve_run(ref, runs_dir) for ref in refs]
-    for folder in folders:
+            if ":" in str(ref):
+                raise ConfigError(f"{ref} is a point of sweep {sweep.name}, not something to remove on its own: "
+                                  f"`evbt runs rm {sweep.name}` removes the whole sweep")
+            targets.append(("sweep", sweep))
+            continue
+        folder = resolve_run(ref, runs_dir)
         if not (folder / "report.json").is_file() or folder.parent.name == SWEEPS:
             raise ConfigError(f"{folder} is not a saved run folder")
+        targets.append(("run", folder))
     removed = []
-    for folder in dict.fromkeys(folders):
-        try:
-            shutil.rmtree(folder)
-        except OSError as exc:
-            raise DataError(f"cannot remove {folder}: {exc.strerror or exc}") from exc
+    for kind, folder in dict.fromkeys(targets):
+        if kind == "sweep":
+            remove_sweep_folder(folder)
+        else:
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise DataError(f"cannot remove {folder}: {exc.strerror or exc}") from exc
         removed.append(folder.name)
     return removed
 

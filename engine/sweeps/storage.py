@@ -262,6 +262,38 @@ def make_sweep_id(base: RunConfig, data: SweepData, windows: Sequence[Window] = 
     return f"sweep-{strategy_slug(base.strategy)}-{digest}"
 
 
+def remove_sweep_folder(path: Path) -> None:
+    """Delete the sweep folder ``path`` unless a sweep holds its lock (DataError, nothing removed). It is renamed to
+    a hidden name first (readers and gc skip hidden folders), then deleted; the hidden lock file beside it stays."""
+    import shutil
+
+    lock_file = path.parent / f".{path.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not Linux/macOS
+        fcntl = None  # type: ignore[assignment]
+    fd = None
+    try:
+        if fcntl is not None and lock_file.exists():
+            fd = os.open(lock_file, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DataError(f"sweep {path.name} is running (its folder {path} is locked): nothing was removed; "
+                                f"stop it or let it finish first") from None
+        hidden = path.parent / f".rm-{path.name}-{os.getpid()}"
+        try:
+            os.rename(path, hidden)
+        except OSError as exc:
+            raise DataError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+        shutil.rmtree(hidden, ignore_errors=True)  # the lock file stays: a sweep waiting on it must lock that file
+    except OSError as exc:
+        raise DataError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def folder_lock(path: Path) -> Iterator[None]:
     """Cross-process lock for one sweep folder (a hidden lock file beside it in <runs>/sweeps/), waited for as
