@@ -91,6 +91,28 @@ def test_online_missing_benchmark_is_a_warning_like_offline(run_cli: Run, sample
     assert code == 0 and "warning: benchmark KWEB unavailable" in err_off
 
 
+def test_a_config_files_relative_event_file_is_its_neighbour(run_cli: Run, sample_cache: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`events = "my.csv"` in a --config file was read from the folder evbt was started in (not found, or another
+    my.csv); it is the file beside the config, as the config's author meant, while --events stays relative to
+    the current folder."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "my.csv").write_text(f"{EVENT_HEADER}\nmine-1,2022-03-16,14:00,Asia/Hong_Kong,,,official_reassurance,"
+                                    "single,BABA,,,,Calm words,https://x.org,high\n")
+    (elsewhere / "my.csv").write_text(f"{EVENT_HEADER}\n")  # a decoy where evbt is started
+    (project / "run.toml").write_text('symbols = ["BABA", "JD"]\nend = "2022-12-30"\nevents = "my.csv"\n'
+                                      "replace_events = true\n")
+    monkeypatch.chdir(elsewhere)
+    code, out, err = run_cli("--offline", "run", "reassurance", "--config", str(project / "run.toml"), "--json",
+                             "--no-save")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["config"]["events_files"] == [str(project / "my.csv")]
+    assert [t["event_id"] for t in report["trades"]] == ["mine-1"]
+
+
 def test_relative_events_path_saved_absolute_so_rerun_works_elsewhere(run_cli: Run, sample_cache: Path,
                                                                        tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:

@@ -265,6 +265,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
         texts = value if key in ("symbols", "events") and isinstance(value, list) else [value]
         if key in _TEXT_KEYS and not all(isinstance(v, str) for v in texts):
             raise ConfigError(f"config file {path}: {key!r} must be text, got {value!r}")
+    if "events" in data:  # a relative event file is the config file's neighbour, wherever evbt is started
+        files = [data["events"]] if isinstance(data["events"], str) else data["events"]
+        data["events"] = [str(path.parent / Path(f).expanduser()) if not Path(f).expanduser().is_absolute()
+                          else str(Path(f).expanduser()) for f in files]
     if "symbols" in data:
         try:
             data["symbols"] = parse_symbol_list(data["symbols"])
