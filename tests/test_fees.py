@@ -116,3 +116,25 @@ def test_fee_table_has_sources_and_no_overlaps() -> None:
     assert fee_schedule.coverage_gaps("HK", "2021-01-01", "2023-06-30") == []
     gaps = fee_schedule.coverage_gaps("HK", "2010-01-01", "2012-01-01")
     assert gaps == ["HK sfc_levy: no rate in fees.csv before 2014-11-01; not charged on earlier fills"]
+
+
+def test_fee_coverage_warnings_follow_the_bars_not_the_requested_period(tmp_path) -> None:
+    """`--start 1800-01-01` warned that US SEC fees have no rate before 2008 although the data (so every fill)
+    begins in 2019; the warnings are about the days the run can fill on: its symbols' bars in the period."""
+    import datetime as dt
+    import warnings
+    from types import SimpleNamespace
+
+    from engine.market.prepare import prepare_market
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import frame_on_sessions
+
+    frames = {"BABA": frame_on_sessions("XNYS", "2019-01-02", "2019-03-29"),
+              "0700.HK": frame_on_sessions("XHKG", "2013-01-02", "2013-03-28", base=300.0)}
+    config = SimpleNamespace(start=dt.date(1800, 1, 1), end=dt.date(2030, 12, 31), base_currency="USD")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare_market(PriceStore(tmp_path, offline=True), config, frames, frames)
+    gaps = [str(w.message) for w in caught if "fees.csv" in str(w.message)]
+    # HK bars of 2013 are before the SFC levy's first rate (2014-11-01); nothing else lacks a rate on a bar's day
+    assert gaps == ["HK sfc_levy: no rate in fees.csv before 2014-11-01; not charged on earlier fills"]

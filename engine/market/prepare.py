@@ -54,9 +54,20 @@ def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
         message = lot_warning(symbol)
         if message:
             warnings.warn(message, EvbtWarning, stacklevel=2)
-    venues = sorted({i.venue for i in infos.values() if i.kind == "stock"})
-    for venue in venues:
-        for message in fee_schedule.coverage_gaps(venue, config.start, config.end):
+    # the days the run can fill on each venue: its symbols' bars in the run, not the run's requested period (a
+    # --start in 1990 warned of fees "not charged" before 2008 though the data begins in 2019)
+    spans: dict[str, tuple[Any, Any]] = {}
+    for symbol, info in infos.items():
+        frame = frames[symbol]
+        if info.kind != "stock" or frame.empty:
+            continue
+        first, last = frame.index[0], frame.index[-1]
+        lo, hi = spans.get(info.venue, (first, last))
+        spans[info.venue] = (min(lo, first), max(hi, last))
+    for venue, (first, last) in sorted(spans.items()):
+        lo = max(pd.Timestamp(config.start), pd.Timestamp(first))
+        hi = min(pd.Timestamp(config.end), pd.Timestamp(last))
+        for message in fee_schedule.coverage_gaps(venue, lo, hi):
             warnings.warn(message, EvbtWarning, stacklevel=2)
     start: dt.date = config.start
     rates = load_rates(store, {i.currency for i in infos.values()}, getattr(config, "base_currency", "USD"),
