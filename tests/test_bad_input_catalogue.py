@@ -327,6 +327,9 @@ CASES: list[Case] = [
     # the default size 0.05 (a fraction of equity) was taken as $0.05 per entry: every order skipped, 0 trades
     Case("sizing cash without size", "cli", (*RUN, "--sizing", "cash"), ("--sizing cash", "--size AMOUNT")),
     Case("grid sizing cash without size", "grid", (*SWEEP_G, "--sizing", "cash"), ("--sizing cash", "--size AMOUNT")),
+    # a grid point with sizing=cash and the default size 0.05 bought $0.05 per entry: that point made no trade
+    Case("grid sizing swept to cash without size", "grid", (*SWEEP, "-g", "sizing=cash,percent"),
+         ("sizing cash buys a fixed base-currency amount", "size 0.05 is less than 1 USD", "-g size=")),
     Case("config sizing cash without size", "config", RUN_CFG,
          **_toml('sizing = "cash"\n', "--sizing cash", "--size AMOUNT")),
     # named the internal field (commission_pct, stamp_duty_rate), not the option given

@@ -63,9 +63,15 @@ def point_config(base: RunConfig, values: dict[str, Any], grid: Grid, params_cls
     typed = params_to_dict(caches.typed_params(base.strategy, params))
     try:
         cost_model = dataclasses.replace(base.costs, **costs) if costs else base.costs  # type: ignore[arg-type]
-        return dataclasses.replace(base, params=typed, costs=cost_model, **run)
+        config = dataclasses.replace(base, params=typed, costs=cost_model, **run)
     except ValueError as exc:
         raise ConfigError(f"grid point {values}: {exc}") from None
+    if config.sizing == "cash" and config.size < 1:  # -g sizing=cash,percent with the default size 0.05: $0.05
+        raise ConfigError(f"grid point {values}: sizing cash buys a fixed base-currency amount per entry, and size "
+                          f"{config.size:g} is less than 1 {config.base_currency} (a fraction of equity is the size "
+                          "of percent or equal sizing): sweep the amount beside the sizing (-g sizing=cash "
+                          "-g size=20000) or give --size AMOUNT")
+    return config
 
 
 def config_dict(base_dict: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
