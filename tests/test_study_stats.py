@@ -445,3 +445,41 @@ def test_mean_correlation_with_repeated_dates_uses_pandas_alignment() -> None:
     a = pd.Series(rng.normal(size=60), index=dates)
     b = pd.Series(rng.normal(size=61), index=dates.append(dates[-1:]))  # a repeated date: not a set of keys
     assert et.mean_cross_correlation([a, b], [(0, 1)], min_common=30) == _loop_rbar([a, b], [(0, 1)], 30)
+
+
+# ---------------------------------------------------------------- benchmark data that ends early
+
+
+def test_benchmark_levels_are_not_carried_past_the_benchmarks_last_bar() -> None:
+    """Forward filling covers a session the benchmark skipped, never the dates after its data ends: there the
+    benchmark return is unknown (NaN), not 0."""
+    d = pd.DatetimeIndex(["2022-01-03", "2022-01-04", "2022-01-05", "2022-01-06", "2022-01-07"])
+    bench = pd.DataFrame({"adj_close": [100.0, 110.0, 99.0], "close": [100.0, 110.0, 99.0],
+                          "stale": [False, False, False]}, index=d[[0, 2, 3]])
+    got = ab.aligned_market_returns(bench, d)
+    # by hand: d1 has no bar (level 100 carried: 0%), d2 110/100 - 1 = 10%, d3 99/110 - 1 = -10%, d4 after the end
+    assert got.iloc[1:4].tolist() == pytest.approx([0.0, 0.1, -0.1], abs=1e-15)
+    assert math.isnan(got.iloc[0]) and math.isnan(got.iloc[4])
+
+
+def test_benchmark_ending_before_a_window_skips_the_sample(tmp_path) -> None:
+    """A market benchmark whose data ends before (or inside) the windows gave Rm = 0 on every later day: the
+    sample was reported as a market-model CAR with a market part of exactly 0 (2800.HK, which ends 2022-09-30, as
+    --benchmark for the 2023 events). It is skipped: the benchmark has no prices for part of a window."""
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import event, frame_on_sessions
+
+    store = PriceStore(tmp_path, offline=True)
+    store.write("AAA", frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=1).drop(columns=["stale"]), "csv")
+    spy = frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=2).drop(columns=["stale"])
+    store.write("SPY", spy.loc[:"2022-03-01"], "csv")
+    inside = event("inside", "2022-03-16", tz="America/New_York")  # estimation window ends about 2022-02-01
+    after = event("after", "2022-06-15", tz="America/New_York")  # estimation window crosses 2022-03-01
+    before = event("before", "2021-10-15", tz="America/New_York")  # every window before the end: studied
+    config = study.StudyConfig(types=("official_reassurance",))
+    result = study.run_study(config, store, [before, inside, after], ["AAA"])
+    assert [r.event_id for r in result.events] == ["before"]
+    skipped = {s.event_id: s for s in result.skipped}
+    assert set(skipped) == {"inside", "after"}
+    assert skipped["inside"].kind == skipped["after"].kind == "benchmark_gap"
+    assert "event window" in skipped["inside"].reason and "estimation window" in skipped["after"].reason

@@ -166,12 +166,15 @@ def return_series(frame: pd.DataFrame) -> pd.Series:
 
 
 def aligned_market_returns(bench: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.Series:
-    """Benchmark returns between consecutive ``dates`` (levels forward-filled onto them, never back-filled)."""
+    """Benchmark returns between consecutive ``dates`` (levels forward-filled onto them, never back-filled, and
+    never carried past the benchmark's last bar: after it the return is unknown, NaN, not 0)."""
     bars = bench.loc[~bench["stale"].astype(bool)]
     level = bars["adj_close"].where(bars["adj_close"].notna() & (bars["adj_close"] > 0), bars["close"])
     level = level.where(level > 0).dropna()
     union = level.index.union(dates)
     on_dates = level.reindex(union).ffill().reindex(dates)
+    if len(level):
+        on_dates = on_dates.where(dates <= level.index[-1])
     return (on_dates / on_dates.shift(1) - 1.0).astype("float64")
 
 

@@ -9,7 +9,7 @@ Conventions (README, "Event study and visual reports"):
   the entry session, whatever the gap (a suspension moves day 0 to the next bar, as it moves a backtest's fill;
   the sample then notes the gap). Event time counts the symbol's own non-stale bars.
 * Returns are simple close-to-close returns of ``adj_close``; benchmark levels are forward filled onto the
-  symbol's bar dates (never back filled).
+  symbol's bar dates (never back filled, never past the benchmark's last bar).
 * Benchmarks: the broad market of the symbol's venue (``VENUE_MARKET``: ^HSI for Hong Kong, SPY for US listings;
   ``--benchmark`` for every symbol), optionally a sector benchmark (``--sector-benchmark KWEB``) for the
   two-factor model (market + sector beyond the market). Every choice is printed with the result.
