@@ -483,3 +483,15 @@ def test_benchmark_ending_before_a_window_skips_the_sample(tmp_path) -> None:
     assert set(skipped) == {"inside", "after"}
     assert skipped["inside"].kind == skipped["after"].kind == "benchmark_gap"
     assert "event window" in skipped["inside"].reason and "estimation window" in skipped["after"].reason
+
+
+def test_not_enough_history_counts_the_bar_before_the_first_return() -> None:
+    """Estimation day -250 is a return, which needs the close of bar -251: with 250 bars before day 0 the sample is
+    skipped, and the reason said it needed 250 bars and the data had 250."""
+    dates = pd.bdate_range("2021-01-01", periods=300)
+    rets = pd.Series(np.random.default_rng(3).normal(0, 0.01, 300), index=dates)
+    rets.iloc[0] = np.nan  # the first bar has no return
+    assert not isinstance(ab.prepare_sample(rets, rets * 0.5, dates[251], (-5, 10), (-250, -30)), str)
+    reason = ab.prepare_sample(rets, rets * 0.5, dates[250], (-5, 10), (-250, -30))
+    assert isinstance(reason, str) and reason.startswith("not enough history")
+    assert "needs 251 bars before day 0" in reason and "the data has 250" in reason

@@ -205,8 +205,8 @@ def prepare_sample(
     if pos >= len(dates) or dates[pos] != pd.Timestamp(day0):
         raise ValueError(f"day 0 {pd.Timestamp(day0).date()} is not a bar of the return series")
     if pos + estimation[0] < 1:
-        return (f"not enough history: the estimation window needs {-estimation[0]} bars before day 0 "
-                f"{dates[pos].date()}, the data has {pos}")
+        return (f"not enough history: the estimation window needs {1 - estimation[0]} bars before day 0 "
+                f"{dates[pos].date()} ({-estimation[0]} returns), the data has {pos}")
     if pos + window[1] >= len(dates):
         return (f"the event window needs {window[1]} bars after day 0 {dates[pos].date()}, "
                 f"the data has {len(dates) - 1 - pos}")
