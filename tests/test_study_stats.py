@@ -495,3 +495,14 @@ def test_not_enough_history_counts_the_bar_before_the_first_return() -> None:
     reason = ab.prepare_sample(rets, rets * 0.5, dates[250], (-5, 10), (-250, -30))
     assert isinstance(reason, str) and reason.startswith("not enough history")
     assert "needs 251 bars before day 0" in reason and "the data has 250" in reason
+
+
+def test_no_band_when_the_cars_do_not_vary() -> None:
+    """Two samples with the same CARs (one stock, two events on one day, e.g. two brokers' downgrades of 3690.HK on
+    2023-11-29): the cross-sectional sd is 0, the t test is undefined, and the band was printed as
+    '95% band [-15.879%, -15.879%]', a zero-width interval. It is undefined too."""
+    samples, _ = _synthetic_events(seed=5, n=2, model="market")
+    days, _ = et.aggregate([samples[1], samples[1]], (-3, 5))
+    for d in days:
+        assert d.caar_t.stat is None
+        assert d.band_low is None and d.band_high is None
