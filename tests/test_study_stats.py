@@ -506,3 +506,17 @@ def test_no_band_when_the_cars_do_not_vary() -> None:
     for d in days:
         assert d.caar_t.stat is None
         assert d.band_low is None and d.band_high is None
+
+
+def test_decomposition_is_labelled_a_sum_of_daily_returns() -> None:
+    """The decomposition adds daily returns (the CAR convention): +10% then -10% is 0% summed, while the price fell
+    1% over the window. BABA's -5:10 window around 2022-03-16 sums to 25.7% while its adjusted close rose 19.6%
+    (96.21 -> 115.03): the text called the sum the 'mean window return'."""
+    from engine.reporting.study_text import decomposition_text
+
+    fit = ab.fit_model("raw", np.array([0.01, -0.02, 0.005]))
+    parts = ab.decompose(fit, np.array([0.1, -0.1]))
+    assert parts.raw == pytest.approx(0.0, abs=1e-15)
+    text = decomposition_text(parts, "raw")
+    assert text is not None and "window return" not in text
+    assert text.startswith("mean sum of daily returns over the window 0.000% = abnormal 0.000%")

@@ -45,7 +45,7 @@ def decomposition_text(d: Any, model: str) -> str | None:
     if model == "two-factor":
         parts.append(f"sector beyond the market {pct(d.sector, 3)}")
     parts.append(f"abnormal {pct(d.abnormal, 3)}")
-    return f"mean window return {pct(d.raw, 3)} = " + " + ".join(parts)
+    return f"mean sum of daily returns over the window {pct(d.raw, 3)} = " + " + ".join(parts)
 
 
 def group_title(group: Any) -> str:
