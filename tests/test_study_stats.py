@@ -520,3 +520,26 @@ def test_decomposition_is_labelled_a_sum_of_daily_returns() -> None:
     text = decomposition_text(parts, "raw")
     assert text is not None and "window return" not in text
     assert text.startswith("mean sum of daily returns over the window 0.000% = abnormal 0.000%")
+
+
+def test_a_hole_in_a_same_venue_benchmark_is_reported(tmp_path) -> None:
+    """Yahoo's ^HSI has no bar on 2019-12-18 and 2020-03-23 (HSI -4.9% that day) while every HK line traded: the
+    carried level gives the market model Rm = 0 that day and a two-day return the next, inside the estimation
+    windows of the 2020 HK samples. Those samples are kept (the effect on beta is small: 0700.HK, 2020-11-10,
+    beta 1.097 instead of 1.104 on the clean days) but the study says so. A venue's holiday is not a hole."""
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import event, frame_on_sessions
+
+    store = PriceStore(tmp_path, offline=True)
+    store.write("AAA", frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=1).drop(columns=["stale"]), "csv")
+    spy = frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=2).drop(columns=["stale"])
+    store.write("SPY", spy.drop(pd.Timestamp("2021-08-02")), "csv")
+    hit = event("hit", "2021-11-15", tz="America/New_York")  # estimation window about 2020-11 .. 2021-10
+    clear = event("clear", "2022-11-15", tz="America/New_York")  # estimation window from about 2021-11
+    config = study.StudyConfig(types=("official_reassurance",))
+    result = study.run_study(config, store, [hit, clear], ["AAA"])
+    assert [r.event_id for r in result.events] == ["hit", "clear"]
+    [note] = [w for w in result.warnings if "no bar on" in w]
+    assert "benchmark SPY has no bar on 2021-08-02" in note and "1 sample(s)" in note and "hit AAA" in note
+    alone = study.run_study(config, store, [clear], ["AAA"])
+    assert not [w for w in alone.warnings if "no bar on" in w]
