@@ -543,3 +543,15 @@ def test_a_hole_in_a_same_venue_benchmark_is_reported(tmp_path) -> None:
     assert "benchmark SPY has no bar on 2021-08-02" in note and "1 sample(s)" in note and "hit AAA" in note
     alone = study.run_study(config, store, [clear], ["AAA"])
     assert not [w for w in alone.warnings if "no bar on" in w]
+
+
+def test_mean_correlation_matches_dates_whatever_their_unit() -> None:
+    """Residual dates in microseconds (pandas 3's default) beside nanoseconds are the same dates: the pair's common
+    dates were compared as raw integers, found none, and the pair counted 0 with 'no common dates'."""
+    d = pd.bdate_range("2021-01-01", periods=40)
+    a = np.random.default_rng(0).normal(size=40)
+    b = a + np.random.default_rng(1).normal(size=40) * 0.1
+    expected = float(np.corrcoef(a, b)[0, 1])  # same 40 dates: the plain correlation, over N(N-1)/2 = 1 pair
+    got = et.mean_cross_correlation([pd.Series(a, index=d.as_unit("ns")), pd.Series(b, index=d.as_unit("us"))],
+                                    [(0, 1)])
+    assert got == (pytest.approx(expected, rel=1e-12), 0)

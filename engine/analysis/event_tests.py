@@ -103,7 +103,7 @@ def mean_cross_correlation(
         if not (isinstance(index, pd.DatetimeIndex) and index.is_unique and index.is_monotonic_increasing):
             keys = []
             break
-        keys.append(index.asi8)
+        keys.append(index.as_unit("ns").asi8)  # one unit for every series: [us] and [ns] dates compare equal
         values.append(series.to_numpy(dtype=float))
     total, short = 0.0, 0
     for i, j in clustered_pairs:
