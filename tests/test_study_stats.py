@@ -555,3 +555,17 @@ def test_mean_correlation_matches_dates_whatever_their_unit() -> None:
     got = et.mean_cross_correlation([pd.Series(a, index=d.as_unit("ns")), pd.Series(b, index=d.as_unit("us"))],
                                     [(0, 1)])
     assert got == (pytest.approx(expected, rel=1e-12), 0)
+
+
+def test_an_undefined_kolari_pynnonen_factor_is_not_said_to_be_applied() -> None:
+    """With an average cross-correlation of 1 (the same sample twice) the factor sqrt((1 - r) / (1 + (N - 1) r)) is
+    undefined and nothing is adjusted (no KP rows, the plain band): the text and the HTML said 'factor - applied'."""
+    from engine.reporting.html_report import _clustering_text
+    from engine.reporting.study_text import clustering_text
+
+    d = pd.Series(np.arange(30.0), index=pd.bdate_range("2021-01-01", periods=30))
+    assert et.kp_factor(1.0, 2) != et.kp_factor(1.0, 2)  # NaN
+    cl = et.Clustering(True, (("2021-03-01", 2),), 1, 1, 0, 1.0, None)
+    assert et.mean_cross_correlation([d, d], [(0, 1)]) == (pytest.approx(1.0), 0)
+    for text in (clustering_text(cl), _clustering_text(cl)):
+        assert "applied" not in text and "not defined" in text

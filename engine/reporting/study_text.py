@@ -31,9 +31,10 @@ def clustering_text(cl: Any) -> str:
     if not cl.clustered:
         return "no clustering: no two event windows overlap in calendar time"
     shared = ", ".join(f"{d} x{n}" for d, n in cl.shared_day0) or "none"
+    factor = (f"Kolari-Pynnonen factor {num(cl.kp_factor, '.4f')} applied" if cl.kp_factor is not None else
+              "Kolari-Pynnonen factor not defined for this correlation: no adjustment")
     return (f"CLUSTERED: {cl.overlapping_pairs} of {cl.pairs} sample pairs have overlapping event windows "
-            f"(shared day 0: {shared}); average cross-correlation {cl.mean_correlation:.4f}, "
-            f"Kolari-Pynnonen factor {num(cl.kp_factor, '.4f')} applied")
+            f"(shared day 0: {shared}); average cross-correlation {cl.mean_correlation:.4f}, {factor}")
 
 
 def decomposition_text(d: Any, model: str) -> str | None:
