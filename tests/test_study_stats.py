@@ -523,10 +523,9 @@ def test_decomposition_is_labelled_a_sum_of_daily_returns() -> None:
 
 
 def test_a_hole_in_a_same_venue_benchmark_is_reported(tmp_path) -> None:
-    """Yahoo's ^HSI has no bar on 2019-12-18 and 2020-03-23 (HSI -4.9% that day) while every HK line traded: the
-    carried level gives the market model Rm = 0 that day and a two-day return the next, inside the estimation
-    windows of the 2020 HK samples. Those samples are kept (the effect on beta is small: 0700.HK, 2020-11-10,
-    beta 1.097 instead of 1.104 on the clean days) but the study says so. A venue's holiday is not a hole."""
+    """A same-venue benchmark with no bar on a session the symbol traded (a hole in its data): the carried level
+    gives the market model Rm = 0 that day and a two-day return the next. The sample is kept (a day or two of
+    ~220 move beta little) but the study names the date and the samples. A venue's holiday is not a hole."""
     from engine.prices.store import PriceStore
     from tests.engine_helpers import event, frame_on_sessions
 
@@ -569,3 +568,16 @@ def test_an_undefined_kolari_pynnonen_factor_is_not_said_to_be_applied() -> None
     assert et.mean_cross_correlation([d, d], [(0, 1)]) == (pytest.approx(1.0), 0)
     for text in (clustering_text(cl), _clustering_text(cl)):
         assert "applied" not in text and "not defined" in text
+
+
+def test_a_benchmark_level_on_a_zero_volume_bar_is_used() -> None:
+    """Yahoo's ^HSI bar of 2020-03-23 has volume 0 and O=H=L=C (flagged stale: never filled at) but holds that day's
+    close, 21696.13 (-4.86% from 22805.07 on 2020-03-20); the study dropped it and carried 22805.07, so every HK
+    symbol's market return was 0% on 2020-03-23 and -0.62% (22663.49 / 22805.07 - 1) on 2020-03-24. A benchmark's
+    level is its close whatever the volume (a placeholder repeating the close gives 0%, as carrying it did)."""
+    d = pd.DatetimeIndex(["2020-03-20", "2020-03-23", "2020-03-24"])
+    closes = [22805.070312, 21696.130859, 22663.490234]
+    hsi = pd.DataFrame({"adj_close": closes, "close": closes, "stale": [False, True, False]}, index=d)
+    got = ab.aligned_market_returns(hsi, d)
+    assert got.iloc[1] == pytest.approx(21696.130859 / 22805.070312 - 1, rel=1e-12)  # -4.86%
+    assert got.iloc[2] == pytest.approx(22663.490234 / 21696.130859 - 1, rel=1e-12)  # +4.46%

@@ -233,7 +233,7 @@ def _same_venue_holes(sym: str, bench: str, bench_frame: pd.DataFrame, dates: pd
 
     if listing(bench).exchange != listing(sym).exchange:
         return pd.DatetimeIndex([])  # another venue's holidays are real: its level did not move
-    bars = pd.DatetimeIndex(bench_frame.index[~bench_frame["stale"].astype(bool).to_numpy()])
+    bars = pd.DatetimeIndex(bench_frame.index)  # every bar gives a level (aligned_market_returns)
     if not len(bars):
         return pd.DatetimeIndex([])
     inside = dates[(dates >= bars[0]) & (dates <= bars[-1])]
