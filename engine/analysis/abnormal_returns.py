@@ -169,7 +169,8 @@ def aligned_market_returns(bench: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.S
     """Benchmark returns between consecutive ``dates`` (levels forward-filled onto them, never back-filled, and
     never carried past the benchmark's last bar: after it the return is unknown, NaN, not 0). Every bar counts,
     stale ones too: a zero-volume O=H=L=C bar is never filled at, but its close is the benchmark's level that day
-    (^HSI on 2020-03-23: 21696.13, -4.86%); a placeholder repeating the previous close gives 0%, as carrying it would."""
+    (^HSI on 2020-03-23: 21696.13, -4.86%); a placeholder repeating the previous close gives 0%, as carrying it
+    would."""
     bars = bench
     level = bars["adj_close"].where(bars["adj_close"].notna() & (bars["adj_close"] > 0), bars["close"])
     level = level.where(level > 0).dropna()
