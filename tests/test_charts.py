@@ -99,3 +99,17 @@ def test_dollar_signs_in_labels_are_text_not_mathtext(tmp_path: Path) -> None:
     charts.add("Equity $\\frac{$", compare_panel({"run-$\\frac{$": curve, "$x^$": curve * 1.01}))
     out = tmp_path / "dollars.png"
     assert write_png(out, charts) > 0 and out.stat().st_size > 0
+
+
+def test_caar_chart_counts_days_from_day_0_not_from_the_entry_session() -> None:
+    """Event time counts the symbol's bars from day 0, the fill bar, which a suspension moves past the entry session
+    (README, Event study): the x axis said 'relative to the entry session'."""
+    from matplotlib.figure import Figure
+
+    from engine.reporting import charts
+
+    points = [charts.CaarPoint(d, 0.001, 0.001 * (d + 4), None, None) for d in range(-3, 3)]
+    ax = Figure().add_subplot()
+    charts.caar_panel(points, 0.95, adjusted=False)(ax)
+    assert "entry session" not in ax.get_xlabel()
+    assert ax.get_xlabel() == "trading days (the symbol's bars) relative to day 0, the fill bar"

@@ -445,3 +445,139 @@ def test_mean_correlation_with_repeated_dates_uses_pandas_alignment() -> None:
     a = pd.Series(rng.normal(size=60), index=dates)
     b = pd.Series(rng.normal(size=61), index=dates.append(dates[-1:]))  # a repeated date: not a set of keys
     assert et.mean_cross_correlation([a, b], [(0, 1)], min_common=30) == _loop_rbar([a, b], [(0, 1)], 30)
+
+
+# ---------------------------------------------------------------- benchmark data that ends early
+
+
+def test_benchmark_levels_are_not_carried_past_the_benchmarks_last_bar() -> None:
+    """Forward filling covers a session the benchmark skipped, never the dates after its data ends: there the
+    benchmark return is unknown (NaN), not 0."""
+    d = pd.DatetimeIndex(["2022-01-03", "2022-01-04", "2022-01-05", "2022-01-06", "2022-01-07"])
+    bench = pd.DataFrame({"adj_close": [100.0, 110.0, 99.0], "close": [100.0, 110.0, 99.0],
+                          "stale": [False, False, False]}, index=d[[0, 2, 3]])
+    got = ab.aligned_market_returns(bench, d)
+    # by hand: d1 has no bar (level 100 carried: 0%), d2 110/100 - 1 = 10%, d3 99/110 - 1 = -10%, d4 after the end
+    assert got.iloc[1:4].tolist() == pytest.approx([0.0, 0.1, -0.1], abs=1e-15)
+    assert math.isnan(got.iloc[0]) and math.isnan(got.iloc[4])
+
+
+def test_benchmark_ending_before_a_window_skips_the_sample(tmp_path) -> None:
+    """A market benchmark whose data ends before (or inside) the windows gave Rm = 0 on every later day: the
+    sample was reported as a market-model CAR with a market part of exactly 0 (2800.HK, which ends 2022-09-30, as
+    --benchmark for the 2023 events). It is skipped: the benchmark has no prices for part of a window."""
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import event, frame_on_sessions
+
+    store = PriceStore(tmp_path, offline=True)
+    store.write("AAA", frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=1).drop(columns=["stale"]), "csv")
+    spy = frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=2).drop(columns=["stale"])
+    store.write("SPY", spy.loc[:"2022-03-01"], "csv")
+    inside = event("inside", "2022-03-16", tz="America/New_York")  # estimation window ends about 2022-02-01
+    after = event("after", "2022-06-15", tz="America/New_York")  # estimation window crosses 2022-03-01
+    before = event("before", "2021-10-15", tz="America/New_York")  # every window before the end: studied
+    config = study.StudyConfig(types=("official_reassurance",))
+    result = study.run_study(config, store, [before, inside, after], ["AAA"])
+    assert [r.event_id for r in result.events] == ["before"]
+    skipped = {s.event_id: s for s in result.skipped}
+    assert set(skipped) == {"inside", "after"}
+    assert skipped["inside"].kind == skipped["after"].kind == "benchmark_gap"
+    assert "event window" in skipped["inside"].reason and "estimation window" in skipped["after"].reason
+
+
+def test_not_enough_history_counts_the_bar_before_the_first_return() -> None:
+    """Estimation day -250 is a return, which needs the close of bar -251: with 250 bars before day 0 the sample is
+    skipped, and the reason said it needed 250 bars and the data had 250."""
+    dates = pd.bdate_range("2021-01-01", periods=300)
+    rets = pd.Series(np.random.default_rng(3).normal(0, 0.01, 300), index=dates)
+    rets.iloc[0] = np.nan  # the first bar has no return
+    assert not isinstance(ab.prepare_sample(rets, rets * 0.5, dates[251], (-5, 10), (-250, -30)), str)
+    reason = ab.prepare_sample(rets, rets * 0.5, dates[250], (-5, 10), (-250, -30))
+    assert isinstance(reason, str) and reason.startswith("not enough history")
+    assert "needs 251 bars before day 0" in reason and "the data has 250" in reason
+
+
+def test_no_band_when_the_cars_do_not_vary() -> None:
+    """Two samples with the same CARs (one stock, two events on one day, e.g. two brokers' downgrades of 3690.HK on
+    2023-11-29): the cross-sectional sd is 0, the t test is undefined, and the band was printed as
+    '95% band [-15.879%, -15.879%]', a zero-width interval. It is undefined too."""
+    samples, _ = _synthetic_events(seed=5, n=2, model="market")
+    days, _ = et.aggregate([samples[1], samples[1]], (-3, 5))
+    for d in days:
+        assert d.caar_t.stat is None
+        assert d.band_low is None and d.band_high is None
+
+
+def test_decomposition_is_labelled_a_sum_of_daily_returns() -> None:
+    """The decomposition adds daily returns (the CAR convention): +10% then -10% is 0% summed, while the price fell
+    1% over the window. BABA's -5:10 window around 2022-03-16 sums to 25.7% while its adjusted close rose 19.6%
+    (96.21 -> 115.03): the text called the sum the 'mean window return'."""
+    from engine.reporting.study_text import decomposition_text
+
+    fit = ab.fit_model("raw", np.array([0.01, -0.02, 0.005]))
+    parts = ab.decompose(fit, np.array([0.1, -0.1]))
+    assert parts.raw == pytest.approx(0.0, abs=1e-15)
+    text = decomposition_text(parts, "raw")
+    assert text is not None and "window return" not in text
+    assert text.startswith("mean sum of daily returns over the window 0.000% = abnormal 0.000%")
+
+
+def test_a_hole_in_a_same_venue_benchmark_is_reported(tmp_path) -> None:
+    """A same-venue benchmark with no bar on a session the symbol traded (a hole in its data): the carried level
+    gives the market model Rm = 0 that day and a two-day return the next. The sample is kept (a day or two of
+    ~220 move beta little) but the study names the date and the samples. A venue's holiday is not a hole."""
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import event, frame_on_sessions
+
+    store = PriceStore(tmp_path, offline=True)
+    store.write("AAA", frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=1).drop(columns=["stale"]), "csv")
+    spy = frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=2).drop(columns=["stale"])
+    store.write("SPY", spy.drop(pd.Timestamp("2021-08-02")), "csv")
+    hit = event("hit", "2021-11-15", tz="America/New_York")  # estimation window about 2020-11 .. 2021-10
+    clear = event("clear", "2022-11-15", tz="America/New_York")  # estimation window from about 2021-11
+    config = study.StudyConfig(types=("official_reassurance",))
+    result = study.run_study(config, store, [hit, clear], ["AAA"])
+    assert [r.event_id for r in result.events] == ["hit", "clear"]
+    [note] = [w for w in result.warnings if "no bar on" in w]
+    assert "benchmark SPY has no bar on 2021-08-02" in note and "1 sample(s)" in note and "hit AAA" in note
+    alone = study.run_study(config, store, [clear], ["AAA"])
+    assert not [w for w in alone.warnings if "no bar on" in w]
+
+
+def test_mean_correlation_matches_dates_whatever_their_unit() -> None:
+    """Residual dates in microseconds (pandas 3's default) beside nanoseconds are the same dates: the pair's common
+    dates were compared as raw integers, found none, and the pair counted 0 with 'no common dates'."""
+    d = pd.bdate_range("2021-01-01", periods=40)
+    a = np.random.default_rng(0).normal(size=40)
+    b = a + np.random.default_rng(1).normal(size=40) * 0.1
+    expected = float(np.corrcoef(a, b)[0, 1])  # same 40 dates: the plain correlation, over N(N-1)/2 = 1 pair
+    got = et.mean_cross_correlation([pd.Series(a, index=d.as_unit("ns")), pd.Series(b, index=d.as_unit("us"))],
+                                    [(0, 1)])
+    assert got == (pytest.approx(expected, rel=1e-12), 0)
+
+
+def test_an_undefined_kolari_pynnonen_factor_is_not_said_to_be_applied() -> None:
+    """With an average cross-correlation of 1 (the same sample twice) the factor sqrt((1 - r) / (1 + (N - 1) r)) is
+    undefined and nothing is adjusted (no KP rows, the plain band): the text and the HTML said 'factor - applied'."""
+    from engine.reporting.html_report import _clustering_text
+    from engine.reporting.study_text import clustering_text
+
+    d = pd.Series(np.arange(30.0), index=pd.bdate_range("2021-01-01", periods=30))
+    assert et.kp_factor(1.0, 2) != et.kp_factor(1.0, 2)  # NaN
+    cl = et.Clustering(True, (("2021-03-01", 2),), 1, 1, 0, 1.0, None)
+    assert et.mean_cross_correlation([d, d], [(0, 1)]) == (pytest.approx(1.0), 0)
+    for text in (clustering_text(cl), _clustering_text(cl)):
+        assert "applied" not in text and "not defined" in text
+
+
+def test_a_benchmark_level_on_a_zero_volume_bar_is_used() -> None:
+    """Yahoo's ^HSI bar of 2020-03-23 has volume 0 and O=H=L=C (flagged stale: never filled at) but holds that day's
+    close, 21696.13 (-4.86% from 22805.07 on 2020-03-20); the study dropped it and carried 22805.07, so every HK
+    symbol's market return was 0% on 2020-03-23 and -0.62% (22663.49 / 22805.07 - 1) on 2020-03-24. A benchmark's
+    level is its close whatever the volume (a placeholder repeating the close gives 0%, as carrying it did)."""
+    d = pd.DatetimeIndex(["2020-03-20", "2020-03-23", "2020-03-24"])
+    closes = [22805.070312, 21696.130859, 22663.490234]
+    hsi = pd.DataFrame({"adj_close": closes, "close": closes, "stale": [False, True, False]}, index=d)
+    got = ab.aligned_market_returns(hsi, d)
+    assert got.iloc[1] == pytest.approx(21696.130859 / 22805.070312 - 1, rel=1e-12)  # -4.86%
+    assert got.iloc[2] == pytest.approx(22663.490234 / 21696.130859 - 1, rel=1e-12)  # +4.46%

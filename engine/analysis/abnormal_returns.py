@@ -166,12 +166,18 @@ def return_series(frame: pd.DataFrame) -> pd.Series:
 
 
 def aligned_market_returns(bench: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.Series:
-    """Benchmark returns between consecutive ``dates`` (levels forward-filled onto them, never back-filled)."""
-    bars = bench.loc[~bench["stale"].astype(bool)]
+    """Benchmark returns between consecutive ``dates`` (levels forward-filled onto them, never back-filled, and
+    never carried past the benchmark's last bar: after it the return is unknown, NaN, not 0). Every bar counts,
+    stale ones too: a zero-volume O=H=L=C bar is never filled at, but its close is the benchmark's level that day
+    (^HSI on 2020-03-23: 21696.13, -4.86%); a placeholder repeating the previous close gives 0%, as carrying it
+    would."""
+    bars = bench
     level = bars["adj_close"].where(bars["adj_close"].notna() & (bars["adj_close"] > 0), bars["close"])
     level = level.where(level > 0).dropna()
     union = level.index.union(dates)
     on_dates = level.reindex(union).ffill().reindex(dates)
+    if len(level):
+        on_dates = on_dates.where(dates <= level.index[-1])
     return (on_dates / on_dates.shift(1) - 1.0).astype("float64")
 
 
@@ -202,8 +208,8 @@ def prepare_sample(
     if pos >= len(dates) or dates[pos] != pd.Timestamp(day0):
         raise ValueError(f"day 0 {pd.Timestamp(day0).date()} is not a bar of the return series")
     if pos + estimation[0] < 1:
-        return (f"not enough history: the estimation window needs {-estimation[0]} bars before day 0 "
-                f"{dates[pos].date()}, the data has {pos}")
+        return (f"not enough history: the estimation window needs {1 - estimation[0]} bars before day 0 "
+                f"{dates[pos].date()} ({-estimation[0]} returns), the data has {pos}")
     if pos + window[1] >= len(dates):
         return (f"the event window needs {window[1]} bars after day 0 {dates[pos].date()}, "
                 f"the data has {len(dates) - 1 - pos}")

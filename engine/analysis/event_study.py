@@ -9,7 +9,7 @@ Conventions (README, "Event study and visual reports"):
   the entry session, whatever the gap (a suspension moves day 0 to the next bar, as it moves a backtest's fill;
   the sample then notes the gap). Event time counts the symbol's own non-stale bars.
 * Returns are simple close-to-close returns of ``adj_close``; benchmark levels are forward filled onto the
-  symbol's bar dates (never back filled).
+  symbol's bar dates (never back filled, never past the benchmark's last bar).
 * Benchmarks: the broad market of the symbol's venue (``VENUE_MARKET``: ^HSI for Hong Kong, SPY for US listings;
   ``--benchmark`` for every symbol), optionally a sector benchmark (``--sector-benchmark KWEB``) for the
   two-factor model (market + sector beyond the market). Every choice is printed with the result.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -196,6 +196,9 @@ class _Inputs:
     frames: Mapping[str, pd.DataFrame | str]
     market_of: Mapping[str, str]
     returns: dict[str, Factors | Skip]
+    # (benchmark, its missing dates) per symbol: sessions of the benchmark's own venue on which the symbol has a bar
+    # and the benchmark none (a data hole, not a holiday): the carried level gives 0 that day, two days the next
+    holes: dict[str, list[tuple[str, pd.DatetimeIndex]]] = field(default_factory=dict)
 
 
 def _symbol_returns(inputs: _Inputs, sym: str) -> Factors | Skip:
@@ -217,7 +220,40 @@ def _symbol_returns(inputs: _Inputs, sym: str) -> Factors | Skip:
             if isinstance(bench_frame, str):
                 return "benchmark", f"benchmark {bench} unavailable ({bench_frame})"
             factors[k] = aligned_market_returns(bench_frame, dates)
+            missing = _same_venue_holes(sym, bench, bench_frame, dates)
+            if len(missing):
+                inputs.holes.setdefault(sym, []).append((bench, missing))
     return returns, factors[0], factors[1]
+
+
+def _same_venue_holes(sym: str, bench: str, bench_frame: pd.DataFrame, dates: pd.DatetimeIndex
+                      ) -> pd.DatetimeIndex:
+    """The symbol's bar dates, inside the benchmark's data, on which a benchmark of the same venue has no bar."""
+    from engine.market.symbols import listing
+
+    if listing(bench).exchange != listing(sym).exchange:
+        return pd.DatetimeIndex([])  # another venue's holidays are real: its level did not move
+    bars = pd.DatetimeIndex(bench_frame.index)  # every bar gives a level (aligned_market_returns)
+    if not len(bars):
+        return pd.DatetimeIndex([])
+    inside = dates[(dates >= bars[0]) & (dates <= bars[-1])]
+    return inside.difference(bars)
+
+
+def _hole_hits(inputs: _Inputs, sym: str, prepared: PreparedSample) -> list[tuple[str, pd.Timestamp]]:
+    """(benchmark, missing date) whose carried level enters this sample's estimation or event returns (the missing
+    date itself and the bar after it)."""
+    hits = []
+    used = prepared.est_dates.union(prepared.win_dates)
+    for bench, missing in inputs.holes.get(sym, []):
+        series = inputs.returns[sym][0]
+        assert isinstance(series, pd.Series)
+        dates = pd.DatetimeIndex(series.index)
+        for day in missing:
+            pos = int(dates.searchsorted(day))
+            if any(dates[q] in used for q in (pos, pos + 1) if q < len(dates)):
+                hits.append((bench, day))
+    return hits
 
 
 def _prepare(inputs: _Inputs, ev: Any, sym: str) -> PreparedSample | Skip:
@@ -392,6 +428,7 @@ def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: 
     inputs = _Inputs(config, model, _load_frames(store, needed, lo, hi), market_of, {})
     studied: list[tuple[EventResult, Sample]] = []
     skipped: list[SkippedEvent] = []
+    holed: dict[tuple[str, pd.Timestamp], list[str]] = {}
     for ev, sym in pairs:
         prepared = _prepare(inputs, ev, sym)
         if isinstance(prepared, tuple):
@@ -407,16 +444,33 @@ def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: 
                                         "variance): is the symbol its own benchmark?", "collinear"))
             continue
         studied.append((_event_result(ev, sym, prepared, fit, sample, inputs), sample))
+        for bench, day in _hole_hits(inputs, sym, prepared):
+            holed.setdefault((bench, day), []).append(f"{ev.id} {sym}")
     gaps = [r for r, _ in studied if r.day0_gap_days >= GAP_NOTE_DAYS]
     if gaps:
         warnings.append(f"{len(gaps)} sample(s) have day 0 {GAP_NOTE_DAYS}+ calendar days after the entry session "
                         f"(no bar in between, e.g. a suspension): " + ", ".join(
                             f"{r.event_id} {r.symbol} +{r.day0_gap_days}d" for r in gaps[:3]))
+    warnings += _hole_warnings(holed)
     groups = make_groups(studied, config.window, config.pool)
     synthetic = any(_is_sample(store, s) for s in symbols)
     benches = tuple(sorted({b for r, _ in studied for b in (r.benchmark, r.sector_benchmark) if b}))
     return StudyResult(config, model, groups, tuple(skipped), choices, tuple(warnings), CONFIDENCE, synthetic,
                        benches)
+
+
+def _hole_warnings(holed: Mapping[tuple[str, pd.Timestamp], list[str]]) -> list[str]:
+    by_bench: dict[str, dict[pd.Timestamp, list[str]]] = {}
+    for (bench, day), samples in sorted(holed.items()):
+        by_bench.setdefault(bench, {})[day] = samples
+    out = []
+    for bench, days in by_bench.items():
+        samples = sorted({s for names in days.values() for s in names})
+        dates = ", ".join(str(d.date()) for d in days)
+        out.append(f"benchmark {bench} has no bar on {dates}, a session of its venue on which a studied symbol "
+                   f"traded: its level is carried (a 0% return that day, two days' return the next) in the windows "
+                   f"of {len(samples)} sample(s), e.g. {', '.join(samples[:3])}")
+    return out
 
 
 def _is_sample(store: Any, symbol: str) -> bool:

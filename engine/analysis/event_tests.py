@@ -103,7 +103,7 @@ def mean_cross_correlation(
         if not (isinstance(index, pd.DatetimeIndex) and index.is_unique and index.is_monotonic_increasing):
             keys = []
             break
-        keys.append(index.asi8)
+        keys.append(index.as_unit("ns").asi8)  # one unit for every series: [us] and [ns] dates compare equal
         values.append(series.to_numpy(dtype=float))
     total, short = 0.0, 0
     for i, j in clustered_pairs:
@@ -295,8 +295,9 @@ def aggregate(samples: Sequence[Sample], window: tuple[int, int], confidence: fl
         caar_bmp = cross_sectional_t(scar[:, col])
         caar = float(np.mean(car[:, col]))
         low = high = None
-        if crit is not None:
-            se = float(np.std(car[:, col], ddof=1)) / math.sqrt(n)
+        sd = float(np.std(car[:, col], ddof=1)) if n >= 2 else 0.0
+        if crit is not None and sd > 0:  # no dispersion: undefined, like the t test (not a zero-width band)
+            se = sd / math.sqrt(n)
             se = se / factor if factor else se
             low, high = caar - crit * se, caar + crit * se
         days.append(DayStat(

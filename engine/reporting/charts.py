@@ -309,7 +309,7 @@ def caar_panel(points: Sequence[CaarPoint], confidence: float, adjusted: bool) -
         ax.plot(days, caar, color=COLORS[0], lw=1.4, marker="o", ms=2.5, label="CAAR")
         ax.axhline(0.0, color="#999999", lw=0.6)
         ax.axvline(0.0, color=COLORS[1], lw=0.8, ls="--", label="day 0")
-        ax.set_xlabel("trading days relative to the entry session")
+        ax.set_xlabel("trading days (the symbol's bars) relative to day 0, the fill bar")
         ax.set_title("Cumulative average abnormal return")
         _pct_axis(ax)
         ax.legend(loc="upper left", ncol=4)

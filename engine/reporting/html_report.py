@@ -336,8 +336,10 @@ def _clustering_text(cl: Any) -> str:
     shared = "; ".join(f"{d} ({n} samples)" for d, n in cl.shared_day0) or "none"
     return (f"Clustering: {cl.overlapping_pairs} of {cl.pairs} sample pairs have overlapping event windows "
             f"(shared day-0 dates: {shared}). Average cross-correlation of estimation-window abnormal returns "
-            f"{cl.mean_correlation:.4f}; Kolari-Pynnonen factor "
-            f"{num(cl.kp_factor, '.4f')} applied to the cross-sectional and BMP statistics and the band.")
+            f"{cl.mean_correlation:.4f}; " + (
+                f"Kolari-Pynnonen factor {num(cl.kp_factor, '.4f')} applied to the cross-sectional and BMP "
+                f"statistics and the band." if cl.kp_factor is not None else
+                "Kolari-Pynnonen factor not defined for this correlation: no adjustment."))
 
 
 def summary_rows(group: Any) -> list[list[str]]:

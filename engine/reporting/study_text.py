@@ -31,9 +31,10 @@ def clustering_text(cl: Any) -> str:
     if not cl.clustered:
         return "no clustering: no two event windows overlap in calendar time"
     shared = ", ".join(f"{d} x{n}" for d, n in cl.shared_day0) or "none"
+    factor = (f"Kolari-Pynnonen factor {num(cl.kp_factor, '.4f')} applied" if cl.kp_factor is not None else
+              "Kolari-Pynnonen factor not defined for this correlation: no adjustment")
     return (f"CLUSTERED: {cl.overlapping_pairs} of {cl.pairs} sample pairs have overlapping event windows "
-            f"(shared day 0: {shared}); average cross-correlation {cl.mean_correlation:.4f}, "
-            f"Kolari-Pynnonen factor {num(cl.kp_factor, '.4f')} applied")
+            f"(shared day 0: {shared}); average cross-correlation {cl.mean_correlation:.4f}, {factor}")
 
 
 def decomposition_text(d: Any, model: str) -> str | None:
@@ -45,7 +46,7 @@ def decomposition_text(d: Any, model: str) -> str | None:
     if model == "two-factor":
         parts.append(f"sector beyond the market {pct(d.sector, 3)}")
     parts.append(f"abnormal {pct(d.abnormal, 3)}")
-    return f"mean window return {pct(d.raw, 3)} = " + " + ".join(parts)
+    return f"mean sum of daily returns over the window {pct(d.raw, 3)} = " + " + ".join(parts)
 
 
 def group_title(group: Any) -> str:
