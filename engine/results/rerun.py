@@ -18,6 +18,7 @@ from engine.reporting.report import dumps_report
 from engine.results.catalog import save_outcome
 from engine.results.resolve import Resolved
 from engine.saved_runs import build_manifest, diff_manifests
+from engine.saved_runs.ids import run_inputs
 
 TRADE_FIELDS = ("entry_date", "entry_price", "exit_date", "exit_price", "size", "fees", "pnl", "exit_reason")
 TOLERANCE = 1e-9
@@ -112,7 +113,8 @@ def rerun(target: Resolved, store: PriceStore, runs_dir: Path | None = None, cur
         old_manifest = {"data": fingerprints_of(old), "event_calendar_hash": (old.get("events") or {}).get(
             "calendar_hash")}
         new_manifest = build_manifest(run_id=new["run_id"], data_fingerprints=outcome.fingerprints,
-                                      calendar_hash=outcome.calendar_hash, repo_dir=repo_dir)
+                                      calendar_hash=outcome.calendar_hash, repo_dir=repo_dir,
+                                      inputs=run_inputs(config.strategy))
         changes = [c for c in diff_manifests(old_manifest, new_manifest)
                    if c.startswith(("data ", "event calendar"))]
         if target.folder is not None and (target.folder / "manifest.json").is_file():

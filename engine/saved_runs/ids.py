@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,8 +46,43 @@ def make_run_id(
         "data": dict(fingerprints),
         "calendar_hash": calendar_hash,
     }
+    inputs = run_inputs(strategy)
+    if inputs:  # absent for a built-in strategy on the built-in venues: those runs keep their ids
+        payload["inputs"] = inputs
     text = json.dumps(to_jsonable(payload), sort_keys=True, separators=(",", ":"))
     return f"{strategy_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:_ID_HASH_LEN]}"
+
+
+def run_inputs(strategy: str) -> dict[str, str]:
+    """What a run depends on beyond its configuration, data and calendar: the sha256 of a user strategy file's
+    bytes (``strategy_file``) and the fingerprint of the venue table when a user ``--venues`` file is in force
+    (``venues``: board lots, currencies, calendars). Without them an edited rule file or another venues file
+    gave the same run id: the saved run was overwritten and sweeps reused points of the old code or table."""
+    out: dict[str, str] = {}
+    if strategy.endswith(".py"):
+        out["strategy_file"] = _file_sha256(strategy)
+    from engine.market.venues import ENV_VAR, active_venues
+
+    if os.environ.get(ENV_VAR, "").strip():
+        out["venues"] = active_venues().fingerprint
+    return out
+
+
+def _file_sha256(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return _hash_of(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_of(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of the file's bytes (memoised by path, mtime and size: a sweep asks once per point)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
 
 
 def check_run_id(run_id: Any) -> str:

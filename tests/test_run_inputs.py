@@ -1,0 +1,134 @@
+"""A run's id covers what changes its result beyond the configuration, data and calendar: the bytes of a user
+strategy file and a user ``--venues`` table. Before, an edited rule or another venues file kept the run id, so the
+saved run was replaced by a different result and a sweep reused points computed by the old code or table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Run = Callable[..., tuple[int, str, str]]
+SYMBOLS = ("--symbols", "BABA,JD,0700.HK", "--start", "2021-01-01", "--end", "2023-06-30")
+
+RULE = """\
+from dataclasses import dataclass
+
+from strategies.base import BaseParams, Signal, Strategy
+
+
+@dataclass(frozen=True)
+class Params(BaseParams):
+    hold: int = 5
+
+
+class EveryEvent(Strategy):
+    name = "every_event"
+    Params = Params
+
+    def signals(self, ctx):
+        for event in ctx.events_of("official_reassurance"):
+            for symbol in ctx.symbols_for(event):
+                if symbol in {wanted}:
+                    yield Signal(symbol=symbol, event=event, hold=self.params.hold)
+"""
+
+VENUES_HEADER = "key,venue,kind,calendar,currency,price_unit,timezone,default_lot,lot_varies,notes\n"
+
+
+def _report(out: str) -> dict:
+    doc = json.loads(out)
+    return doc.get("report", doc)
+
+
+def test_an_edited_strategy_file_is_a_different_run(run_cli: Run, real_import: Callable[[list[str]], Path],
+                                                    tmp_path: Path) -> None:
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    rule = tmp_path / "every_event.py"
+    rule.write_text(RULE.format(wanted='("BABA", "JD", "0700.HK")'))
+    code, out, err = run_cli("--offline", "run", str(rule), *SYMBOLS, "--json")
+    assert code == 0, err
+    first = _report(out)
+    rule.write_text(RULE.format(wanted='("BABA",)'))  # now trades one symbol of three
+    code, out, err = run_cli("--offline", "run", str(rule), *SYMBOLS, "--json")
+    assert code == 0, err
+    second = _report(out)
+    # independent reason: the edited rule trades BABA only, so the two runs differ
+    assert {t["symbol"] for t in second["trades"]} == {"BABA"}
+    assert {t["symbol"] for t in first["trades"]} > {"BABA"}
+    assert first["run_id"] != second["run_id"]
+    runs = Path(__import__("os").environ["EVBT_RUNS_DIR"])
+    assert (runs / first["run_id"] / "report.json").is_file()  # the first run was not overwritten
+
+
+def test_a_sweep_never_reuses_points_of_an_edited_strategy_file(run_cli: Run,
+                                                                real_import: Callable[[list[str]], Path],
+                                                                tmp_path: Path) -> None:
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    rule = tmp_path / "every_event.py"
+    rule.write_text(RULE.format(wanted='("BABA", "JD", "0700.HK")'))
+    code, out, err = run_cli("--offline", "sweep", str(rule), *SYMBOLS, "-g", "hold=3,5", "--workers", "1",
+                             "--json")
+    assert code == 0, err
+    rule.write_text(RULE.format(wanted='("BABA",)'))
+    code, out, err = run_cli("--offline", "sweep", str(rule), *SYMBOLS, "-g", "hold=3,5", "--workers", "1",
+                             "--json")
+    assert code == 0, err
+    swept = json.loads(out)
+    assert swept["counts"]["reused"] == 0  # both points were computed by the old file: none may be reused
+    for row in swept["ranking"]:  # each point must equal `evbt run` of the edited file
+        code, out, err = run_cli("--offline", "run", str(rule), *SYMBOLS, "-p", f"hold={row['values']['hold']}",
+                                 "--json")
+        assert code == 0, err
+        ran = _report(out)
+        assert {t["symbol"] for t in ran["trades"]} == {"BABA"}
+        assert row["key"] == ran["run_id"]
+        assert row["metrics"]["trade_count"] == ran["metrics"]["trade_count"]
+        assert abs(row["metrics"]["total_return"] - ran["metrics"]["total_return"]) < 1e-9
+
+
+def test_a_user_venues_file_is_part_of_the_run_id(run_cli: Run, real_import: Callable[[list[str]], Path],
+                                                  tmp_path: Path) -> None:
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    venues = tmp_path / "venues.csv"
+    venues.write_text(VENUES_HEADER + "0700.HK,HK,stock,XHKG,HKD,HKD,Asia/Hong_Kong,100000,0,huge lot\n")
+    code, out, err = run_cli("--offline", "run", "reassurance", *SYMBOLS, "--json")
+    assert code == 0, err
+    plain = _report(out)
+    code, out, err = run_cli("--offline", "--venues", str(venues), "run", "reassurance", *SYMBOLS, "--json")
+    assert code == 0, err
+    big = _report(out)
+    # a 100,000-share lot of 0700.HK costs far more than 5% of 1,000,000 USD: no 0700.HK trade is possible
+    assert any(t["symbol"] == "0700.HK" for t in plain["trades"])
+    assert not any(t["symbol"] == "0700.HK" for t in big["trades"])
+    assert plain["run_id"] != big["run_id"]
+
+
+def test_rerun_names_a_changed_venue_table_or_strategy_file(run_cli: Run,
+                                                             real_import: Callable[[list[str]], Path],
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    venues = tmp_path / "venues.csv"
+    venues.write_text(VENUES_HEADER + "0700.HK,HK,stock,XHKG,HKD,HKD,Asia/Hong_Kong,100000,0,huge lot\n")
+    code, out, err = run_cli("--offline", "--venues", str(venues), "run", "reassurance", *SYMBOLS, "--json")
+    assert code == 0, err
+    run_id = _report(out)["run_id"]
+    code, out, err = run_cli("--offline", "--venues", str(venues), "rerun", run_id)
+    assert code == 0, err
+    assert "reproduced exactly" in out
+    monkeypatch.delenv("EVBT_VENUES")  # in a shell, --venues does not outlive its command
+    code, out, err = run_cli("--offline", "rerun", run_id)  # the built-in table: 0700.HK trades now
+    assert "not reproduced" in out
+    assert "venue table:" in out and "-> built-in" in out
+
+    rule = tmp_path / "every_event.py"
+    rule.write_text(RULE.format(wanted='("BABA", "JD", "0700.HK")'))
+    code, out, err = run_cli("--offline", "run", str(rule), *SYMBOLS, "--json")
+    assert code == 0, err
+    run_id = _report(out)["run_id"]
+    rule.write_text(RULE.format(wanted='("BABA",)'))
+    code, out, err = run_cli("--offline", "rerun", run_id)
+    assert "not reproduced" in out
+    assert "strategy file:" in out
