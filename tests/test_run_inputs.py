@@ -132,3 +132,26 @@ def test_rerun_names_a_changed_venue_table_or_strategy_file(run_cli: Run,
     code, out, err = run_cli("--offline", "rerun", run_id)
     assert "not reproduced" in out
     assert "strategy file:" in out
+
+
+def test_the_printed_command_of_a_venues_sweep_reproduces_its_run_id(run_cli: Run,
+                                                                      real_import: Callable[[list[str]], Path],
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    venues = tmp_path / "venues.csv"
+    venues.write_text(VENUES_HEADER + "0700.HK,HK,stock,XHKG,HKD,HKD,Asia/Hong_Kong,100000,0,huge lot\n")
+    code, out, err = run_cli("--offline", "--venues", str(venues), "sweep", "reassurance", *SYMBOLS,
+                             "-g", "hold=5,10", "--workers", "1", "--json")
+    assert code == 0, err
+    best = json.loads(out)["best"]
+    monkeypatch.delenv("EVBT_VENUES")  # a fresh shell: only what the printed command says
+    argv = shlex.split(best["command"])
+    assert argv[0] == "evbt"
+    code, out, err = run_cli("--offline", *argv[1:], "--json")
+    assert code == 0, err
+    ran = _report(out)
+    assert not any(t["symbol"] == "0700.HK" for t in ran["trades"])  # the 100,000-share lot is in force
+    assert ran["run_id"] == best["key"]
