@@ -155,3 +155,22 @@ def test_the_printed_command_of_a_venues_sweep_reproduces_its_run_id(run_cli: Ru
     ran = _report(out)
     assert not any(t["symbol"] == "0700.HK" for t in ran["trades"])  # the 100,000-share lot is in force
     assert ran["run_id"] == best["key"]
+
+
+def test_a_venues_sweep_has_its_own_id_and_rerun_of_its_point_names_the_table(
+        run_cli: Run, real_import: Callable[[list[str]], Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    venues = tmp_path / "venues.csv"
+    venues.write_text(VENUES_HEADER + "0700.HK,HK,stock,XHKG,HKD,HKD,Asia/Hong_Kong,100000,0,huge lot\n")
+    grid = ("-g", "hold=5,10", "--workers", "1", "--json")
+    code, out, err = run_cli("--offline", "--venues", str(venues), "sweep", "reassurance", *SYMBOLS, *grid)
+    assert code == 0, err
+    with_table = json.loads(out)["sweep_id"]
+    monkeypatch.delenv("EVBT_VENUES")
+    code, out, err = run_cli("--offline", "sweep", "reassurance", *SYMBOLS, *grid)
+    assert code == 0, err
+    assert json.loads(out)["sweep_id"] != with_table  # `runs show SWEEP` names one sweep, not the last of two
+    code, out, err = run_cli("--offline", "rerun", f"{with_table}:1")  # on the built-in table now
+    assert "not reproduced" in out
+    assert "venue table:" in out and "-> built-in" in out
