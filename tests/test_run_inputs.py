@@ -174,3 +174,16 @@ def test_a_venues_sweep_has_its_own_id_and_rerun_of_its_point_names_the_table(
     code, out, err = run_cli("--offline", "rerun", f"{with_table}:1")  # on the built-in table now
     assert "not reproduced" in out
     assert "venue table:" in out and "-> built-in" in out
+
+
+def test_rerun_of_a_synthetic_sample_run_reads_the_sample(run_cli: Run, real_import: Callable[[list[str]], Path],
+                                                          ) -> None:
+    """`evbt demo` then `evbt rerun ID` (no --sample): the run's data versions are the sample's, kept in the sample
+    folder; the rerun ran on the real cache (here the real BABA, JD, 0700.HK) and said "not reproduced"."""
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    code, out, err = run_cli("demo")
+    assert code == 0, err
+    run_id = next(line.split("/")[-1] for line in out.splitlines() if line.startswith("saved: "))
+    code, out, err = run_cli("--offline", "rerun", run_id)
+    assert code == 0, err
+    assert f"reproduced exactly: {run_id}" in out
