@@ -187,3 +187,43 @@ def test_rerun_of_a_synthetic_sample_run_reads_the_sample(run_cli: Run, real_imp
     code, out, err = run_cli("--offline", "rerun", run_id)
     assert code == 0, err
     assert f"reproduced exactly: {run_id}" in out
+
+
+def _cli_with_closures(closures: Path, *argv: str) -> tuple[int, str, str]:
+    """``evbt ARGV`` in a fresh process whose curated closures file is ``closures`` (nothing memoised)."""
+    import subprocess
+    import sys
+
+    code = ("import pathlib, sys; import engine.market.calendars as c; c.CLOSURES_PATH = pathlib.Path(sys.argv[1]); "
+            "import cli; sys.exit(cli.main(sys.argv[2:]))")
+    done = subprocess.run([sys.executable, "-c", code, str(closures), *argv], capture_output=True, text=True)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_changed_closures_file_is_a_different_run_and_never_a_reused_point(
+        run_cli: Run, real_import: Callable[[list[str]], Path], tmp_path: Path) -> None:
+    """The curated extra closures (event_calendar/closures.csv) decide the sessions a trade enters on: a closure
+    added on 0700.HK's entry day 2022-03-17 moves that entry; the run id and the sweep's points ignored the file."""
+    import engine.market.calendars as calendars
+
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    sweep = ("--offline", "sweep", "reassurance", *SYMBOLS, "-g", "hold=5,6", "--workers", "1", "--json")
+    code, out, err = run_cli(*sweep)
+    assert code == 0, err
+    before = {row["values"]["hold"]: row for row in json.loads(out)["ranking"]}
+    closures = tmp_path / "closures.csv"
+    closures.write_text(calendars.CLOSURES_PATH.read_text(encoding="utf-8")
+                        + "XHKG,2022-03-17,test closure\n", encoding="utf-8")
+    code, out, err = _cli_with_closures(closures, "--offline", "run", "reassurance", *SYMBOLS, "--json")
+    assert code == 0, err
+    ran = _report(out)
+    entries = [t["entry_date"] for t in ran["trades"] if t["symbol"] == "0700.HK"]
+    assert "2022-03-17" not in entries and "2022-03-18" in entries  # the next session
+    assert ran["run_id"] != before[5]["key"]
+    code, out, err = _cli_with_closures(closures, *sweep)
+    assert code == 0, err
+    swept = json.loads(out)
+    assert swept["counts"]["reused"] == 0
+    row = next(r for r in swept["ranking"] if r["values"]["hold"] == 5)
+    assert row["key"] == ran["run_id"]
+    assert abs(row["metrics"]["total_return"] - ran["metrics"]["total_return"]) < 1e-9

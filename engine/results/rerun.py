@@ -128,7 +128,7 @@ def rerun(target: Resolved, store: PriceStore, runs_dir: Path | None = None, cur
         if target.sweep is not None:  # a sweep point: its sweep's strategy file and venue table
             old_manifest["inputs"] = _sweep_inputs(target.sweep)
         changes = [c for c in diff_manifests(old_manifest, new_manifest)
-                   if c.startswith(("data ", "event calendar", "strategy file", "venue table"))]
+                   if c.startswith(("data ", "event calendar", "closures file", "strategy file", "venue table"))]
         if target.folder is not None and (target.folder / "manifest.json").is_file():
             from engine.saved_runs import load_manifest
 

@@ -46,19 +46,21 @@ def make_run_id(
         "data": dict(fingerprints),
         "calendar_hash": calendar_hash,
     }
-    inputs = run_inputs(strategy)
-    if inputs:  # absent for a built-in strategy on the built-in venues: those runs keep their ids
-        payload["inputs"] = inputs
+    payload["inputs"] = run_inputs(strategy)
     text = json.dumps(to_jsonable(payload), sort_keys=True, separators=(",", ":"))
     return f"{strategy_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:_ID_HASH_LEN]}"
 
 
 def run_inputs(strategy: str) -> dict[str, str]:
-    """What a run depends on beyond its configuration, data and calendar: the sha256 of a user strategy file's
-    bytes (``strategy_file``) and the fingerprint of the venue table when a user ``--venues`` file is in force
-    (``venues``: board lots, currencies, calendars). Without them an edited rule file or another venues file
-    gave the same run id: the saved run was overwritten and sweeps reused points of the old code or table."""
-    out: dict[str, str] = {}
+    """What a run depends on beyond its configuration, data and event calendar: the sha256 of the curated
+    closures file (``closures``, ``event_calendar/closures.csv``), of a user strategy file's bytes
+    (``strategy_file``) and the fingerprint of the venue table when a user ``--venues`` file is in force
+    (``venues``: board lots, currencies, calendars). Without them an edited closures or rule file or another
+    venues file gave the same run id: the saved run was overwritten and sweeps reused points of the old inputs."""
+    from engine.market.calendars import CLOSURES_PATH
+
+    # the curated extra closures (HK typhoon days...) move entry and exit sessions like an event's date does
+    out: dict[str, str] = {"closures": _file_sha256(str(CLOSURES_PATH))}
     if strategy.endswith(".py"):
         out["strategy_file"] = _file_sha256(strategy)
     from engine.market.venues import ENV_VAR, active_venues

@@ -95,7 +95,8 @@ def diff_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             f"{_short(new.get('event_calendar_hash'))}"
         )
     old_in, new_in = old.get("inputs") or {}, new.get("inputs") or {}
-    for key, label, absent in (("strategy_file", "strategy file", "not recorded"),
+    for key, label, absent in (("closures", "closures file", "not recorded"),
+                               ("strategy_file", "strategy file", "not recorded"),
                                ("venues", "venue table", "built-in")):
         if old_in.get(key) != new_in.get(key):
             lines.append(f"{label}: {_short(old_in.get(key, absent))} -> {_short(new_in.get(key, absent))}")

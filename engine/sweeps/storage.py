@@ -256,9 +256,7 @@ def make_sweep_id(base: RunConfig, data: SweepData, windows: Sequence[Window] = 
         "strategy": base.strategy, "symbols": list(base.symbols), "start": base.start.isoformat(),
         "end": base.end.isoformat(), "benchmark": base.benchmark, "events": list(base.events_files),
         "replace_events": base.replace_events, "data": data.fingerprints, "calendar": data.calendar_hash}
-    inputs = run_inputs(base.strategy)  # a user strategy file's content, a user venue table: as in run ids
-    if inputs:
-        scope["inputs"] = inputs
+    scope["inputs"] = run_inputs(base.strategy)  # closures, a user strategy file, a user venue table: as run ids
     labels = [w.label for w in windows]
     if labels and labels != ["full"]:
         scope["windows"] = [[w.label, w.start.isoformat(), w.end.isoformat()] for w in windows]

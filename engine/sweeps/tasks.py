@@ -85,9 +85,7 @@ def run_key(strategy: str, params: dict[str, Any], config: dict[str, Any], finge
     """``engine.saved_runs.make_run_id`` for inputs that are already plain JSON (tests check they agree)."""
     payload: dict[str, Any] = {"strategy": strategy, "params": params, "config": config, "data": fingerprints,
                                "calendar_hash": calendar_hash}
-    inputs = run_inputs(strategy)
-    if inputs:
-        payload["inputs"] = inputs
+    payload["inputs"] = run_inputs(strategy)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return f"{strategy_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
