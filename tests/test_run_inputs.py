@@ -227,3 +227,31 @@ def test_a_changed_closures_file_is_a_different_run_and_never_a_reused_point(
     row = next(r for r in swept["ranking"] if r["values"]["hold"] == 5)
     assert row["key"] == ran["run_id"]
     assert abs(row["metrics"]["total_return"] - ran["metrics"]["total_return"]) < 1e-9
+
+
+def test_a_cluster_sweep_evaluates_points_on_the_clients_venue_table(
+        run_cli: Run, real_import: Callable[[list[str]], Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Dask worker started without the client's --venues (another machine, or a scheduler started earlier) must
+    evaluate the points on the client's table: rows computed on the built-in table were stored under keys that
+    name the user's table (different lots, different metrics)."""
+    pytest.importorskip("distributed", reason="the evbt[cluster] extra (Dask) is not installed")
+    from distributed import LocalCluster
+
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    venues = tmp_path / "venues.csv"
+    venues.write_text(VENUES_HEADER + "0700.HK,HK,stock,XHKG,HKD,HKD,Asia/Hong_Kong,100000,0,huge lot\n")
+    grid = ("sweep", "reassurance", *SYMBOLS, "-g", "hold=5,10", "--json")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:  # started before --venues: its worker has no EVBT_VENUES
+        code, out, err = run_cli("--offline", "--venues", str(venues), *grid, "--cluster", cluster.scheduler_address)
+    assert code == 0, err
+    remote = {row["key"]: row["metrics"] for row in json.loads(out)["ranking"]}
+    monkeypatch.setenv("EVBT_RUNS_DIR", str(tmp_path / "runs-local"))
+    code, out, err = run_cli("--offline", "--venues", str(venues), *grid, "--workers", "1")
+    assert code == 0, err
+    local = {row["key"]: row["metrics"] for row in json.loads(out)["ranking"]}
+    assert set(remote) == set(local)
+    for key, metrics in local.items():
+        assert remote[key]["trade_count"] == metrics["trade_count"]
+        assert abs(remote[key]["total_return"] - metrics["total_return"]) < 1e-12
