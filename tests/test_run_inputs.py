@@ -255,3 +255,25 @@ def test_a_cluster_sweep_evaluates_points_on_the_clients_venue_table(
     for key, metrics in local.items():
         assert remote[key]["trade_count"] == metrics["trade_count"]
         assert abs(remote[key]["total_return"] - metrics["total_return"]) < 1e-12
+
+
+def test_a_cluster_worker_with_other_closures_is_refused(run_cli: Run, real_import: Callable[[list[str]], Path],
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's keys name its closures file; a worker with another one would store its rows under them."""
+    pytest.importorskip("distributed", reason="the evbt[cluster] extra (Dask) is not installed")
+    from distributed import LocalCluster
+
+    import engine.market.calendars as calendars
+
+    real_import(["BABA", "JD", "0700.HK", "KWEB"])
+    closures = tmp_path / "closures.csv"
+    closures.write_text(calendars.CLOSURES_PATH.read_text(encoding="utf-8")
+                        + "XHKG,2022-03-17,test closure\n", encoding="utf-8")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:  # its worker reads the packaged closures file
+        monkeypatch.setattr(calendars, "CLOSURES_PATH", closures)
+        code, _, err = run_cli("--offline", "sweep", "reassurance", *SYMBOLS, "-g", "hold=5,10", "--json",
+                               "--cluster", cluster.scheduler_address)
+    assert code == 1, err  # a run error, nothing stored as a point
+    assert "internal error" not in err
+    assert "closures.csv differs from the client's" in err

@@ -33,13 +33,15 @@ class Worker:
         self.data = data
         self.caches = caches or SweepCaches()
         self.venues = _venues_in_force()  # the user venue table's bytes (None: the built-in table)
+        self.closures = _closures_digest()  # the curated closures this process evaluates points with
+        self.client_closures: str | None = None  # the client's, on a worker that received this object
         # points whose full report will be kept anyway (a grid no larger than the kept reports, run inline):
         # evaluated once with records, the result held for the report instead of a second evaluation
         self.records_for: set[str] = set()
         self.kept: dict[str, PointResult] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"data": self.data, "caches": self.caches, "venues": self.venues}
+        return {"data": self.data, "caches": self.caches, "venues": self.venues, "closures": self.closures}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a Dask worker has its own environment: the client's venue table (board lots, currencies) must be the
@@ -47,8 +49,14 @@ class Worker:
         # keys that name the user's table
         _use_venues(state.get("venues"))
         self.__init__(state["data"], state["caches"])  # type: ignore[misc]
+        self.client_closures = state.get("closures")
 
     def run_batch(self, batch: Sequence[Task]) -> list[dict[str, Any]]:
+        if self.client_closures is not None and self.client_closures != self.closures:
+            # another closures file moves entry sessions: its rows would be stored under the client's keys
+            raise RunError("a sweep worker's event_calendar/closures.csv differs from the client's (sha256 "
+                           f"{self.closures[:12]} there, {self.client_closures[:12]} here): install the same evbt "
+                           "(and calendar files) on every worker")
         rows = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EvbtWarning)
@@ -59,6 +67,12 @@ class Worker:
                     self.kept[task.key] = res
                 rows.append(make_row(task, res))
         return rows
+
+
+def _closures_digest() -> str:
+    from engine.saved_runs.ids import run_inputs
+
+    return run_inputs("")["closures"]
 
 
 def _venues_in_force() -> bytes | None:
