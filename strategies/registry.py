@@ -83,7 +83,11 @@ def _builtins() -> tuple[dict[str, type[Strategy]], dict[str, str]]:
 def _import_file(path: Path) -> ModuleType:
     """Import a user file under a private module name (the same file twice = the same module)."""
     resolved = str(path.resolve())
-    name = f"evbt_user_{path.stem}_{hashlib.sha256(resolved.encode()).hexdigest()[:10]}"
+    try:  # the content is in the name: an edited file is imported anew (its runs have new ids)
+        content = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    except OSError:
+        content = "unreadable"
+    name = f"evbt_user_{path.stem}_{hashlib.sha256(resolved.encode()).hexdigest()[:10]}_{content}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, resolved)

@@ -127,14 +127,39 @@ def prepare_demo(settings: Settings) -> tuple[Settings, bool]:
     return sample, missing
 
 
-@in_session
 def rerun(settings: Settings, run: str, current_data: bool = False) -> RerunOutcome:
     """Run a saved result again on the data versions it read (or today's cache with ``current_data``); say
-    whether the report is byte-identical, else which inputs and which trades changed."""
-    from engine.results.rerun import rerun as rerun_target
+    whether the report is byte-identical, else which inputs and which trades changed.
+
+    A run on the SYNTHETIC sample (``evbt demo``, ``--sample``) is rerun on the sample folder when its data
+    versions are kept there (more of them than in the cache itself): without ``--sample`` it ran on the real
+    cache and was "not reproduced"."""
+    from engine.reporting.models import is_synthetic
     from engine.results.resolve import resolve
 
-    return rerun_target(resolve(run), settings.store(), current_data=current_data, repo_dir=REPO_DIR)
+    target = resolve(run)
+    report = target.plain_report()
+    if not settings.sample and is_synthetic(report):
+        sample = settings.as_sample()
+        if _kept_count(sample, report) > _kept_count(settings, report):  # its versions are in the sample folder
+            settings = sample
+    return _rerun(settings, target, current_data)
+
+
+def _kept_count(settings: Settings, report: Any) -> int:
+    """How many of the data versions a report read the settings' cache keeps (as snapshots)."""
+    from engine.prices.snapshots import SnapshotStore
+    from engine.results.rerun import fingerprints_of
+
+    snapshots = SnapshotStore.for_store(settings.store(offline=True))
+    return sum(1 for digest in fingerprints_of(report).values() if snapshots.has(digest))
+
+
+@in_session
+def _rerun(settings: Settings, target: Any, current_data: bool) -> RerunOutcome:
+    from engine.results.rerun import rerun as rerun_target
+
+    return rerun_target(target, settings.store(), current_data=current_data, repo_dir=REPO_DIR)
 
 
 def load_any_report(reference: str) -> Report:

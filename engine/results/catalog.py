@@ -15,6 +15,7 @@ from engine.errors import ConfigError, DataError
 from engine.prices.snapshots import GcResult, SnapshotStore
 from engine.prices.store import PriceStore
 from engine.saved_runs import RunSummary, build_manifest, default_runs_dir, list_runs, resolve_run, save_run
+from engine.saved_runs.ids import run_inputs
 
 SWEEPS = "sweeps"
 
@@ -23,7 +24,8 @@ def save_outcome(outcome: Any, store: PriceStore, runs_dir: Path | None = None, 
                  repo_dir: Path | None = None) -> Path:
     """Save a finished ``engine.backtest.Outcome`` and keep the data versions it read (for exact reruns)."""
     manifest = build_manifest(run_id=outcome.report["run_id"], data_fingerprints=outcome.fingerprints,
-                              calendar_hash=outcome.calendar_hash, repo_dir=repo_dir)
+                              calendar_hash=outcome.calendar_hash, repo_dir=repo_dir,
+                              inputs=run_inputs(outcome.config.strategy))
     if tags:
         manifest["tags"] = list(dict.fromkeys(tags))
     path = save_run(runs_dir or default_runs_dir(), outcome.report, outcome.result, manifest)

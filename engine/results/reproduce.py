@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 from typing import Any
 
+from engine.market.venues import ENV_VAR as VENUES_ENV
 from engine.plan.config import RunConfig, make_run_config
 from strategies.registry import get_strategy
 
@@ -31,7 +33,11 @@ def reproduce_command(config: RunConfig, prefix: str = "evbt", default_symbols: 
     cls = get_strategy(config.strategy)
     symbols = tuple(cls.default_symbols if default_symbols is None else default_symbols)
     default = make_run_config(config.strategy, (), {}, None, symbols or config.symbols, cls.Params)
-    parts = [*shlex.split(prefix), "run", config.strategy]
+    parts = shlex.split(prefix)
+    venues = os.environ.get(VENUES_ENV, "").strip()
+    if venues:  # a user venue table is part of the run id (engine.saved_runs.ids.run_inputs): name it
+        parts += ["--venues", venues]
+    parts += ["run", config.strategy]
     for key, value in config.params.items():
         if default.params.get(key) != value:
             parts += ["-p", f"{key}={_text(value)}"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from engine.reporting.report import dumps_report
 from engine.results.catalog import save_outcome
 from engine.results.resolve import Resolved
 from engine.saved_runs import build_manifest, diff_manifests
+from engine.saved_runs.ids import run_inputs
 
 TRADE_FIELDS = ("entry_date", "entry_price", "exit_date", "exit_price", "size", "fees", "pnl", "exit_reason")
 TOLERANCE = 1e-9
@@ -96,6 +98,15 @@ def _money(trade: TradeDoc) -> str:
     return "-" if pnl is None else f"{pnl:,.2f}"
 
 
+def _sweep_inputs(folder: Path) -> dict[str, str]:
+    try:
+        doc = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    inputs = doc.get("inputs") if isinstance(doc, dict) else None
+    return {str(k): str(v) for k, v in inputs.items()} if isinstance(inputs, dict) else {}
+
+
 def rerun(target: Resolved, store: PriceStore, runs_dir: Path | None = None, current_data: bool = False,
           save: bool = True, repo_dir: Path | None = None) -> RerunOutcome:
     """Run ``target`` again; byte-compare the reports; explain a difference by inputs and by trades."""
@@ -112,9 +123,12 @@ def rerun(target: Resolved, store: PriceStore, runs_dir: Path | None = None, cur
         old_manifest = {"data": fingerprints_of(old), "event_calendar_hash": (old.get("events") or {}).get(
             "calendar_hash")}
         new_manifest = build_manifest(run_id=new["run_id"], data_fingerprints=outcome.fingerprints,
-                                      calendar_hash=outcome.calendar_hash, repo_dir=repo_dir)
+                                      calendar_hash=outcome.calendar_hash, repo_dir=repo_dir,
+                                      inputs=run_inputs(config.strategy))
+        if target.sweep is not None:  # a sweep point: its sweep's strategy file and venue table
+            old_manifest["inputs"] = _sweep_inputs(target.sweep)
         changes = [c for c in diff_manifests(old_manifest, new_manifest)
-                   if c.startswith(("data ", "event calendar"))]
+                   if c.startswith(("data ", "event calendar", "closures file", "strategy file", "venue table"))]
         if target.folder is not None and (target.folder / "manifest.json").is_file():
             from engine.saved_runs import load_manifest
 

@@ -66,8 +66,10 @@ def build_manifest(
     calendar_hash: str | None,
     created_at: dt.datetime | None = None,
     repo_dir: Path | None = None,
+    inputs: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Reproducibility facts of a run: data fingerprints, calendar hash, versions, git, creation time."""
+    """Reproducibility facts of a run: data fingerprints, calendar hash, versions, git, creation time, and
+    ``inputs`` (``engine.saved_runs.ids.run_inputs``: a user strategy file's hash, a user venue table's)."""
     created = created_at if created_at is not None else dt.datetime.now(dt.UTC)
     git = git_revision(repo_dir)
     return {
@@ -80,6 +82,7 @@ def build_manifest(
         "python": platform.python_version(),
         "git_revision": git["revision"],
         "git_dirty": git["dirty"],
+        **({"inputs": dict(sorted(inputs.items()))} if inputs else {}),
     }
 
 
@@ -91,6 +94,12 @@ def diff_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             f"event calendar: hash {_short(old.get('event_calendar_hash'))} -> "
             f"{_short(new.get('event_calendar_hash'))}"
         )
+    old_in, new_in = old.get("inputs") or {}, new.get("inputs") or {}
+    for key, label, absent in (("closures", "closures file", "not recorded"),
+                               ("strategy_file", "strategy file", "not recorded"),
+                               ("venues", "venue table", "built-in")):
+        if old_in.get(key) != new_in.get(key):
+            lines.append(f"{label}: {_short(old_in.get(key, absent))} -> {_short(new_in.get(key, absent))}")
     old_pk, new_pk = old.get("packages") or {}, new.get("packages") or {}
     for name in sorted(set(old_pk) | set(new_pk)):
         if old_pk.get(name) != new_pk.get(name):

@@ -8,10 +8,13 @@ state is shared through module globals of the parent process.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, EvbtWarning, RunError
@@ -29,18 +32,31 @@ class Worker:
     def __init__(self, data: SweepData, caches: SweepCaches | None = None) -> None:
         self.data = data
         self.caches = caches or SweepCaches()
+        self.venues = _venues_in_force()  # the user venue table's bytes (None: the built-in table)
+        self.closures = _closures_digest()  # the curated closures this process evaluates points with
+        self.client_closures: str | None = None  # the client's, on a worker that received this object
         # points whose full report will be kept anyway (a grid no larger than the kept reports, run inline):
         # evaluated once with records, the result held for the report instead of a second evaluation
         self.records_for: set[str] = set()
         self.kept: dict[str, PointResult] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"data": self.data, "caches": self.caches}
+        return {"data": self.data, "caches": self.caches, "venues": self.venues, "closures": self.closures}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # a Dask worker has its own environment: the client's venue table (board lots, currencies) must be the
+        # one in force where the points are evaluated, or rows computed on the built-in table were stored under
+        # keys that name the user's table
+        _use_venues(state.get("venues"))
         self.__init__(state["data"], state["caches"])  # type: ignore[misc]
+        self.client_closures = state.get("closures")
 
     def run_batch(self, batch: Sequence[Task]) -> list[dict[str, Any]]:
+        if self.client_closures is not None and self.client_closures != self.closures:
+            # another closures file moves entry sessions: its rows would be stored under the client's keys
+            raise RunError("a sweep worker's event_calendar/closures.csv differs from the client's (sha256 "
+                           f"{self.closures[:12]} there, {self.client_closures[:12]} here): install the same evbt "
+                           "(and calendar files) on every worker")
         rows = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EvbtWarning)
@@ -51,6 +67,44 @@ class Worker:
                     self.kept[task.key] = res
                 rows.append(make_row(task, res))
         return rows
+
+
+def _closures_digest() -> str:
+    from engine.saved_runs.ids import run_inputs
+
+    return run_inputs("")["closures"]
+
+
+def _venues_in_force() -> bytes | None:
+    from engine.market.venues import ENV_VAR
+
+    path = os.environ.get(ENV_VAR, "").strip()
+    return Path(path).read_bytes() if path else None
+
+
+def _use_venues(content: bytes | None) -> None:
+    """Make ``content`` (a user venues file's bytes; None: none) the venue table of this process."""
+    from engine.market.venues import use_venues_file
+
+    if _venues_in_force_or_none() == content:
+        return
+    if content is None:
+        use_venues_file(None)
+        return
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"evbt-venues-{digest}.csv"
+    if not (path.is_file() and path.read_bytes() == content):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    use_venues_file(path)
+
+
+def _venues_in_force_or_none() -> bytes | None:
+    try:
+        return _venues_in_force()
+    except OSError:  # a path that does not exist here
+        return b""
 
 
 def run_batch(data: SweepData | Worker, batch: Sequence[Task]) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from engine.errors import DataError
 from engine.plan.config import RunConfig
 from engine.reporting.report import dumps_report
 from engine.saved_runs import default_runs_dir, strategy_slug
+from engine.saved_runs.ids import run_inputs
 from engine.sweeps.data import SweepData
 from engine.sweeps.evaluate import PointResult
 from engine.sweeps.tasks import Task
@@ -255,6 +256,7 @@ def make_sweep_id(base: RunConfig, data: SweepData, windows: Sequence[Window] = 
         "strategy": base.strategy, "symbols": list(base.symbols), "start": base.start.isoformat(),
         "end": base.end.isoformat(), "benchmark": base.benchmark, "events": list(base.events_files),
         "replace_events": base.replace_events, "data": data.fingerprints, "calendar": data.calendar_hash}
+    scope["inputs"] = run_inputs(base.strategy)  # closures, a user strategy file, a user venue table: as run ids
     labels = [w.label for w in windows]
     if labels and labels != ["full"]:
         scope["windows"] = [[w.label, w.start.isoformat(), w.end.isoformat()] for w in windows]

@@ -31,6 +31,7 @@ from engine.prices.store import PriceStore
 from engine.reporting.models import SweepSummary
 from engine.reporting.report import dumps_report, with_sweep_section
 from engine.saved_runs import build_manifest
+from engine.saved_runs.ids import run_inputs
 from engine.sweeps.backends import (  # noqa: F401  (re-exported)
     CONNECT_TIMEOUT_ENV,
     DaskBackend,
@@ -292,7 +293,8 @@ def _warm(worker: Worker, items: list[Task]) -> None:
 
 
 def _manifest(req: SweepRequest, data: SweepData, sweep_id: str, windows: Sequence[Window]) -> dict[str, Any]:
-    doc = build_manifest(run_id=sweep_id, data_fingerprints=data.fingerprints, calendar_hash=data.calendar_hash)
+    doc = build_manifest(run_id=sweep_id, data_fingerprints=data.fingerprints, calendar_hash=data.calendar_hash,
+                         inputs=run_inputs(req.base.strategy))
     doc.update({
         "kind": "sweep", "sweep_id": sweep_id, "strategy": req.strategy, "grid": req.grid.describe(),
         "base_config": req.base.to_dict(), "metric": req.metric,

@@ -17,6 +17,7 @@ from engine.errors import ConfigError
 from engine.plan.config import RunConfig, params_to_dict
 from engine.reporting.report import to_jsonable
 from engine.saved_runs import strategy_slug
+from engine.saved_runs.ids import run_inputs
 from engine.sweeps.data import SweepData
 from engine.sweeps.evaluate import SweepCaches
 from engine.sweeps.grid import Grid
@@ -88,8 +89,9 @@ def config_dict(base_dict: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
 def run_key(strategy: str, params: dict[str, Any], config: dict[str, Any], fingerprints: dict[str, str],
             calendar_hash: str) -> str:
     """``engine.saved_runs.make_run_id`` for inputs that are already plain JSON (tests check they agree)."""
-    payload = {"strategy": strategy, "params": params, "config": config, "data": fingerprints,
-               "calendar_hash": calendar_hash}
+    payload: dict[str, Any] = {"strategy": strategy, "params": params, "config": config, "data": fingerprints,
+                               "calendar_hash": calendar_hash}
+    payload["inputs"] = run_inputs(strategy)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return f"{strategy_slug(strategy)}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
