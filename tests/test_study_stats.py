@@ -581,3 +581,26 @@ def test_a_benchmark_level_on_a_zero_volume_bar_is_used() -> None:
     got = ab.aligned_market_returns(hsi, d)
     assert got.iloc[1] == pytest.approx(21696.130859 / 22805.070312 - 1, rel=1e-12)  # -4.86%
     assert got.iloc[2] == pytest.approx(22663.490234 / 21696.130859 - 1, rel=1e-12)  # +4.46%
+
+
+def test_samples_sharing_symbol_and_day0_are_named(tmp_path) -> None:
+    """Two events a day apart (2021-12-02 after the US close, 2021-12-03 before the open) reach the same fill bar
+    of one symbol: the same abnormal returns counted as two samples, silently. The study names them; events on
+    different days 0, or the same day 0 of different symbols, are not named."""
+
+    from engine.prices.store import PriceStore
+    from tests.engine_helpers import event, frame_on_sessions
+    store = PriceStore(tmp_path, offline=True)
+    for n, sym in enumerate(("AAA", "BBB", "SPY")):
+        store.write(sym, frame_on_sessions("XNYS", "2020-06-01", "2022-12-30", seed=n).drop(columns=["stale"]), "csv")
+    news = [event("late", "2021-12-02", tz="America/New_York", time="17:00", symbols=("AAA",), scope="company"),
+            event("early", "2021-12-03", tz="America/New_York", time="08:00", symbols=("AAA", "BBB"),
+                  scope="company"),
+            event("apart", "2022-06-15", tz="America/New_York", time="08:00", symbols=("AAA",), scope="company")]
+    result = study.run_study(study.StudyConfig(types=("official_reassurance",)), store, news, ["AAA", "BBB"])
+    assert sorted((r.event_id, r.symbol, r.day0) for r in result.events) == [
+        ("apart", "AAA", "2022-06-15"), ("early", "AAA", "2021-12-03"), ("early", "BBB", "2021-12-03"),
+        ("late", "AAA", "2021-12-03")]
+    [note] = [w for w in result.warnings if "share their symbol and day 0" in w]
+    assert note.startswith("2 samples share their symbol and day 0 with another sample of their group: 1 reaction(s)")
+    assert note.endswith("AAA day 0 2021-12-03 (late + early)")

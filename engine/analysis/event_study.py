@@ -452,11 +452,29 @@ def run_study(config: StudyConfig, store: Any, events: Sequence[Any], universe: 
                         f"(no bar in between, e.g. a suspension): " + ", ".join(
                             f"{r.event_id} {r.symbol} +{r.day0_gap_days}d" for r in gaps[:3]))
     warnings += _hole_warnings(holed)
+    warnings += _shared_day0_warnings(studied, config.pool)
     groups = make_groups(studied, config.window, config.pool)
     synthetic = any(_is_sample(store, s) for s in symbols)
     benches = tuple(sorted({b for r, _ in studied for b in (r.benchmark, r.sector_benchmark) if b}))
     return StudyResult(config, model, groups, tuple(skipped), choices, tuple(warnings), CONFIDENCE, synthetic,
                        benches)
+
+
+def _shared_day0_warnings(studied: Sequence[tuple[EventResult, Sample]], pool: bool) -> list[str]:
+    """Samples of one group with the same symbol and day 0 (two brokers' upgrades of one day; events a day apart
+    that reach the same fill bar): one reaction counted as several events."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for result, _ in studied:
+        seen.setdefault(("" if pool else result.event_type, result.symbol, result.day0), []).append(result.event_id)
+    shared = [(key, ids) for key, ids in seen.items() if len(ids) > 1]
+    if not shared:
+        return []
+    count = sum(len(ids) for _, ids in shared)
+    examples = ", ".join(f"{symbol} day 0 {day0} ({' + '.join(ids)})" for (_, symbol, day0), ids in shared[:3])
+    return [f"{count} samples share their symbol and day 0 with another sample of their group: {len(shared)} "
+            f"reaction(s) counted as {count} events (the tests take samples as independent; the Kolari-Pynnonen "
+            f"factor only partly allows for it): {examples}"
+            + (f", ... ({len(shared) - 3} more)" if len(shared) > 3 else "")]
 
 
 def _hole_warnings(holed: Mapping[tuple[str, pd.Timestamp], list[str]]) -> list[str]:
