@@ -3,7 +3,8 @@
 - prices in currency units: a listing quoted in a sub-unit (London, GBp) is divided by 100, so every driver,
   fee and trade record works in pounds;
 - the FX rates the run needs for its base currency (``engine.market.fx.load_rates``);
-- warnings for board lots that are only a venue default and for dates the fee table does not cover.
+- warnings for board lots that are only a venue default, or a venue lot used before the venue adopted it
+  (TSE before 2018-10-01, SGX before 2015-01-19), and for dates the fee table does not cover.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from engine.errors import EvbtWarning
 from engine.market import fee_schedule
 from engine.market.fx import FxRates, load_rates
-from engine.market.symbols import listing, lot_warning
+from engine.market.symbols import listing, lot_era_warning, lot_warning
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 
@@ -54,6 +55,10 @@ def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
         message = lot_warning(symbol)
         if message:
             warnings.warn(message, EvbtWarning, stacklevel=2)
+        if not frames[symbol].empty:
+            message = lot_era_warning(symbol, frames[symbol].index[0])
+            if message:
+                warnings.warn(message, EvbtWarning, stacklevel=2)
     # the days the run can fill on each venue: its symbols' bars in the run, not the run's requested period (a
     # --start in 1990 warned of fees "not charged" before 2008 though the data begins in 2019)
     spans: dict[str, tuple[Any, Any]] = {}
