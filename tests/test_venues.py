@@ -190,3 +190,32 @@ def test_no_lot_era_warning_where_the_lot_is_the_listings_own(tmp_path: Path) ->
     finally:
         venues.use_venues_file(None)
     assert lot_era_warning("BABA", "2000-01-03") is None and lot_era_warning("0700.HK", "2000-01-03") is None
+
+
+def test_bars_past_a_calendars_last_session_are_an_error_naming_it(tmp_path: Path, run_cli) -> None:
+    """XSHG ends 2026-12-31 in exchange-calendars 4.13: Shanghai bars of 2027 have no session to count, so a hold
+    entered on 2026-12-31 never ended (an open trade, `holding_sessions` 1, no warning) though the data went on
+    to 2027-03-31. The run must refuse with the calendar and its last session, not leave a silent gap."""
+    import pandas as pd
+
+    stock = tmp_path / "600519.SS.csv"
+    _sessions_csv(stock, "XSHG", "2026-10-08", "2026-12-31", 1500.0)
+    with stock.open("a", encoding="utf-8") as fh:
+        for day in pd.bdate_range("2027-01-04", "2027-03-31"):
+            fh.write(f"{day:%Y-%m-%d},1500,1500,1500,1500,1500,1000\n")
+    _sessions_csv(tmp_path / "CNY=X.csv", "XNYS", "2026-09-01", "2027-03-31", 7.1)
+    events = tmp_path / "events.csv"
+    events.write_text("id,date,time,tz,session_hint,market,type,scope,symbols,firm,from_grade,to_grade,description,"
+                      "source,confidence\ne1,2026-12-30,20:00,Asia/Shanghai,,,regulatory_crackdown,single,600519.SS,,,,"
+                      "x,https://example.com,high\n", encoding="utf-8")
+    code, _out, err = run_cli("--offline", "data", "import", str(stock), str(tmp_path / "CNY=X.csv"))
+    assert code == 0, err
+    args = ("--offline", "run", "event_hold", "-p", "types=regulatory_crackdown", "-p", "hold=3", "--symbols",
+            "600519.SS", "--start", "2026-11-01", "--benchmark", "none", "--events", str(events), "--replace-events",
+            "--json")
+    code, _out, err = run_cli(*args, "--end", "2027-03-31")
+    assert code == 2, err
+    assert "600519.SS" in err and "XSHG" in err and "2026-12-31" in err and "2027-01-04" in err
+    assert "Traceback" not in err
+    code, _out, err = run_cli(*args, "--end", "2026-12-31")  # within the calendar: runs (the trade stays open)
+    assert code == 0, err
