@@ -96,6 +96,14 @@ def test_uk_stamp_duty_reserve_tax_on_buys() -> None:
     assert fees_local("BARC.L", "sell", "2022-06-01", 1000, 2.0, 0.8) == {}
 
 
+# Sell 1,000 x TWD 600 = TWD 600,000: securities transaction tax 0.3% on the seller = TWD 1,800 (Securities
+# Transaction Tax Act art. 2; TWSE "Transaction Costs and Taxes"); buys pay none. It was not charged at all.
+@pytest.mark.parametrize("symbol", ["2330.TW", "6488.TWO"])
+def test_taiwan_securities_transaction_tax_on_sells(symbol: str) -> None:
+    assert fees_local(symbol, "sell", "2024-04-01", 1000, 600.0, 31.5) == pytest.approx({"transaction_tax": 1800.0})
+    assert fees_local(symbol, "buy", "2024-04-01", 1000, 600.0, 31.5) == {}
+
+
 def test_side_defaults_to_the_sign_of_size_and_indexes_pay_no_venue_fees() -> None:
     sell = order_fees(NO_BROKER, -1000, 123.45678, day="2021-02-25", listing=listing("BABA"))
     assert sell["sec_fee"] == pytest.approx(0.63)

@@ -7,9 +7,9 @@ Conventions (stated in the README):
   that much above and a sell that much below the bar price; the trade list shows the raw bar price);
 - regulatory fees and taxes of the listing's venue in force on the trade date (``engine/market/data/fees.csv``:
   HK stamp duty, trading fee, SFC and AFRC levies; US SEC fee on sells; mainland stamp duty on sells; UK SDRT
-  on buys), each computed on the value in the listing's currency, rounded per order as the table says, then
-  converted back to the base currency with the fill's FX rate. ``stamp_duty_rate`` (``--stamp-duty``), when
-  set, replaces the HK stamp duty rate on every date;
+  on buys; Taiwan securities transaction tax on sells), each computed on the value in the listing's currency,
+  rounded per order as the table says, then converted back to the base currency with the fill's FX rate.
+  ``stamp_duty_rate`` (``--stamp-duty``), when set, replaces the HK stamp duty rate on every date;
 - a listing's exemptions (``engine/market/data/exemptions.csv``, e.g. no HK stamp duty on ETFs such as 2800.HK
   since 2015-02-13) charge that item at zero on the dates they cover.
 """

@@ -3,7 +3,8 @@
 - prices in currency units: a listing quoted in a sub-unit (London, GBp) is divided by 100, so every driver,
   fee and trade record works in pounds;
 - the FX rates the run needs for its base currency (``engine.market.fx.load_rates``);
-- warnings for board lots that are only a venue default and for dates the fee table does not cover.
+- warnings for board lots that are only a venue default, or a venue lot used before the venue adopted it
+  (TSE before 2018-10-01, SGX before 2015-01-19), and for dates the fee table does not cover.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import EvbtWarning
-from engine.market import fee_schedule
+from engine.market import calendars, fee_schedule
 from engine.market.fx import FxRates, load_rates
-from engine.market.symbols import listing, lot_warning
+from engine.market.symbols import listing, lot_era_warning, lot_warning
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 
@@ -44,16 +45,38 @@ def in_currency_units(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     return frame.assign(**{c: frame[c] / per_unit for c in PRICE_COLUMNS if c in frame.columns})
 
 
+def _check_calendar_covers(symbol: str, exchange: str, frame: pd.DataFrame) -> None:
+    """ConfigError when ``symbol`` has bars in the run outside its calendar's range (XSHG ends 2026-12-31 in
+    exchange-calendars 4.13): such bars have no session to count, so a hold reaching them never ended."""
+    if exchange == "FX" or frame.empty:
+        return
+    lo, hi = calendars.calendar_bounds(exchange)
+    index = pd.DatetimeIndex(frame.index)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    index = index.normalize()
+    outside = index[(index < lo) | (index > hi)]
+    if len(outside):
+        day = outside[-1] if outside[0] < lo else outside[0]  # the bar nearest the calendar's range
+        calendars.require(exchange, day, f"{symbol}: price bar")
+
+
 def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
                    history: dict[str, pd.DataFrame]) -> MarketInputs:
     """Frames in currency units, FX rates for ``config.base_currency`` and the market warnings of a run."""
     scaled = {s: in_currency_units(f, s) for s, f in frames.items()}
     scaled_history = {s: in_currency_units(f, s) for s, f in history.items()}
     infos = {s: listing(s) for s in frames}
+    for symbol, info in infos.items():
+        _check_calendar_covers(symbol, info.exchange, frames[symbol])
     for symbol in frames:
         message = lot_warning(symbol)
         if message:
             warnings.warn(message, EvbtWarning, stacklevel=2)
+        if not frames[symbol].empty:
+            message = lot_era_warning(symbol, frames[symbol].index[0])
+            if message:
+                warnings.warn(message, EvbtWarning, stacklevel=2)
     # the days the run can fill on each venue: its symbols' bars in the run, not the run's requested period (a
     # --start in 1990 warned of fees "not charged" before 2008 though the data begins in 2019)
     spans: dict[str, tuple[Any, Any]] = {}

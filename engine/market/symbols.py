@@ -93,6 +93,36 @@ def lot_warning(symbol: str, venues: VenueTable | None = None) -> str | None:
             f"(add the symbol to engine/market/data/lots.csv or a --venues file)")
 
 
+# Venues whose default lot in venues.csv holds only from a date (the exchanges' rule changes): before it the
+# default is not the listing's lot. venue -> (first date of the default lot, what held before).
+LOT_SINCE = {
+    "TSE": ("2018-10-01", "trading units varied per listing (1, 10, 100, 1,000 shares) before the TSE unified "
+                          "them to 100"),
+    "SGX": ("2015-01-19", "the SGX board lot was 1,000 shares before"),
+}
+
+
+def lot_era_warning(symbol: str, first_day: object, venues: VenueTable | None = None) -> str | None:
+    """The warning for a symbol sized in its venue's default lot on bars dated before that lot held (``first_day``:
+    the symbol's first bar in the run), None when the lot is the listing's own or the bars are all later."""
+    import datetime as dt
+
+    import pandas as pd
+
+    info = listing(symbol, venues)
+    table = venues if venues is not None else active_venues()
+    era = LOT_SINCE.get(info.venue)
+    if era is None or info.kind != "stock" or info.symbol in table.lots or table.lookup(info.symbol).key == \
+            info.symbol or info.lot_size != 100:
+        return None
+    since, before = era
+    day = pd.Timestamp(first_day).date() if not isinstance(first_day, dt.date) else first_day  # type: ignore[arg-type]
+    if day.isoformat() >= since:
+        return None
+    return (f"{info.symbol}: sized in board lots of {info.lot_size}, the {info.venue} lot from {since}; {before}, "
+            f"and this run has bars from {day.isoformat()} (add the listing's lot of that era to a --venues file)")
+
+
 def parse_symbol_list(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
     """Split comma/space separated symbols, normalise them, drop duplicates keeping order; a symbol whose
     venue is unknown (``FOO.ZZ``, ``^NOPE``) is a ConfigError listing the known suffixes."""
