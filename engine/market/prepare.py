@@ -45,20 +45,33 @@ def in_currency_units(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     return frame.assign(**{c: frame[c] / per_unit for c in PRICE_COLUMNS if c in frame.columns})
 
 
-def _check_calendar_covers(symbol: str, exchange: str, frame: pd.DataFrame) -> None:
+def _check_calendar_covers(symbol: str, exchange: str, frame: pd.DataFrame,
+                           bounds: dict[str, tuple[pd.Timestamp, pd.Timestamp]]) -> None:
     """ConfigError when ``symbol`` has bars in the run outside its calendar's range (XSHG ends 2026-12-31 in
-    exchange-calendars 4.13): such bars have no session to count, so a hold reaching them never ended."""
+    exchange-calendars 4.13): such bars have no session to count, so a hold reaching them never ended. The
+    index is sorted (the price frame contract), so its ends decide; the bars are looked at only when one is out."""
     if exchange == "FX" or frame.empty:
         return
-    lo, hi = calendars.calendar_bounds(exchange)
+    if exchange not in bounds:
+        bounds[exchange] = calendars.calendar_bounds(exchange)
+    lo, hi = bounds[exchange]
+    first, last = (_day(frame.index[0]), _day(frame.index[-1]))
+    if lo <= first and last <= hi:
+        return
     index = pd.DatetimeIndex(frame.index)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
     index = index.normalize()
     outside = index[(index < lo) | (index > hi)]
-    if len(outside):
-        day = outside[-1] if outside[0] < lo else outside[0]  # the bar nearest the calendar's range
-        calendars.require(exchange, day, f"{symbol}: price bar")
+    day = outside[-1] if outside[0] < lo else outside[0]  # the bar nearest the calendar's range
+    calendars.require(exchange, day, f"{symbol}: price bar")
+
+
+def _day(value: object) -> pd.Timestamp:
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    if ts.tz is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.normalize()
 
 
 def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
@@ -67,8 +80,9 @@ def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
     scaled = {s: in_currency_units(f, s) for s, f in frames.items()}
     scaled_history = {s: in_currency_units(f, s) for s, f in history.items()}
     infos = {s: listing(s) for s in frames}
+    bounds: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
     for symbol, info in infos.items():
-        _check_calendar_covers(symbol, info.exchange, frames[symbol])
+        _check_calendar_covers(symbol, info.exchange, frames[symbol], bounds)
     for symbol in frames:
         message = lot_warning(symbol)
         if message:
