@@ -159,17 +159,24 @@ def _interactive_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_exits_130(tmp_path: Path, sample_cache: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "EVBT_CACHE_DIR": str(tmp_path / "c")}
+def _ctrl_c(code: str, tmp_path: Path, sample_cache: Path) -> str:
+    """Run ``code`` in a child on the sample, send it SIGINT once it prints "ready"; its stderr (exit 130)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EVBT_CACHE_DIR": str(tmp_path / "c"),
+           "EVBT_RUNS_DIR": str(tmp_path / "runs")}
     (tmp_path / "c").mkdir()
     os.symlink(sample_cache, tmp_path / "c" / "sample")
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_RUN], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=REPO, preexec_fn=_interactive_sigint)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    return err
+
+
+def test_ctrl_c_exits_130(tmp_path: Path, sample_cache: Path) -> None:
+    err = _ctrl_c(_SLOW_RUN, tmp_path, sample_cache)
     assert err.strip().splitlines()[-1] == "interrupted" and "resume" not in err
 
 
@@ -186,17 +193,7 @@ sys.exit(cli.main(["--sample", "sweep", "reassurance", "--symbols", "BABA", "-g"
 
 
 def test_ctrl_c_in_a_sweep_says_it_resumes(tmp_path: Path, sample_cache: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "EVBT_CACHE_DIR": str(tmp_path / "c"),
-           "EVBT_RUNS_DIR": str(tmp_path / "runs")}
-    (tmp_path / "c").mkdir()
-    os.symlink(sample_cache, tmp_path / "c" / "sample")
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SWEEP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=REPO, preexec_fn=_interactive_sigint)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    err = _ctrl_c(_SLOW_SWEEP, tmp_path, sample_cache)
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-2:] == ["the finished batches of points are saved: run the same command again to resume from them",
                           "interrupted"]
