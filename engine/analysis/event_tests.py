@@ -139,9 +139,9 @@ def overlapping_pairs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
     """Index pairs (i < j, in row order) whose event windows share calendar time (closed intervals)."""
     if len(samples) < 2:
         return []
-    starts = pd.DatetimeIndex([s.window_dates[0] for s in samples])
-    ends = pd.DatetimeIndex([s.window_dates[-1] for s in samples])
-    start, end = starts.asi8, ends.asi8  # nanoseconds since the epoch, UTC for zone-aware dates
+    # one unit for both ends (an index of [us] dates has [us] integers), UTC for zone-aware dates
+    start = pd.DatetimeIndex([s.window_dates[0] for s in samples]).as_unit("ns").asi8
+    end = pd.DatetimeIndex([s.window_dates[-1] for s in samples]).as_unit("ns").asi8
     overlap = (start[:, None] <= end[None, :]) & (start[None, :] <= end[:, None])
     rows, cols = np.nonzero(np.triu(overlap, k=1))
     return list(zip(rows.tolist(), cols.tolist(), strict=True))

@@ -55,7 +55,7 @@ def _check_calendar_covers(symbol: str, exchange: str, frame: pd.DataFrame,
     if exchange not in bounds:
         bounds[exchange] = calendars.calendar_bounds(exchange)
     lo, hi = bounds[exchange]
-    first, last = (_day(frame.index[0]), _day(frame.index[-1]))
+    first, last = calendars.as_day(frame.index[0]), calendars.as_day(frame.index[-1])
     if lo <= first and last <= hi:
         return
     index = pd.DatetimeIndex(frame.index)
@@ -67,13 +67,6 @@ def _check_calendar_covers(symbol: str, exchange: str, frame: pd.DataFrame,
     calendars.require(exchange, day, f"{symbol}: price bar")
 
 
-def _day(value: object) -> pd.Timestamp:
-    ts = pd.Timestamp(value)  # type: ignore[arg-type]
-    if ts.tz is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.normalize()
-
-
 def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
                    history: dict[str, pd.DataFrame]) -> MarketInputs:
     """Frames in currency units, FX rates for ``config.base_currency`` and the market warnings of a run."""
@@ -83,24 +76,23 @@ def prepare_market(store: Any, config: Any, frames: dict[str, pd.DataFrame],
     bounds: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
     for symbol, info in infos.items():
         _check_calendar_covers(symbol, info.exchange, frames[symbol], bounds)
-    for symbol in frames:
-        message = lot_warning(symbol)
-        if message:
-            warnings.warn(message, EvbtWarning, stacklevel=2)
-        if not frames[symbol].empty:
-            message = lot_era_warning(symbol, frames[symbol].index[0])
-            if message:
-                warnings.warn(message, EvbtWarning, stacklevel=2)
-    # the days the run can fill on each venue: its symbols' bars in the run, not the run's requested period (a
-    # --start in 1990 warned of fees "not charged" before 2008 though the data begins in 2019)
+    # spans: the days the run can fill on each venue, its symbols' bars in the run, not the run's requested
+    # period (a --start in 1990 warned of fees "not charged" before 2008 though the data begins in 2019)
     spans: dict[str, tuple[Any, Any]] = {}
     for symbol, info in infos.items():
         frame = frames[symbol]
-        if info.kind != "stock" or frame.empty:
+        message = lot_warning(symbol)
+        if message:
+            warnings.warn(message, EvbtWarning, stacklevel=2)
+        if frame.empty:
             continue
         first, last = frame.index[0], frame.index[-1]
-        lo, hi = spans.get(info.venue, (first, last))
-        spans[info.venue] = (min(lo, first), max(hi, last))
+        message = lot_era_warning(symbol, first)
+        if message:
+            warnings.warn(message, EvbtWarning, stacklevel=2)
+        if info.kind == "stock":
+            lo, hi = spans.get(info.venue, (first, last))
+            spans[info.venue] = (min(lo, first), max(hi, last))
     for venue, (first, last) in sorted(spans.items()):
         lo = max(pd.Timestamp(config.start), pd.Timestamp(first))
         hi = min(pd.Timestamp(config.end), pd.Timestamp(last))
