@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from engine.atomic import pid_alive
-from engine.errors import DataError, EvbtWarning
+from engine.errors import EvbtWarning
 from engine.prices.cache_file import Identity, identity
 from engine.prices.store import META_KEY, PriceStore
+from engine.prices.writes import flock_within
 
 try:
     import fcntl
@@ -145,16 +145,8 @@ class SnapshotStore:
             return
         try:
             if exclusive:
-                deadline = time.monotonic() + GC_LOCK_TIMEOUT
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= deadline:
-                            raise DataError(f"data versions are being kept by another evbt process "
-                                            f"({lock_dir / LOCK_NAME}); nothing was freed: try again") from None
-                        time.sleep(0.01)
+                flock_within(fd, GC_LOCK_TIMEOUT, f"data versions are being kept by another evbt process "
+                                                  f"({lock_dir / LOCK_NAME}); nothing was freed: try again")
             else:
                 fcntl.flock(fd, fcntl.LOCK_SH)  # a gc holds it for moments
             yield

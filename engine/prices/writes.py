@@ -46,6 +46,19 @@ ItemT = TypeVar("ItemT")  # what write_batch stages: an Encoded file, or one sta
 LOCK_POLL = 0.005  # seconds between tries while another process holds a lock
 
 
+def flock_within(fd: int, timeout: float, busy: str) -> None:
+    """An exclusive ``flock`` on ``fd``, tried every LOCK_POLL seconds for ``timeout``; then DataError(``busy``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise DataError(busy) from None
+            time.sleep(LOCK_POLL)
+
+
 @contextlib.contextmanager
 def symbol_lock(lock_file: Path, timeout: float, symbol: str) -> Iterator[None]:
     """Hold the cross-process lock ``lock_file`` (created if absent); a timeout becomes a DataError."""
@@ -57,15 +70,7 @@ def symbol_lock(lock_file: Path, timeout: float, symbol: str) -> Iterator[None]:
     except OSError as exc:
         raise DataError(f"cannot open lock file {lock_file}: {exc.strerror or exc}") from exc
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise DataError(f"{symbol}: cache is locked by another evbt process ({lock_file})") from None
-                time.sleep(LOCK_POLL)
+        flock_within(fd, timeout, f"{symbol}: cache is locked by another evbt process ({lock_file})")
         try:
             yield
         finally:
